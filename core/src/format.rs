@@ -1,0 +1,593 @@
+//! The `.chispa` file layout — the one definition shared by the reader (`Model::parse`, here)
+//! and the writer (`chispa-convert`, in `tools/`).
+//!
+//! ```text
+//! offset 0     Header (HEADER_BYTES, little-endian fields in the order of `Header`)
+//!              tensor directory: n_tensors × TensorEntry (TENSOR_ENTRY_BYTES each)
+//!              tensors: data (f32 or i8) and, for i8, f16 scales — each at an ALIGN boundary
+//!              tokenizer: scores [vocab] f32, piece offsets [vocab + 1] u32,
+//!                         piece bytes, sorted index [vocab] u32 — each at an ALIGN boundary
+//! file_bytes   end (no trailing bytes)
+//! ```
+//!
+//! Every section starts at a multiple of [`ALIGN`] from the start of the file, and the file
+//! itself must be mapped at an address aligned to [`BASE_ALIGN`] (an mmap, or a
+//! `#[repr(align(16))]` static in flash), so tensors are read in place with no copy.
+//!
+//! Integrity: `checksum` is the CRC-32 (IEEE) of the whole file with the four checksum bytes
+//! read as zero. CRC-32 detects every single-bit and every burst error up to 32 bits.
+//!
+//! The tensor directory lists tensors in the canonical order of [`canonical_tensors`], so the
+//! forward pass finds tensor *k* of layer *l* by arithmetic, not by search.
+
+/// First four bytes of every `.chispa` file.
+pub const MAGIC: [u8; 4] = *b"CHSP";
+/// Readers refuse a file of another major version.
+pub const VERSION_MAJOR: u16 = 1;
+/// Minor versions add meaning to reserved (zero) fields only.
+pub const VERSION_MINOR: u16 = 0;
+/// Size of the fixed header.
+pub const HEADER_BYTES: usize = 192;
+/// Byte offset of the `checksum` field inside the header.
+pub const CHECKSUM_OFFSET: usize = 16;
+/// Size of one tensor-directory entry.
+pub const TENSOR_ENTRY_BYTES: usize = 32;
+/// Alignment of every section offset inside the file.
+pub const ALIGN: usize = 64;
+/// Alignment the start of the file must have in memory.
+pub const BASE_ALIGN: usize = 16;
+/// "No such token" in id fields.
+pub const NONE: u32 = u32::MAX;
+/// How many stop token ids the header holds.
+pub const MAX_STOP_IDS: usize = 4;
+
+/// Tokenizer flag: prepend the piece for `" "` to non-empty text (sentencepiece's dummy prefix).
+pub const TOK_FLAG_DUMMY_PREFIX: u32 = 1;
+/// Model flag: the classifier is the token-embedding table.
+pub const FLAG_SHARED_CLASSIFIER: u32 = 1;
+
+/// A fixed-size little-endian field of the header.
+trait Field: Sized {
+    const SIZE: usize;
+    fn get(b: &[u8]) -> Self;
+    fn put(&self, b: &mut [u8]);
+}
+
+impl Field for u16 {
+    const SIZE: usize = 2;
+    fn get(b: &[u8]) -> Self {
+        u16::from_le_bytes([b[0], b[1]])
+    }
+    fn put(&self, b: &mut [u8]) {
+        b[..2].copy_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl Field for u32 {
+    const SIZE: usize = 4;
+    fn get(b: &[u8]) -> Self {
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    fn put(&self, b: &mut [u8]) {
+        b[..4].copy_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl Field for f32 {
+    const SIZE: usize = 4;
+    fn get(b: &[u8]) -> Self {
+        f32::from_bits(u32::get(b))
+    }
+    fn put(&self, b: &mut [u8]) {
+        self.to_bits().put(b);
+    }
+}
+
+impl Field for [u8; 4] {
+    const SIZE: usize = 4;
+    fn get(b: &[u8]) -> Self {
+        [b[0], b[1], b[2], b[3]]
+    }
+    fn put(&self, b: &mut [u8]) {
+        b[..4].copy_from_slice(self);
+    }
+}
+
+impl Field for [u32; MAX_STOP_IDS] {
+    const SIZE: usize = 4 * MAX_STOP_IDS;
+    fn get(b: &[u8]) -> Self {
+        let mut out = [0; MAX_STOP_IDS];
+        for (i, v) in out.iter_mut().enumerate() {
+            *v = u32::get(&b[4 * i..]);
+        }
+        out
+    }
+    fn put(&self, b: &mut [u8]) {
+        for (i, v) in self.iter().enumerate() {
+            v.put(&mut b[4 * i..]);
+        }
+    }
+}
+
+macro_rules! header {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty ),* $(,)?) => {
+        /// The fixed header at offset 0. Fields are stored in this order, little-endian,
+        /// packed; the rest of the `HEADER_BYTES` is reserved and must be zero.
+        #[derive(Clone, Copy, Debug, PartialEq, Default)]
+        pub struct Header { $( $(#[$doc])* pub $name: $ty, )* }
+
+        impl Header {
+            /// Bytes the fields occupy (the rest of the header is reserved).
+            pub const USED_BYTES: usize = 0 $( + <$ty as Field>::SIZE )*;
+
+            /// Decodes the fields; does not validate them.
+            pub fn read(b: &[u8; HEADER_BYTES]) -> Self {
+                let mut at = 0;
+                $( let $name = <$ty as Field>::get(&b[at..]); at += <$ty as Field>::SIZE; )*
+                let _ = at;
+                Self { $( $name, )* }
+            }
+
+            /// Encodes the fields; reserved bytes are written as zero.
+            pub fn write(&self) -> [u8; HEADER_BYTES] {
+                let mut b = [0u8; HEADER_BYTES];
+                let mut at = 0;
+                $( <$ty as Field>::put(&self.$name, &mut b[at..]); at += <$ty as Field>::SIZE; )*
+                let _ = at;
+                b
+            }
+        }
+    };
+}
+
+header! {
+    /// [`MAGIC`].
+    magic: [u8; 4],
+    /// [`VERSION_MAJOR`] of the writer.
+    version_major: u16,
+    /// [`VERSION_MINOR`] of the writer.
+    version_minor: u16,
+    /// [`HEADER_BYTES`].
+    header_bytes: u32,
+    /// Length of the whole file.
+    file_bytes: u32,
+    /// CRC-32 of the file with these four bytes as zero (at [`CHECKSUM_OFFSET`]).
+    checksum: u32,
+    /// [`Arch`] code.
+    arch: u32,
+    /// [`DType`] code of the matrices (norm weights are always f32).
+    weight_dtype: u32,
+    /// Quantization group along the input dimension (int8); 0 for f32 files.
+    group_size: u32,
+    /// Model width.
+    dim: u32,
+    /// Feed-forward width.
+    hidden_dim: u32,
+    /// Transformer blocks.
+    n_layers: u32,
+    /// Query heads.
+    n_heads: u32,
+    /// Key/value heads (grouped-query attention).
+    n_kv_heads: u32,
+    /// Tokens in the vocabulary.
+    vocab_size: u32,
+    /// Longest context the model was trained for.
+    max_seq_len: u32,
+    /// RoPE base frequency.
+    rope_theta: f32,
+    /// RMSNorm epsilon.
+    norm_eps: f32,
+    /// `FLAG_*` bits.
+    flags: u32,
+    /// Entries in the tensor directory.
+    n_tensors: u32,
+    /// Offset of the tensor directory.
+    tensors_offset: u32,
+    /// [`TokenizerKind`] code.
+    tok_kind: u32,
+    /// `TOK_FLAG_*` bits.
+    tok_flags: u32,
+    /// Beginning-of-sequence id, or [`NONE`].
+    bos_id: u32,
+    /// End-of-sequence id, or [`NONE`].
+    eos_id: u32,
+    /// Id of the piece `<0x00>`; `<0xNN>` is this + NN. [`NONE`] without byte fallback.
+    byte_fallback_base: u32,
+    /// Longest piece in bytes.
+    max_piece_len: u32,
+    /// Offset of the merge scores, `[vocab] f32`.
+    scores_offset: u32,
+    /// Offset of the piece offsets, `[vocab + 1] u32` into the piece bytes.
+    piece_offsets_offset: u32,
+    /// Offset of the concatenated piece bytes.
+    pieces_offset: u32,
+    /// Length of the concatenated piece bytes.
+    pieces_len: u32,
+    /// Offset of the ids sorted by piece bytes, `[vocab] u32`.
+    sorted_offset: u32,
+    /// How many of `stop_ids` are used.
+    n_stop_ids: u32,
+    /// Ids that end generation (llama2.c stops on BOS).
+    stop_ids: [u32; MAX_STOP_IDS],
+}
+
+const _: () = assert!(Header::USED_BYTES <= HEADER_BYTES);
+
+/// Model architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Arch {
+    /// Llama: RMSNorm, RoPE (adjacent pairs), grouped-query attention, SwiGLU.
+    Llama = 1,
+}
+
+impl Arch {
+    /// Decodes a header code.
+    pub fn from_code(code: u32) -> Option<Self> {
+        match code {
+            1 => Some(Self::Llama),
+            _ => None,
+        }
+    }
+}
+
+/// Element type of a stored tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DType {
+    /// 32-bit float.
+    F32 = 0,
+    /// Symmetric int8 with one f16 scale per group of `group_size` inputs.
+    I8 = 1,
+}
+
+impl DType {
+    /// Decodes a header code.
+    pub fn from_code(code: u32) -> Option<Self> {
+        match code {
+            0 => Some(Self::F32),
+            1 => Some(Self::I8),
+            _ => None,
+        }
+    }
+
+    /// Short lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::I8 => "int8",
+        }
+    }
+}
+
+/// Tokenizer algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TokenizerKind {
+    /// sentencepiece-style BPE as in llama2.c: code points, byte fallback, merges by score.
+    ScoreBpe = 1,
+}
+
+impl TokenizerKind {
+    /// Decodes a header code.
+    pub fn from_code(code: u32) -> Option<Self> {
+        match code {
+            1 => Some(Self::ScoreBpe),
+            _ => None,
+        }
+    }
+}
+
+/// What a tensor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TensorKind {
+    /// Token embedding `[vocab, dim]`.
+    TokEmbed = 1,
+    /// Final RMSNorm weight `[dim]`.
+    FinalNorm = 2,
+    /// Classifier `[vocab, dim]` (absent when shared with the embedding).
+    Classifier = 3,
+    /// Attention RMSNorm weight `[dim]`.
+    AttnNorm = 10,
+    /// Query projection `[dim, dim]`.
+    Wq = 11,
+    /// Key projection `[kv_dim, dim]`.
+    Wk = 12,
+    /// Value projection `[kv_dim, dim]`.
+    Wv = 13,
+    /// Attention output `[dim, dim]`.
+    Wo = 14,
+    /// Feed-forward RMSNorm weight `[dim]`.
+    FfnNorm = 15,
+    /// Gate projection `[hidden, dim]`.
+    W1 = 16,
+    /// Down projection `[dim, hidden]`.
+    W2 = 17,
+    /// Up projection `[hidden, dim]`.
+    W3 = 18,
+}
+
+impl TensorKind {
+    /// Per-layer tensors, in directory order.
+    pub const LAYER: [TensorKind; 9] = [
+        Self::AttnNorm,
+        Self::Wq,
+        Self::Wk,
+        Self::Wv,
+        Self::Wo,
+        Self::FfnNorm,
+        Self::W1,
+        Self::W2,
+        Self::W3,
+    ];
+
+    /// Decodes a directory code.
+    pub fn from_code(code: u16) -> Option<Self> {
+        let all = [Self::TokEmbed, Self::FinalNorm, Self::Classifier];
+        all.into_iter().chain(Self::LAYER).find(|k| *k as u16 == code)
+    }
+
+    /// Short name, as printed by `chispa-convert inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TokEmbed => "tok_embeddings",
+            Self::FinalNorm => "norm",
+            Self::Classifier => "output",
+            Self::AttnNorm => "attention_norm",
+            Self::Wq => "wq",
+            Self::Wk => "wk",
+            Self::Wv => "wv",
+            Self::Wo => "wo",
+            Self::FfnNorm => "ffn_norm",
+            Self::W1 => "w1",
+            Self::W2 => "w2",
+            Self::W3 => "w3",
+        }
+    }
+
+    /// True for the 1-D norm weights (always stored as f32).
+    pub fn is_vector(self) -> bool {
+        matches!(self, Self::FinalNorm | Self::AttnNorm | Self::FfnNorm)
+    }
+}
+
+/// Hyper-parameters that fix the tensor shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Model width.
+    pub dim: usize,
+    /// Feed-forward width.
+    pub hidden_dim: usize,
+    /// Transformer blocks.
+    pub n_layers: usize,
+    /// Key/value width (`dim * n_kv_heads / n_heads`).
+    pub kv_dim: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Whether the classifier is the embedding table.
+    pub shared_classifier: bool,
+}
+
+/// Index of the first per-layer tensor in the directory.
+pub fn global_tensor_count(shared_classifier: bool) -> usize {
+    if shared_classifier {
+        2
+    } else {
+        3
+    }
+}
+
+/// The tensor at directory position `index`, with its `(rows, cols)` shape (`rows = 1` for
+/// vectors), or `None` past the end. This is the canonical order writers must follow.
+pub fn canonical_tensor(s: &Shape, index: usize) -> Option<(TensorKind, usize, usize, usize)> {
+    let globals: &[TensorKind] = if s.shared_classifier {
+        &[TensorKind::TokEmbed, TensorKind::FinalNorm]
+    } else {
+        &[TensorKind::TokEmbed, TensorKind::FinalNorm, TensorKind::Classifier]
+    };
+    let (kind, layer) = match globals.get(index) {
+        Some(k) => (*k, 0),
+        None => {
+            let i = index - globals.len();
+            let layer = i / TensorKind::LAYER.len();
+            if layer >= s.n_layers {
+                return None;
+            }
+            (TensorKind::LAYER[i % TensorKind::LAYER.len()], layer)
+        }
+    };
+    let (rows, cols) = match kind {
+        TensorKind::TokEmbed | TensorKind::Classifier => (s.vocab_size, s.dim),
+        TensorKind::FinalNorm | TensorKind::AttnNorm | TensorKind::FfnNorm => (1, s.dim),
+        TensorKind::Wq | TensorKind::Wo => (s.dim, s.dim),
+        TensorKind::Wk | TensorKind::Wv => (s.kv_dim, s.dim),
+        TensorKind::W1 | TensorKind::W3 => (s.hidden_dim, s.dim),
+        TensorKind::W2 => (s.dim, s.hidden_dim),
+    };
+    Some((kind, layer, rows, cols))
+}
+
+/// Number of tensors a model of this shape has.
+pub fn tensor_count(s: &Shape) -> usize {
+    global_tensor_count(s.shared_classifier) + s.n_layers * TensorKind::LAYER.len()
+}
+
+/// One entry of the tensor directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TensorEntry {
+    /// [`TensorKind`] code.
+    pub kind: u16,
+    /// Layer index (0 for global tensors).
+    pub layer: u16,
+    /// [`DType`] code.
+    pub dtype: u32,
+    /// Output dimension (1 for vectors).
+    pub rows: u32,
+    /// Input dimension.
+    pub cols: u32,
+    /// Offset of the elements.
+    pub data_offset: u32,
+    /// Bytes of the elements.
+    pub data_len: u32,
+    /// Offset of the f16 scales (i8 only, else 0).
+    pub scales_offset: u32,
+    /// Bytes of the scales (i8 only, else 0).
+    pub scales_len: u32,
+}
+
+impl TensorEntry {
+    /// Decodes an entry.
+    pub fn read(b: &[u8; TENSOR_ENTRY_BYTES]) -> Self {
+        let u = |i: usize| u32::get(&b[i..]);
+        Self {
+            kind: u16::get(b),
+            layer: u16::get(&b[2..]),
+            dtype: u(4),
+            rows: u(8),
+            cols: u(12),
+            data_offset: u(16),
+            data_len: u(20),
+            scales_offset: u(24),
+            scales_len: u(28),
+        }
+    }
+
+    /// Encodes an entry.
+    pub fn write(&self) -> [u8; TENSOR_ENTRY_BYTES] {
+        let mut b = [0u8; TENSOR_ENTRY_BYTES];
+        self.kind.put(&mut b);
+        self.layer.put(&mut b[2..]);
+        let fields =
+            [self.dtype, self.rows, self.cols, self.data_offset, self.data_len, self.scales_offset];
+        for (i, v) in fields.iter().chain([&self.scales_len]).enumerate() {
+            v.put(&mut b[4 + 4 * i..]);
+        }
+        b
+    }
+}
+
+/// Number of quantization groups in a row of `cols` inputs (the last one may be short).
+pub const fn groups_per_row(cols: usize, group_size: usize) -> usize {
+    cols.div_ceil(group_size)
+}
+
+/// Rounds `n` up to the next multiple of [`ALIGN`].
+pub const fn align_up(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// Running CRC-32 (IEEE 802.3, as zlib's `crc32`).
+#[derive(Clone, Copy, Debug)]
+pub struct Crc32(u32);
+
+impl Default for Crc32 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Crc32 {
+    /// A CRC over no bytes yet.
+    pub const fn new() -> Self {
+        Self(0xFFFF_FFFF)
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut c = self.0;
+        for &b in bytes {
+            c = CRC_TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8);
+        }
+        self.0 = c;
+    }
+
+    /// The CRC of everything fed.
+    pub const fn finish(self) -> u32 {
+        !self.0
+    }
+}
+
+/// The checksum a `.chispa` file must carry: CRC-32 of `file` with the checksum field as zero.
+/// `file` must be at least [`HEADER_BYTES`] long.
+pub fn file_checksum(file: &[u8]) -> u32 {
+    let mut crc = Crc32::new();
+    crc.update(&file[..CHECKSUM_OFFSET]);
+    crc.update(&[0; 4]);
+    crc.update(&file[CHECKSUM_OFFSET + 4..]);
+    crc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_zlib() {
+        let mut c = Crc32::new();
+        c.update(b"123456789");
+        assert_eq!(c.finish(), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn checksum_field_sits_at_its_offset() {
+        let h = Header { checksum: 0xDEAD_BEEF, ..Header::default() };
+        let b = h.write();
+        assert_eq!(&b[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4], &0xDEAD_BEEFu32.to_le_bytes());
+        assert_eq!(Header::read(&b), h);
+    }
+
+    #[test]
+    fn tensor_entry_round_trips() {
+        let e = TensorEntry {
+            kind: 12,
+            layer: 3,
+            dtype: 1,
+            rows: 32,
+            cols: 64,
+            data_offset: 640,
+            data_len: 2048,
+            scales_offset: 2688,
+            scales_len: 128,
+        };
+        assert_eq!(TensorEntry::read(&e.write()), e);
+    }
+
+    #[test]
+    fn canonical_order_covers_every_tensor_once() {
+        let s = Shape {
+            dim: 8,
+            hidden_dim: 12,
+            n_layers: 2,
+            kv_dim: 4,
+            vocab_size: 10,
+            shared_classifier: false,
+        };
+        let n = tensor_count(&s);
+        assert_eq!(n, 3 + 18);
+        assert!(canonical_tensor(&s, n).is_none());
+        assert_eq!(canonical_tensor(&s, 2), Some((TensorKind::Classifier, 0, 10, 8)));
+        assert_eq!(canonical_tensor(&s, 3 + 9 + 7), Some((TensorKind::W2, 1, 8, 12)));
+        for code in 0..40u16 {
+            if let Some(k) = TensorKind::from_code(code) {
+                assert_eq!(k as u16, code);
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Scalar kernels: the reference every other backend reproduces bit for bit.
+
+use half::f16;
+
+/// Quantizes `x` to int8 in groups of `group`: writes `q[..x.len()]` and one scale per group.
+///
+/// `q.len() >= x.len()` and `scales.len() >= x.len().div_ceil(group)`.
+pub fn quantize_i8(x: &[f32], group: usize, q: &mut [i8], scales: &mut [f32]) {
+    debug_assert!(q.len() >= x.len() && scales.len() >= x.len().div_ceil(group));
+    for ((xg, qg), s) in x.chunks(group).zip(q.chunks_mut(group)).zip(scales.iter_mut()) {
+        let max = xg.iter().fold(0.0f32, |m, v| m.max(libm::fabsf(*v)));
+        if max > 0.0 {
+            let inv = 127.0 / max;
+            for (qi, xi) in qg.iter_mut().zip(xg) {
+                *qi = libm::roundf(*xi * inv).clamp(-127.0, 127.0) as i8;
+            }
+            *s = max / 127.0;
+        } else {
+            qg.iter_mut().for_each(|v| *v = 0);
+            *s = 0.0;
+        }
+    }
+}
+
+/// `out[r] = Σ_g (Σ_{j∈g} w[r,j]·xq[j]) · (ws[r,g] · xs[g])`, groups in order.
+///
+/// `w` is `[out.len(), cols]` row-major int8, `ws` is `[out.len(), cols.div_ceil(group)]`.
+pub fn matvec_i8(
+    out: &mut [f32],
+    w: &[i8],
+    ws: &[f16],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    group: usize,
+) {
+    let groups = cols.div_ceil(group);
+    debug_assert!(w.len() >= out.len() * cols && ws.len() >= out.len() * groups);
+    for ((o, wr), sr) in out.iter_mut().zip(w.chunks_exact(cols)).zip(ws.chunks_exact(groups)) {
+        let mut acc = 0.0f32;
+        for (((wg, xg), s), x_scale) in
+            wr.chunks(group).zip(xq.chunks(group)).zip(sr).zip(xs.iter())
+        {
+            let mut isum = 0i32;
+            for (a, b) in wg.iter().zip(xg) {
+                isum += *a as i32 * *b as i32;
+            }
+            acc += isum as f32 * (s.to_f32() * *x_scale);
+        }
+        *o = acc;
+    }
+}
+
+/// `out[r] = Σ_j w[r,j]·x[j]`, j in order. `w` is `[out.len(), x.len()]` row-major.
+pub fn matvec_f32(out: &mut [f32], w: &[f32], x: &[f32]) {
+    let cols = x.len();
+    debug_assert!(w.len() >= out.len() * cols);
+    for (o, wr) in out.iter_mut().zip(w.chunks_exact(cols)) {
+        let mut acc = 0.0f32;
+        for (a, b) in wr.iter().zip(x) {
+            acc += a * b;
+        }
+        *o = acc;
+    }
+}
+
+/// Widens one quantized row back to f32: `out[j] = q[j] · scale[j / group]`.
+pub fn dequantize_row_i8(q: &[i8], scales: &[f16], group: usize, out: &mut [f32]) {
+    for ((og, qg), s) in out.chunks_mut(group).zip(q.chunks(group)).zip(scales) {
+        let s = s.to_f32();
+        for (o, v) in og.iter_mut().zip(qg) {
+            *o = *v as f32 * s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_round_trips_within_half_a_step() {
+        let x: [f32; 7] = [0.5, -1.0, 0.25, 0.0, 3.0, -3.0, 0.001];
+        let mut q = [0i8; 7];
+        let mut s = [0f32; 3];
+        quantize_i8(&x, 3, &mut q, &mut s);
+        assert_eq!(q[1], -127);
+        assert_eq!(q[4], 127);
+        assert_eq!(q[5], -127);
+        assert_eq!(q[6], 127);
+        for (i, v) in x.iter().enumerate() {
+            let back = q[i] as f32 * s[i / 3];
+            assert!((back - v).abs() <= s[i / 3] * 0.5 + 1e-7, "{i}: {back} vs {v}");
+        }
+    }
+
+    #[test]
+    fn all_zero_group_has_zero_scale() {
+        let mut q = [1i8; 4];
+        let mut s = [1f32; 2];
+        quantize_i8(&[0.0, 0.0, 1.0, 0.0], 2, &mut q, &mut s);
+        assert_eq!(s[0], 0.0);
+        assert_eq!(&q[..2], &[0, 0]);
+    }
+
+    #[test]
+    fn matvec_i8_handles_a_short_last_group() {
+        // 1 row, 5 columns, groups of 2 → groups [2, 2, 1].
+        let w = [1i8, 2, 3, 4, 5];
+        let ws = [f16::from_f32(1.0), f16::from_f32(0.5), f16::from_f32(2.0)];
+        let xq = [1i8, 1, 1, 1, -1];
+        let xs = [1.0f32, 2.0, 4.0];
+        let mut out = [0f32];
+        matvec_i8(&mut out, &w, &ws, &xq, &xs, 5, 2);
+        assert_eq!(out[0], 3.0 * 1.0 + 7.0 * 1.0 + -5.0 * 8.0);
+    }
+
+    #[test]
+    fn extremes_do_not_overflow() {
+        let n = 4096;
+        let w = [-128i8; 4096];
+        let xq = [-128i8; 4096];
+        let ws = [f16::from_f32(1.0); 1];
+        let xs = [1.0f32; 1];
+        let mut out = [0f32];
+        matvec_i8(&mut out, &w, &ws, &xq, &xs, n, n);
+        assert_eq!(out[0], (128 * 128 * n) as f32);
+    }
+
+    #[test]
+    fn matvec_f32_sums_in_order() {
+        let w = [1.0f32, 1e8, -1e8, 1.0];
+        let mut out = [0f32; 1];
+        matvec_f32(&mut out, &w, &[1.0, 1.0, 1.0, 1.0]);
+        // ((1 + 1e8) - 1e8) + 1 = 0 + 1 in f32: the order is part of the contract.
+        assert_eq!(out[0], 1.0);
+    }
+}

@@ -1,0 +1,394 @@
+//! `Model::parse`: validate a `.chispa` byte string once, then borrow its tensors in place.
+
+use half::f16;
+
+use crate::error::FormatError;
+use crate::format::{
+    self, canonical_tensor, file_checksum, groups_per_row, tensor_count, Arch, DType, Header,
+    Shape, TensorEntry, TensorKind, TokenizerKind, ALIGN, BASE_ALIGN, FLAG_SHARED_CLASSIFIER,
+    HEADER_BYTES, NONE, TENSOR_ENTRY_BYTES,
+};
+use crate::tokenizer::Tokenizer;
+
+/// Largest accepted dimension (keeps every product below `u32::MAX` bytes).
+const MAX_DIM: u32 = 1 << 16;
+/// Largest accepted vocabulary.
+const MAX_VOCAB: u32 = 1 << 20;
+/// Largest accepted layer count.
+const MAX_LAYERS: u32 = 1024;
+/// Largest accepted context.
+const MAX_SEQ: u32 = 1 << 20;
+/// Largest accepted quantization group (keeps the i32 group sum exact).
+pub const MAX_GROUP: u32 = 4096;
+
+/// Hyper-parameters of a parsed model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    /// Architecture.
+    pub arch: Arch,
+    /// Element type of the matrices.
+    pub dtype: DType,
+    /// Quantization group along the input dimension (0 for f32).
+    pub group_size: usize,
+    /// Model width.
+    pub dim: usize,
+    /// Feed-forward width.
+    pub hidden_dim: usize,
+    /// Transformer blocks.
+    pub n_layers: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Longest context the model supports.
+    pub max_seq_len: usize,
+    /// RoPE base.
+    pub rope_theta: f32,
+    /// RMSNorm epsilon.
+    pub norm_eps: f32,
+    /// Whether the classifier is the embedding table.
+    pub shared_classifier: bool,
+}
+
+impl Config {
+    /// Width of one head.
+    pub fn head_size(&self) -> usize {
+        self.dim / self.n_heads
+    }
+
+    /// Width of keys and values.
+    pub fn kv_dim(&self) -> usize {
+        self.dim * self.n_kv_heads / self.n_heads
+    }
+
+    /// Shapes of the tensors.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            dim: self.dim,
+            hidden_dim: self.hidden_dim,
+            n_layers: self.n_layers,
+            kv_dim: self.kv_dim(),
+            vocab_size: self.vocab_size,
+            shared_classifier: self.shared_classifier,
+        }
+    }
+
+    /// Parameters in the matrices and norms (the embedding counted once when shared).
+    pub fn parameter_count(&self) -> usize {
+        let s = self.shape();
+        (0..tensor_count(&s))
+            .filter_map(|i| canonical_tensor(&s, i))
+            .map(|(_, _, r, c)| r * c)
+            .sum()
+    }
+
+    /// Multiply-accumulates in the matrices for one token (excluding attention).
+    pub fn matmul_macs_per_token(&self) -> usize {
+        let s = self.shape();
+        (0..tensor_count(&s))
+            .filter_map(|i| canonical_tensor(&s, i))
+            .filter(|(k, ..)| !k.is_vector() && *k != TensorKind::TokEmbed)
+            .map(|(_, _, r, c)| r * c)
+            .sum::<usize>()
+            + if self.shared_classifier { self.vocab_size * self.dim } else { 0 }
+    }
+}
+
+/// Elements of a matrix, borrowed from the model bytes.
+#[derive(Clone, Copy, Debug)]
+pub enum Weights<'a> {
+    /// f32 elements `[rows, cols]`.
+    F32(&'a [f32]),
+    /// int8 elements `[rows, cols]` with f16 scales `[rows, groups_per_row]`.
+    I8 {
+        /// Quantized elements.
+        q: &'a [i8],
+        /// One scale per group.
+        scales: &'a [f16],
+    },
+}
+
+/// A matrix (or, with `rows == 1`, a vector) borrowed from the model bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Matrix<'a> {
+    /// Output dimension.
+    pub rows: usize,
+    /// Input dimension.
+    pub cols: usize,
+    /// The elements.
+    pub weights: Weights<'a>,
+}
+
+/// A validated model, borrowing its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    bytes: &'a [u8],
+    header: Header,
+    config: Config,
+    tokenizer: Tokenizer<'a>,
+}
+
+/// Checks that `[offset, offset + len)` lies in `bytes` and starts at an [`ALIGN`] boundary.
+pub(crate) fn section<'a>(
+    bytes: &'a [u8],
+    name: &'static str,
+    offset: u32,
+    len: usize,
+) -> Result<&'a [u8], FormatError> {
+    let offset = offset as usize;
+    let bad = FormatError::BadSection { section: name, offset, len };
+    if offset % ALIGN != 0 {
+        return Err(bad);
+    }
+    let end = offset.checked_add(len).ok_or(bad)?;
+    bytes.get(offset..end).ok_or(bad)
+}
+
+fn dim(field: &'static str, value: u32, max: u32) -> Result<usize, FormatError> {
+    if value == 0 || value > max {
+        return Err(FormatError::BadDimension { field, value });
+    }
+    Ok(value as usize)
+}
+
+impl<'a> Model<'a> {
+    /// Validates every byte of a `.chispa` file and returns a model that borrows it.
+    ///
+    /// # Errors
+    /// A [`FormatError`] naming the first problem found: size, magic, version, checksum,
+    /// alignment, dimensions, tensor directory or tokenizer tables. After `Ok`, inference
+    /// cannot index out of bounds.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
+        let head: &[u8; HEADER_BYTES] =
+            bytes
+                .get(..HEADER_BYTES)
+                .and_then(|h| h.try_into().ok())
+                .ok_or(FormatError::Truncated { needed: HEADER_BYTES, found: bytes.len() })?;
+        let h = Header::read(head);
+        if h.magic != format::MAGIC {
+            return Err(FormatError::BadMagic { found: h.magic });
+        }
+        if h.version_major != format::VERSION_MAJOR {
+            return Err(FormatError::UnsupportedVersion {
+                major: h.version_major,
+                minor: h.version_minor,
+            });
+        }
+        if h.header_bytes as usize != HEADER_BYTES {
+            return Err(FormatError::BadHeaderSize { found: h.header_bytes });
+        }
+        let declared = h.file_bytes as usize;
+        if declared > bytes.len() {
+            return Err(FormatError::Truncated { needed: declared, found: bytes.len() });
+        }
+        if declared < bytes.len() {
+            return Err(FormatError::TrailingBytes { declared, found: bytes.len() });
+        }
+        let computed = file_checksum(bytes);
+        if computed != h.checksum {
+            return Err(FormatError::ChecksumMismatch { stored: h.checksum, computed });
+        }
+        if let Some(off) = head[Header::USED_BYTES..].iter().position(|b| *b != 0) {
+            return Err(FormatError::ReservedNotZero { offset: Header::USED_BYTES + off });
+        }
+        if bytes.as_ptr() as usize % BASE_ALIGN != 0 {
+            return Err(FormatError::MisalignedBuffer { required: BASE_ALIGN });
+        }
+        let config = Self::parse_config(&h)?;
+        Self::check_tensors(bytes, &h, &config)?;
+        let tokenizer = Tokenizer::parse(bytes, &h, config.vocab_size)?;
+        Ok(Self { bytes, header: h, config, tokenizer })
+    }
+
+    fn parse_config(h: &Header) -> Result<Config, FormatError> {
+        let arch = Arch::from_code(h.arch)
+            .ok_or(FormatError::UnknownCode { field: "architecture", value: h.arch })?;
+        let dtype = DType::from_code(h.weight_dtype)
+            .ok_or(FormatError::UnknownCode { field: "weight dtype", value: h.weight_dtype })?;
+        let group_size = match dtype {
+            DType::F32 if h.group_size == 0 => 0,
+            DType::F32 => {
+                return Err(FormatError::BadDimension { field: "group_size", value: h.group_size })
+            }
+            DType::I8 => dim("group_size", h.group_size, MAX_GROUP)?,
+        };
+        let c = Config {
+            arch,
+            dtype,
+            group_size,
+            dim: dim("dim", h.dim, MAX_DIM)?,
+            hidden_dim: dim("hidden_dim", h.hidden_dim, MAX_DIM)?,
+            n_layers: dim("n_layers", h.n_layers, MAX_LAYERS)?,
+            n_heads: dim("n_heads", h.n_heads, h.dim)?,
+            n_kv_heads: dim("n_kv_heads", h.n_kv_heads, h.n_heads)?,
+            vocab_size: dim("vocab_size", h.vocab_size, MAX_VOCAB)?,
+            max_seq_len: dim("max_seq_len", h.max_seq_len, MAX_SEQ)?,
+            rope_theta: h.rope_theta,
+            norm_eps: h.norm_eps,
+            shared_classifier: h.flags & FLAG_SHARED_CLASSIFIER != 0,
+        };
+        if h.flags & !FLAG_SHARED_CLASSIFIER != 0 {
+            return Err(FormatError::UnknownCode { field: "flags", value: h.flags });
+        }
+        if c.dim % c.n_heads != 0 || c.head_size() % 2 != 0 {
+            return Err(FormatError::BadDimension { field: "n_heads", value: h.n_heads });
+        }
+        if c.n_heads % c.n_kv_heads != 0 {
+            return Err(FormatError::BadDimension { field: "n_kv_heads", value: h.n_kv_heads });
+        }
+        if !(c.rope_theta.is_finite() && c.rope_theta > 1.0) {
+            return Err(FormatError::BadFloat { field: "rope_theta" });
+        }
+        if !(c.norm_eps.is_finite() && c.norm_eps >= 0.0) {
+            return Err(FormatError::BadFloat { field: "norm_eps" });
+        }
+        Ok(c)
+    }
+
+    fn check_tensors(bytes: &[u8], h: &Header, c: &Config) -> Result<(), FormatError> {
+        let shape = c.shape();
+        let n = tensor_count(&shape);
+        if h.n_tensors as usize != n {
+            return Err(FormatError::BadDimension { field: "n_tensors", value: h.n_tensors });
+        }
+        let dir = section(bytes, "tensor directory", h.tensors_offset, n * TENSOR_ENTRY_BYTES)?;
+        for i in 0..n {
+            let e = entry(dir, i);
+            let bad = |what| FormatError::BadTensor { index: i, what };
+            let (kind, layer, rows, cols) =
+                canonical_tensor(&shape, i).ok_or(bad("beyond the canonical list"))?;
+            if e.kind != kind as u16 || e.layer as usize != layer {
+                return Err(bad("kind or layer out of canonical order"));
+            }
+            if e.rows as usize != rows || e.cols as usize != cols {
+                return Err(bad("shape does not match the hyper-parameters"));
+            }
+            let dtype = if kind.is_vector() { DType::F32 } else { c.dtype };
+            if e.dtype != dtype as u32 {
+                return Err(bad("element type does not match the model's"));
+            }
+            let elems = rows * cols;
+            let (data_len, scales_len) = match dtype {
+                DType::F32 => (elems * 4, 0),
+                DType::I8 => (elems, rows * groups_per_row(cols, c.group_size) * 2),
+            };
+            if e.data_len as usize != data_len || e.scales_len as usize != scales_len {
+                return Err(bad("stored length does not match its shape"));
+            }
+            section(bytes, "tensor data", e.data_offset, data_len)?;
+            if dtype == DType::I8 {
+                let s = section(bytes, "tensor scales", e.scales_offset, scales_len)?;
+                if s.chunks_exact(2).any(|b| !f16::from_le_bytes([b[0], b[1]]).is_finite()) {
+                    return Err(bad("a scale is not finite"));
+                }
+            } else if e.scales_offset != 0 {
+                return Err(bad("f32 tensor with scales"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The raw header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The tokenizer stored in the file.
+    pub fn tokenizer(&self) -> &Tokenizer<'a> {
+        &self.tokenizer
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Token ids that end generation.
+    pub fn stop_ids(&self) -> &[u32] {
+        let n = (self.header.n_stop_ids as usize).min(format::MAX_STOP_IDS);
+        &self.header.stop_ids[..n]
+    }
+
+    /// The directory entry at `index`.
+    pub fn tensor_entry(&self, index: usize) -> Option<TensorEntry> {
+        if index >= self.header.n_tensors as usize {
+            return None;
+        }
+        let start = self.header.tensors_offset as usize;
+        Some(entry(&self.bytes[start..], index))
+    }
+
+    /// The matrix at directory `index` (validated by `parse`).
+    pub fn matrix(&self, index: usize) -> Matrix<'a> {
+        let e = self.tensor_entry(index).unwrap_or_default();
+        let data = slice(self.bytes, e.data_offset, e.data_len);
+        let weights = if e.dtype == DType::I8 as u32 {
+            Weights::I8 {
+                q: bytemuck::cast_slice(data),
+                scales: bytemuck::cast_slice(slice(self.bytes, e.scales_offset, e.scales_len)),
+            }
+        } else {
+            Weights::F32(bytemuck::cast_slice(data))
+        };
+        Matrix { rows: e.rows as usize, cols: e.cols as usize, weights }
+    }
+
+    /// A global tensor (embedding, final norm, classifier).
+    pub fn global(&self, kind: TensorKind) -> Matrix<'a> {
+        let index = match kind {
+            TensorKind::TokEmbed => 0,
+            TensorKind::FinalNorm => 1,
+            TensorKind::Classifier if !self.config.shared_classifier => 2,
+            _ => 0,
+        };
+        self.matrix(index)
+    }
+
+    /// A per-layer tensor.
+    pub fn layer(&self, layer: usize, kind: TensorKind) -> Matrix<'a> {
+        let k = TensorKind::LAYER.iter().position(|x| *x == kind).unwrap_or(0);
+        let base = format::global_tensor_count(self.config.shared_classifier);
+        self.matrix(base + layer * TensorKind::LAYER.len() + k)
+    }
+
+    /// A norm weight vector (always f32).
+    pub fn vector(&self, m: Matrix<'a>) -> &'a [f32] {
+        match m.weights {
+            Weights::F32(v) => v,
+            Weights::I8 { .. } => &[],
+        }
+    }
+
+    /// Whether the token ids `stop_ids` contain `id`.
+    pub fn is_stop(&self, id: u32) -> bool {
+        self.stop_ids().contains(&id)
+    }
+
+    /// Beginning-of-sequence id, if the model has one.
+    pub fn bos_id(&self) -> Option<u32> {
+        (self.header.bos_id != NONE).then_some(self.header.bos_id)
+    }
+
+    /// The tokenizer algorithm.
+    pub fn tokenizer_kind(&self) -> Option<TokenizerKind> {
+        TokenizerKind::from_code(self.header.tok_kind)
+    }
+}
+
+fn entry(dir: &[u8], i: usize) -> TensorEntry {
+    let mut b = [0u8; TENSOR_ENTRY_BYTES];
+    b.copy_from_slice(&dir[i * TENSOR_ENTRY_BYTES..(i + 1) * TENSOR_ENTRY_BYTES]);
+    TensorEntry::read(&b)
+}
+
+fn slice(bytes: &[u8], offset: u32, len: u32) -> &[u8] {
+    let (o, l) = (offset as usize, len as usize);
+    bytes.get(o..o + l).unwrap_or(&[])
+}

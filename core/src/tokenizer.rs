@@ -1,0 +1,317 @@
+//! The tokenizer, read in place from the model file, with no heap.
+//!
+//! Encoding follows llama2.c's `encode` exactly: optional BOS, the dummy-prefix piece `" "`
+//! before non-empty text, one piece per UTF-8 code point (or byte-fallback pieces
+//! `<0xNN>` when the code point has none), then repeated merging of the adjacent pair whose
+//! concatenation is a piece with the highest score (the leftmost on ties). Lookups binary
+//! search the file's sorted index; a pair is compared without building the concatenation.
+
+use core::cmp::Ordering;
+
+use crate::error::{FormatError, TokenizeError};
+use crate::format::{Header, TokenizerKind, NONE, TOK_FLAG_DUMMY_PREFIX};
+use crate::model::section;
+
+/// llama2.c starts its best merge score here, so merges scored at or below it never happen.
+const MIN_MERGE_SCORE: f32 = -1e10;
+
+/// A vocabulary and its merge scores, borrowed from the model bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Tokenizer<'a> {
+    scores: &'a [f32],
+    offsets: &'a [u32],
+    pieces: &'a [u8],
+    sorted: &'a [u32],
+    bos: Option<u32>,
+    eos: Option<u32>,
+    byte_base: Option<u32>,
+    dummy_prefix: bool,
+    max_piece_len: usize,
+}
+
+/// One decoded token: borrowed piece bytes, or a single raw byte from a byte-fallback token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Text bytes of the piece.
+    Text(&'a [u8]),
+    /// A raw byte (`<0xNN>` token).
+    Byte(u8),
+}
+
+impl Piece<'_> {
+    /// The bytes to output.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Piece::Text(b) => b,
+            Piece::Byte(b) => core::slice::from_ref(b),
+        }
+    }
+}
+
+fn byte_piece(b: u8) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    [b'<', b'0', b'x', HEX[(b >> 4) as usize], HEX[(b & 15) as usize], b'>']
+}
+
+/// Compares `piece` with the concatenation `a ++ b`.
+fn cmp_concat(piece: &[u8], a: &[u8], b: &[u8]) -> Ordering {
+    let (p1, p2) = piece.split_at(piece.len().min(a.len()));
+    match p1.cmp(&a[..p1.len()]) {
+        Ordering::Equal if p1.len() < a.len() => Ordering::Less,
+        Ordering::Equal => p2.cmp(b),
+        other => other,
+    }
+}
+
+impl<'a> Tokenizer<'a> {
+    pub(crate) fn parse(bytes: &'a [u8], h: &Header, vocab: usize) -> Result<Self, FormatError> {
+        TokenizerKind::from_code(h.tok_kind)
+            .ok_or(FormatError::UnknownCode { field: "tokenizer kind", value: h.tok_kind })?;
+        if h.tok_flags & !TOK_FLAG_DUMMY_PREFIX != 0 {
+            return Err(FormatError::UnknownCode { field: "tokenizer flags", value: h.tok_flags });
+        }
+        let scores: &[f32] =
+            bytemuck::cast_slice(section(bytes, "scores", h.scores_offset, vocab * 4)?);
+        let offsets: &[u32] = bytemuck::cast_slice(section(
+            bytes,
+            "piece offsets",
+            h.piece_offsets_offset,
+            (vocab + 1) * 4,
+        )?);
+        let pieces = section(bytes, "pieces", h.pieces_offset, h.pieces_len as usize)?;
+        let sorted: &[u32] =
+            bytemuck::cast_slice(section(bytes, "sorted index", h.sorted_offset, vocab * 4)?);
+        let bad = |index, what| FormatError::BadTokenizer { index, what };
+        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+            return Err(bad(i, "score is not finite"));
+        }
+        if offsets[0] != 0 || offsets[vocab] != h.pieces_len {
+            return Err(bad(vocab, "piece offsets do not span the piece bytes"));
+        }
+        for (i, w) in offsets.windows(2).enumerate() {
+            if w[1] < w[0] || (w[1] - w[0]) > h.max_piece_len {
+                return Err(bad(i, "piece offsets decrease or exceed max_piece_len"));
+            }
+        }
+        let t = Self {
+            scores,
+            offsets,
+            pieces,
+            sorted,
+            bos: (h.bos_id != NONE).then_some(h.bos_id),
+            eos: (h.eos_id != NONE).then_some(h.eos_id),
+            byte_base: (h.byte_fallback_base != NONE).then_some(h.byte_fallback_base),
+            dummy_prefix: h.tok_flags & TOK_FLAG_DUMMY_PREFIX != 0,
+            max_piece_len: h.max_piece_len as usize,
+        };
+        for (i, id) in sorted.iter().enumerate() {
+            if *id as usize >= vocab {
+                return Err(bad(i, "sorted index names a token outside the vocabulary"));
+            }
+            if i > 0 && t.piece(sorted[i - 1]) >= t.piece(*id) {
+                return Err(bad(i, "sorted index is not strictly ascending"));
+            }
+        }
+        for id in [t.bos, t.eos].into_iter().flatten() {
+            if id as usize >= vocab {
+                return Err(bad(id as usize, "BOS/EOS id outside the vocabulary"));
+            }
+        }
+        if h.n_stop_ids as usize > h.stop_ids.len() {
+            return Err(FormatError::BadDimension { field: "n_stop_ids", value: h.n_stop_ids });
+        }
+        for (i, id) in h.stop_ids.iter().enumerate() {
+            let used = i < h.n_stop_ids as usize;
+            if (used && *id as usize >= vocab) || (!used && *id != 0) {
+                return Err(bad(*id as usize, "stop id outside the vocabulary"));
+            }
+        }
+        if let Some(base) = t.byte_base {
+            if base as usize + 256 > vocab {
+                return Err(bad(base as usize, "byte-fallback tokens run past the vocabulary"));
+            }
+            for b in 0..=255u8 {
+                if t.piece(base + b as u32) != byte_piece(b) {
+                    return Err(bad(
+                        base as usize + b as usize,
+                        "byte-fallback piece is not <0xNN>",
+                    ));
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// Number of tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// The bytes of token `id` as stored (empty for an unknown id).
+    pub fn piece(&self, id: u32) -> &'a [u8] {
+        let i = id as usize;
+        match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(s), Some(e)) => self.pieces.get(*s as usize..*e as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Merge score of token `id`.
+    pub fn score(&self, id: u32) -> f32 {
+        self.scores.get(id as usize).copied().unwrap_or(f32::NEG_INFINITY)
+    }
+
+    /// Beginning-of-sequence id.
+    pub fn bos(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// End-of-sequence id.
+    pub fn eos(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// Longest piece in bytes.
+    pub fn max_piece_len(&self) -> usize {
+        self.max_piece_len
+    }
+
+    /// Whether unknown characters fall back to `<0xNN>` byte tokens.
+    pub fn has_byte_fallback(&self) -> bool {
+        self.byte_base.is_some()
+    }
+
+    /// Whether `id` is a byte-fallback token, and which byte.
+    pub fn byte_of(&self, id: u32) -> Option<u8> {
+        let base = self.byte_base?;
+        let b = id.checked_sub(base)?;
+        u8::try_from(b).ok()
+    }
+
+    fn find(&self, cmp: impl Fn(&[u8]) -> Ordering) -> Option<u32> {
+        self.sorted.binary_search_by(|id| cmp(self.piece(*id))).ok().map(|i| self.sorted[i])
+    }
+
+    /// The id of the piece equal to `bytes`.
+    pub fn lookup(&self, bytes: &[u8]) -> Option<u32> {
+        self.find(|p| p.cmp(bytes))
+    }
+
+    /// Encodes `text` into `out`, returning the number of ids written.
+    ///
+    /// # Errors
+    /// [`TokenizeError::OutputFull`] when `out` is too small (a bound of
+    /// `text.len() + 3` always suffices), [`TokenizeError::NoPiece`] for a character the
+    /// vocabulary cannot express.
+    pub fn encode(
+        &self,
+        text: &str,
+        bos: bool,
+        eos: bool,
+        out: &mut [u32],
+    ) -> Result<usize, TokenizeError> {
+        let capacity = out.len();
+        let mut n = 0;
+        let mut push = |out: &mut [u32], id: u32| -> Result<(), TokenizeError> {
+            *out.get_mut(n).ok_or(TokenizeError::OutputFull { capacity })? = id;
+            n += 1;
+            Ok(())
+        };
+        if let (true, Some(id)) = (bos, self.bos) {
+            push(out, id)?;
+        }
+        if self.dummy_prefix && !text.is_empty() {
+            if let Some(id) = self.lookup(b" ") {
+                push(out, id)?;
+            }
+        }
+        let mut buf = [0u8; 4];
+        for (offset, c) in text.char_indices() {
+            let bytes = c.encode_utf8(&mut buf).as_bytes();
+            match (self.lookup(bytes), self.byte_base) {
+                (Some(id), _) => push(out, id)?,
+                (None, Some(base)) => {
+                    for b in bytes {
+                        push(out, base + *b as u32)?;
+                    }
+                }
+                (None, None) => return Err(TokenizeError::NoPiece { offset }),
+            }
+        }
+        let n = self.merge(&mut out[..n]);
+        let mut n2 = n;
+        if let (true, Some(id)) = (eos, self.eos) {
+            *out.get_mut(n2).ok_or(TokenizeError::OutputFull { capacity })? = id;
+            n2 += 1;
+        }
+        Ok(n2)
+    }
+
+    /// Repeatedly merges the best-scoring adjacent pair; returns the new length.
+    fn merge(&self, tokens: &mut [u32]) -> usize {
+        let mut n = tokens.len();
+        loop {
+            let mut best: Option<(f32, u32, usize)> = None;
+            for i in 0..n.saturating_sub(1) {
+                let (a, b) = (self.piece(tokens[i]), self.piece(tokens[i + 1]));
+                if a.len() + b.len() > self.max_piece_len {
+                    continue;
+                }
+                if let Some(id) = self.find(|p| cmp_concat(p, a, b)) {
+                    let s = self.score(id);
+                    if s > best.map_or(MIN_MERGE_SCORE, |b| b.0) {
+                        best = Some((s, id, i));
+                    }
+                }
+            }
+            let Some((_, id, i)) = best else { return n };
+            tokens[i] = id;
+            tokens.copy_within(i + 2..n, i + 1);
+            n -= 1;
+        }
+    }
+
+    /// What to print for `token` when it follows `prev` (llama2.c's `decode`): byte tokens
+    /// become their byte, and a piece's leading space is dropped right after BOS.
+    pub fn decode(&self, prev: Option<u32>, token: u32) -> Piece<'a> {
+        if let Some(b) = self.byte_of(token) {
+            return Piece::Byte(b);
+        }
+        let p = self.piece(token);
+        match (prev, self.bos, p.first()) {
+            (Some(prev), Some(bos), Some(b' ')) if prev == bos => Piece::Text(&p[1..]),
+            _ => Piece::Text(p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concat_comparison_agrees_with_building_the_string() {
+        let cases: [(&[u8], &[u8], &[u8]); 8] = [
+            (b"abc", b"a", b"bc"),
+            (b"ab", b"a", b"bc"),
+            (b"abd", b"a", b"bc"),
+            (b"a", b"ab", b""),
+            (b"", b"", b""),
+            (b"b", b"a", b""),
+            (b"ab", b"ab", b"c"),
+            (b"abcd", b"ab", b"c"),
+        ];
+        for (p, a, b) in cases {
+            let mut s = [0u8; 16];
+            s[..a.len()].copy_from_slice(a);
+            s[a.len()..a.len() + b.len()].copy_from_slice(b);
+            assert_eq!(cmp_concat(p, a, b), p.cmp(&s[..a.len() + b.len()]), "{p:?} {a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn byte_piece_is_upper_hex() {
+        assert_eq!(&byte_piece(0x0A), b"<0x0A>");
+        assert_eq!(&byte_piece(0xFF), b"<0xFF>");
+    }
+}

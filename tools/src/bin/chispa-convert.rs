@@ -1,0 +1,178 @@
+//! `chispa-convert`: turn trained weights into one `.chispa` file, and look inside one.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chispa_core::format::DType;
+use chispa_core::Model;
+use chispa_tools::aligned::AlignedBytes;
+use chispa_tools::writer::{self, WriteOptions, DEFAULT_GROUP};
+use chispa_tools::{inspect, llama2c};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Convert trained language-model weights into a single `.chispa` file for chispa.
+///
+/// The output holds the architecture, the (int8-quantized) tensors and the tokenizer; it is
+/// written to a temporary file and renamed only when complete and verified, so a failure
+/// never leaves a partial or corrupt model behind.
+///
+/// Exit codes: 0 success, 1 the input or output could not be used, 2 bad command line.
+#[derive(Parser, Debug)]
+#[command(name = "chispa-convert", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Convert a llama2.c checkpoint (legacy version-0 `.bin`) and its `tokenizer.bin`.
+    Llama2c {
+        /// The checkpoint, e.g. stories260K.bin.
+        checkpoint: PathBuf,
+        /// The llama2.c tokenizer, e.g. tok512.bin.
+        #[arg(long, short)]
+        tokenizer: PathBuf,
+        /// Output file.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Element type of the matrices (norms always stay f32).
+        #[arg(long, value_enum, default_value_t = Dtype::Int8)]
+        dtype: Dtype,
+        /// int8 quantization group: inputs that share one f16 scale. Any width works; the
+        /// last group of a row may be shorter.
+        #[arg(long, default_value_t = DEFAULT_GROUP)]
+        group_size: usize,
+        /// Print only the summary, not the per-tensor report.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Describe a .chispa file: header, tensors, tokenizer, memory plans.
+    Inspect {
+        /// The model file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Dtype {
+    /// Symmetric int8 with f16 group scales.
+    Int8,
+    /// 32-bit float (reference; 4× larger).
+    F32,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn convert_llama2c(
+    checkpoint: &Path,
+    tokenizer: &Path,
+    output: &Path,
+    opts: WriteOptions,
+    quiet: bool,
+) -> Result<()> {
+    let start = Instant::now();
+    let ckpt = read(checkpoint)?;
+    let tok = read(tokenizer)?;
+    let source = llama2c::read(&ckpt, &tok)
+        .with_context(|| format!("cannot convert {}", checkpoint.display()))?;
+    let p = &source.params;
+    eprintln!(
+        "recognised  llama2.c checkpoint: Llama, dim {}, hidden {}, layers {}, heads {} (kv {}), vocab {}, context {}, classifier {}",
+        p.dim, p.hidden_dim, p.n_layers, p.n_heads, p.n_kv_heads, p.vocab_size, p.max_seq_len,
+        if p.shared_classifier { "shared" } else { "separate" }
+    );
+    eprintln!(
+        "tokenizer   llama2.c tokenizer.bin, {} pieces, byte fallback {}",
+        source.vocab.pieces.len(),
+        if source.vocab.byte_fallback_base.is_some() { "yes" } else { "no" }
+    );
+    let bar = ProgressBar::new(source.tensors.len() as u64).with_style(
+        ProgressStyle::with_template("quantizing  {bar:30} {pos}/{len} tensors")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (image, report) = writer::build(&source, &opts, |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if !quiet {
+        println!(
+            "{:<24} {:>13} {:>6} {:>9} {:>10} {:>11}",
+            "tensor", "shape", "dtype", "bytes", "SNR dB", "max |err|"
+        );
+        for t in &report.tensors {
+            let (snr, err) = match t.stats {
+                Some(s) => (format!("{:.1}", s.snr_db), format!("{:.2e}", s.max_abs_err)),
+                None => ("exact".into(), "0".into()),
+            };
+            println!(
+                "{:<24} {:>13} {:>6} {:>9} {:>10} {:>11}",
+                t.name,
+                format!("[{}, {}]", t.rows, t.cols),
+                t.dtype.name(),
+                t.bytes,
+                snr,
+                err
+            );
+        }
+    }
+    let worst = report
+        .tensors
+        .iter()
+        .filter_map(|t| t.stats.map(|s| (s.snr_db, &t.name)))
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    writer::write_atomic(output, image.as_slice())?;
+    println!(
+        "wrote {}: {} parameters, {} bytes ({}), {}{} in {:.2}s",
+        output.display(),
+        report.parameters,
+        report.file_bytes,
+        opts.dtype.name(),
+        match opts.dtype {
+            DType::I8 => format!("group size {}", opts.group_size),
+            DType::F32 => "no quantization".into(),
+        },
+        worst.map_or(String::new(), |(snr, name)| format!(", lowest SNR {snr:.1} dB ({name})")),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Llama2c { checkpoint, tokenizer, output, dtype, group_size, quiet } => {
+            let dtype = match dtype {
+                Dtype::Int8 => DType::I8,
+                Dtype::F32 => DType::F32,
+            };
+            convert_llama2c(
+                &checkpoint,
+                &tokenizer,
+                &output,
+                WriteOptions { dtype, group_size },
+                quiet,
+            )
+        }
+        Command::Inspect { file } => {
+            let bytes = AlignedBytes::copy_from(&read(&file)?);
+            let model = Model::parse(bytes.as_slice())
+                .with_context(|| format!("{} is not a valid .chispa model", file.display()))?;
+            print!("{}", inspect::describe(&model));
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chispa-convert: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The in-memory model that every reader produces and the writer consumes.
+
+use chispa_core::format::{canonical_tensor, tensor_count, Shape};
+
+/// Hyper-parameters of a source model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Model width.
+    pub dim: usize,
+    /// Feed-forward width.
+    pub hidden_dim: usize,
+    /// Transformer blocks.
+    pub n_layers: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Longest context.
+    pub max_seq_len: usize,
+    /// RoPE base.
+    pub rope_theta: f32,
+    /// RMSNorm epsilon.
+    pub norm_eps: f32,
+    /// Classifier shared with the embedding.
+    pub shared_classifier: bool,
+}
+
+impl Params {
+    /// Tensor shapes implied by the parameters.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            dim: self.dim,
+            hidden_dim: self.hidden_dim,
+            n_layers: self.n_layers,
+            kv_dim: self.dim * self.n_kv_heads / self.n_heads.max(1),
+            vocab_size: self.vocab_size,
+            shared_classifier: self.shared_classifier,
+        }
+    }
+}
+
+/// A vocabulary with merge scores (sentencepiece-style).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vocab {
+    /// Piece bytes per id.
+    pub pieces: Vec<Vec<u8>>,
+    /// Merge score per id.
+    pub scores: Vec<f32>,
+    /// Beginning-of-sequence id.
+    pub bos: Option<u32>,
+    /// End-of-sequence id.
+    pub eos: Option<u32>,
+    /// Id of `<0x00>` when the vocabulary has byte fallback.
+    pub byte_fallback_base: Option<u32>,
+    /// Prepend `" "` to non-empty text.
+    pub dummy_prefix: bool,
+    /// Ids that end generation.
+    pub stop_ids: Vec<u32>,
+}
+
+/// One tensor in canonical order, as f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Display name (e.g. `layers.3.wq`).
+    pub name: String,
+    /// Output dimension (1 for vectors).
+    pub rows: usize,
+    /// Input dimension.
+    pub cols: usize,
+    /// Row-major elements.
+    pub data: Vec<f32>,
+}
+
+/// A model ready to be written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceModel {
+    /// Hyper-parameters.
+    pub params: Params,
+    /// Tensors in `chispa_core::format::canonical_tensor` order.
+    pub tensors: Vec<Tensor>,
+    /// Tokenizer.
+    pub vocab: Vocab,
+}
+
+/// The canonical `(name, rows, cols)` list for `params`.
+pub fn canonical_names(params: &Params) -> Vec<(String, usize, usize)> {
+    let s = params.shape();
+    (0..tensor_count(&s))
+        .filter_map(|i| canonical_tensor(&s, i))
+        .map(|(kind, layer, r, c)| {
+            let name = if (kind as u16) < 10 {
+                kind.name().to_string()
+            } else {
+                format!("layers.{layer}.{}", kind.name())
+            };
+            (name, r, c)
+        })
+        .collect()
+}

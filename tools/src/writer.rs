@@ -1,0 +1,282 @@
+//! Writes `.chispa` files: the layout comes from `chispa_core::format`, and every file is
+//! parsed back by `chispa_core::Model::parse` before it is handed out.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+use chispa_core::format::{
+    align_up, file_checksum, Arch, DType, Header, TensorEntry, TokenizerKind,
+    FLAG_SHARED_CLASSIFIER, HEADER_BYTES, MAGIC, MAX_STOP_IDS, NONE, TENSOR_ENTRY_BYTES,
+    TOK_FLAG_DUMMY_PREFIX, VERSION_MAJOR, VERSION_MINOR,
+};
+use chispa_core::model::MAX_GROUP;
+use chispa_core::Model;
+
+use crate::aligned::AlignedBytes;
+use crate::quant::{quantize, QuantStats};
+use crate::source::{canonical_names, SourceModel, Vocab};
+
+/// Default quantization group (see the README for the measurement behind it).
+pub const DEFAULT_GROUP: usize = 32;
+
+/// How to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Element type of the matrices.
+    pub dtype: DType,
+    /// Quantization group along the input dimension (int8 only).
+    pub group_size: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self { dtype: DType::I8, group_size: DEFAULT_GROUP }
+    }
+}
+
+/// What was written for one tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorReport {
+    /// Name.
+    pub name: String,
+    /// Output dimension.
+    pub rows: usize,
+    /// Input dimension.
+    pub cols: usize,
+    /// Stored element type.
+    pub dtype: DType,
+    /// Bytes stored (elements and scales).
+    pub bytes: usize,
+    /// Quantization error (int8 only).
+    pub stats: Option<QuantStats>,
+}
+
+/// What was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// Per tensor, in file order.
+    pub tensors: Vec<TensorReport>,
+    /// Parameters stored.
+    pub parameters: usize,
+    /// Bytes of the whole file.
+    pub file_bytes: usize,
+}
+
+fn pad(out: &mut Vec<u8>) -> u32 {
+    out.resize(align_up(out.len()), 0);
+    out.len() as u32
+}
+
+fn check(model: &SourceModel, opts: &WriteOptions) -> Result<()> {
+    let p = &model.params;
+    if opts.dtype == DType::I8 {
+        ensure!(
+            (1..=MAX_GROUP as usize).contains(&opts.group_size),
+            "group size {} is not in 1..={MAX_GROUP}",
+            opts.group_size
+        );
+    }
+    let names = canonical_names(p);
+    ensure!(
+        names.len() == model.tensors.len(),
+        "model has {} tensors, its shape needs {}",
+        model.tensors.len(),
+        names.len()
+    );
+    for ((name, rows, cols), t) in names.iter().zip(&model.tensors) {
+        ensure!(
+            t.rows == *rows && t.cols == *cols && t.data.len() == rows * cols,
+            "tensor {}: shape [{}, {}] with {} elements, expected [{rows}, {cols}] for {name}",
+            t.name,
+            t.rows,
+            t.cols,
+            t.data.len()
+        );
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            bail!("tensor {}: element {i} is {} (not finite)", t.name, t.data[i]);
+        }
+    }
+    let v = &model.vocab;
+    ensure!(
+        v.pieces.len() == p.vocab_size && v.scores.len() == p.vocab_size,
+        "tokenizer has {} tokens, the model's vocabulary has {}",
+        v.pieces.len(),
+        p.vocab_size
+    );
+    ensure!(v.stop_ids.len() <= MAX_STOP_IDS, "more than {MAX_STOP_IDS} stop ids");
+    Ok(())
+}
+
+fn sorted_index(v: &Vocab) -> Result<Vec<u32>> {
+    let mut ids: Vec<u32> = (0..v.pieces.len() as u32).collect();
+    ids.sort_by(|a, b| v.pieces[*a as usize].cmp(&v.pieces[*b as usize]));
+    for w in ids.windows(2) {
+        if v.pieces[w[0] as usize] == v.pieces[w[1] as usize] {
+            bail!(
+                "tokenizer: tokens {} and {} have the same piece {:?}",
+                w[0],
+                w[1],
+                String::from_utf8_lossy(&v.pieces[w[0] as usize])
+            );
+        }
+    }
+    Ok(ids)
+}
+
+/// Builds a `.chispa` image in memory and checks that `chispa_core` accepts it.
+/// `progress(done, total)` is called after each tensor.
+///
+/// # Errors
+/// Inconsistent shapes, non-finite weights, a vocabulary of the wrong size or with duplicate
+/// pieces, an unsupported group size, or a file over 4 GiB.
+pub fn build(
+    model: &SourceModel,
+    opts: &WriteOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(AlignedBytes, Report)> {
+    check(model, opts)?;
+    let p = &model.params;
+    let v = &model.vocab;
+    let n = model.tensors.len();
+    let mut out = vec![0u8; HEADER_BYTES];
+    let tensors_offset = pad(&mut out);
+    out.resize(out.len() + n * TENSOR_ENTRY_BYTES, 0);
+    let mut entries = Vec::with_capacity(n);
+    let mut reports = Vec::with_capacity(n);
+    let shape = p.shape();
+    for (i, t) in model.tensors.iter().enumerate() {
+        let (kind, layer, ..) = chispa_core::format::canonical_tensor(&shape, i)
+            .context("tensor beyond the canonical list")?;
+        let dtype = if kind.is_vector() { DType::F32 } else { opts.dtype };
+        let mut e = TensorEntry {
+            kind: kind as u16,
+            layer: layer as u16,
+            dtype: dtype as u32,
+            rows: t.rows as u32,
+            cols: t.cols as u32,
+            ..TensorEntry::default()
+        };
+        e.data_offset = pad(&mut out);
+        let stats = match dtype {
+            DType::F32 => {
+                out.extend(t.data.iter().flat_map(|x| x.to_le_bytes()));
+                None
+            }
+            DType::I8 => {
+                let qz = quantize(&t.data, t.cols, opts.group_size);
+                out.extend(qz.q.iter().map(|x| *x as u8));
+                e.data_len = qz.q.len() as u32;
+                e.scales_offset = pad(&mut out);
+                out.extend(qz.scales.iter().flat_map(|s| s.to_le_bytes()));
+                e.scales_len = (qz.scales.len() * 2) as u32;
+                Some(qz.stats)
+            }
+        };
+        if dtype == DType::F32 {
+            e.data_len = (t.data.len() * 4) as u32;
+        }
+        reports.push(TensorReport {
+            name: t.name.clone(),
+            rows: t.rows,
+            cols: t.cols,
+            dtype,
+            bytes: (e.data_len + e.scales_len) as usize,
+            stats,
+        });
+        entries.push(e);
+        progress(i + 1, n);
+    }
+    for (i, e) in entries.iter().enumerate() {
+        let at = tensors_offset as usize + i * TENSOR_ENTRY_BYTES;
+        out[at..at + TENSOR_ENTRY_BYTES].copy_from_slice(&e.write());
+    }
+
+    let scores_offset = pad(&mut out);
+    out.extend(v.scores.iter().flat_map(|s| s.to_le_bytes()));
+    let piece_offsets_offset = pad(&mut out);
+    let mut acc = 0u32;
+    out.extend(0u32.to_le_bytes());
+    for piece in &v.pieces {
+        acc += piece.len() as u32;
+        out.extend(acc.to_le_bytes());
+    }
+    let pieces_offset = pad(&mut out);
+    for piece in &v.pieces {
+        out.extend(piece);
+    }
+    let sorted_offset = pad(&mut out);
+    out.extend(sorted_index(v)?.iter().flat_map(|i| i.to_le_bytes()));
+    pad(&mut out);
+    ensure!(out.len() <= u32::MAX as usize, "model file would exceed 4 GiB");
+
+    let mut stop_ids = [0u32; MAX_STOP_IDS];
+    stop_ids[..v.stop_ids.len()].copy_from_slice(&v.stop_ids);
+    let header = Header {
+        magic: MAGIC,
+        version_major: VERSION_MAJOR,
+        version_minor: VERSION_MINOR,
+        header_bytes: HEADER_BYTES as u32,
+        file_bytes: out.len() as u32,
+        checksum: 0,
+        arch: Arch::Llama as u32,
+        weight_dtype: opts.dtype as u32,
+        group_size: if opts.dtype == DType::I8 { opts.group_size as u32 } else { 0 },
+        dim: p.dim as u32,
+        hidden_dim: p.hidden_dim as u32,
+        n_layers: p.n_layers as u32,
+        n_heads: p.n_heads as u32,
+        n_kv_heads: p.n_kv_heads as u32,
+        vocab_size: p.vocab_size as u32,
+        max_seq_len: p.max_seq_len as u32,
+        rope_theta: p.rope_theta,
+        norm_eps: p.norm_eps,
+        flags: if p.shared_classifier { FLAG_SHARED_CLASSIFIER } else { 0 },
+        n_tensors: n as u32,
+        tensors_offset,
+        tok_kind: TokenizerKind::ScoreBpe as u32,
+        tok_flags: if v.dummy_prefix { TOK_FLAG_DUMMY_PREFIX } else { 0 },
+        bos_id: v.bos.unwrap_or(NONE),
+        eos_id: v.eos.unwrap_or(NONE),
+        byte_fallback_base: v.byte_fallback_base.unwrap_or(NONE),
+        max_piece_len: v.pieces.iter().map(Vec::len).max().unwrap_or(0) as u32,
+        scores_offset,
+        piece_offsets_offset,
+        pieces_offset,
+        pieces_len: acc,
+        sorted_offset,
+        n_stop_ids: v.stop_ids.len() as u32,
+        stop_ids,
+    };
+    out[..HEADER_BYTES].copy_from_slice(&header.write());
+    let crc = file_checksum(&out);
+    out[chispa_core::format::CHECKSUM_OFFSET..][..4].copy_from_slice(&crc.to_le_bytes());
+
+    let image = AlignedBytes::copy_from(&out);
+    Model::parse(image.as_slice()).context("the written file does not parse (a writer bug)")?;
+    let parameters = model.tensors.iter().map(|t| t.data.len()).sum();
+    Ok((image, Report { tensors: reports, parameters, file_bytes: out.len() }))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, renamed into
+/// place only when complete and synced: a failure leaves any previous file untouched.
+///
+/// # Errors
+/// The directory cannot be written, the disk is full, or the rename fails.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".chispa-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot rename into {}", path.display()))?;
+    Ok(())
+}
