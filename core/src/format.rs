@@ -157,8 +157,6 @@ header! {
     arch: u32,
     /// [`DType`] code of the matrices (norm weights are always f32).
     weight_dtype: u32,
-    /// Quantization group along the input dimension (int8); 0 for f32 files.
-    group_size: u32,
     /// Model width.
     dim: u32,
     /// Feed-forward width.
@@ -237,7 +235,7 @@ impl Arch {
 pub enum DType {
     /// 32-bit float.
     F32 = 0,
-    /// Symmetric int8 with one f16 scale per group of `group_size` inputs.
+    /// Symmetric int8 with one f16 scale per group of the tensor's `group` inputs.
     I8 = 1,
 }
 
@@ -421,7 +419,10 @@ pub struct TensorEntry {
     /// Layer index (0 for global tensors).
     pub layer: u16,
     /// [`DType`] code.
-    pub dtype: u32,
+    pub dtype: u16,
+    /// Quantization group along `cols` (int8; 0 for f32). Matrices that read the same
+    /// activation (wq/wk/wv; w1/w3) share one group size.
+    pub group: u16,
     /// Output dimension (1 for vectors).
     pub rows: u32,
     /// Input dimension.
@@ -443,7 +444,8 @@ impl TensorEntry {
         Self {
             kind: u16::get(b),
             layer: u16::get(&b[2..]),
-            dtype: u(4),
+            dtype: u16::get(&b[4..]),
+            group: u16::get(&b[6..]),
             rows: u(8),
             cols: u(12),
             data_offset: u(16),
@@ -458,10 +460,18 @@ impl TensorEntry {
         let mut b = [0u8; TENSOR_ENTRY_BYTES];
         self.kind.put(&mut b);
         self.layer.put(&mut b[2..]);
-        let fields =
-            [self.dtype, self.rows, self.cols, self.data_offset, self.data_len, self.scales_offset];
-        for (i, v) in fields.iter().chain([&self.scales_len]).enumerate() {
-            v.put(&mut b[4 + 4 * i..]);
+        self.dtype.put(&mut b[4..]);
+        self.group.put(&mut b[6..]);
+        let fields = [
+            self.rows,
+            self.cols,
+            self.data_offset,
+            self.data_len,
+            self.scales_offset,
+            self.scales_len,
+        ];
+        for (i, v) in fields.iter().enumerate() {
+            v.put(&mut b[8 + 4 * i..]);
         }
         b
     }
@@ -559,6 +569,7 @@ mod tests {
             kind: 12,
             layer: 3,
             dtype: 1,
+            group: 16,
             rows: 32,
             cols: 64,
             data_offset: 640,

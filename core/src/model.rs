@@ -28,8 +28,8 @@ pub struct Config {
     pub arch: Arch,
     /// Element type of the matrices.
     pub dtype: DType,
-    /// Quantization group along the input dimension (0 for f32).
-    pub group_size: usize,
+    /// Smallest quantization group of any matrix (0 for f32); sizes the activation scales.
+    pub min_group: usize,
     /// Model width.
     pub dim: usize,
     /// Feed-forward width.
@@ -117,6 +117,8 @@ pub struct Matrix<'a> {
     pub rows: usize,
     /// Input dimension.
     pub cols: usize,
+    /// Quantization group along `cols` (0 for f32).
+    pub group: usize,
     /// The elements.
     pub weights: Weights<'a>,
 }
@@ -196,8 +198,8 @@ impl<'a> Model<'a> {
         if bytes.as_ptr() as usize % BASE_ALIGN != 0 {
             return Err(FormatError::MisalignedBuffer { required: BASE_ALIGN });
         }
-        let config = Self::parse_config(&h)?;
-        Self::check_tensors(bytes, &h, &config)?;
+        let mut config = Self::parse_config(&h)?;
+        config.min_group = Self::check_tensors(bytes, &h, &config)?;
         let tokenizer = Tokenizer::parse(bytes, &h, config.vocab_size)?;
         Ok(Self { bytes, header: h, config, tokenizer })
     }
@@ -207,17 +209,10 @@ impl<'a> Model<'a> {
             .ok_or(FormatError::UnknownCode { field: "architecture", value: h.arch })?;
         let dtype = DType::from_code(h.weight_dtype)
             .ok_or(FormatError::UnknownCode { field: "weight dtype", value: h.weight_dtype })?;
-        let group_size = match dtype {
-            DType::F32 if h.group_size == 0 => 0,
-            DType::F32 => {
-                return Err(FormatError::BadDimension { field: "group_size", value: h.group_size })
-            }
-            DType::I8 => dim("group_size", h.group_size, MAX_GROUP)?,
-        };
         let c = Config {
             arch,
             dtype,
-            group_size,
+            min_group: 0,
             dim: dim("dim", h.dim, MAX_DIM)?,
             hidden_dim: dim("hidden_dim", h.hidden_dim, MAX_DIM)?,
             n_layers: dim("n_layers", h.n_layers, MAX_LAYERS)?,
@@ -247,13 +242,15 @@ impl<'a> Model<'a> {
         Ok(c)
     }
 
-    fn check_tensors(bytes: &[u8], h: &Header, c: &Config) -> Result<(), FormatError> {
+    /// Validates the directory and every tensor; returns the smallest int8 group.
+    fn check_tensors(bytes: &[u8], h: &Header, c: &Config) -> Result<usize, FormatError> {
         let shape = c.shape();
         let n = tensor_count(&shape);
         if h.n_tensors as usize != n {
             return Err(FormatError::BadDimension { field: "n_tensors", value: h.n_tensors });
         }
         let dir = section(bytes, "tensor directory", h.tensors_offset, n * TENSOR_ENTRY_BYTES)?;
+        let mut min_group = usize::MAX;
         for i in 0..n {
             let e = entry(dir, i);
             let bad = |what| FormatError::BadTensor { index: i, what };
@@ -266,14 +263,30 @@ impl<'a> Model<'a> {
                 return Err(bad("shape does not match the hyper-parameters"));
             }
             let dtype = if kind.is_vector() { DType::F32 } else { c.dtype };
-            if e.dtype != dtype as u32 {
+            if e.dtype != dtype as u16 {
                 return Err(bad("element type does not match the model's"));
             }
             let elems = rows * cols;
+            let group = e.group as usize;
             let (data_len, scales_len) = match dtype {
-                DType::F32 => (elems * 4, 0),
-                DType::I8 => (elems, rows * groups_per_row(cols, c.group_size) * 2),
+                DType::F32 if group == 0 => (elems * 4, 0),
+                DType::I8 if (1..=MAX_GROUP as usize).contains(&group) => {
+                    (elems, rows * groups_per_row(cols, group) * 2)
+                }
+                _ => return Err(bad("quantization group out of range")),
             };
+            if dtype == DType::I8 {
+                min_group = min_group.min(group);
+            }
+            // Matrices that read one quantized activation must group it alike.
+            let partner = match kind {
+                TensorKind::Wk => Some(i - 1),                  // wq
+                TensorKind::Wv | TensorKind::W3 => Some(i - 2), // wq; w1
+                _ => None,
+            };
+            if partner.is_some_and(|p| entry(dir, p).group != e.group) {
+                return Err(bad("group differs from the matrix that reads the same input"));
+            }
             if e.data_len as usize != data_len || e.scales_len as usize != scales_len {
                 return Err(bad("stored length does not match its shape"));
             }
@@ -287,7 +300,7 @@ impl<'a> Model<'a> {
                 return Err(bad("f32 tensor with scales"));
             }
         }
-        Ok(())
+        Ok(if c.dtype == DType::I8 { min_group } else { 0 })
     }
 
     /// The model's hyper-parameters.
@@ -329,7 +342,7 @@ impl<'a> Model<'a> {
     pub fn matrix(&self, index: usize) -> Matrix<'a> {
         let e = self.tensor_entry(index).unwrap_or_default();
         let data = slice(self.bytes, e.data_offset, e.data_len);
-        let weights = if e.dtype == DType::I8 as u32 {
+        let weights = if e.dtype == DType::I8 as u16 {
             Weights::I8 {
                 q: bytemuck::cast_slice(data),
                 scales: bytemuck::cast_slice(slice(self.bytes, e.scales_offset, e.scales_len)),
@@ -337,7 +350,7 @@ impl<'a> Model<'a> {
         } else {
             Weights::F32(bytemuck::cast_slice(data))
         };
-        Matrix { rows: e.rows as usize, cols: e.cols as usize, weights }
+        Matrix { rows: e.rows as usize, cols: e.cols as usize, group: e.group as usize, weights }
     }
 
     /// A global tensor (embedding, final norm, classifier).

@@ -60,7 +60,7 @@ const N_BUFFERS: usize = 19;
 
 fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N_BUFFERS]> {
     let widest = c.dim.max(c.hidden_dim);
-    let groups = if c.group_size == 0 { 0 } else { groups_per_row(widest, c.group_size) };
+    let groups = if c.min_group == 0 { 0 } else { groups_per_row(widest, c.min_group) };
     let xq = if c.dtype == DType::I8 { widest } else { 0 };
     let cache = c.n_layers.checked_mul(ctx)?.checked_mul(c.kv_dim())?;
     let att = c.n_heads.checked_mul(ctx)?;
@@ -200,11 +200,12 @@ enum Act<'b> {
     I8(&'b [i8], &'b [f32]),
 }
 
-fn prepare<'b>(x: &'b [f32], c: &Config, xq: &'b mut [i8], xs: &'b mut [f32]) -> Act<'b> {
-    match c.dtype {
-        DType::F32 => Act::F32(x),
-        DType::I8 => {
-            let g = c.group_size;
+/// Quantizes `x` (if the model is int8) with the group of `w`, the first matrix that reads it.
+fn prepare<'b>(x: &'b [f32], w: &Matrix<'_>, xq: &'b mut [i8], xs: &'b mut [f32]) -> Act<'b> {
+    match w.weights {
+        Weights::F32(_) => Act::F32(x),
+        Weights::I8 { .. } => {
+            let g = w.group;
             let (q, s) = (&mut xq[..x.len()], &mut xs[..groups_per_row(x.len(), g)]);
             kernels::quantize_i8(x, g, q, s);
             Act::I8(q, s)
@@ -212,11 +213,11 @@ fn prepare<'b>(x: &'b [f32], c: &Config, xq: &'b mut [i8], xs: &'b mut [f32]) ->
     }
 }
 
-fn matvec(out: &mut [f32], w: &Matrix<'_>, x: &Act<'_>, group: usize) {
+fn matvec(out: &mut [f32], w: &Matrix<'_>, x: &Act<'_>) {
     match (w.weights, x) {
-        (Weights::F32(w), Act::F32(x)) => kernels::matvec_f32(out, w, x),
+        (Weights::F32(m), Act::F32(x)) => kernels::matvec_f32(out, m, x),
         (Weights::I8 { q, scales }, Act::I8(xq, xs)) => {
-            kernels::matvec_i8(out, q, scales, xq, xs, w.cols, group)
+            kernels::matvec_i8(out, q, scales, xq, xs, w.cols, w.group)
         }
         // `parse` guarantees one element type for every matrix.
         _ => out.fill(0.0),
@@ -334,7 +335,7 @@ impl<'m, 'a> Session<'m, 'a> {
         if pos >= self.ctx {
             return Err(RunError::PositionOutOfRange { pos, context: self.ctx });
         }
-        let (dim, hs, kv_dim, g) = (c.dim, c.head_size(), c.kv_dim(), c.group_size);
+        let (dim, hs, kv_dim) = (c.dim, c.head_size(), c.kv_dim());
         let kv_mul = c.n_heads / c.n_kv_heads;
         let b = &mut self.b;
 
@@ -344,9 +345,9 @@ impl<'m, 'a> Session<'m, 'a> {
         match emb.weights {
             Weights::F32(w) => b.x.copy_from_slice(&w[row * dim..(row + 1) * dim]),
             Weights::I8 { q, scales } => {
-                let gpr = groups_per_row(dim, g);
+                let gpr = groups_per_row(dim, emb.group);
                 let (q, s) = (&q[row * dim..(row + 1) * dim], &scales[row * gpr..(row + 1) * gpr]);
-                kernels::dequantize_row_i8(q, s, g, b.x);
+                kernels::dequantize_row_i8(q, s, emb.group, b.x);
             }
         }
         for ((f, cs), sn) in b.freq.iter().zip(b.cos.iter_mut()).zip(b.sin.iter_mut()) {
@@ -359,10 +360,11 @@ impl<'m, 'a> Session<'m, 'a> {
             let w = |k| model.layer(l, k);
             // Attention.
             rmsnorm(b.xb, b.x, model.vector(w(TensorKind::AttnNorm)), c.norm_eps);
-            let act = prepare(b.xb, c, b.xq, b.xs);
-            matvec(b.q, &w(TensorKind::Wq), &act, g);
-            matvec(b.k, &w(TensorKind::Wk), &act, g);
-            matvec(b.v, &w(TensorKind::Wv), &act, g);
+            let wq = w(TensorKind::Wq);
+            let act = prepare(b.xb, &wq, b.xq, b.xs);
+            matvec(b.q, &wq, &act);
+            matvec(b.k, &w(TensorKind::Wk), &act);
+            matvec(b.v, &w(TensorKind::Wv), &act);
             rope(b.q, hs, b.cos, b.sin);
             rope(b.k, hs, b.cos, b.sin);
             let layer_off = l * self.ctx * kv_dim;
@@ -394,23 +396,26 @@ impl<'m, 'a> Session<'m, 'a> {
                     }
                 }
             }
-            let act = prepare(b.xb, c, b.xq, b.xs);
-            matvec(b.xb2, &w(TensorKind::Wo), &act, g);
+            let wo = w(TensorKind::Wo);
+            let act = prepare(b.xb, &wo, b.xq, b.xs);
+            matvec(b.xb2, &wo, &act);
             for (x, d) in b.x.iter_mut().zip(b.xb2.iter()) {
                 *x += d;
             }
 
             // Feed-forward (SwiGLU).
             rmsnorm(b.xb, b.x, model.vector(w(TensorKind::FfnNorm)), c.norm_eps);
-            let act = prepare(b.xb, c, b.xq, b.xs);
-            matvec(b.hb, &w(TensorKind::W1), &act, g);
-            matvec(b.hb2, &w(TensorKind::W3), &act, g);
+            let w1 = w(TensorKind::W1);
+            let act = prepare(b.xb, &w1, b.xq, b.xs);
+            matvec(b.hb, &w1, &act);
+            matvec(b.hb2, &w(TensorKind::W3), &act);
             for (h1, h3) in b.hb.iter_mut().zip(b.hb2.iter()) {
                 *h1 *= 1.0 / (1.0 + libm::expf(-*h1));
                 *h1 *= h3;
             }
-            let act = prepare(b.hb, c, b.xq, b.xs);
-            matvec(b.xb, &w(TensorKind::W2), &act, g);
+            let w2 = w(TensorKind::W2);
+            let act = prepare(b.hb, &w2, b.xq, b.xs);
+            matvec(b.xb, &w2, &act);
             for (x, d) in b.x.iter_mut().zip(b.xb.iter()) {
                 *x += d;
             }
@@ -418,13 +423,13 @@ impl<'m, 'a> Session<'m, 'a> {
 
         b.xb.copy_from_slice(b.x);
         rmsnorm(b.x, b.xb, model.vector(model.global(TensorKind::FinalNorm)), c.norm_eps);
-        let act = prepare(b.x, c, b.xq, b.xs);
         let cls = if c.shared_classifier {
             model.global(TensorKind::TokEmbed)
         } else {
             model.global(TensorKind::Classifier)
         };
-        matvec(b.logits, &cls, &act, g);
+        let act = prepare(b.x, &cls, b.xq, b.xs);
+        matvec(b.logits, &cls, &act);
         Ok(self.b.logits)
     }
 }

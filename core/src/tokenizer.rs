@@ -38,12 +38,23 @@ pub enum Piece<'a> {
     Byte(u8),
 }
 
-impl Piece<'_> {
+/// Every byte value once, so a `Piece::Byte` can be lent out as a slice.
+static BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+impl<'a> Piece<'a> {
     /// The bytes to output.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub fn bytes(self) -> &'a [u8] {
         match self {
             Piece::Text(b) => b,
-            Piece::Byte(b) => core::slice::from_ref(b),
+            Piece::Byte(b) => &BYTES[b as usize..b as usize + 1],
         }
     }
 }

@@ -35,7 +35,7 @@ pub fn describe(model: &Model<'_>) -> String {
     );
     let weights = match c.dtype {
         DType::F32 => "f32".to_string(),
-        DType::I8 => format!("int8, f16 scale per {} inputs", c.group_size),
+        DType::I8 => "int8, f16 scale per group of inputs (group per tensor below)".to_string(),
     };
     let _ = writeln!(
         s,
@@ -56,7 +56,7 @@ pub fn describe(model: &Model<'_>) -> String {
         let kind = match m.weights {
             Weights::F32(_) => "f32".to_string(),
             Weights::I8 { .. } => {
-                format!("int8 ×{} scales", m.rows * groups_per_row(m.cols, c.group_size))
+                format!("int8 g{} ×{}", m.group, m.rows * groups_per_row(m.cols, m.group))
             }
         };
         let _ = writeln!(

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use chispa_core::format::{
-    align_up, file_checksum, Arch, DType, Header, TensorEntry, TokenizerKind,
+    align_up, file_checksum, Arch, DType, Header, TensorEntry, TensorKind, TokenizerKind,
     FLAG_SHARED_CLASSIFIER, HEADER_BYTES, MAGIC, MAX_STOP_IDS, NONE, TENSOR_ENTRY_BYTES,
     TOK_FLAG_DUMMY_PREFIX, VERSION_MAJOR, VERSION_MINOR,
 };
@@ -17,21 +17,41 @@ use crate::aligned::AlignedBytes;
 use crate::quant::{quantize, QuantStats};
 use crate::source::{canonical_names, SourceModel, Vocab};
 
-/// Default quantization group (see the README for the measurement behind it).
+/// Default quantization group for most matrices (see the README for the measurement).
 pub const DEFAULT_GROUP: usize = 32;
+/// Default group for `w2`, whose input (the SwiGLU product) has outliers.
+pub const W2_GROUP: usize = 16;
+/// Default group for the classifier, whose error lands directly in the logits.
+pub const CLASSIFIER_GROUP: usize = 8;
 
 /// How to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WriteOptions {
     /// Element type of the matrices.
     pub dtype: DType,
-    /// Quantization group along the input dimension (int8 only).
-    pub group_size: usize,
+    /// One quantization group for every int8 matrix; `None` for the measured default
+    /// ([`DEFAULT_GROUP`], [`W2_GROUP`] for `w2`, [`CLASSIFIER_GROUP`] for the classifier).
+    pub group_size: Option<usize>,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { dtype: DType::I8, group_size: DEFAULT_GROUP }
+        Self { dtype: DType::I8, group_size: None }
+    }
+}
+
+impl WriteOptions {
+    /// The quantization group for a matrix of `kind` (`shared`: the classifier is the embedding).
+    pub fn group_for(&self, kind: TensorKind, shared: bool) -> usize {
+        if let Some(g) = self.group_size {
+            return g;
+        }
+        match kind {
+            TensorKind::W2 => W2_GROUP,
+            TensorKind::Classifier => CLASSIFIER_GROUP,
+            TensorKind::TokEmbed if shared => CLASSIFIER_GROUP,
+            _ => DEFAULT_GROUP,
+        }
     }
 }
 
@@ -70,12 +90,8 @@ fn pad(out: &mut Vec<u8>) -> u32 {
 
 fn check(model: &SourceModel, opts: &WriteOptions) -> Result<()> {
     let p = &model.params;
-    if opts.dtype == DType::I8 {
-        ensure!(
-            (1..=MAX_GROUP as usize).contains(&opts.group_size),
-            "group size {} is not in 1..={MAX_GROUP}",
-            opts.group_size
-        );
+    if let (DType::I8, Some(g)) = (opts.dtype, opts.group_size) {
+        ensure!((1..=MAX_GROUP as usize).contains(&g), "group size {g} is not in 1..={MAX_GROUP}");
     }
     let names = canonical_names(p);
     ensure!(
@@ -149,10 +165,15 @@ pub fn build(
         let (kind, layer, ..) = chispa_core::format::canonical_tensor(&shape, i)
             .context("tensor beyond the canonical list")?;
         let dtype = if kind.is_vector() { DType::F32 } else { opts.dtype };
+        let group = match dtype {
+            DType::F32 => 0,
+            DType::I8 => opts.group_for(kind, p.shared_classifier),
+        };
         let mut e = TensorEntry {
             kind: kind as u16,
             layer: layer as u16,
-            dtype: dtype as u32,
+            dtype: dtype as u16,
+            group: group as u16,
             rows: t.rows as u32,
             cols: t.cols as u32,
             ..TensorEntry::default()
@@ -164,7 +185,7 @@ pub fn build(
                 None
             }
             DType::I8 => {
-                let qz = quantize(&t.data, t.cols, opts.group_size);
+                let qz = quantize(&t.data, t.cols, group);
                 out.extend(qz.q.iter().map(|x| *x as u8));
                 e.data_len = qz.q.len() as u32;
                 e.scales_offset = pad(&mut out);
@@ -221,7 +242,6 @@ pub fn build(
         checksum: 0,
         arch: Arch::Llama as u32,
         weight_dtype: opts.dtype as u32,
-        group_size: if opts.dtype == DType::I8 { opts.group_size as u32 } else { 0 },
         dim: p.dim as u32,
         hidden_dim: p.hidden_dim as u32,
         n_layers: p.n_layers as u32,

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
-use chispa_tools::writer::{self, WriteOptions, DEFAULT_GROUP};
+use chispa_tools::writer::{self, WriteOptions, CLASSIFIER_GROUP, DEFAULT_GROUP, W2_GROUP};
 use chispa_tools::{inspect, llama2c};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -42,10 +42,11 @@ enum Command {
         /// Element type of the matrices (norms always stay f32).
         #[arg(long, value_enum, default_value_t = Dtype::Int8)]
         dtype: Dtype,
-        /// int8 quantization group: inputs that share one f16 scale. Any width works; the
-        /// last group of a row may be shorter.
-        #[arg(long, default_value_t = DEFAULT_GROUP)]
-        group_size: usize,
+        /// int8 quantization group for every matrix: inputs that share one f16 scale. Any
+        /// width works (the last group of a row may be shorter). Default: 32, with 16 for w2 and
+        /// 8 for the classifier, whose inputs are hardest to quantize (measured; see README).
+        #[arg(long)]
+        group_size: Option<usize>,
         /// Print only the summary, not the per-tensor report.
         #[arg(long, short)]
         quiet: bool,
@@ -132,7 +133,12 @@ fn convert_llama2c(
         report.file_bytes,
         opts.dtype.name(),
         match opts.dtype {
-            DType::I8 => format!("group size {}", opts.group_size),
+            DType::I8 => match opts.group_size {
+                Some(g) => format!("group size {g}"),
+                None => format!(
+                    "group size {DEFAULT_GROUP} ({W2_GROUP} for w2, {CLASSIFIER_GROUP} for the classifier)"
+                ),
+            },
             DType::F32 => "no quantization".into(),
         },
         worst.map_or(String::new(), |(snr, name)| format!(", lowest SNR {snr:.1} dB ({name})")),
