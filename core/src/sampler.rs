@@ -63,7 +63,7 @@ impl Sampler {
     /// (at least `logits.len()` entries) for top-p.
     pub fn sample(&mut self, logits: &mut [f32], scratch: &mut [u32]) -> u32 {
         let t = self.config.temperature;
-        if !(t > 0.0) || logits.len() <= 1 {
+        if t.is_nan() || t <= 0.0 || logits.len() <= 1 {
             return argmax(logits);
         }
         logits.iter_mut().for_each(|l| *l /= t);

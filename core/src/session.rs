@@ -88,7 +88,7 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
 }
 
 fn padded(elems: usize, size: usize) -> Option<usize> {
-    Some(elems.checked_mul(size)?.checked_next_multiple_of(ARENA_ALIGN)?)
+    elems.checked_mul(size)?.checked_next_multiple_of(ARENA_ALIGN)
 }
 
 impl Model<'_> {
