@@ -258,6 +258,21 @@ impl<'a> Tokenizer<'a> {
         Ok(n2)
     }
 
+    /// [`encode`](Self::encode) into a fixed-capacity vector (e.g. a firmware's prompt buffer).
+    ///
+    /// # Errors
+    /// As `encode`; [`TokenizeError::OutputFull`] when `N` is too small.
+    pub fn encode_vec<const N: usize>(
+        &self,
+        text: &str,
+        bos: bool,
+        eos: bool,
+    ) -> Result<heapless::Vec<u32, N>, TokenizeError> {
+        let mut buf = [0u32; N];
+        let n = self.encode(text, bos, eos, &mut buf)?;
+        Ok(buf[..n].iter().copied().collect())
+    }
+
     /// Repeatedly merges the best-scoring adjacent pair; returns the new length.
     fn merge(&self, tokens: &mut [u32]) -> usize {
         let mut n = tokens.len();

@@ -80,5 +80,7 @@ fn a_small_output_buffer_is_an_error_not_a_panic() -> anyhow::Result<()> {
     let mut ids = [0u32; 3];
     let r = model.tokenizer().encode("Once upon a time there was", true, false, &mut ids);
     assert_eq!(r, Err(chispa_core::TokenizeError::OutputFull { capacity: 3 }));
+    let v = model.tokenizer().encode_vec::<32>("Once upon a time", true, false)?;
+    assert_eq!(v.as_slice(), &[1, 403, 407, 261, 378]);
     Ok(())
 }
