@@ -14,11 +14,14 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod attention;
 pub mod error;
 pub mod format;
 pub mod generate;
 pub mod kernels;
+mod llama;
 pub mod model;
+mod ops;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;

@@ -4,6 +4,8 @@
 //! the top-p candidate cut-off `(1 - p) / (n - 1)`), so a seed means the same thing here on
 //! every target.
 
+pub use crate::ops::softmax;
+
 /// Sampling settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SamplerConfig {
@@ -87,19 +89,6 @@ pub fn argmax(v: &[f32]) -> u32 {
         }
     }
     best as u32
-}
-
-/// In-place softmax: subtract the maximum, exponentiate (`libm::expf`), normalise.
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    let mut sum = 0.0f32;
-    for v in x.iter_mut() {
-        *v = libm::expf(*v - max);
-        sum += *v;
-    }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
 }
 
 fn sample_mult(probs: &[f32], coin: f32) -> u32 {

@@ -6,9 +6,9 @@
 //! argument checks.
 
 use crate::error::{PlanError, RunError};
-use crate::format::{groups_per_row, DType, TensorKind};
-use crate::kernels;
-use crate::model::{Config, Matrix, Model, Weights};
+use crate::format::{groups_per_row, DType};
+use crate::llama;
+use crate::model::{Config, Model};
 
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -145,45 +145,45 @@ impl<'a> Carver<'a> {
 
 /// Working buffers, shapes beside each.
 #[derive(Debug)]
-struct Buffers<'a> {
+pub(crate) struct Buffers<'a> {
     /// [dim] residual stream.
-    x: &'a mut [f32],
+    pub(crate) x: &'a mut [f32],
     /// [dim] normalised input / attention output.
-    xb: &'a mut [f32],
+    pub(crate) xb: &'a mut [f32],
     /// [dim] projection output.
-    xb2: &'a mut [f32],
+    pub(crate) xb2: &'a mut [f32],
     /// [hidden] gate.
-    hb: &'a mut [f32],
+    pub(crate) hb: &'a mut [f32],
     /// [hidden] up.
-    hb2: &'a mut [f32],
+    pub(crate) hb2: &'a mut [f32],
     /// [dim] query.
-    q: &'a mut [f32],
+    pub(crate) q: &'a mut [f32],
     /// [kv_dim] key at this position.
-    k: &'a mut [f32],
+    pub(crate) k: &'a mut [f32],
     /// [kv_dim] value at this position.
-    v: &'a mut [f32],
+    pub(crate) v: &'a mut [f32],
     /// [n_heads, ctx] attention scores.
-    att: &'a mut [f32],
+    pub(crate) att: &'a mut [f32],
     /// [vocab] output of the last forward pass.
-    logits: &'a mut [f32],
+    pub(crate) logits: &'a mut [f32],
     /// [vocab] sampler's working copy.
-    probs: &'a mut [f32],
+    pub(crate) probs: &'a mut [f32],
     /// [vocab] sampler's candidate ids.
-    sample: &'a mut [u32],
+    pub(crate) sample: &'a mut [u32],
     /// [max(dim, hidden)] quantized activation.
-    xq: &'a mut [i8],
+    pub(crate) xq: &'a mut [i8],
     /// [groups] activation scales.
-    xs: &'a mut [f32],
+    pub(crate) xs: &'a mut [f32],
     /// [head_size / 2] RoPE frequencies.
-    freq: &'a mut [f32],
+    pub(crate) freq: &'a mut [f32],
     /// [head_size / 2] cos(pos · freq).
-    cos: &'a mut [f32],
+    pub(crate) cos: &'a mut [f32],
     /// [head_size / 2] sin(pos · freq).
-    sin: &'a mut [f32],
+    pub(crate) sin: &'a mut [f32],
     /// [n_layers, ctx, kv_dim].
-    key_cache: &'a mut [f32],
+    pub(crate) key_cache: &'a mut [f32],
     /// [n_layers, ctx, kv_dim].
-    value_cache: &'a mut [f32],
+    pub(crate) value_cache: &'a mut [f32],
 }
 
 /// An inference session: a model plus the arena that holds its state.
@@ -192,61 +192,6 @@ pub struct Session<'m, 'a> {
     model: &'m Model<'m>,
     ctx: usize,
     b: Buffers<'a>,
-}
-
-/// A matmul input: f32 as is, or quantized once and shared by every matrix that reads it.
-enum Act<'b> {
-    F32(&'b [f32]),
-    I8(&'b [i8], &'b [f32]),
-}
-
-/// Quantizes `x` (if the model is int8) with the group of `w`, the first matrix that reads it.
-fn prepare<'b>(x: &'b [f32], w: &Matrix<'_>, xq: &'b mut [i8], xs: &'b mut [f32]) -> Act<'b> {
-    match w.weights {
-        Weights::F32(_) => Act::F32(x),
-        Weights::I8 { .. } => {
-            let g = w.group;
-            let (q, s) = (&mut xq[..x.len()], &mut xs[..groups_per_row(x.len(), g)]);
-            kernels::quantize_i8(x, g, q, s);
-            Act::I8(q, s)
-        }
-    }
-}
-
-fn matvec(out: &mut [f32], w: &Matrix<'_>, x: &Act<'_>) {
-    match (w.weights, x) {
-        (Weights::F32(m), Act::F32(x)) => kernels::matvec_f32(out, m, x),
-        (Weights::I8 { q, scales }, Act::I8(xq, xs)) => {
-            kernels::matvec_i8(out, q, scales, xq, xs, w.cols, w.group)
-        }
-        // `parse` guarantees one element type for every matrix.
-        _ => out.fill(0.0),
-    }
-}
-
-/// `o = w ⊙ x / sqrt(mean(x²) + eps)`, sums in order (llama2.c's `rmsnorm`).
-fn rmsnorm(o: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
-    let mut ss = 0.0f32;
-    for v in x {
-        ss += v * v;
-    }
-    ss /= x.len() as f32;
-    ss += eps;
-    let ss = 1.0 / libm::sqrtf(ss);
-    for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
-        *o = w * (ss * x);
-    }
-}
-
-/// Rotates adjacent pairs `(v[2i], v[2i+1])` of every head by the angles in `cos`/`sin`.
-fn rope(v: &mut [f32], head_size: usize, cos: &[f32], sin: &[f32]) {
-    for head in v.chunks_exact_mut(head_size) {
-        for ((pair, c), s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
-            let (a, b) = (pair[0], pair[1]);
-            pair[0] = a * c - b * s;
-            pair[1] = a * s + b * c;
-        }
-    }
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -327,109 +272,14 @@ impl<'m, 'a> Session<'m, 'a> {
     /// # Errors
     /// [`RunError::TokenOutOfRange`] and [`RunError::PositionOutOfRange`].
     pub fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32], RunError> {
-        let model = self.model;
-        let c = model.config();
+        let c = self.model.config();
         if token as usize >= c.vocab_size {
             return Err(RunError::TokenOutOfRange { id: token, vocab: c.vocab_size });
         }
         if pos >= self.ctx {
             return Err(RunError::PositionOutOfRange { pos, context: self.ctx });
         }
-        let (dim, hs, kv_dim) = (c.dim, c.head_size(), c.kv_dim());
-        let kv_mul = c.n_heads / c.n_kv_heads;
-        let b = &mut self.b;
-
-        // Token embedding.
-        let emb = model.global(TensorKind::TokEmbed);
-        let row = token as usize;
-        match emb.weights {
-            Weights::F32(w) => b.x.copy_from_slice(&w[row * dim..(row + 1) * dim]),
-            Weights::I8 { q, scales } => {
-                let gpr = groups_per_row(dim, emb.group);
-                let (q, s) = (&q[row * dim..(row + 1) * dim], &scales[row * gpr..(row + 1) * gpr]);
-                kernels::dequantize_row_i8(q, s, emb.group, b.x);
-            }
-        }
-        for ((f, cs), sn) in b.freq.iter().zip(b.cos.iter_mut()).zip(b.sin.iter_mut()) {
-            let val = pos as f32 * f;
-            *cs = libm::cosf(val);
-            *sn = libm::sinf(val);
-        }
-
-        for l in 0..c.n_layers {
-            let w = |k| model.layer(l, k);
-            // Attention.
-            rmsnorm(b.xb, b.x, model.vector(w(TensorKind::AttnNorm)), c.norm_eps);
-            let wq = w(TensorKind::Wq);
-            let act = prepare(b.xb, &wq, b.xq, b.xs);
-            matvec(b.q, &wq, &act);
-            matvec(b.k, &w(TensorKind::Wk), &act);
-            matvec(b.v, &w(TensorKind::Wv), &act);
-            rope(b.q, hs, b.cos, b.sin);
-            rope(b.k, hs, b.cos, b.sin);
-            let layer_off = l * self.ctx * kv_dim;
-            let at = layer_off + pos * kv_dim;
-            b.key_cache[at..at + kv_dim].copy_from_slice(b.k);
-            b.value_cache[at..at + kv_dim].copy_from_slice(b.v);
-
-            let scale = libm::sqrtf(hs as f32);
-            for h in 0..c.n_heads {
-                let q = &b.q[h * hs..(h + 1) * hs];
-                let att = &mut b.att[h * self.ctx..h * self.ctx + pos + 1];
-                let kv_off = (h / kv_mul) * hs;
-                for (t, a) in att.iter_mut().enumerate() {
-                    let k0 = layer_off + t * kv_dim + kv_off;
-                    let k = &b.key_cache[k0..k0 + hs];
-                    let mut score = 0.0f32;
-                    for (qi, ki) in q.iter().zip(k) {
-                        score += qi * ki;
-                    }
-                    *a = score / scale;
-                }
-                crate::sampler::softmax(att);
-                let out = &mut b.xb[h * hs..(h + 1) * hs];
-                out.fill(0.0);
-                for (t, a) in att.iter().enumerate() {
-                    let v0 = layer_off + t * kv_dim + kv_off;
-                    for (o, v) in out.iter_mut().zip(&b.value_cache[v0..v0 + hs]) {
-                        *o += a * v;
-                    }
-                }
-            }
-            let wo = w(TensorKind::Wo);
-            let act = prepare(b.xb, &wo, b.xq, b.xs);
-            matvec(b.xb2, &wo, &act);
-            for (x, d) in b.x.iter_mut().zip(b.xb2.iter()) {
-                *x += d;
-            }
-
-            // Feed-forward (SwiGLU).
-            rmsnorm(b.xb, b.x, model.vector(w(TensorKind::FfnNorm)), c.norm_eps);
-            let w1 = w(TensorKind::W1);
-            let act = prepare(b.xb, &w1, b.xq, b.xs);
-            matvec(b.hb, &w1, &act);
-            matvec(b.hb2, &w(TensorKind::W3), &act);
-            for (h1, h3) in b.hb.iter_mut().zip(b.hb2.iter()) {
-                *h1 *= 1.0 / (1.0 + libm::expf(-*h1));
-                *h1 *= h3;
-            }
-            let w2 = w(TensorKind::W2);
-            let act = prepare(b.hb, &w2, b.xq, b.xs);
-            matvec(b.xb, &w2, &act);
-            for (x, d) in b.x.iter_mut().zip(b.xb.iter()) {
-                *x += d;
-            }
-        }
-
-        b.xb.copy_from_slice(b.x);
-        rmsnorm(b.x, b.xb, model.vector(model.global(TensorKind::FinalNorm)), c.norm_eps);
-        let cls = if c.shared_classifier {
-            model.global(TensorKind::TokEmbed)
-        } else {
-            model.global(TensorKind::Classifier)
-        };
-        let act = prepare(b.x, &cls, b.xq, b.xs);
-        matvec(b.logits, &cls, &act);
+        llama::forward(self.model, &mut self.b, self.ctx, token, pos);
         Ok(self.b.logits)
     }
 }

@@ -1,0 +1,75 @@
+//! Pieces every subcommand shares: model arguments and loading, encoding, rates, stdout.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chispa_core::format::DType;
+use chispa_core::{Model, StopReason};
+use chispa_runner::load::{self, Loaded, ModelSource};
+use chispa_tools::writer::WriteOptions;
+use clap::{Args, ValueEnum};
+
+#[derive(Args, Debug)]
+pub(crate) struct ModelArgs {
+    /// Tokenizer for a llama2.c checkpoint (e.g. tok512.bin).
+    #[arg(long, short = 't')]
+    pub(crate) tokenizer: Option<PathBuf>,
+    /// Weights to convert a llama2.c checkpoint to in memory.
+    #[arg(long, value_enum, default_value_t = Dtype::Int8)]
+    pub(crate) dtype: Dtype,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Dtype {
+    /// Symmetric int8, f16 group scales (what the firmware runs).
+    Int8,
+    /// 32-bit float reference.
+    F32,
+}
+
+pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded> {
+    let dtype = match m.dtype {
+        Dtype::Int8 => DType::I8,
+        Dtype::F32 => DType::F32,
+    };
+    load::load(&ModelSource {
+        path,
+        tokenizer: m.tokenizer.clone(),
+        convert: WriteOptions { dtype, group_size: None },
+    })
+}
+
+pub(crate) fn encode(model: &Model<'_>, text: &str, bos: bool) -> Result<Vec<u32>> {
+    let mut ids = vec![0u32; text.len() + 3];
+    let n =
+        model.tokenizer().encode(text, bos, false, &mut ids).context("cannot encode the text")?;
+    ids.truncate(n);
+    Ok(ids)
+}
+
+pub(crate) fn rate(n: usize, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        n as f64 / d.as_secs_f64()
+    }
+}
+
+pub(crate) fn reason_text(r: StopReason) -> String {
+    match r {
+        StopReason::MaxTokens => "max tokens".into(),
+        StopReason::EndOfSequence { id } => format!("end of sequence (token {id})"),
+        StopReason::ContextFull => "context full".into(),
+    }
+}
+
+/// Output that ends quietly when the reader goes away (`chispa run | head`).
+pub(crate) fn out_ok(r: io::Result<()>) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
+}

@@ -1,0 +1,7 @@
+//! The subcommands, one module each.
+
+pub(crate) mod bench;
+pub(crate) mod common;
+pub(crate) mod eval;
+pub(crate) mod run;
+pub(crate) mod tokenize;
