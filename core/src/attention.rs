@@ -1,5 +1,6 @@
 //! Multi-head (grouped-query) attention over the KV cache of one layer.
 
+use crate::observe::Observer;
 use crate::ops::softmax;
 
 /// Shapes of one attention call.
@@ -19,7 +20,9 @@ pub(crate) struct Heads {
 
 /// For each head: scores `q·k_t / sqrt(head_size)` for t = 0..=pos, softmax, then
 /// `out = Σ_t att_t v_t`, t in order. `keys`/`values` are this layer's `[ctx, kv_dim]`.
-pub(crate) fn attend(
+/// `obs` sees each head's weights for `layer`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend<O: Observer>(
     out: &mut [f32],
     q: &[f32],
     att: &mut [f32],
@@ -27,6 +30,8 @@ pub(crate) fn attend(
     values: &[f32],
     pos: usize,
     h: Heads,
+    layer: usize,
+    obs: &mut O,
 ) {
     let hs = h.head_size;
     let scale = libm::sqrtf(hs as f32);
@@ -43,6 +48,7 @@ pub(crate) fn attend(
             *a = score / scale;
         }
         softmax(att);
+        obs.attention(layer, head, att);
         let out = &mut out[head * hs..(head + 1) * hs];
         out.fill(0.0);
         for (t, a) in att.iter().enumerate() {

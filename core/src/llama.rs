@@ -3,11 +3,19 @@
 use crate::attention::{attend, Heads};
 use crate::format::TensorKind;
 use crate::model::Model;
-use crate::ops::{add, embed, matvec, prepare, rmsnorm, rope, swiglu};
+use crate::observe::Observer;
+use crate::ops::{add, embed, matvec, prepare, rmsnorm, rope, softmax, swiglu};
 use crate::session::Buffers;
 
 /// Runs `token` at `pos` (both checked by the caller) and leaves the logits in `b.logits`.
-pub(crate) fn forward(model: &Model<'_>, b: &mut Buffers<'_>, ctx: usize, token: u32, pos: usize) {
+pub(crate) fn forward<O: Observer>(
+    model: &Model<'_>,
+    b: &mut Buffers<'_>,
+    ctx: usize,
+    token: u32,
+    pos: usize,
+    obs: &mut O,
+) {
     let c = model.config();
     let (hs, kv_dim) = (c.head_size(), c.kv_dim());
     let heads =
@@ -36,7 +44,7 @@ pub(crate) fn forward(model: &Model<'_>, b: &mut Buffers<'_>, ctx: usize, token:
         b.key_cache[at..at + kv_dim].copy_from_slice(b.k);
         b.value_cache[at..at + kv_dim].copy_from_slice(b.v);
         let (keys, values) = (&b.key_cache[layer.clone()], &b.value_cache[layer]);
-        attend(b.xb, b.q, b.att, keys, values, pos, heads);
+        attend(b.xb, b.q, b.att, keys, values, pos, heads, l, obs);
         let wo = w(TensorKind::Wo);
         let act = prepare(b.xb, &wo, b.xq, b.xs);
         matvec(b.xb2, &wo, &act);
@@ -64,4 +72,9 @@ pub(crate) fn forward(model: &Model<'_>, b: &mut Buffers<'_>, ctx: usize, token:
     };
     let act = prepare(b.x, &cls, b.xq, b.xs);
     matvec(b.logits, &cls, &act);
+    if O::WANTS_PROBABILITIES {
+        b.probs.copy_from_slice(b.logits);
+        softmax(b.probs);
+        obs.probabilities(b.probs);
+    }
 }

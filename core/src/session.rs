@@ -9,6 +9,7 @@ use crate::error::{PlanError, RunError};
 use crate::format::{groups_per_row, DType};
 use crate::llama;
 use crate::model::{Config, Model};
+use crate::observe::{NoObserver, Observer};
 
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -272,6 +273,20 @@ impl<'m, 'a> Session<'m, 'a> {
     /// # Errors
     /// [`RunError::TokenOutOfRange`] and [`RunError::PositionOutOfRange`].
     pub fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32], RunError> {
+        self.forward_observed(token, pos, &mut NoObserver)
+    }
+
+    /// [`forward`](Self::forward), showing `obs` the attention weights and probabilities
+    /// (see [`crate::observe`]); the logits are the same bit for bit.
+    ///
+    /// # Errors
+    /// As `forward`.
+    pub fn forward_observed<O: Observer>(
+        &mut self,
+        token: u32,
+        pos: usize,
+        obs: &mut O,
+    ) -> Result<&[f32], RunError> {
         let c = self.model.config();
         if token as usize >= c.vocab_size {
             return Err(RunError::TokenOutOfRange { id: token, vocab: c.vocab_size });
@@ -279,7 +294,7 @@ impl<'m, 'a> Session<'m, 'a> {
         if pos >= self.ctx {
             return Err(RunError::PositionOutOfRange { pos, context: self.ctx });
         }
-        llama::forward(self.model, &mut self.b, self.ctx, token, pos);
+        llama::forward(self.model, &mut self.b, self.ctx, token, pos, obs);
         Ok(self.b.logits)
     }
 }

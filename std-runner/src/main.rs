@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use cli::attention::cmd_attention;
 use cli::bench::cmd_bench;
 use cli::common::{load_model, ModelArgs};
 use cli::eval::cmd_eval;
-use cli::run::cmd_run;
+use cli::run::{cmd_run, RunArgs};
 use cli::tokenize::cmd_tokenize;
 
 /// chispa runs small transformer language models — the same code as on a microcontroller.
@@ -36,27 +37,8 @@ enum Command {
         model: Option<PathBuf>,
         #[command(flatten)]
         m: ModelArgs,
-        /// Prompt text (BOS is added).
-        #[arg(long, short = 'p', default_value = "")]
-        prompt: String,
-        /// New tokens to generate after the prompt.
-        #[arg(long, short = 'n', default_value_t = 256)]
-        steps: usize,
-        /// Sampling temperature; 0 is greedy.
-        #[arg(long, default_value_t = 1.0)]
-        temperature: f32,
-        /// Nucleus sampling threshold; ≤ 0 or ≥ 1 samples from all tokens.
-        #[arg(long, default_value_t = 0.9)]
-        top_p: f32,
-        /// PRNG seed; default: from the clock (printed, so a run can be repeated).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Context length in tokens; default: the model's maximum.
-        #[arg(long, default_value_t = 0)]
-        context: usize,
-        /// One JSON object per generated token ({"id", "text"}) and a final summary object.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        args: RunArgs,
     },
     /// Print the token ids of TEXT (comma-separated; --verbose: one per line with its piece).
     Tokenize {
@@ -89,6 +71,25 @@ enum Command {
         #[arg(long)]
         logits_out: Option<PathBuf>,
     },
+    /// Draw the attention maps of a prompt as an SVG (tokens on both axes).
+    Attention {
+        /// Model; default stories260K.
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        m: ModelArgs,
+        /// Prompt text (BOS is added).
+        #[arg(long, short = 'p')]
+        prompt: String,
+        /// Layer index, or `all`.
+        #[arg(long, default_value = "all")]
+        layer: String,
+        /// Head index, or `all` (all × all draws a grid of small maps).
+        #[arg(long, default_value = "all")]
+        head: String,
+        /// Output SVG file.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Measure prompt and generation speed (greedy), median of repeats.
     Bench {
         /// Model; default stories260K.
@@ -109,15 +110,15 @@ enum Command {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { model, m, prompt, steps, temperature, top_p, seed, context, json } => {
-            let loaded = load_model(model, &m)?;
-            cmd_run(&loaded, &prompt, steps, temperature, top_p, seed, context, json)
-        }
+        Command::Run { model, m, args } => cmd_run(&load_model(model, &m)?, &args),
         Command::Tokenize { model, text, m, verbose, no_bos } => {
             cmd_tokenize(&load_model(Some(model), &m)?, &text, verbose, no_bos)
         }
         Command::Eval { model, m, tokens, text, logits_out } => {
             cmd_eval(&load_model(Some(model), &m)?, tokens, text, logits_out)
+        }
+        Command::Attention { model, m, prompt, layer, head, output } => {
+            cmd_attention(&load_model(model, &m)?, &prompt, &layer, &head, &output)
         }
         Command::Bench { model, m, prompt_tokens, gen_tokens, repeats } => {
             cmd_bench(&load_model(model, &m)?, prompt_tokens, gen_tokens, repeats)

@@ -155,3 +155,50 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
+
+#[test]
+fn attention_map_and_top_k_probabilities() {
+    let dir = tempdir();
+    let svg = dir.join("att.svg");
+    let o = chispa(&[
+        "attention",
+        "-p",
+        "Once upon a time",
+        "--layer",
+        "1",
+        "--head",
+        "3",
+        "-o",
+        svg.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&svg).expect("svg written");
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+    assert_clean_failure(
+        &chispa(&["attention", "-p", "x", "--layer", "9", "-o", svg.to_str().expect("utf-8")]),
+        "--layer",
+    );
+
+    let o = chispa(&[
+        "run",
+        "-p",
+        "Once",
+        "-n",
+        "3",
+        "--temperature",
+        "0",
+        "--top-k-probs",
+        "4",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().expect("a line"))
+            .expect("json");
+    let top = first["top"].as_array().expect("top list");
+    assert_eq!(top.len(), 4);
+    // Greedy: the chosen token is the most likely one, and probabilities descend.
+    assert_eq!(top[0]["id"], first["id"]);
+    let p: Vec<f64> = top.iter().filter_map(|t| t["p"].as_f64()).collect();
+    assert!(p.windows(2).all(|w| w[0] >= w[1]) && p[0] <= 1.0 && p[3] >= 0.0, "{p:?}");
+}

@@ -1,5 +1,6 @@
 //! The subcommands, one module each.
 
+pub(crate) mod attention;
 pub(crate) mod bench;
 pub(crate) mod common;
 pub(crate) mod eval;

@@ -4,24 +4,58 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use chispa_core::sampler::softmax;
 use chispa_core::{Event, Generator, Sampler, SamplerConfig, Session, SessionOptions, StopReason};
 use chispa_runner::load::Loaded;
 use chispa_runner::run::{arena_for, printable};
+use clap::Args;
 use serde_json::json;
 
 use super::common::{encode, out_ok, rate, reason_text};
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn cmd_run(
-    loaded: &Loaded,
-    prompt: &str,
+/// Options of `chispa run`.
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// Prompt text (BOS is added).
+    #[arg(long, short = 'p', default_value = "")]
+    prompt: String,
+    /// New tokens to generate after the prompt.
+    #[arg(long, short = 'n', default_value_t = 256)]
     steps: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 1.0)]
     temperature: f32,
+    /// Nucleus sampling threshold; ≤ 0 or ≥ 1 samples from all tokens.
+    #[arg(long, default_value_t = 0.9)]
     top_p: f32,
+    /// PRNG seed; default: from the clock (printed, so a run can be repeated).
+    #[arg(long)]
     seed: Option<u64>,
+    /// Context length in tokens; default: the model's maximum.
+    #[arg(long, default_value_t = 0)]
     context: usize,
+    /// One JSON object per generated token ({"id", "text"}) and a final summary object.
+    #[arg(long)]
     json: bool,
-) -> Result<()> {
+    /// After each generated token, the K most likely tokens and their probabilities
+    /// (temperature 1); in text mode one line per token.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    top_k_probs: usize,
+}
+
+/// The `k` most likely tokens under `logits` (softmax at temperature 1), most likely first.
+fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut probs = logits.to_vec();
+    softmax(&mut probs);
+    let mut ranked: Vec<(u32, f32)> =
+        probs.into_iter().enumerate().map(|(i, p)| (i as u32, p)).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(k);
+    ranked
+}
+
+pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<()> {
+    let RunArgs { ref prompt, steps, temperature, top_p, seed, context, json, top_k_probs } = *a;
     if !temperature.is_finite() || temperature < 0.0 {
         bail!("--temperature must be a finite number ≥ 0, got {temperature}");
     }
@@ -54,7 +88,7 @@ pub(crate) fn cmd_run(
             Event::Prompt { pos, next } => {
                 prompt_time += dt;
                 n_prompt += 1;
-                if !json && open {
+                if !json && top_k_probs == 0 && open {
                     let piece = tok.decode(Some(ids[pos]), next);
                     open = out_ok(out.write_all(printable(piece)).and_then(|_| out.flush()))?;
                 }
@@ -63,10 +97,23 @@ pub(crate) fn cmd_run(
                 gen_time += dt;
                 n_gen += 1;
                 let piece = tok.decode(Some(prev), id);
+                let text = String::from_utf8_lossy(piece.bytes());
+                let top =
+                    if top_k_probs > 0 { top_k(gen.logits(), top_k_probs) } else { Vec::new() };
+                let label = |id: u32| String::from_utf8_lossy(tok.piece(id)).into_owned();
                 if open {
-                    let r = if json {
-                        let text = String::from_utf8_lossy(piece.bytes());
+                    let r = if json && top_k_probs > 0 {
+                        let top: Vec<_> = top
+                            .iter()
+                            .map(|(i, p)| json!({ "id": i, "text": label(*i), "p": p }))
+                            .collect();
+                        writeln!(out, "{}", json!({ "id": id, "text": text, "top": top }))
+                    } else if json {
                         writeln!(out, "{}", json!({ "id": id, "text": text }))
+                    } else if top_k_probs > 0 {
+                        let alts: Vec<String> =
+                            top.iter().map(|(i, p)| format!("{p:.3} {:?}", label(*i))).collect();
+                        writeln!(out, "{text:?}\t{}", alts.join(" | "))
                     } else {
                         out.write_all(printable(piece)).and_then(|_| out.flush())
                     };

@@ -1,0 +1,53 @@
+//! `chispa attention`: draw the attention maps of a prompt as SVG.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use chispa_runner::attention::{record, render_svg};
+use chispa_runner::load::Loaded;
+
+use super::common::encode;
+
+/// Parses `all` or an index below `n`.
+fn pick(what: &str, arg: &str, n: usize) -> Result<Vec<usize>> {
+    if arg == "all" {
+        return Ok((0..n).collect());
+    }
+    match arg.parse::<usize>() {
+        Ok(i) if i < n => Ok(vec![i]),
+        _ => bail!("--{what} must be 'all' or 0..{}, got {arg:?}", n.saturating_sub(1)),
+    }
+}
+
+pub(crate) fn cmd_attention(
+    loaded: &Loaded,
+    prompt: &str,
+    layer: &str,
+    head: &str,
+    out: &Path,
+) -> Result<()> {
+    let model = loaded.bytes.parse(&loaded.name)?;
+    let c = model.config();
+    let layers = pick("layer", layer, c.n_layers)?;
+    let heads = pick("head", head, c.n_heads)?;
+    let ids = encode(&model, prompt, true)?;
+    if ids.len() > c.max_seq_len {
+        bail!(
+            "the prompt has {} tokens, more than the model's context of {}",
+            ids.len(),
+            c.max_seq_len
+        );
+    }
+    let maps = record(&model, &ids)?;
+    let title = format!("attention of {:?} — layer {layer}, head {head}", prompt);
+    let svg = render_svg(&maps, &layers, &heads, &title);
+    chispa_tools::writer::write_atomic(out, svg.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "wrote {}: {} tokens, {} map(s)",
+        out.display(),
+        ids.len(),
+        layers.len() * heads.len()
+    );
+    Ok(())
+}
