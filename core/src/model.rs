@@ -10,14 +10,14 @@ use crate::format::{
 };
 use crate::tokenizer::Tokenizer;
 
-/// Largest accepted dimension (keeps every product below `u32::MAX` bytes).
-const MAX_DIM: u32 = 1 << 16;
+/// Largest accepted width (dim, hidden_dim).
+pub const MAX_DIM: u32 = 1 << 16;
 /// Largest accepted vocabulary.
-const MAX_VOCAB: u32 = 1 << 20;
+pub const MAX_VOCAB: u32 = 1 << 20;
 /// Largest accepted layer count.
-const MAX_LAYERS: u32 = 1024;
+pub const MAX_LAYERS: u32 = 1024;
 /// Largest accepted context.
-const MAX_SEQ: u32 = 1 << 20;
+pub const MAX_SEQ: u32 = 1 << 20;
 /// Largest accepted quantization group (keeps the i32 group sum exact).
 pub const MAX_GROUP: u32 = 4096;
 

@@ -11,6 +11,8 @@
 
 use anyhow::{bail, ensure, Context, Result};
 
+use chispa_core::model::{MAX_DIM, MAX_LAYERS, MAX_SEQ, MAX_VOCAB};
+
 use crate::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
 
 const HEADER_BYTES: usize = 7 * 4;
@@ -19,8 +21,9 @@ fn read_i32(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn positive(name: &str, v: i32) -> Result<usize> {
+fn positive(name: &str, v: i32, max: u32) -> Result<usize> {
     ensure!(v > 0, "checkpoint header: {name} = {v}, must be positive");
+    ensure!(v as u32 <= max, "checkpoint header: {name} = {v} is larger than chispa supports ({max})");
     Ok(v as usize)
 }
 
@@ -38,13 +41,13 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
     let vocab = h[5];
     ensure!(vocab != 0 && vocab != i32::MIN, "checkpoint header: vocab_size = {vocab}");
     let p = Params {
-        dim: positive("dim", h[0])?,
-        hidden_dim: positive("hidden_dim", h[1])?,
-        n_layers: positive("n_layers", h[2])?,
-        n_heads: positive("n_heads", h[3])?,
-        n_kv_heads: positive("n_kv_heads", h[4])?,
-        vocab_size: vocab.unsigned_abs() as usize,
-        max_seq_len: positive("seq_len", h[6])?,
+        dim: positive("dim", h[0], MAX_DIM)?,
+        hidden_dim: positive("hidden_dim", h[1], MAX_DIM)?,
+        n_layers: positive("n_layers", h[2], MAX_LAYERS)?,
+        n_heads: positive("n_heads", h[3], MAX_DIM)?,
+        n_kv_heads: positive("n_kv_heads", h[4], MAX_DIM)?,
+        vocab_size: positive("vocab_size", vocab.saturating_abs(), MAX_VOCAB)?,
+        max_seq_len: positive("seq_len", h[6], MAX_SEQ)?,
         rope_theta: 10000.0,
         norm_eps: 1e-5,
         shared_classifier: vocab > 0,
@@ -142,8 +145,10 @@ pub fn read_tokenizer(b: &[u8], vocab_size: usize) -> Result<Vocab> {
     let max_len = read_i32(b, 0).context("tokenizer is empty or truncated")?;
     ensure!(max_len > 0, "tokenizer: max token length {max_len} is not positive");
     let mut at = 4;
-    let mut pieces = Vec::with_capacity(vocab_size);
-    let mut scores = Vec::with_capacity(vocab_size);
+    // Each token takes at least 8 bytes: never reserve more than the file can hold.
+    let cap = vocab_size.min(b.len() / 8);
+    let mut pieces = Vec::with_capacity(cap);
+    let mut scores = Vec::with_capacity(cap);
     for id in 0..vocab_size {
         let (Some(score), Some(len)) = (read_i32(b, at), read_i32(b, at + 4)) else {
             bail!("tokenizer holds {id} tokens, the model's vocabulary has {vocab_size}");
