@@ -23,7 +23,10 @@ fn read_i32(b: &[u8], at: usize) -> Option<i32> {
 
 fn positive(name: &str, v: i32, max: u32) -> Result<usize> {
     ensure!(v > 0, "checkpoint header: {name} = {v}, must be positive");
-    ensure!(v as u32 <= max, "checkpoint header: {name} = {v} is larger than chispa supports ({max})");
+    ensure!(
+        v as u32 <= max,
+        "checkpoint header: {name} = {v} is larger than chispa supports ({max})"
+    );
     Ok(v as usize)
 }
 
