@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod attention;
+pub mod digest;
 pub mod error;
 pub mod format;
 pub mod generate;
@@ -26,6 +27,7 @@ pub mod sampler;
 pub mod session;
 pub mod tokenizer;
 
+pub use digest::Digest;
 pub use error::{FormatError, PlanError, RunError, TokenizeError};
 pub use format::{Arch, DType};
 pub use generate::{Event, Generator, StopReason};

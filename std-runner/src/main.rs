@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use cli::bench::cmd_bench;
 use cli::common::{load_model, ModelArgs};
 use cli::eval::cmd_eval;
-use cli::run::cmd_run;
+use cli::run::{cmd_run, RunOutput};
 use cli::tokenize::cmd_tokenize;
 
 /// chispa runs small transformer language models — the same code as on a microcontroller.
@@ -57,6 +57,10 @@ enum Command {
         /// One JSON object per generated token ({"id", "text"}) and a final summary object.
         #[arg(long)]
         json: bool,
+        /// Print `digest: <hex>` (FNV-1a 64 of all token ids and logit bits, as the firmware
+        /// prints it) after the text; with --json, a "digest" field in the summary.
+        #[arg(long)]
+        digest: bool,
     },
     /// Print the token ids of TEXT (comma-separated; --verbose: one per line with its piece).
     Tokenize {
@@ -109,9 +113,21 @@ enum Command {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { model, m, prompt, steps, temperature, top_p, seed, context, json } => {
+        Command::Run {
+            model,
+            m,
+            prompt,
+            steps,
+            temperature,
+            top_p,
+            seed,
+            context,
+            json,
+            digest,
+        } => {
             let loaded = load_model(model, &m)?;
-            cmd_run(&loaded, &prompt, steps, temperature, top_p, seed, context, json)
+            let out = RunOutput { json, digest };
+            cmd_run(&loaded, &prompt, steps, temperature, top_p, seed, context, out)
         }
         Command::Tokenize { model, text, m, verbose, no_bos } => {
             cmd_tokenize(&load_model(Some(model), &m)?, &text, verbose, no_bos)

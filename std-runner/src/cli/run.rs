@@ -4,12 +4,23 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use chispa_core::{Event, Generator, Sampler, SamplerConfig, Session, SessionOptions, StopReason};
+use chispa_core::{
+    Digest, Event, Generator, Sampler, SamplerConfig, Session, SessionOptions, StopReason,
+};
 use chispa_runner::load::Loaded;
 use chispa_runner::run::{arena_for, printable};
 use serde_json::json;
 
 use super::common::{encode, out_ok, rate, reason_text};
+
+/// What `chispa run` prints besides the text.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RunOutput {
+    /// JSON lines instead of text.
+    pub(crate) json: bool,
+    /// The run's digest (see `chispa_core::digest`).
+    pub(crate) digest: bool,
+}
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn cmd_run(
@@ -20,8 +31,9 @@ pub(crate) fn cmd_run(
     top_p: f32,
     seed: Option<u64>,
     context: usize,
-    json: bool,
+    output: RunOutput,
 ) -> Result<()> {
+    let json = output.json;
     if !temperature.is_finite() || temperature < 0.0 {
         bail!("--temperature must be a finite number ≥ 0, got {temperature}");
     }
@@ -40,6 +52,8 @@ pub(crate) fn cmd_run(
     let mut session = Session::new(&model, &options, arena.as_mut_slice())?;
     let sampler = Sampler::new(SamplerConfig { temperature, top_p, seed });
     let mut gen = Generator::new(&mut session, &ids, steps, sampler)?;
+    let mut digest = Digest::new();
+    digest.tokens(&ids);
     let tok = model.tokenizer();
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -50,6 +64,7 @@ pub(crate) fn cmd_run(
         let t0 = Instant::now();
         let ev = gen.step()?;
         let dt = t0.elapsed();
+        digest.event(&ev, gen.logits());
         match ev {
             Event::Prompt { pos, next } => {
                 prompt_time += dt;
@@ -82,7 +97,8 @@ pub(crate) fn cmd_run(
             }
         }
     };
-    let summary = json!({
+    let digest_hex = format!("{:016x}", digest.value());
+    let mut summary = json!({
         "summary": {
             "prompt_tokens": ids.len(),
             "generated_tokens": n_gen,
@@ -92,8 +108,14 @@ pub(crate) fn cmd_run(
             "seed": seed,
         }
     });
+    if output.digest {
+        summary["summary"]["digest"] = json!(digest_hex);
+    }
     if open {
-        out_ok(if json { writeln!(out, "{summary}") } else { writeln!(out) })?;
+        open = out_ok(if json { writeln!(out, "{summary}") } else { writeln!(out) })?;
+    }
+    if open && output.digest && !json {
+        out_ok(writeln!(out, "digest: {digest_hex}"))?;
     }
     eprintln!(
         "model {} | prompt {} tokens ({:.0} tok/s) | generated {} tokens ({:.0} tok/s) | stop: {} | seed {seed}",
