@@ -20,6 +20,7 @@ pub mod error;
 pub mod format;
 pub mod generate;
 pub mod kernels;
+mod kv;
 mod llama;
 pub mod model;
 mod ops;

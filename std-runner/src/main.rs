@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use chispa_core::SessionOptions;
 use cli::bench::cmd_bench;
-use cli::common::{load_model, ModelArgs};
+use cli::common::{load_model, Kv, ModelArgs};
 use cli::eval::cmd_eval;
 use cli::run::{cmd_run, RunOutput};
 use cli::tokenize::cmd_tokenize;
@@ -61,6 +62,9 @@ enum Command {
         /// prints it) after the text; with --json, a "digest" field in the summary.
         #[arg(long)]
         digest: bool,
+        /// KV-cache element type.
+        #[arg(long, value_enum, default_value_t = Kv::F32)]
+        kv: Kv,
     },
     /// Print the token ids of TEXT (comma-separated; --verbose: one per line with its piece).
     Tokenize {
@@ -124,10 +128,12 @@ fn run(cli: Cli) -> Result<()> {
             context,
             json,
             digest,
+            kv,
         } => {
             let loaded = load_model(model, &m)?;
             let out = RunOutput { json, digest };
-            cmd_run(&loaded, &prompt, steps, temperature, top_p, seed, context, out)
+            let options = SessionOptions { context, kv: kv.into() };
+            cmd_run(&loaded, &prompt, steps, temperature, top_p, seed, options, out)
         }
         Command::Tokenize { model, text, m, verbose, no_bos } => {
             cmd_tokenize(&load_model(Some(model), &m)?, &text, verbose, no_bos)

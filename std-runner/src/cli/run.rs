@@ -30,7 +30,7 @@ pub(crate) fn cmd_run(
     temperature: f32,
     top_p: f32,
     seed: Option<u64>,
-    context: usize,
+    options: SessionOptions,
     output: RunOutput,
 ) -> Result<()> {
     let json = output.json;
@@ -47,7 +47,6 @@ pub(crate) fn cmd_run(
             .map_or(1, |d| d.as_nanos() as u64)
     });
     let ids = encode(&model, prompt, true)?;
-    let options = SessionOptions { context, ..Default::default() };
     let mut arena = arena_for(&model, &options)?;
     let mut session = Session::new(&model, &options, arena.as_mut_slice())?;
     let sampler = Sampler::new(SamplerConfig { temperature, top_p, seed });
