@@ -91,6 +91,13 @@ fn main() {
         let head = line.split("LENGTH").next().unwrap_or_default();
         memory = memory.replace(&line, &format!("{head}LENGTH = {kib}K"));
     }
+    // Keep room for the stack (measured high-water mark 2.7 KiB on stories260K, see README):
+    // a model whose arena leaves less fails to link instead of overflowing at run time.
+    let reserve: u32 = parsed("CHISPA_STACK_RESERVE", 4096);
+    memory.push_str(&format!(
+        "\n/* Added by build.rs: the stack reserve. */\n\
+         ASSERT(_stack_start - __sheap >= {reserve}, \"chispa: arena + static data leave less than {reserve} bytes of stack on this board (see `chispa plan`)\");\n"
+    ));
     fs::write(out.join("memory.x"), &memory).unwrap_or_else(|e| fail(format!("memory.x: {e}")));
     println!("cargo::rustc-link-search={}", out.display());
     println!("cargo::rustc-link-arg=-Tlink.x");

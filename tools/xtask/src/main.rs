@@ -21,6 +21,8 @@ use chispa_runner::load::convert_llama2c;
 use chispa_tools::writer::{write_atomic, WriteOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod test;
+
 #[derive(Parser, Debug)]
 #[command(name = "cargo xtask", about)]
 struct Cli {
@@ -34,6 +36,19 @@ enum Cmd {
     Qemu(Firmware),
     /// Build the firmware for any board; print the ELF path and its sizes.
     Build(Firmware),
+    /// The firmware-vs-desktop test: every QEMU board, the RAM budgets, a corrupted model,
+    /// and the real-board builds. Fails on any difference.
+    TestQemu {
+        /// Boards to compare with the desktop.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Board::QemuM4, Board::QemuM33, Board::QemuM55])]
+        boards: Vec<Board>,
+        /// New tokens.
+        #[arg(long, short = 'n', default_value_t = 200)]
+        steps: usize,
+        /// Skip the real-board builds.
+        #[arg(long)]
+        no_real_boards: bool,
+    },
     /// Convert the default model (stories260K, int8) to a .chispa file.
     Model {
         /// Output file.
@@ -194,6 +209,11 @@ fn build(f: &Firmware) -> Result<PathBuf> {
 }
 
 fn qemu(f: &Firmware) -> Result<i32> {
+    run_qemu(f, false).map(|(code, _)| code)
+}
+
+/// Builds and runs; with `capture`, returns the decoded log instead of printing it.
+fn run_qemu(f: &Firmware, capture: bool) -> Result<(i32, String)> {
     let Some(machine) = f.board.qemu() else {
         bail!("{} is a real board: use `cargo xtask build` and probe-rs (README)", f.board.name());
     };
@@ -210,20 +230,22 @@ fn qemu(f: &Firmware) -> Result<i32> {
         .spawn()
         .context("cannot start qemu-system-arm (apt-get install qemu-system-arm)")?;
     let stdout = q.stdout.take().context("no QEMU output")?;
-    let mut p = Command::new("defmt-print")
+    let p = Command::new("defmt-print")
         .arg("-e")
         .arg(&elf)
         .stdin(stdout)
+        .stdout(if capture { Stdio::piped() } else { Stdio::inherit() })
         .spawn()
         .context("cannot start defmt-print (cargo install defmt-print --locked)")?;
+    let out = p.wait_with_output()?;
     let qs = q.wait()?;
-    let ps = p.wait()?;
-    if !ps.success() {
-        bail!("defmt-print failed: {ps}");
+    if !out.status.success() {
+        bail!("defmt-print failed: {}", out.status);
     }
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
     match qs.code() {
         Some(124) => bail!("QEMU timed out after {} s", f.timeout),
-        Some(c) => Ok(c),
+        Some(c) => Ok((c, log)),
         None => bail!("QEMU was killed: {qs}"),
     }
 }
@@ -236,6 +258,9 @@ fn main() -> ExitCode {
             println!("{}", elf.display());
             0
         }),
+        Cmd::TestQemu { boards, steps, no_real_boards } => {
+            test::test_qemu(&boards, steps, !no_real_boards).map(|()| 0)
+        }
         Cmd::Model { out } => default_model()
             .and_then(|(c, t)| {
                 convert_llama2c(&c, &t, &WriteOptions { dtype: DType::I8, group_size: None })
