@@ -12,6 +12,7 @@ use chispa_core::SessionOptions;
 use cli::bench::cmd_bench;
 use cli::common::{load_model, Kv, ModelArgs};
 use cli::eval::cmd_eval;
+use cli::plan::cmd_plan;
 use cli::run::{cmd_run, RunOutput};
 use cli::tokenize::cmd_tokenize;
 
@@ -97,6 +98,23 @@ enum Command {
         #[arg(long)]
         logits_out: Option<PathBuf>,
     },
+    /// Will MODEL run on a board? Flash and RAM breakdown, margins, tokens/s estimate.
+    /// Exits 1 when it does not fit.
+    Plan {
+        /// Model; default stories260K.
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        m: ModelArgs,
+        /// Board: qemu-m4, qemu-m33, qemu-m55, stm32f411, rp2350, nrf52840.
+        #[arg(long)]
+        board: String,
+        /// Context length in tokens; default: the model's maximum.
+        #[arg(long, default_value_t = 0)]
+        context: usize,
+        /// KV-cache element type.
+        #[arg(long, value_enum, default_value_t = Kv::Int8)]
+        kv: Kv,
+    },
     /// Measure prompt and generation speed (greedy), median of repeats.
     Bench {
         /// Model; default stories260K.
@@ -140,6 +158,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval { model, m, tokens, text, logits_out } => {
             cmd_eval(&load_model(Some(model), &m)?, tokens, text, logits_out)
+        }
+        Command::Plan { model, m, board, context, kv } => {
+            let options = SessionOptions { context, kv: kv.into() };
+            if !cmd_plan(&load_model(model, &m)?, &board, options)? {
+                anyhow::bail!("the model does not fit {board} with these settings (see above)");
+            }
+            Ok(())
         }
         Command::Bench { model, m, prompt_tokens, gen_tokens, repeats } => {
             cmd_bench(&load_model(model, &m)?, prompt_tokens, gen_tokens, repeats)
