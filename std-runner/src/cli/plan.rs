@@ -48,7 +48,8 @@ pub(crate) fn cmd_plan(loaded: &Loaded, board: &str, options: SessionOptions) ->
     line("activations, logits, sampler", plan.scratch_bytes as u64, "");
     line("stack", stack, "reserve the firmware keeps (measured high-water below it)");
     let ram = plan.arena_bytes as u64 + stack;
-    line("total (arena + stack)", ram, &format!("arena {} B", plan.arena_bytes));
+    line("total (arena + stack)", ram, "");
+    println!("arena: {} bytes (exact: Model::plan, what the firmware allocates)", plan.arena_bytes);
 
     let fits_flash = flash <= b.flash.1;
     let fits_ram = ram <= b.ram.1;

@@ -111,6 +111,43 @@ fn compare(board: Board, fw: &Run, desk: &Run) -> Result<()> {
     Ok(())
 }
 
+/// `chispa plan` says the same arena as the firmware, and a flash total within 8 KiB.
+fn plan_agrees(board: Board, log: &str) -> Result<()> {
+    let model = default_chispa()?;
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root())
+        .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "plan"])
+        .arg(&model)
+        .args(["--board", board.name(), "--kv", "int8"])
+        .output()
+        .context("cannot run chispa plan")?;
+    ensure!(out.status.success(), "chispa plan failed for {}", board.name());
+    let plan = String::from_utf8_lossy(&out.stdout);
+    let number = |s: Option<String>| -> Option<u64> {
+        s?.split_whitespace().next()?.replace(',', "").parse().ok()
+    };
+    let plan_arena = number(field(&plan, "arena: "));
+    let fw_arena = number(field(log, "arena: "));
+    ensure!(
+        plan_arena.is_some() && plan_arena == fw_arena,
+        "{}: plan arena {plan_arena:?} != firmware {fw_arena:?}",
+        board.name()
+    );
+    let plan_flash = plan
+        .lines()
+        .skip_while(|l| !l.starts_with("flash ("))
+        .find(|l| l.trim_start().starts_with("total"))
+        .and_then(|l| number(Some(l.trim_start().trim_start_matches("total").to_string())));
+    let fw_flash = number(field(log, "flash: "));
+    match (plan_flash, fw_flash) {
+        (Some(p), Some(f)) if p.abs_diff(f) <= 8192 => {
+            println!("{}: plan flash {p} B, firmware {f} B; arena {fw_arena:?} B", board.name());
+            Ok(())
+        }
+        _ => bail!("{}: plan flash {plan_flash:?} vs firmware {fw_flash:?}", board.name()),
+    }
+}
+
 pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Result<()> {
     let mut failures = 0usize;
     let mut passed = 0usize;
@@ -134,7 +171,7 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
             ensure!(code == 0, "{}: exit status {code}", board.name());
             compare(board, &parse_firmware(&log)?, &full)?;
             ensure!(field(&log, "stack high-water:").is_some(), "no stack report");
-            Ok(())
+            plan_agrees(board, &log)
         })();
         check(&format!("{} = desktop, context 512 in 200 KiB", board.name()), r);
     }
