@@ -265,7 +265,12 @@ fn main() -> ExitCode {
             .and_then(|(c, t)| {
                 convert_llama2c(&c, &t, &WriteOptions { dtype: DType::I8, group_size: None })
             })
-            .and_then(|b| write_atomic(&out, b.as_slice()))
+            .and_then(|b| {
+                if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                write_atomic(&out, b.as_slice())
+            })
             .map(|()| {
                 println!("{}", out.display());
                 0
