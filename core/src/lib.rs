@@ -15,10 +15,12 @@
 #![warn(missing_docs)]
 
 mod attention;
+pub mod digest;
 pub mod error;
 pub mod format;
 pub mod generate;
 pub mod kernels;
+mod kv;
 mod llama;
 pub mod model;
 pub mod observe;
@@ -27,6 +29,7 @@ pub mod sampler;
 pub mod session;
 pub mod tokenizer;
 
+pub use digest::Digest;
 pub use error::{FormatError, PlanError, RunError, TokenizeError};
 pub use format::{Arch, DType};
 pub use generate::{Event, Generator, StopReason};

@@ -2,6 +2,7 @@
 
 use crate::attention::{attend, Heads};
 use crate::format::TensorKind;
+use crate::kv::{F16Rows, F32Rows, I8Rows, KvCache};
 use crate::model::Model;
 use crate::observe::Observer;
 use crate::ops::{add, embed, matvec, prepare, rmsnorm, rope, softmax, swiglu};
@@ -18,8 +19,7 @@ pub(crate) fn forward<O: Observer>(
 ) {
     let c = model.config();
     let (hs, kv_dim) = (c.head_size(), c.kv_dim());
-    let heads =
-        Heads { n_heads: c.n_heads, kv_mul: c.n_heads / c.n_kv_heads, head_size: hs, kv_dim, ctx };
+    let heads = Heads { n_heads: c.n_heads, kv_mul: c.n_heads / c.n_kv_heads, head_size: hs };
 
     embed(&model.global(TensorKind::TokEmbed), token as usize, b.x);
     for ((f, cs), sn) in b.freq.iter().zip(b.cos.iter_mut()).zip(b.sin.iter_mut()) {
@@ -39,12 +39,23 @@ pub(crate) fn forward<O: Observer>(
         matvec(b.v, &w(TensorKind::Wv), &act);
         rope(b.q, hs, b.cos, b.sin);
         rope(b.k, hs, b.cos, b.sin);
-        let layer = l * ctx * kv_dim..(l + 1) * ctx * kv_dim;
-        let at = layer.start + pos * kv_dim;
-        b.key_cache[at..at + kv_dim].copy_from_slice(b.k);
-        b.value_cache[at..at + kv_dim].copy_from_slice(b.v);
-        let (keys, values) = (&b.key_cache[layer.clone()], &b.value_cache[layer]);
-        attend(b.xb, b.q, b.att, keys, values, pos, heads, l, obs);
+        b.kv.store(l * ctx + pos, b.k, b.v);
+        let (rows, layer) = (l * ctx..(l + 1) * ctx, l * ctx * kv_dim..(l + 1) * ctx * kv_dim);
+        match &b.kv {
+            KvCache::F32 { k, v } => {
+                let (k, v) = (F32Rows(&k[layer.clone()], kv_dim), F32Rows(&v[layer], kv_dim));
+                attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+            }
+            KvCache::F16 { k, v } => {
+                let (k, v) = (F16Rows(&k[layer.clone()], kv_dim), F16Rows(&v[layer], kv_dim));
+                attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+            }
+            KvCache::I8 { k, v, ks, vs } => {
+                let k = I8Rows(&k[layer.clone()], &ks[rows.clone()], kv_dim);
+                let v = I8Rows(&v[layer], &vs[rows], kv_dim);
+                attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+            }
+        }
         let wo = w(TensorKind::Wo);
         let act = prepare(b.xb, &wo, b.xq, b.xs);
         matvec(b.xb2, &wo, &act);

@@ -7,6 +7,7 @@
 
 use crate::error::{PlanError, RunError};
 use crate::format::{groups_per_row, DType};
+use crate::kv::KvCache;
 use crate::llama;
 use crate::model::{Config, Model};
 use crate::observe::{NoObserver, Observer};
@@ -18,6 +19,10 @@ pub enum KvType {
     /// 32-bit float (exact).
     #[default]
     F32,
+    /// IEEE half precision (`half::f16`, round to nearest even).
+    F16,
+    /// int8 with one f32 scale per cached row (layer, position): see the `kv` module.
+    I8,
 }
 
 impl KvType {
@@ -25,6 +30,17 @@ impl KvType {
     pub fn bytes(self) -> usize {
         match self {
             Self::F32 => 4,
+            Self::F16 => 2,
+            Self::I8 => 1,
+        }
+    }
+
+    /// Name as the command line spells it (`f32`, `f16`, `int8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::I8 => "int8",
         }
     }
 }
@@ -48,7 +64,7 @@ pub struct Plan {
     pub context: usize,
     /// KV-cache element type.
     pub kv: KvType,
-    /// Bytes of the key and value caches together.
+    /// Bytes of the key and value caches together (with int8 scales).
     pub kv_cache_bytes: usize,
     /// Bytes of activations, logits and sampler scratch.
     pub scratch_bytes: usize,
@@ -57,14 +73,14 @@ pub struct Plan {
 }
 
 /// Buffers in carving order: (elements, element bytes).
-const N_BUFFERS: usize = 19;
+const N_BUFFERS: usize = 21;
 
 fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N_BUFFERS]> {
     let widest = c.dim.max(c.hidden_dim);
     let groups = if c.min_group == 0 { 0 } else { groups_per_row(widest, c.min_group) };
     let xq = if c.dtype == DType::I8 { widest } else { 0 };
     let cache = c.n_layers.checked_mul(ctx)?.checked_mul(c.kv_dim())?;
-    let att = c.n_heads.checked_mul(ctx)?;
+    let scales = if kv == KvType::I8 { c.n_layers.checked_mul(ctx)? } else { 0 };
     Some([
         (c.dim, 4),             // x: residual stream [dim]
         (c.dim, 4),             // xb [dim]
@@ -74,7 +90,7 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
         (c.dim, 4),             // q [dim]
         (c.kv_dim(), 4),        // k [kv_dim]
         (c.kv_dim(), 4),        // v [kv_dim]
-        (att, 4),               // att [n_heads, ctx]
+        (ctx, 4),               // att [ctx], one head at a time
         (c.vocab_size, 4),      // logits [vocab]
         (c.vocab_size, 4),      // probs [vocab]
         (c.vocab_size, 4),      // sampler scratch [vocab] u32
@@ -85,6 +101,8 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
         (c.head_size() / 2, 4), // sin at this position
         (cache, kv.bytes()),    // key cache [n_layers, ctx, kv_dim]
         (cache, kv.bytes()),    // value cache [n_layers, ctx, kv_dim]
+        (scales, 4),            // int8 key scales [n_layers, ctx]
+        (scales, 4),            // int8 value scales [n_layers, ctx]
     ])
 }
 
@@ -110,7 +128,7 @@ impl Model<'_> {
         for (i, (n, s)) in sizes.iter().enumerate() {
             let b = padded(*n, *s).ok_or(PlanError::TooLarge)?;
             total = total.checked_add(b).ok_or(PlanError::TooLarge)?;
-            if i >= N_BUFFERS - 2 {
+            if i >= N_BUFFERS - 4 {
                 kv += b;
             }
         }
@@ -181,10 +199,8 @@ pub(crate) struct Buffers<'a> {
     pub(crate) cos: &'a mut [f32],
     /// [head_size / 2] sin(pos · freq).
     pub(crate) sin: &'a mut [f32],
-    /// [n_layers, ctx, kv_dim].
-    pub(crate) key_cache: &'a mut [f32],
-    /// [n_layers, ctx, kv_dim].
-    pub(crate) value_cache: &'a mut [f32],
+    /// Keys and values, [n_layers, ctx, kv_dim] each.
+    pub(crate) kv: KvCache<'a>,
 }
 
 /// An inference session: a model plus the arena that holds its state.
@@ -235,8 +251,16 @@ impl<'m, 'a> Session<'m, 'a> {
             freq: a.take(s[14].0)?,
             cos: a.take(s[15].0)?,
             sin: a.take(s[16].0)?,
-            key_cache: a.take(s[17].0)?,
-            value_cache: a.take(s[18].0)?,
+            kv: match options.kv {
+                KvType::F32 => KvCache::F32 { k: a.take(s[17].0)?, v: a.take(s[18].0)? },
+                KvType::F16 => KvCache::F16 { k: a.take(s[17].0)?, v: a.take(s[18].0)? },
+                KvType::I8 => KvCache::I8 {
+                    k: a.take(s[17].0)?,
+                    v: a.take(s[18].0)?,
+                    ks: a.take(s[19].0)?,
+                    vs: a.take(s[20].0)?,
+                },
+            },
         };
         let hs = c.head_size() as f32;
         for (i, f) in b.freq.iter_mut().enumerate() {

@@ -4,6 +4,7 @@
 //! The core does the inference; this crate only adds files, clocks and text.
 
 pub mod attention;
+pub mod boards;
 pub mod data;
 pub mod load;
 pub mod run;

@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use chispa_core::SessionOptions;
 use cli::attention::cmd_attention;
 use cli::bench::cmd_bench;
-use cli::common::{load_model, ModelArgs};
+use cli::common::{load_model, Kv, ModelArgs};
 use cli::eval::cmd_eval;
+use cli::plan::cmd_plan;
 use cli::run::{cmd_run, RunArgs};
 use cli::tokenize::cmd_tokenize;
 
@@ -90,6 +92,23 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Will MODEL run on a board? Flash and RAM breakdown, margins, tokens/s estimate.
+    /// Exits 1 when it does not fit.
+    Plan {
+        /// Model; default stories260K.
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        m: ModelArgs,
+        /// Board: qemu-m4, qemu-m33, qemu-m55, stm32f411, rp2350, nrf52840.
+        #[arg(long)]
+        board: String,
+        /// Context length in tokens; default: the model's maximum.
+        #[arg(long, default_value_t = 0)]
+        context: usize,
+        /// KV-cache element type.
+        #[arg(long, value_enum, default_value_t = Kv::Int8)]
+        kv: Kv,
+    },
     /// Measure prompt and generation speed (greedy), median of repeats.
     Bench {
         /// Model; default stories260K.
@@ -119,6 +138,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Attention { model, m, prompt, layer, head, output } => {
             cmd_attention(&load_model(model, &m)?, &prompt, &layer, &head, &output)
+        }
+        Command::Plan { model, m, board, context, kv } => {
+            let options = SessionOptions { context, kv: kv.into() };
+            if !cmd_plan(&load_model(model, &m)?, &board, options)? {
+                anyhow::bail!("the model does not fit {board} with these settings (see above)");
+            }
+            Ok(())
         }
         Command::Bench { model, m, prompt_tokens, gen_tokens, repeats } => {
             cmd_bench(&load_model(model, &m)?, prompt_tokens, gen_tokens, repeats)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chispa_core::format::DType;
-use chispa_core::{Model, StopReason};
+use chispa_core::{KvType, Model, StopReason};
 use chispa_runner::load::{self, Loaded, ModelSource};
 use chispa_tools::writer::WriteOptions;
 use clap::{Args, ValueEnum};
@@ -27,6 +27,27 @@ pub(crate) enum Dtype {
     Int8,
     /// 32-bit float reference.
     F32,
+}
+
+/// KV-cache element type on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Kv {
+    /// 32-bit float (exact, the reference).
+    F32,
+    /// Half precision.
+    F16,
+    /// int8, one scale per cached row.
+    Int8,
+}
+
+impl From<Kv> for KvType {
+    fn from(k: Kv) -> Self {
+        match k {
+            Kv::F32 => KvType::F32,
+            Kv::F16 => KvType::F16,
+            Kv::Int8 => KvType::I8,
+        }
+    }
 }
 
 pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded> {

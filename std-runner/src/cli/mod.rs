@@ -4,5 +4,6 @@ pub(crate) mod attention;
 pub(crate) mod bench;
 pub(crate) mod common;
 pub(crate) mod eval;
+pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod tokenize;

@@ -5,13 +5,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use chispa_core::sampler::softmax;
-use chispa_core::{Event, Generator, Sampler, SamplerConfig, Session, SessionOptions, StopReason};
+use chispa_core::{
+    Digest, Event, Generator, Sampler, SamplerConfig, Session, SessionOptions, StopReason,
+};
 use chispa_runner::load::Loaded;
 use chispa_runner::run::{arena_for, printable};
 use clap::Args;
 use serde_json::json;
 
-use super::common::{encode, out_ok, rate, reason_text};
+use super::common::{encode, out_ok, rate, reason_text, Kv};
 
 /// Options of `chispa run`.
 #[derive(Args, Debug)]
@@ -41,6 +43,13 @@ pub(crate) struct RunArgs {
     /// (temperature 1); in text mode one line per token.
     #[arg(long, value_name = "K", default_value_t = 0)]
     top_k_probs: usize,
+    /// Print `digest: <hex>` (FNV-1a 64 of all token ids and logit bits, as the firmware
+    /// prints it) after the text; with --json, a "digest" field in the summary.
+    #[arg(long)]
+    digest: bool,
+    /// KV-cache element type.
+    #[arg(long, value_enum, default_value_t = Kv::F32)]
+    kv: Kv,
 }
 
 /// The `k` most likely tokens under `logits` (softmax at temperature 1), most likely first.
@@ -55,7 +64,18 @@ fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
 }
 
 pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<()> {
-    let RunArgs { ref prompt, steps, temperature, top_p, seed, context, json, top_k_probs } = *a;
+    let RunArgs {
+        ref prompt,
+        steps,
+        temperature,
+        top_p,
+        seed,
+        context,
+        json,
+        top_k_probs,
+        digest: want_digest,
+        kv,
+    } = *a;
     if !temperature.is_finite() || temperature < 0.0 {
         bail!("--temperature must be a finite number ≥ 0, got {temperature}");
     }
@@ -69,11 +89,13 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<()> {
             .map_or(1, |d| d.as_nanos() as u64)
     });
     let ids = encode(&model, prompt, true)?;
-    let options = SessionOptions { context, ..Default::default() };
+    let options = SessionOptions { context, kv: kv.into() };
     let mut arena = arena_for(&model, &options)?;
     let mut session = Session::new(&model, &options, arena.as_mut_slice())?;
     let sampler = Sampler::new(SamplerConfig { temperature, top_p, seed });
     let mut gen = Generator::new(&mut session, &ids, steps, sampler)?;
+    let mut digest = Digest::new();
+    digest.tokens(&ids);
     let tok = model.tokenizer();
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -84,6 +106,7 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<()> {
         let t0 = Instant::now();
         let ev = gen.step()?;
         let dt = t0.elapsed();
+        digest.event(&ev, gen.logits());
         match ev {
             Event::Prompt { pos, next } => {
                 prompt_time += dt;
@@ -129,7 +152,8 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<()> {
             }
         }
     };
-    let summary = json!({
+    let digest_hex = format!("{:016x}", digest.value());
+    let mut summary = json!({
         "summary": {
             "prompt_tokens": ids.len(),
             "generated_tokens": n_gen,
@@ -139,8 +163,14 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<()> {
             "seed": seed,
         }
     });
+    if want_digest {
+        summary["summary"]["digest"] = json!(digest_hex);
+    }
     if open {
-        out_ok(if json { writeln!(out, "{summary}") } else { writeln!(out) })?;
+        open = out_ok(if json { writeln!(out, "{summary}") } else { writeln!(out) })?;
+    }
+    if open && want_digest && !json {
+        out_ok(writeln!(out, "digest: {digest_hex}"))?;
     }
     eprintln!(
         "model {} | prompt {} tokens ({:.0} tok/s) | generated {} tokens ({:.0} tok/s) | stop: {} | seed {seed}",

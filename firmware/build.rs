@@ -1,0 +1,174 @@
+//! Chooses the board's `memory.x`, checks and embeds the model, and turns the build settings
+//! (environment variables, normally set by `cargo xtask`) into constants for `src/main.rs`.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `CHISPA_MODEL` | the `.chispa` file to embed (`cargo xtask model` makes one) | required |
+//! | `CHISPA_PROMPT` | prompt text | `Once upon a time` |
+//! | `CHISPA_STEPS` | new tokens | 200 |
+//! | `CHISPA_TEMPERATURE`, `CHISPA_TOP_P`, `CHISPA_SEED` | sampling | 0 (greedy), 0.9, 42 |
+//! | `CHISPA_CONTEXT` | context length (0 = the model's) | 0 |
+//! | `CHISPA_KV` | KV cache: `f32`, `f16` or `int8` | `int8` |
+//! | `CHISPA_RAM_KIB` | QEMU boards only: shrink RAM to prove a budget | the board's |
+//! | `CHISPA_CORRUPT_BYTE` | flip one bit at this offset after the check (tests the error path) | none |
+//!
+//! A model that does not parse, or a session that does not fit the board's RAM, is a build
+//! error with the reason.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+use chispa_core::{KvType, Model, SessionOptions};
+
+struct Board {
+    name: &'static str,
+    feature: &'static str,
+    /// SysTick clock under QEMU (Hz); 0 on real boards.
+    systick_hz: u64,
+    qemu: bool,
+}
+
+const BOARDS: &[Board] = &[
+    Board { name: "qemu-m4", feature: "QEMU_M4", systick_hz: 25_000_000, qemu: true },
+    Board { name: "qemu-m33", feature: "QEMU_M33", systick_hz: 20_000_000, qemu: true },
+    Board { name: "qemu-m55", feature: "QEMU_M55", systick_hz: 32_000_000, qemu: true },
+    Board { name: "stm32f411", feature: "STM32F411", systick_hz: 0, qemu: false },
+    Board { name: "rp2350", feature: "RP2350", systick_hz: 0, qemu: false },
+    Board { name: "nrf52840", feature: "NRF52840", systick_hz: 0, qemu: false },
+];
+
+fn fail(msg: String) -> ! {
+    eprintln!("chispa-firmware build: {msg}");
+    std::process::exit(1);
+}
+
+fn var(name: &str) -> Option<String> {
+    println!("cargo::rerun-if-env-changed={name}");
+    env::var(name).ok().filter(|s| !s.is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match var(name) {
+        None => default,
+        Some(s) => s.parse().unwrap_or_else(|_| fail(format!("{name}={s:?} is not valid"))),
+    }
+}
+
+fn main() {
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_else(|_| fail("no OUT_DIR".into())));
+    let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+
+    // Board.
+    let chosen: Vec<&Board> = BOARDS
+        .iter()
+        .filter(|b| env::var(format!("CARGO_FEATURE_{}", b.feature)).is_ok())
+        .collect();
+    let board = match chosen.as_slice() {
+        [b] => *b,
+        _ => fail(format!(
+            "enable exactly one board feature (got {}): {}",
+            chosen.len(),
+            BOARDS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+        )),
+    };
+    let mem_path = dir.join("memory").join(format!("{}.x", board.name));
+    println!("cargo::rerun-if-changed={}", mem_path.display());
+    let mut memory = fs::read_to_string(&mem_path)
+        .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", mem_path.display())));
+    let ram_limit: Option<u64> = var("CHISPA_RAM_KIB").map(|s| {
+        s.parse().unwrap_or_else(|_| fail(format!("CHISPA_RAM_KIB={s:?} is not a number")))
+    });
+    if let Some(kib) = ram_limit {
+        if !board.qemu {
+            fail("CHISPA_RAM_KIB is for QEMU boards only".into());
+        }
+        let line = memory
+            .lines()
+            .find(|l| l.trim_start().starts_with("RAM"))
+            .unwrap_or_else(|| fail("memory.x has no RAM line".into()))
+            .to_string();
+        let head = line.split("LENGTH").next().unwrap_or_default();
+        memory = memory.replace(&line, &format!("{head}LENGTH = {kib}K"));
+    }
+    // Keep room for the stack (measured high-water mark 2.7 KiB on stories260K, see README):
+    // a model whose arena leaves less fails to link instead of overflowing at run time.
+    let reserve: u32 = parsed("CHISPA_STACK_RESERVE", 4096);
+    memory.push_str(&format!(
+        "\n/* Added by build.rs: the stack reserve. */\n\
+         ASSERT(_stack_start - __sheap >= {reserve}, \"chispa: arena + static data leave less than {reserve} bytes of stack on this board (see `chispa plan`)\");\n"
+    ));
+    fs::write(out.join("memory.x"), &memory).unwrap_or_else(|e| fail(format!("memory.x: {e}")));
+    println!("cargo::rustc-link-search={}", out.display());
+    println!("cargo::rustc-link-arg=-Tlink.x");
+    println!("cargo::rustc-link-arg=-Tdefmt.x");
+    println!("cargo::rustc-link-arg=--nmagic");
+
+    // Model.
+    let model_path = var("CHISPA_MODEL").unwrap_or_else(|| {
+        fail("CHISPA_MODEL is not set: run `cargo xtask qemu` or `cargo xtask build` from the repository root, or set it to a .chispa file".into())
+    });
+    println!("cargo::rerun-if-changed={model_path}");
+    let bytes = fs::read(&model_path).unwrap_or_else(|e| fail(format!("{model_path}: {e}")));
+    // Parse from a 16-byte-aligned copy (the embedded copy is aligned alike).
+    let mut buf = vec![0u8; bytes.len() + 16];
+    let skip = buf.as_ptr().align_offset(16);
+    buf[skip..skip + bytes.len()].copy_from_slice(&bytes);
+    let model = Model::parse(&buf[skip..skip + bytes.len()])
+        .unwrap_or_else(|e| fail(format!("{model_path} is not a valid .chispa model: {e}")));
+
+    // Settings.
+    let prompt = var("CHISPA_PROMPT").unwrap_or_else(|| "Once upon a time".into());
+    let steps: usize = parsed("CHISPA_STEPS", 200);
+    let temperature: f32 = parsed("CHISPA_TEMPERATURE", 0.0);
+    let top_p: f32 = parsed("CHISPA_TOP_P", 0.9);
+    let seed: u64 = parsed("CHISPA_SEED", 42);
+    let context: usize = parsed("CHISPA_CONTEXT", 0);
+    let kv_name = var("CHISPA_KV").unwrap_or_else(|| "int8".into());
+    let kv = match kv_name.as_str() {
+        "f32" => KvType::F32,
+        "f16" => KvType::F16,
+        "int8" => KvType::I8,
+        other => fail(format!("CHISPA_KV={other:?}: use f32, f16 or int8")),
+    };
+    let options = SessionOptions { context, kv };
+    let plan = model.plan(&options).unwrap_or_else(|e| fail(format!("cannot plan: {e}")));
+    let prompt_capacity = prompt.len() + 3;
+
+    let mut model_out = bytes.clone();
+    if let Some(off) = var("CHISPA_CORRUPT_BYTE") {
+        let off: usize =
+            off.parse().unwrap_or_else(|_| fail("CHISPA_CORRUPT_BYTE: not a number".into()));
+        let b = model_out
+            .get_mut(off)
+            .unwrap_or_else(|| fail("CHISPA_CORRUPT_BYTE beyond the file".into()));
+        *b ^= 0x10;
+    }
+    fs::write(out.join("model.chispa"), &model_out).unwrap_or_else(|e| fail(format!("{e}")));
+
+    let kv_variant = match kv {
+        KvType::F32 => "F32",
+        KvType::F16 => "F16",
+        KvType::I8 => "I8",
+    };
+    let settings = format!(
+        "/// Board name.\npub const BOARD: &str = {board:?};\n\
+         /// SysTick clock under QEMU `-icount shift=0` (Hz), 0 on real boards.\npub const SYSTICK_HZ: u64 = {hz};\n\
+         /// Prompt text.\npub const PROMPT: &str = {prompt:?};\n\
+         /// Prompt token capacity.\npub const PROMPT_CAPACITY: usize = {prompt_capacity};\n\
+         /// New tokens.\npub const STEPS: usize = {steps};\n\
+         /// Sampling temperature.\npub const TEMPERATURE: f32 = {temperature:?};\n\
+         /// Top-p.\npub const TOP_P: f32 = {top_p:?};\n\
+         /// Seed.\npub const SEED: u64 = {seed};\n\
+         /// Context (0 = the model's).\npub const CONTEXT: usize = {context};\n\
+         /// KV cache type.\npub const KV: chispa_core::KvType = chispa_core::KvType::{kv_variant};\n\
+         /// Arena bytes (`Model::plan` at build time; checked again at run time).\npub const ARENA_BYTES: usize = {arena};\n\
+         /// Model file bytes.\npub const MODEL_BYTES: usize = {model_len};\n",
+        board = board.name,
+        hz = board.systick_hz,
+        arena = plan.arena_bytes,
+        model_len = bytes.len(),
+    );
+    fs::write(out.join("settings.rs"), settings).unwrap_or_else(|e| fail(format!("{e}")));
+    println!("cargo::rerun-if-changed=build.rs");
+}

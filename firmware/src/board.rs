@@ -1,0 +1,181 @@
+//! What differs between boards and what touches the hardware: the logger, exit, the SysTick
+//! instruction counter, stack painting and the linker's memory symbols.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::{SCB, SYST};
+use cortex_m_rt::exception;
+
+#[cfg(feature = "rtt")]
+use defmt_rtt as _;
+#[cfg(feature = "qemu")]
+use defmt_semihosting as _;
+
+use crate::settings::SYSTICK_HZ;
+
+/// The RP2350 boot ROM runs an image only if an IMAGE_DEF block sits in the first 4 KiB of
+/// flash: a block marker, the item "image type: executable, Arm, Secure, RP2350", the last
+/// item header, a link to itself and the end marker (RP2350 datasheet, 5.9.5).
+#[cfg(feature = "rp2350")]
+#[link_section = ".start_block"]
+#[used]
+pub static IMAGE_DEF: [u32; 5] = [0xffff_ded3, 0x1021_0142, 0x0000_01ff, 0x0000_0000, 0xab12_3579];
+
+/// Ends the program with `code` (QEMU: through semihosting, so it becomes QEMU's exit
+/// status; real boards: a breakpoint that probe-rs reports, then a halt).
+pub fn exit(code: i32) -> ! {
+    #[cfg(feature = "qemu")]
+    semihosting::process::exit(code);
+    #[cfg(not(feature = "qemu"))]
+    {
+        let _ = code;
+        loop {
+            cortex_m::asm::bkpt();
+        }
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    if let Some(loc) = info.location() {
+        defmt::error!("panic at {=str}:{=u32}", loc.file(), loc.line());
+    } else {
+        defmt::error!("panic");
+    }
+    exit(3)
+}
+
+#[exception]
+unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    defmt::error!("hard fault");
+    exit(5)
+}
+
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+const RELOAD: u32 = 0x00ff_ffff;
+
+#[exception]
+fn SysTick() {
+    // Only this handler writes WRAPS (single core), so load + store is not a race.
+    WRAPS.store(WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+}
+
+/// SysTick from the core clock, wrapping every 2^24 ticks into a counter.
+#[derive(Debug)]
+pub struct Clock;
+
+impl Clock {
+    /// Starts SysTick (QEMU boards; real boards report no count).
+    pub fn start() -> Self {
+        if SYSTICK_HZ != 0 {
+            if let Some(mut p) = cortex_m::Peripherals::take() {
+                p.SYST.set_clock_source(SystClkSource::Core);
+                p.SYST.set_reload(RELOAD);
+                p.SYST.clear_current();
+                p.SYST.enable_interrupt();
+                p.SYST.enable_counter();
+            }
+        }
+        Self
+    }
+
+    /// Whether ticks mean anything on this board.
+    pub fn counting(&self) -> bool {
+        SYSTICK_HZ != 0
+    }
+
+    /// Ticks since `start`.
+    pub fn ticks(&self) -> u64 {
+        loop {
+            let w1 = WRAPS.load(Ordering::Relaxed);
+            let cur = SYST::get_current();
+            let pending = SCB::is_pendst_pending();
+            let w2 = WRAPS.load(Ordering::Relaxed);
+            if w1 == w2 {
+                // A wrap whose exception is not taken yet: the counter restarted near RELOAD.
+                let extra = u32::from(pending && cur > RELOAD / 2);
+                let wraps = u64::from(w1 + extra);
+                return wraps * (u64::from(RELOAD) + 1) + u64::from(RELOAD - cur);
+            }
+        }
+    }
+
+    /// Instructions in `ticks`: under `-icount shift=0` one instruction takes 1 ns of
+    /// virtual time, and SysTick counts at `SYSTICK_HZ`.
+    pub fn instructions(&self, ticks: u64) -> u64 {
+        if SYSTICK_HZ == 0 {
+            return 0;
+        }
+        ticks * 1_000_000_000 / SYSTICK_HZ
+    }
+}
+
+extern "C" {
+    static mut __sheap: u32;
+    static _stack_start: u32;
+    static _ram_start: u32;
+    static __sidata: u32;
+    static __sdata: u32;
+    static __edata: u32;
+    static __vector_table: u32;
+}
+
+const PAINT: u32 = 0xC0DE_CAFE;
+/// Bytes below the current stack pointer left unpainted (the painting function's own frame).
+const MARGIN: usize = 256;
+
+fn addr_of_sheap() -> usize {
+    // Only the address of the linker symbol is taken, never a reference.
+    core::ptr::addr_of!(__sheap) as usize
+}
+
+/// Fills the free RAM between the end of static data and the stack pointer with a pattern.
+pub fn paint_stack() {
+    let start = addr_of_sheap();
+    let end = cortex_m::register::msp::read() as usize - MARGIN;
+    let mut p = start;
+    while p < end {
+        // SAFETY: [__sheap, sp - MARGIN) is RAM that nothing uses yet (no heap; the stack is
+        // above); aligned to 4 by the linker script.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// The stack's deepest use, found as the lowest overwritten painted word.
+#[derive(Debug)]
+pub struct StackUse {
+    /// Bytes from the top of RAM down to the deepest overwritten word.
+    pub used: usize,
+    /// The painting was overwritten all the way down to the end of static RAM.
+    pub overflowed: bool,
+}
+
+/// Measures the stack after a run.
+pub fn stack_high_water() -> StackUse {
+    let start = addr_of_sheap();
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = start;
+    // SAFETY: reads words in [__sheap, top), all RAM, 4-aligned.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    StackUse { used: top - p, overflowed: p == start }
+}
+
+/// Bytes of RAM the board has.
+pub fn ram_bytes() -> usize {
+    core::ptr::addr_of!(_stack_start) as usize - core::ptr::addr_of!(_ram_start) as usize
+}
+
+/// Bytes of static RAM: `.data`, `.bss` (with the arena), `.uninit`.
+pub fn static_ram_bytes() -> usize {
+    addr_of_sheap() - core::ptr::addr_of!(_ram_start) as usize
+}
+
+/// Bytes of flash used: from the vector table to the end of `.data`'s load image.
+pub fn flash_bytes() -> usize {
+    let data = core::ptr::addr_of!(__edata) as usize - core::ptr::addr_of!(__sdata) as usize;
+    core::ptr::addr_of!(__sidata) as usize + data - core::ptr::addr_of!(__vector_table) as usize
+}

@@ -1,0 +1,214 @@
+//! `cargo xtask test-qemu`: the firmware under QEMU against `chispa run` on the desktop.
+//!
+//! For each QEMU board: stories260K int8, prompt "Once upon a time", greedy, N tokens, int8
+//! KV over the full 512-token context in at most 200 KiB of RAM; the generated ids, the text
+//! and the digest must equal `chispa run MODEL -p ... -n N --temperature 0 --digest --kv int8`.
+//! Then the 128-token context in 64 KiB, a corrupted model (must exit 1 with an error, not
+//! fault), and the real-board builds (their links check flash, RAM and the stack reserve).
+
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::{default_chispa, root, run_qemu, Board, Firmware, Kv};
+
+const PROMPT: &str = "Once upon a time";
+
+fn firmware(board: Board, steps: usize, context: usize, ram_kib: Option<u32>) -> Firmware {
+    Firmware {
+        board,
+        model: None,
+        prompt: PROMPT.into(),
+        steps,
+        temperature: 0.0,
+        top_p: 0.9,
+        seed: 42,
+        context,
+        kv: Kv::Int8,
+        ram_kib,
+        corrupt_byte: None,
+        timeout: 600,
+    }
+}
+
+/// What a run printed: generated ids, text, digest.
+#[derive(Debug, Default, PartialEq)]
+struct Run {
+    ids: Vec<u32>,
+    text: String,
+    digest: String,
+}
+
+fn desktop(steps: usize, context: usize) -> Result<Run> {
+    let model = default_chispa()?;
+    let args = |json: bool| {
+        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c.current_dir(root())
+            .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "run"])
+            .arg(&model)
+            .args(["-p", PROMPT, "-n", &steps.to_string(), "--temperature", "0", "--digest"])
+            .args(["--kv", "int8", "--context", &context.to_string()]);
+        if json {
+            c.arg("--json");
+        }
+        c
+    };
+    let text = args(false).output().context("cannot run chispa")?;
+    ensure!(text.status.success(), "chispa run failed: {}", String::from_utf8_lossy(&text.stderr));
+    let text = String::from_utf8(text.stdout).context("chispa run printed invalid UTF-8")?;
+    let (body, digest) = text.rsplit_once("digest: ").context("no digest line from chispa run")?;
+    let json = args(true).output().context("cannot run chispa --json")?;
+    ensure!(json.status.success(), "chispa run --json failed");
+    let mut ids = Vec::new();
+    for line in String::from_utf8_lossy(&json.stdout).lines() {
+        if let Some(rest) = line.strip_prefix("{\"id\":") {
+            let id = rest.split(',').next().unwrap_or_default().trim();
+            ids.push(id.parse().with_context(|| format!("bad id in {line}"))?);
+        }
+    }
+    Ok(Run { ids, text: body.to_string(), digest: digest.trim().to_string() })
+}
+
+fn parse_firmware(log: &str) -> Result<Run> {
+    let mut run = Run::default();
+    for line in log.lines() {
+        if let Some(list) = line.strip_prefix("ids: ") {
+            for id in list.trim_matches(|c| c == '[' || c == ']').split(',') {
+                run.ids.push(id.trim().parse().with_context(|| format!("bad ids line {line}"))?);
+            }
+        } else if let Some(t) = line.strip_prefix("text: ") {
+            run.text.push_str(t);
+            run.text.push('\n');
+        } else if let Some(d) = line.strip_prefix("digest: ") {
+            run.digest = d.trim().to_string();
+        }
+    }
+    ensure!(!run.digest.is_empty(), "the firmware printed no digest");
+    Ok(run)
+}
+
+fn field(log: &str, key: &str) -> Option<String> {
+    log.lines().find_map(|l| l.split_once(key).map(|(_, v)| v.trim().to_string()))
+}
+
+fn compare(board: Board, fw: &Run, desk: &Run) -> Result<()> {
+    let name = board.name();
+    if fw.ids != desk.ids {
+        let at = fw.ids.iter().zip(&desk.ids).position(|(a, b)| a != b);
+        bail!(
+            "{name}: token ids differ from the desktop (first difference at {at:?}; {} vs {} ids)",
+            fw.ids.len(),
+            desk.ids.len()
+        );
+    }
+    ensure!(
+        fw.text == desk.text,
+        "{name}: text differs:\n{}\n--- desktop ---\n{}",
+        fw.text,
+        desk.text
+    );
+    ensure!(fw.digest == desk.digest, "{name}: digest {} != desktop {}", fw.digest, desk.digest);
+    Ok(())
+}
+
+/// `chispa plan` says the same arena as the firmware, and a flash total within 8 KiB.
+fn plan_agrees(board: Board, log: &str) -> Result<()> {
+    let model = default_chispa()?;
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root())
+        .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "plan"])
+        .arg(&model)
+        .args(["--board", board.name(), "--kv", "int8"])
+        .output()
+        .context("cannot run chispa plan")?;
+    ensure!(out.status.success(), "chispa plan failed for {}", board.name());
+    let plan = String::from_utf8_lossy(&out.stdout);
+    let number = |s: Option<String>| -> Option<u64> {
+        s?.split_whitespace().next()?.replace(',', "").parse().ok()
+    };
+    let plan_arena = number(field(&plan, "arena: "));
+    let fw_arena = number(field(log, "arena: "));
+    ensure!(
+        plan_arena.is_some() && plan_arena == fw_arena,
+        "{}: plan arena {plan_arena:?} != firmware {fw_arena:?}",
+        board.name()
+    );
+    let plan_flash = plan
+        .lines()
+        .skip_while(|l| !l.starts_with("flash ("))
+        .find(|l| l.trim_start().starts_with("total"))
+        .and_then(|l| number(Some(l.trim_start().trim_start_matches("total").to_string())));
+    let fw_flash = number(field(log, "flash: "));
+    match (plan_flash, fw_flash) {
+        (Some(p), Some(f)) if p.abs_diff(f) <= 8192 => {
+            println!("{}: plan flash {p} B, firmware {f} B; arena {fw_arena:?} B", board.name());
+            Ok(())
+        }
+        _ => bail!("{}: plan flash {plan_flash:?} vs firmware {fw_flash:?}", board.name()),
+    }
+}
+
+pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Result<()> {
+    let mut failures = 0usize;
+    let mut passed = 0usize;
+    let mut check = |what: &str, r: Result<()>| match r {
+        Ok(()) => {
+            println!("ok: {what}");
+            passed += 1;
+        }
+        Err(e) => {
+            println!("FAILED: {what}: {e:#}");
+            failures += 1;
+        }
+    };
+
+    let full = desktop(steps, 0)?;
+    println!("desktop (context 512, int8 KV): {} ids, digest {}", full.ids.len(), full.digest);
+    for &board in boards {
+        let r = (|| {
+            let (code, log) = run_qemu(&firmware(board, steps, 0, Some(200)), true)?;
+            print!("{log}");
+            ensure!(code == 0, "{}: exit status {code}", board.name());
+            compare(board, &parse_firmware(&log)?, &full)?;
+            ensure!(field(&log, "stack high-water:").is_some(), "no stack report");
+            plan_agrees(board, &log)
+        })();
+        check(&format!("{} = desktop, context 512 in 200 KiB", board.name()), r);
+    }
+
+    let short = desktop(steps.min(120), 128)?;
+    let r = (|| {
+        let fw = firmware(Board::QemuM4, steps.min(120), 128, Some(64));
+        let (code, log) = run_qemu(&fw, true)?;
+        print!("{log}");
+        ensure!(code == 0, "exit status {code}");
+        compare(Board::QemuM4, &parse_firmware(&log)?, &short)
+    })();
+    check("qemu-m4 = desktop, context 128 in 64 KiB", r);
+
+    let r = (|| {
+        let mut fw = firmware(Board::QemuM4, 4, 0, None);
+        fw.corrupt_byte = Some(5000);
+        let (code, log) = run_qemu(&fw, true)?;
+        print!("{log}");
+        ensure!(code == 1, "a corrupted model must exit with 1, got {code}");
+        ensure!(log.contains("not valid"), "no error message for the corrupted model");
+        Ok(())
+    })();
+    check("corrupted model: error and exit 1", r);
+
+    if real_boards {
+        for (board, context) in [(Board::Stm32f411, 256), (Board::Rp2350, 0), (Board::Nrf52840, 0)]
+        {
+            let r = crate::build(&firmware(board, steps, context, None)).map(|elf| {
+                println!("{}: {}", board.name(), elf.display());
+            });
+            check(&format!("{} builds and fits (context {context})", board.name()), r);
+        }
+    }
+    println!("{passed} passed, {failures} failed");
+    if failures > 0 {
+        bail!("{failures} firmware check(s) failed");
+    }
+    Ok(())
+}
