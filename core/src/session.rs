@@ -6,9 +6,9 @@
 //! argument checks.
 
 use crate::error::{PlanError, RunError};
-use crate::format::{groups_per_row, DType};
-use crate::llama;
+use crate::format::{groups_per_row, Arch, DType};
 use crate::model::{Config, Model};
+use crate::{gpt2, llama};
 
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -279,7 +279,10 @@ impl<'m, 'a> Session<'m, 'a> {
         if pos >= self.ctx {
             return Err(RunError::PositionOutOfRange { pos, context: self.ctx });
         }
-        llama::forward(self.model, &mut self.b, self.ctx, token, pos);
+        match c.arch {
+            Arch::Llama => llama::forward(self.model, &mut self.b, self.ctx, token, pos),
+            Arch::Gpt2 => gpt2::forward(self.model, &mut self.b, self.ctx, token, pos),
+        }
         Ok(self.b.logits)
     }
 }

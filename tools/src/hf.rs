@@ -195,8 +195,9 @@ pub fn read_dir(dir: &Path) -> Result<Converted> {
     let arch = architecture(&config)?;
     match arch.as_str() {
         "LlamaForCausalLM" => read_llama(dir, &config),
+        "GPT2LMHeadModel" => read_gpt2(dir, &config),
         other => bail!(
-            "config.json: architecture \"{other}\" is not supported (supported: LlamaForCausalLM)"
+            "config.json: architecture \"{other}\" is not supported (supported: LlamaForCausalLM, GPT2LMHeadModel)"
         ),
     }
 }
@@ -263,6 +264,7 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
     let eps = f32_key(config, "rms_norm_eps")?.unwrap_or(1e-6);
     let tied = key(config, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false);
     let p = Params {
+        arch: chispa_core::format::Arch::Llama,
         dim,
         hidden_dim: usize_key(config, "intermediate_size")?,
         n_layers: usize_key(config, "num_hidden_layers")?,
@@ -313,6 +315,139 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
             ck.files.len(),
             ck.dtypes.iter().cloned().collect::<Vec<_>>().join(", "),
             dtype_key.map_or("not given".to_string(), Value::to_string)
+        ),
+        tok_line,
+    ];
+    Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised })
+}
+
+/// `[rows, cols]` → `[cols, rows]` (Conv1D weights are stored `[in, out]`).
+fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = w[r * cols + c];
+        }
+    }
+    out
+}
+
+fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
+    if let Some(act) = key(config, "activation_function").and_then(Value::as_str) {
+        ensure!(
+            act == "gelu_new" || act == "gelu_pytorch_tanh",
+            "config.json: activation_function \"{act}\" is not supported (gelu_new only)"
+        );
+    }
+    ensure!(
+        key(config, "scale_attn_by_inverse_layer_idx").and_then(Value::as_bool) != Some(true),
+        "config.json: \"scale_attn_by_inverse_layer_idx\": true is not supported"
+    );
+    ensure!(
+        key(config, "scale_attn_weights").and_then(Value::as_bool) != Some(false),
+        "config.json: \"scale_attn_weights\": false is not supported"
+    );
+    let dim = usize_key(config, "n_embd")?;
+    let n_heads = usize_key(config, "n_head")?;
+    ensure!(
+        dim % n_heads == 0 && (dim / n_heads) % 2 == 0,
+        "config.json: n_embd {dim} is not a multiple of 2 × n_head {n_heads}"
+    );
+    let hidden = match key(config, "n_inner") {
+        Some(_) => usize_key(config, "n_inner")?,
+        None => 4 * dim,
+    };
+    let eps = f32_key(config, "layer_norm_epsilon")?.unwrap_or(1e-5);
+    let tied = key(config, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true);
+    let p = Params {
+        arch: chispa_core::format::Arch::Gpt2,
+        dim,
+        hidden_dim: hidden,
+        n_layers: usize_key(config, "n_layer")?,
+        n_heads,
+        n_kv_heads: n_heads,
+        vocab_size: usize_key(config, "vocab_size")?,
+        max_seq_len: usize_key(config, "n_positions")?,
+        rope_theta: 0.0,
+        norm_eps: eps,
+        shared_classifier: tied,
+    };
+    let mut ck = Checkpoint::load(dir)?;
+    let prefix = if ck.has("transformer.wte.weight") { "transformer." } else { "" };
+    let mut tensors = Vec::new();
+    // Per layer: c_attn split into q, k, v (weights transposed to [out, in]) and biases.
+    let mut qkv: Vec<[Vec<f32>; 3]> = Vec::new();
+    let mut qkv_bias: Vec<[Vec<f32>; 3]> = Vec::new();
+    for l in 0..p.n_layers {
+        let w = ck.take(&format!("{prefix}h.{l}.attn.c_attn.weight"), &[dim, 3 * dim])?;
+        let w = transpose(&w, dim, 3 * dim);
+        let b = ck.take(&format!("{prefix}h.{l}.attn.c_attn.bias"), &[3 * dim])?;
+        let part = |v: &[f32], n: usize, i: usize| v[i * n..(i + 1) * n].to_vec();
+        qkv.push([0, 1, 2].map(|i| part(&w, dim * dim, i)));
+        qkv_bias.push([0, 1, 2].map(|i| part(&b, dim, i)));
+    }
+    for (name, rows, cols) in canonical_names(&p) {
+        let data = match name.split_once('.').map_or(("", name.as_str()), |(_, r)| ("l", r)) {
+            ("", "tok_embeddings") => ck.take(&format!("{prefix}wte.weight"), &[rows, cols])?,
+            ("", "pos_embeddings") => ck.take(&format!("{prefix}wpe.weight"), &[rows, cols])?,
+            ("", "norm") => ck.take(&format!("{prefix}ln_f.weight"), &[cols])?,
+            ("", "norm_bias") => ck.take(&format!("{prefix}ln_f.bias"), &[cols])?,
+            ("", _) => ck.take("lm_head.weight", &[rows, cols])?,
+            (_, rest) => {
+                let (l, kind) = rest.split_once('.').unwrap_or((rest, ""));
+                let li: usize = l.parse().unwrap_or(0);
+                let t = |s: &str| format!("{prefix}h.{l}.{s}");
+                match kind {
+                    "attention_norm" => ck.take(&t("ln_1.weight"), &[cols])?,
+                    "attention_norm_bias" => ck.take(&t("ln_1.bias"), &[cols])?,
+                    "wq" => qkv[li][0].clone(),
+                    "wk" => qkv[li][1].clone(),
+                    "wv" => qkv[li][2].clone(),
+                    "bq" => qkv_bias[li][0].clone(),
+                    "bk" => qkv_bias[li][1].clone(),
+                    "bv" => qkv_bias[li][2].clone(),
+                    "wo" => transpose(&ck.take(&t("attn.c_proj.weight"), &[dim, dim])?, dim, dim),
+                    "bo" => ck.take(&t("attn.c_proj.bias"), &[dim])?,
+                    "ffn_norm" => ck.take(&t("ln_2.weight"), &[cols])?,
+                    "ffn_norm_bias" => ck.take(&t("ln_2.bias"), &[cols])?,
+                    "w1" => {
+                        transpose(&ck.take(&t("mlp.c_fc.weight"), &[dim, hidden])?, dim, hidden)
+                    }
+                    "b1" => ck.take(&t("mlp.c_fc.bias"), &[hidden])?,
+                    "w2" => {
+                        transpose(&ck.take(&t("mlp.c_proj.weight"), &[hidden, dim])?, hidden, dim)
+                    }
+                    _ => ck.take(&t("mlp.c_proj.bias"), &[dim])?,
+                }
+            }
+        };
+        tensors.push(Tensor { name, rows, cols, data });
+    }
+    if tied && ck.has("lm_head.weight") {
+        ck.take("lm_head.weight", &[p.vocab_size, dim])?; // tied: transformers ignores it
+    }
+    let unused: Vec<String> = ck
+        .remaining()
+        .into_iter()
+        .filter(|n| !(n.ends_with(".attn.bias") || n.ends_with(".attn.masked_bias")))
+        .collect();
+    ensure!(unused.is_empty(), "tensor {} is not part of a GPT-2 model (unsupported)", unused[0]);
+    let (vocab, tok_line) = hf_tokenizer::read(dir, config, p.vocab_size)?;
+    let recognised = vec![
+        format!(
+            "GPT2LMHeadModel: n_embd {dim}, n_inner {hidden}, layers {}, heads {n_heads}, vocab {}, positions {}",
+            p.n_layers, p.vocab_size, p.max_seq_len
+        ),
+        format!(
+            "layer_norm_epsilon {eps:e}, gelu_new, head {}, tensor names {}, c_attn split into q/k/v, Conv1D weights transposed",
+            if tied { "tied to wte" } else { "separate lm_head.weight" },
+            if prefix.is_empty() { "without prefix" } else { "with the transformer. prefix" }
+        ),
+        format!(
+            "tensors: {} in {} file(s), element types {}",
+            tensors.len(),
+            ck.files.len(),
+            ck.dtypes.iter().cloned().collect::<Vec<_>>().join(", ")
         ),
         tok_line,
     ];

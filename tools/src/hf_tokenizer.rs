@@ -150,7 +150,7 @@ fn token_id(table: &[Option<String>], s: &str) -> Option<u32> {
 
 /// A special token's id: from `config.json` (`bos_token_id`), else from the token named in
 /// `tokenizer_config.json` (`bos_token`).
-fn special(
+fn special_id(
     config: &Value,
     tok_config: Option<&Value>,
     table: &[Option<String>],
@@ -174,6 +174,113 @@ fn special(
     Ok(name.and_then(|n| token_id(table, n)))
 }
 
+/// GPT-2's map from bytes to printable characters: printable Latin-1 bytes stand for
+/// themselves, the others for U+0100 onwards in byte order.
+pub fn byte_to_unicode() -> [char; 256] {
+    let mut map = ['\0'; 256];
+    let mut next = 256u32;
+    for b in 0..=255u8 {
+        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        let c = if printable {
+            u32::from(b)
+        } else {
+            next += 1;
+            next - 1
+        };
+        map[b as usize] = char::from_u32(c).unwrap_or('\0');
+    }
+    map
+}
+
+/// GPT-2 byte-level BPE: pieces decoded from the byte-to-unicode map to raw bytes (special
+/// tokens kept as their text), scores `−rank` as for Llama, no dummy prefix, no byte
+/// fallback; BOS only if the tokenizer prepends one (GPT-2 does not).
+fn read_byte_level(
+    tok: &Value,
+    tok_config: Option<&Value>,
+    config: &Value,
+    vocab_size: usize,
+) -> Result<(Vocab, String)> {
+    let pre = tok.get("pre_tokenizer").context("tokenizer.json: no pre_tokenizer")?;
+    ensure!(
+        pre.get("add_prefix_space").and_then(Value::as_bool) != Some(true),
+        "tokenizer.json: ByteLevel add_prefix_space true is not supported"
+    );
+    ensure!(
+        pre.get("use_regex").and_then(Value::as_bool) != Some(false),
+        "tokenizer.json: ByteLevel use_regex false is not supported"
+    );
+    ensure!(
+        tok.get("normalizer").is_none_or(Value::is_null),
+        "tokenizer.json: a normalizer before ByteLevel is not supported"
+    );
+    let model = tok.get("model").context("tokenizer.json: no \"model\"")?;
+    let table = id_table(tok, vocab_size)?;
+    let present = table.iter().filter(|t| t.is_some()).count();
+    let special: std::collections::HashSet<&str> = tok
+        .get("added_tokens")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("content").and_then(Value::as_str))
+        .collect();
+    let map = byte_to_unicode();
+    let inverse: HashMap<char, u8> = map.iter().enumerate().map(|(b, c)| (*c, b as u8)).collect();
+    let rank_of: HashMap<String, usize> =
+        merges(model)?.into_iter().enumerate().rev().map(|(r, (a, b))| (a + &b, r)).collect();
+    let mut pieces = Vec::with_capacity(vocab_size);
+    let mut scores = Vec::with_capacity(vocab_size);
+    for (id, t) in table.iter().enumerate() {
+        let Some(t) = t else {
+            pieces.push(format!("<chispa_unused_{id}>").into_bytes());
+            scores.push(NO_MERGE);
+            continue;
+        };
+        scores.push(rank_of.get(t).map_or(NO_MERGE, |r| -(*r as f32)));
+        if special.contains(t.as_str()) {
+            pieces.push(t.clone().into_bytes());
+            continue;
+        }
+        let bytes: Option<Vec<u8>> = t.chars().map(|c| inverse.get(&c).copied()).collect();
+        pieces.push(bytes.with_context(|| {
+            format!("tokenizer.json: token {id} {t:?} has a character outside GPT-2's byte map")
+        })?);
+    }
+    for b in 0..=255u8 {
+        ensure!(
+            pieces.iter().any(|p| p.as_slice() == [b]),
+            "tokenizer.json: no token for the byte {b:#04x} (byte-level BPE needs all 256)"
+        );
+    }
+    let bos = special_id(config, tok_config, &table, "bos")?;
+    let eos = special_id(config, tok_config, &table, "eos")?;
+    let add_bos =
+        tok_config.and_then(|c| c.get("add_bos_token")).and_then(Value::as_bool) == Some(true);
+    let vocab = Vocab {
+        kind: chispa_core::format::TokenizerKind::ByteBpe,
+        pieces,
+        scores,
+        bos: if add_bos { bos } else { None },
+        eos,
+        byte_fallback_base: None,
+        dummy_prefix: false,
+        stop_ids: eos.into_iter().collect(),
+    };
+    let name = |id: Option<u32>| {
+        id.map_or("none".to_string(), |i| {
+            format!("{} = {:?}", i, table[i as usize].as_deref().unwrap_or("?"))
+        })
+    };
+    let line = format!(
+        "tokenizer: GPT-2 byte-level BPE (GPT-2 split, byte-to-unicode map), {present} tokens, {} merges as scores, BOS {}{}, EOS {}",
+        rank_of.len(),
+        name(bos),
+        if add_bos { " prepended" } else { " not prepended" },
+        name(eos)
+    );
+    Ok((vocab, line))
+}
+
 /// Reads `tokenizer.json` from `dir` for a model of `vocab_size` tokens; returns the vocabulary
 /// and one line saying what was recognised.
 ///
@@ -188,9 +295,13 @@ pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, Str
     let kind = model.get("type").and_then(Value::as_str).unwrap_or("");
     ensure!(kind == "BPE", "tokenizer.json: model type {kind:?} is not supported (BPE only)");
     let byte_fallback = model.get("byte_fallback").and_then(Value::as_bool) == Some(true);
+    let pre = tok.pointer("/pre_tokenizer/type").and_then(Value::as_str);
+    if !byte_fallback && pre == Some("ByteLevel") {
+        return read_byte_level(&tok, tok_config.as_ref(), config, vocab_size);
+    }
     ensure!(
         byte_fallback,
-        "tokenizer.json: a BPE without byte_fallback (GPT-2 byte-level BPE) is not supported yet"
+        "tokenizer.json: a BPE with neither byte_fallback nor a ByteLevel pre_tokenizer is not supported"
     );
     check_metaspace(&tok)?;
     let table = id_table(&tok, vocab_size)?;
@@ -218,10 +329,11 @@ pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, Str
             base + b
         );
     }
-    let bos = special(config, tok_config.as_ref(), &table, "bos")?;
-    let eos = special(config, tok_config.as_ref(), &table, "eos")?;
+    let bos = special_id(config, tok_config.as_ref(), &table, "bos")?;
+    let eos = special_id(config, tok_config.as_ref(), &table, "eos")?;
     let add_bos = adds_bos(&tok, tok_config.as_ref());
     let vocab = Vocab {
+        kind: chispa_core::format::TokenizerKind::ScoreBpe,
         pieces,
         scores,
         bos: if add_bos { bos } else { None },

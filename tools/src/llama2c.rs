@@ -38,6 +38,7 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
     let vocab = h[5];
     ensure!(vocab != 0 && vocab != i32::MIN, "checkpoint header: vocab_size = {vocab}");
     let p = Params {
+        arch: chispa_core::format::Arch::Llama,
         dim: positive("dim", h[0])?,
         hidden_dim: positive("hidden_dim", h[1])?,
         n_layers: positive("n_layers", h[2])?,
@@ -172,6 +173,7 @@ pub fn read_tokenizer(b: &[u8], vocab_size: usize) -> Result<Vocab> {
         && (0..256).all(|i| pieces[3 + i] == format!("<0x{i:02X}>").as_bytes()))
     .then_some(3);
     Ok(Vocab {
+        kind: chispa_core::format::TokenizerKind::ScoreBpe,
         pieces,
         scores,
         bos: Some(1),

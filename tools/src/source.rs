@@ -1,10 +1,12 @@
 //! The in-memory model that every reader produces and the writer consumes.
 
-use chispa_core::format::{canonical_tensor, tensor_count, Shape};
+use chispa_core::format::{canonical_tensor, tensor_count, Arch, Shape};
 
 /// Hyper-parameters of a source model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
+    /// Architecture.
+    pub arch: Arch,
     /// Model width.
     pub dim: usize,
     /// Feed-forward width.
@@ -37,6 +39,8 @@ impl Params {
             kv_dim: self.dim * self.n_kv_heads / self.n_heads.max(1),
             vocab_size: self.vocab_size,
             shared_classifier: self.shared_classifier,
+            arch: self.arch,
+            max_seq_len: self.max_seq_len,
         }
     }
 }
@@ -44,6 +48,8 @@ impl Params {
 /// A vocabulary with merge scores (sentencepiece-style).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Vocab {
+    /// Encoding algorithm.
+    pub kind: chispa_core::format::TokenizerKind,
     /// Piece bytes per id.
     pub pieces: Vec<Vec<u8>>,
     /// Merge score per id.
