@@ -141,3 +141,29 @@ fn refuses_unsupported_config_keys() {
     let dir = variant("act", |c| c["hidden_act"] = "gelu".into(), &[]);
     assert_refused(&dir, "hidden_act \"gelu\" is not supported");
 }
+
+#[test]
+fn gguf_of_another_architecture_is_refused() {
+    let dir = tempdir("gguf-arch");
+    let mut f = Vec::new();
+    f.extend(b"GGUF");
+    f.extend(3u32.to_le_bytes());
+    f.extend(0u64.to_le_bytes());
+    f.extend(1u64.to_le_bytes());
+    let key = "general.architecture";
+    f.extend((key.len() as u64).to_le_bytes());
+    f.extend(key.as_bytes());
+    f.extend(8u32.to_le_bytes());
+    f.extend(4u64.to_le_bytes());
+    f.extend(b"gpt2");
+    let file = dir.join("m.gguf");
+    std::fs::write(&file, f).expect("write");
+    let out = dir.join("out.chispa");
+    let o = convert(&["gguf", s(&file), "-o", s(&out)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("general.architecture \"gpt2\" is not supported"), "{err}");
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,7 @@ use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::source::SourceModel;
 use chispa_tools::writer::{self, WriteOptions, CLASSIFIER_GROUP, DEFAULT_GROUP, W2_GROUP};
-use chispa_tools::{hf, inspect, llama2c};
+use chispa_tools::{gguf, hf, inspect, llama2c};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -56,6 +56,23 @@ enum Command {
     Hf {
         /// The folder, e.g. a `huggingface-cli download` target.
         dir: PathBuf,
+        /// Output file.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Element type of the matrices (norms always stay f32).
+        #[arg(long, value_enum, default_value_t = Dtype::Int8)]
+        dtype: Dtype,
+        /// int8 quantization group for every matrix (default: as for llama2c).
+        #[arg(long)]
+        group_size: Option<usize>,
+        /// Print only the summary, not the per-tensor report.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Convert a llama.cpp GGUF file (v3, `llama` architecture, F32/F16/Q8_0 tensors).
+    Gguf {
+        /// The .gguf file.
+        file: PathBuf,
         /// Output file.
         #[arg(long, short)]
         output: PathBuf,
@@ -122,6 +139,17 @@ fn convert_hf(dir: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Res
         eprintln!("recognised  {line}");
     }
     write_model(&converted.model, output, opts, quiet, start)
+}
+
+fn convert_gguf(file: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
+    let start = Instant::now();
+    let bytes = read(file)?;
+    let (source, recognised) =
+        gguf::read(&bytes).with_context(|| format!("cannot convert {}", file.display()))?;
+    for line in &recognised {
+        eprintln!("recognised  {line}");
+    }
+    write_model(&source, output, opts, quiet, start)
 }
 
 fn write_model(
@@ -206,6 +234,13 @@ fn run(cli: Cli) -> Result<()> {
                 Dtype::F32 => DType::F32,
             };
             convert_hf(&dir, &output, WriteOptions { dtype, group_size }, quiet)
+        }
+        Command::Gguf { file, output, dtype, group_size, quiet } => {
+            let dtype = match dtype {
+                Dtype::Int8 => DType::I8,
+                Dtype::F32 => DType::F32,
+            };
+            convert_gguf(&file, &output, WriteOptions { dtype, group_size }, quiet)
         }
         Command::Inspect { file } => {
             let bytes = AlignedBytes::copy_from(&read(&file)?);
