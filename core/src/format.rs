@@ -388,7 +388,13 @@ impl TensorKind {
 
     /// Decodes a directory code.
     pub fn from_code(code: u16) -> Option<Self> {
-        let all = [Self::TokEmbed, Self::FinalNorm, Self::Classifier, Self::PosEmbed];
+        let all = [
+            Self::TokEmbed,
+            Self::FinalNorm,
+            Self::Classifier,
+            Self::PosEmbed,
+            Self::FinalNormBias,
+        ];
         all.into_iter().chain(Self::GPT2_LAYER).chain(Self::LAYER).find(|k| *k as u16 == code)
     }
 
