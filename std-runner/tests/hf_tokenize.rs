@@ -81,3 +81,25 @@ fn run_prints_prompt_and_greedy_continuation_for_gpt2() {
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn a_hugging_face_folder_runs_directly() {
+    let config = data_file("reference/hf/gpt2-tiny/config.json").expect("data");
+    let dir = config.parent().expect("folder");
+    let o = Command::new(env!("CARGO_BIN_EXE_chispa"))
+        .args(["tokenize", dir.to_str().expect("utf-8"), "Hello world"])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reference.json")).expect("reference"),
+    )
+    .expect("json");
+    let case = reference["cases"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["prompt"] == "Hello world"))
+        .expect("the Hello world case");
+    let want: Vec<String> =
+        case["prompt_ids"].as_array().expect("ids").iter().map(|v| v.to_string()).collect();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want.join(","));
+}
