@@ -6,9 +6,9 @@
 //! argument checks.
 
 use crate::error::{PlanError, RunError};
-use crate::format::{groups_per_row, Arch, DType};
+use crate::format::{groups_per_row, DType};
 use crate::model::{Config, Model};
-use crate::{gpt2, llama};
+use crate::llama;
 
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -279,10 +279,12 @@ impl<'m, 'a> Session<'m, 'a> {
         if pos >= self.ctx {
             return Err(RunError::PositionOutOfRange { pos, context: self.ctx });
         }
-        match c.arch {
-            Arch::Llama => llama::forward(self.model, &mut self.b, self.ctx, token, pos),
-            Arch::Gpt2 => gpt2::forward(self.model, &mut self.b, self.ctx, token, pos),
+        if c.arch == crate::format::Arch::Gpt2 {
+            crate::gpt2::forward(self.model, &mut self.b, self.ctx, token, pos);
+            return Ok(self.b.logits);
         }
+
+        llama::forward(self.model, &mut self.b, self.ctx, token, pos);
         Ok(self.b.logits)
     }
 }

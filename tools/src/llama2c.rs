@@ -38,7 +38,6 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
     let vocab = h[5];
     ensure!(vocab != 0 && vocab != i32::MIN, "checkpoint header: vocab_size = {vocab}");
     let p = Params {
-        arch: chispa_core::format::Arch::Llama,
         dim: positive("dim", h[0])?,
         hidden_dim: positive("hidden_dim", h[1])?,
         n_layers: positive("n_layers", h[2])?,
@@ -49,6 +48,7 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
         rope_theta: 10000.0,
         norm_eps: 1e-5,
         shared_classifier: vocab > 0,
+        arch: chispa_core::format::Arch::Llama,
     };
     ensure!(
         p.dim % p.n_heads == 0 && (p.dim / p.n_heads) % 2 == 0,
