@@ -7,8 +7,8 @@
 
 use crate::error::{PlanError, RunError};
 use crate::format::{groups_per_row, DType};
-use crate::model::{Config, Model};
 use crate::llama;
+use crate::model::{Config, Model};
 
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
