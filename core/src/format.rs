@@ -43,6 +43,9 @@ pub const MAX_STOP_IDS: usize = 4;
 
 /// Tokenizer flag: prepend the piece for `" "` to non-empty text (sentencepiece's dummy prefix).
 pub const TOK_FLAG_DUMMY_PREFIX: u32 = 1;
+/// Tokenizer flag (with [`TOK_FLAG_DUMMY_PREFIX`]): no dummy prefix when the text already
+/// starts with a space (Hugging Face's `Metaspace` pre-tokenizer).
+pub const TOK_FLAG_NO_PREFIX_BEFORE_SPACE: u32 = 2;
 /// Model flag: the classifier is the token-embedding table.
 pub const FLAG_SHARED_CLASSIFIER: u32 = 1;
 

@@ -9,7 +9,9 @@
 use core::cmp::Ordering;
 
 use crate::error::{FormatError, TokenizeError};
-use crate::format::{Header, TokenizerKind, NONE, TOK_FLAG_DUMMY_PREFIX};
+use crate::format::{
+    Header, TokenizerKind, NONE, TOK_FLAG_DUMMY_PREFIX, TOK_FLAG_NO_PREFIX_BEFORE_SPACE,
+};
 use crate::model::section;
 
 /// llama2.c starts its best merge score here, so merges scored at or below it never happen.
@@ -26,6 +28,7 @@ pub struct Tokenizer<'a> {
     eos: Option<u32>,
     byte_base: Option<u32>,
     dummy_prefix: bool,
+    no_prefix_before_space: bool,
     max_piece_len: usize,
     kind: TokenizerKind,
 }
@@ -79,7 +82,7 @@ impl<'a> Tokenizer<'a> {
     pub(crate) fn parse(bytes: &'a [u8], h: &Header, vocab: usize) -> Result<Self, FormatError> {
         let kind = TokenizerKind::from_code(h.tok_kind)
             .ok_or(FormatError::UnknownCode { field: "tokenizer kind", value: h.tok_kind })?;
-        if h.tok_flags & !TOK_FLAG_DUMMY_PREFIX != 0 {
+        if h.tok_flags & !(TOK_FLAG_DUMMY_PREFIX | TOK_FLAG_NO_PREFIX_BEFORE_SPACE) != 0 {
             return Err(FormatError::UnknownCode { field: "tokenizer flags", value: h.tok_flags });
         }
         let scores: &[f32] =
@@ -114,6 +117,7 @@ impl<'a> Tokenizer<'a> {
             eos: (h.eos_id != NONE).then_some(h.eos_id),
             byte_base: (h.byte_fallback_base != NONE).then_some(h.byte_fallback_base),
             dummy_prefix: h.tok_flags & TOK_FLAG_DUMMY_PREFIX != 0,
+            no_prefix_before_space: h.tok_flags & TOK_FLAG_NO_PREFIX_BEFORE_SPACE != 0,
             max_piece_len: h.max_piece_len as usize,
             kind,
         };
@@ -251,7 +255,8 @@ impl<'a> Tokenizer<'a> {
         if let (true, Some(id)) = (bos, self.bos) {
             push(out, id)?;
         }
-        if self.dummy_prefix && !text.is_empty() {
+        let starts_with_space = text.starts_with(' ') && self.no_prefix_before_space;
+        if self.dummy_prefix && !text.is_empty() && !starts_with_space {
             if let Some(id) = self.lookup(b" ") {
                 push(out, id)?;
             }

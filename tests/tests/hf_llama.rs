@@ -194,3 +194,33 @@ fn llama_tiny_tokenizer_matches_hugging_face_tokenizers() -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+/// The newer Llama tokenizer.json form (no normalizer; a `Metaspace` pre-tokenizer with
+/// `prepend_scheme: first`, `split: false`) converts to the same tokenizer: our ids equal
+/// Hugging Face `tokenizers` on that rewritten file.
+#[test]
+fn metaspace_pre_tokenizer_form_matches_hugging_face() -> anyhow::Result<()> {
+    let src = hf_dir("llama-tiny")?;
+    let dir = temp_dir("llama-metaspace")?;
+    let mut tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json"))?)?;
+    tok["normalizer"] = serde_json::Value::Null;
+    tok["pre_tokenizer"] = serde_json::json!({
+        "type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": false
+    });
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string())?;
+    for f in ["config.json", "tokenizer_config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f))?;
+    }
+    let bytes = convert_dir(&dir, DType::I8)?;
+    let model = Model::parse(bytes.as_slice())?;
+    let hf = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let reference = hf_reference("llama-tiny")?;
+    for text in reference.cases.iter().map(|c| c.prompt.as_str()).chain(["x", " a  b "]) {
+        let want = hf.encode(text, true).map_err(|e| anyhow::anyhow!("{e}"))?.get_ids().to_vec();
+        assert_eq!(encode(&model, text), want, "text {text:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

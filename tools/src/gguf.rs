@@ -354,6 +354,7 @@ fn vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
         eos,
         byte_fallback_base: base,
         dummy_prefix: true,
+        no_prefix_before_space: false,
         stop_ids: eos.into_iter().collect(),
     };
     let line = format!(

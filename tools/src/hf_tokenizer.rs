@@ -85,8 +85,9 @@ fn id_table(tok: &Value, vocab_size: usize) -> Result<Vec<Option<String>>> {
 
 /// Whether the normalizer / pre-tokenizer is sentencepiece's metaspace with a prefix:
 /// either `Prepend("▁") + Replace(" ", "▁")` (Llama 2's `legacy` form) or a `Metaspace`
-/// pre-tokenizer that does not split.
-fn check_metaspace(tok: &Value) -> Result<()> {
+/// pre-tokenizer that does not split. Returns true for the latter, which (unlike the former
+/// and sentencepiece) adds no prefix to text that already starts with a space.
+fn check_metaspace(tok: &Value) -> Result<bool> {
     let norm = tok.get("normalizer").filter(|v| !v.is_null());
     let pre = tok.get("pre_tokenizer").filter(|v| !v.is_null());
     let ty = |v: &Value| v.get("type").and_then(Value::as_str).unwrap_or("").to_string();
@@ -115,7 +116,7 @@ fn check_metaspace(tok: &Value) -> Result<()> {
             prepend && replace && pre.is_none(),
             "tokenizer.json: normalizer is not Llama's Prepend(▁) + Replace(' ', ▁)"
         );
-        return Ok(());
+        return Ok(false);
     }
     let p = pre.context("tokenizer.json: neither a metaspace normalizer nor a pre_tokenizer")?;
     ensure!(
@@ -132,7 +133,7 @@ fn check_metaspace(tok: &Value) -> Result<()> {
         scheme == "first" || scheme == "always",
         "tokenizer.json: Metaspace prepend_scheme {scheme:?} is not supported"
     );
-    Ok(())
+    Ok(true)
 }
 
 /// Whether the post-processor prepends BOS (or `tokenizer_config.json` says `add_bos_token`).
@@ -264,6 +265,7 @@ fn read_byte_level(
         eos,
         byte_fallback_base: None,
         dummy_prefix: false,
+        no_prefix_before_space: false,
         stop_ids: eos.into_iter().collect(),
     };
     let name = |id: Option<u32>| {
@@ -303,7 +305,7 @@ pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, Str
         byte_fallback,
         "tokenizer.json: a BPE with neither byte_fallback nor a ByteLevel pre_tokenizer is not supported"
     );
-    check_metaspace(&tok)?;
+    let metaspace = check_metaspace(&tok)?;
     let table = id_table(&tok, vocab_size)?;
     let present = table.iter().filter(|t| t.is_some()).count();
     let rank_of: HashMap<String, usize> = merges(model)?
@@ -340,6 +342,7 @@ pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, Str
         eos,
         byte_fallback_base: Some(base),
         dummy_prefix: true,
+        no_prefix_before_space: metaspace,
         stop_ids: eos.into_iter().collect(),
     };
     let name = |id: Option<u32>| {
@@ -348,7 +351,8 @@ pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, Str
         })
     };
     let line = format!(
-        "tokenizer: Llama-style BPE (metaspace ▁, byte fallback at {base}), {present} tokens{}, {} merges as scores, BOS {}{}, EOS {}",
+        "tokenizer: Llama-style BPE ({}, byte fallback at {base}), {present} tokens{}, {} merges as scores, BOS {}{}, EOS {}",
+        if metaspace { "Metaspace pre-tokenizer, ▁ prefix unless the text starts with a space" } else { "metaspace ▁ normalizer" },
         if present < vocab_size { format!(" (+{} unused ids)", vocab_size - present) } else { String::new() },
         rank_of.len(),
         name(bos),

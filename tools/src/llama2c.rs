@@ -180,6 +180,7 @@ pub fn read_tokenizer(b: &[u8], vocab_size: usize) -> Result<Vocab> {
         eos: Some(2),
         byte_fallback_base,
         dummy_prefix: true,
+        no_prefix_before_space: false,
         // run.c ends a sample when the model emits BOS (id 1).
         stop_ids: vec![1],
     })

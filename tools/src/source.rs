@@ -62,6 +62,8 @@ pub struct Vocab {
     pub byte_fallback_base: Option<u32>,
     /// Prepend `" "` to non-empty text.
     pub dummy_prefix: bool,
+    /// …except when the text already starts with a space (HF `Metaspace`).
+    pub no_prefix_before_space: bool,
     /// Ids that end generation.
     pub stop_ids: Vec<u32>,
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, ensure, Context, Result};
 use chispa_core::format::{
     align_up, file_checksum, DType, Header, TensorEntry, TensorKind, FLAG_SHARED_CLASSIFIER,
     HEADER_BYTES, MAGIC, MAX_STOP_IDS, NONE, TENSOR_ENTRY_BYTES, TOK_FLAG_DUMMY_PREFIX,
-    VERSION_MAJOR, VERSION_MINOR,
+    TOK_FLAG_NO_PREFIX_BEFORE_SPACE, VERSION_MAJOR, VERSION_MINOR,
 };
 use chispa_core::model::MAX_GROUP;
 use chispa_core::Model;
@@ -255,7 +255,8 @@ pub fn build(
         n_tensors: n as u32,
         tensors_offset,
         tok_kind: v.kind as u32,
-        tok_flags: if v.dummy_prefix { TOK_FLAG_DUMMY_PREFIX } else { 0 },
+        tok_flags: if v.dummy_prefix { TOK_FLAG_DUMMY_PREFIX } else { 0 }
+            | if v.no_prefix_before_space { TOK_FLAG_NO_PREFIX_BEFORE_SPACE } else { 0 },
         bos_id: v.bos.unwrap_or(NONE),
         eos_id: v.eos.unwrap_or(NONE),
         byte_fallback_base: v.byte_fallback_base.unwrap_or(NONE),
