@@ -1,8 +1,9 @@
 //! Multi-head (grouped-query) attention over the KV cache of one layer.
 
-use crate::kv::Rows;
+use crate::kv::{F16Rows, F32Rows, I8Rows, KvCache, Rows};
 use crate::observe::Observer;
 use crate::ops::softmax;
+use crate::session::Buffers;
 
 /// Shapes of one attention call.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +47,36 @@ pub(crate) fn attend<R: Rows, O: Observer>(
         out.fill(0.0);
         for (t, a) in att.iter().enumerate() {
             values.axpy(t, kv_off, *a, out);
+        }
+    }
+}
+
+/// Stores this position's key and value (`b.k`, `b.v`) in layer `l`'s cache, whatever its
+/// element type, then attends over the cached positions `0..=pos` into `b.xb`.
+pub(crate) fn attend_layer<O: Observer>(
+    b: &mut Buffers<'_>,
+    l: usize,
+    pos: usize,
+    ctx: usize,
+    heads: Heads,
+    kv_dim: usize,
+    obs: &mut O,
+) {
+    b.kv.store(l * ctx + pos, b.k, b.v);
+    let (rows, layer) = (l * ctx..(l + 1) * ctx, l * ctx * kv_dim..(l + 1) * ctx * kv_dim);
+    match &b.kv {
+        KvCache::F32 { k, v } => {
+            let (k, v) = (F32Rows(&k[layer.clone()], kv_dim), F32Rows(&v[layer], kv_dim));
+            attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+        }
+        KvCache::F16 { k, v } => {
+            let (k, v) = (F16Rows(&k[layer.clone()], kv_dim), F16Rows(&v[layer], kv_dim));
+            attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+        }
+        KvCache::I8 { k, v, ks, vs } => {
+            let k = I8Rows(&k[layer.clone()], &ks[rows.clone()], kv_dim);
+            let v = I8Rows(&v[layer], &vs[rows], kv_dim);
+            attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
         }
     }
 }

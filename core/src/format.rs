@@ -43,6 +43,9 @@ pub const MAX_STOP_IDS: usize = 4;
 
 /// Tokenizer flag: prepend the piece for `" "` to non-empty text (sentencepiece's dummy prefix).
 pub const TOK_FLAG_DUMMY_PREFIX: u32 = 1;
+/// Tokenizer flag (with [`TOK_FLAG_DUMMY_PREFIX`]): no dummy prefix when the text already
+/// starts with a space (Hugging Face's `Metaspace` pre-tokenizer).
+pub const TOK_FLAG_NO_PREFIX_BEFORE_SPACE: u32 = 2;
 /// Model flag: the classifier is the token-embedding table.
 pub const FLAG_SHARED_CLASSIFIER: u32 = 1;
 
@@ -217,6 +220,8 @@ const _: () = assert!(Header::USED_BYTES <= HEADER_BYTES);
 pub enum Arch {
     /// Llama: RMSNorm, RoPE (adjacent pairs), grouped-query attention, SwiGLU.
     Llama = 1,
+    /// GPT-2: LayerNorm with bias, learned position embeddings, biases, GELU (tanh).
+    Gpt2 = 2,
 }
 
 impl Arch {
@@ -224,6 +229,7 @@ impl Arch {
     pub fn from_code(code: u32) -> Option<Self> {
         match code {
             1 => Some(Self::Llama),
+            2 => Some(Self::Gpt2),
             _ => None,
         }
     }
@@ -264,6 +270,9 @@ impl DType {
 pub enum TokenizerKind {
     /// sentencepiece-style BPE as in llama2.c: code points, byte fallback, merges by score.
     ScoreBpe = 1,
+    /// GPT-2 byte-level BPE: the GPT-2 pre-tokenizer split, then per chunk one piece per
+    /// byte (pieces are stored as raw bytes) and merges by score (= −merge rank).
+    ByteBpe = 2,
 }
 
 impl TokenizerKind {
@@ -271,6 +280,7 @@ impl TokenizerKind {
     pub fn from_code(code: u32) -> Option<Self> {
         match code {
             1 => Some(Self::ScoreBpe),
+            2 => Some(Self::ByteBpe),
             _ => None,
         }
     }
@@ -304,6 +314,26 @@ pub enum TensorKind {
     W2 = 17,
     /// Up projection `[hidden, dim]`.
     W3 = 18,
+    /// Learned position embedding `[max_seq_len, dim]` (GPT-2).
+    PosEmbed = 4,
+    /// Final LayerNorm bias `[dim]` (GPT-2).
+    FinalNormBias = 5,
+    /// Attention LayerNorm bias `[dim]` (GPT-2).
+    AttnNormBias = 20,
+    /// Query bias `[dim]` (GPT-2).
+    Bq = 21,
+    /// Key bias `[kv_dim]` (GPT-2).
+    Bk = 22,
+    /// Value bias `[kv_dim]` (GPT-2).
+    Bv = 23,
+    /// Attention output bias `[dim]` (GPT-2).
+    Bo = 24,
+    /// Feed-forward LayerNorm bias `[dim]` (GPT-2).
+    FfnNormBias = 25,
+    /// Feed-forward input bias `[hidden]` (GPT-2; `w1` is `c_fc`).
+    B1 = 26,
+    /// Feed-forward output bias `[dim]` (GPT-2; `w2` is `c_proj`).
+    B2 = 27,
 }
 
 impl TensorKind {
@@ -320,10 +350,55 @@ impl TensorKind {
         Self::W3,
     ];
 
+    /// GPT-2's per-layer tensors, in directory order.
+    pub const GPT2_LAYER: [TensorKind; 16] = [
+        Self::AttnNorm,
+        Self::AttnNormBias,
+        Self::Wq,
+        Self::Wk,
+        Self::Wv,
+        Self::Bq,
+        Self::Bk,
+        Self::Bv,
+        Self::Wo,
+        Self::Bo,
+        Self::FfnNorm,
+        Self::FfnNormBias,
+        Self::W1,
+        Self::B1,
+        Self::W2,
+        Self::B2,
+    ];
+
+    /// Per-layer tensors of `arch`, in directory order.
+    pub fn layer_kinds(arch: Arch) -> &'static [TensorKind] {
+        match arch {
+            Arch::Llama => &Self::LAYER,
+            Arch::Gpt2 => &Self::GPT2_LAYER,
+        }
+    }
+
+    /// Global tensors of `arch`, in directory order.
+    pub fn global_kinds(arch: Arch, shared_classifier: bool) -> &'static [TensorKind] {
+        use TensorKind::*;
+        match (arch, shared_classifier) {
+            (Arch::Llama, true) => &[TokEmbed, FinalNorm],
+            (Arch::Llama, false) => &[TokEmbed, FinalNorm, Classifier],
+            (Arch::Gpt2, true) => &[TokEmbed, PosEmbed, FinalNorm, FinalNormBias],
+            (Arch::Gpt2, false) => &[TokEmbed, PosEmbed, FinalNorm, FinalNormBias, Classifier],
+        }
+    }
+
     /// Decodes a directory code.
     pub fn from_code(code: u16) -> Option<Self> {
-        let all = [Self::TokEmbed, Self::FinalNorm, Self::Classifier];
-        all.into_iter().chain(Self::LAYER).find(|k| *k as u16 == code)
+        let all = [
+            Self::TokEmbed,
+            Self::FinalNorm,
+            Self::Classifier,
+            Self::PosEmbed,
+            Self::FinalNormBias,
+        ];
+        all.into_iter().chain(Self::GPT2_LAYER).chain(Self::LAYER).find(|k| *k as u16 == code)
     }
 
     /// Short name, as printed by `chispa-convert inspect`.
@@ -341,12 +416,34 @@ impl TensorKind {
             Self::W1 => "w1",
             Self::W2 => "w2",
             Self::W3 => "w3",
+            Self::PosEmbed => "pos_embeddings",
+            Self::FinalNormBias => "norm_bias",
+            Self::AttnNormBias => "attention_norm_bias",
+            Self::Bq => "bq",
+            Self::Bk => "bk",
+            Self::Bv => "bv",
+            Self::Bo => "bo",
+            Self::FfnNormBias => "ffn_norm_bias",
+            Self::B1 => "b1",
+            Self::B2 => "b2",
         }
     }
 
-    /// True for the 1-D norm weights (always stored as f32).
+    /// True for the 1-D norm weights and biases (always stored as f32).
     pub fn is_vector(self) -> bool {
-        matches!(self, Self::FinalNorm | Self::AttnNorm | Self::FfnNorm)
+        !matches!(
+            self,
+            Self::TokEmbed
+                | Self::PosEmbed
+                | Self::Classifier
+                | Self::Wq
+                | Self::Wk
+                | Self::Wv
+                | Self::Wo
+                | Self::W1
+                | Self::W2
+                | Self::W3
+        )
     }
 }
 
@@ -365,39 +462,47 @@ pub struct Shape {
     pub vocab_size: usize,
     /// Whether the classifier is the embedding table.
     pub shared_classifier: bool,
+    /// Architecture (fixes the tensor list).
+    pub arch: Arch,
+    /// Longest context (rows of a learned position embedding).
+    pub max_seq_len: usize,
 }
 
-/// Index of the first per-layer tensor in the directory.
+/// Index of the first per-layer tensor in the directory (Llama).
 pub fn global_tensor_count(shared_classifier: bool) -> usize {
-    if shared_classifier {
-        2
-    } else {
-        3
-    }
+    TensorKind::global_kinds(Arch::Llama, shared_classifier).len()
 }
 
 /// The tensor at directory position `index`, with its `(rows, cols)` shape (`rows = 1` for
 /// vectors), or `None` past the end. This is the canonical order writers must follow.
 pub fn canonical_tensor(s: &Shape, index: usize) -> Option<(TensorKind, usize, usize, usize)> {
-    let globals: &[TensorKind] = if s.shared_classifier {
-        &[TensorKind::TokEmbed, TensorKind::FinalNorm]
-    } else {
-        &[TensorKind::TokEmbed, TensorKind::FinalNorm, TensorKind::Classifier]
-    };
+    let globals = TensorKind::global_kinds(s.arch, s.shared_classifier);
+    let per_layer = TensorKind::layer_kinds(s.arch);
     let (kind, layer) = match globals.get(index) {
         Some(k) => (*k, 0),
         None => {
             let i = index - globals.len();
-            let layer = i / TensorKind::LAYER.len();
+            let layer = i / per_layer.len();
             if layer >= s.n_layers {
                 return None;
             }
-            (TensorKind::LAYER[i % TensorKind::LAYER.len()], layer)
+            (per_layer[i % per_layer.len()], layer)
         }
     };
     let (rows, cols) = match kind {
         TensorKind::TokEmbed | TensorKind::Classifier => (s.vocab_size, s.dim),
-        TensorKind::FinalNorm | TensorKind::AttnNorm | TensorKind::FfnNorm => (1, s.dim),
+        TensorKind::PosEmbed => (s.max_seq_len, s.dim),
+        TensorKind::FinalNorm
+        | TensorKind::AttnNorm
+        | TensorKind::FfnNorm
+        | TensorKind::FinalNormBias
+        | TensorKind::AttnNormBias
+        | TensorKind::FfnNormBias
+        | TensorKind::Bq
+        | TensorKind::Bo
+        | TensorKind::B2 => (1, s.dim),
+        TensorKind::Bk | TensorKind::Bv => (1, s.kv_dim),
+        TensorKind::B1 => (1, s.hidden_dim),
         TensorKind::Wq | TensorKind::Wo => (s.dim, s.dim),
         TensorKind::Wk | TensorKind::Wv => (s.kv_dim, s.dim),
         TensorKind::W1 | TensorKind::W3 => (s.hidden_dim, s.dim),
@@ -408,7 +513,8 @@ pub fn canonical_tensor(s: &Shape, index: usize) -> Option<(TensorKind, usize, u
 
 /// Number of tensors a model of this shape has.
 pub fn tensor_count(s: &Shape) -> usize {
-    global_tensor_count(s.shared_classifier) + s.n_layers * TensorKind::LAYER.len()
+    TensorKind::global_kinds(s.arch, s.shared_classifier).len()
+        + s.n_layers * TensorKind::layer_kinds(s.arch).len()
 }
 
 /// One entry of the tensor directory.
@@ -589,6 +695,8 @@ mod tests {
             kv_dim: 4,
             vocab_size: 10,
             shared_classifier: false,
+            arch: Arch::Llama,
+            max_seq_len: 16,
         };
         let n = tensor_count(&s);
         assert_eq!(n, 3 + 18);

@@ -1,11 +1,10 @@
 //! The Llama forward pass (llama2.c's `forward`, with int8 matmuls).
 
-use crate::attention::{attend, Heads};
+use crate::attention::{attend_layer, Heads};
 use crate::format::TensorKind;
-use crate::kv::{F16Rows, F32Rows, I8Rows, KvCache};
 use crate::model::Model;
 use crate::observe::Observer;
-use crate::ops::{add, embed, matvec, prepare, rmsnorm, rope, softmax, swiglu};
+use crate::ops::{add, embed, matvec, prepare, rmsnorm, rope, swiglu};
 use crate::session::Buffers;
 
 /// Runs `token` at `pos` (both checked by the caller) and leaves the logits in `b.logits`.
@@ -39,23 +38,7 @@ pub(crate) fn forward<O: Observer>(
         matvec(b.v, &w(TensorKind::Wv), &act);
         rope(b.q, hs, b.cos, b.sin);
         rope(b.k, hs, b.cos, b.sin);
-        b.kv.store(l * ctx + pos, b.k, b.v);
-        let (rows, layer) = (l * ctx..(l + 1) * ctx, l * ctx * kv_dim..(l + 1) * ctx * kv_dim);
-        match &b.kv {
-            KvCache::F32 { k, v } => {
-                let (k, v) = (F32Rows(&k[layer.clone()], kv_dim), F32Rows(&v[layer], kv_dim));
-                attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
-            }
-            KvCache::F16 { k, v } => {
-                let (k, v) = (F16Rows(&k[layer.clone()], kv_dim), F16Rows(&v[layer], kv_dim));
-                attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
-            }
-            KvCache::I8 { k, v, ks, vs } => {
-                let k = I8Rows(&k[layer.clone()], &ks[rows.clone()], kv_dim);
-                let v = I8Rows(&v[layer], &vs[rows], kv_dim);
-                attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
-            }
-        }
+        attend_layer(b, l, pos, ctx, heads, kv_dim, obs);
         let wo = w(TensorKind::Wo);
         let act = prepare(b.xb, &wo, b.xq, b.xs);
         matvec(b.xb2, &wo, &act);
@@ -83,9 +66,4 @@ pub(crate) fn forward<O: Observer>(
     };
     let act = prepare(b.x, &cls, b.xq, b.xs);
     matvec(b.logits, &cls, &act);
-    if O::WANTS_PROBABILITIES {
-        b.probs.copy_from_slice(b.logits);
-        softmax(b.probs);
-        obs.probabilities(b.probs);
-    }
 }

@@ -72,6 +72,8 @@ impl Config {
             kv_dim: self.kv_dim(),
             vocab_size: self.vocab_size,
             shared_classifier: self.shared_classifier,
+            arch: self.arch,
+            max_seq_len: self.max_seq_len,
         }
     }
 
@@ -89,7 +91,9 @@ impl Config {
         let s = self.shape();
         (0..tensor_count(&s))
             .filter_map(|i| canonical_tensor(&s, i))
-            .filter(|(k, ..)| !k.is_vector() && *k != TensorKind::TokEmbed)
+            .filter(|(k, ..)| {
+                !k.is_vector() && !matches!(k, TensorKind::TokEmbed | TensorKind::PosEmbed)
+            })
             .map(|(_, _, r, c)| r * c)
             .sum::<usize>()
             + if self.shared_classifier { self.vocab_size * self.dim } else { 0 }
@@ -233,7 +237,7 @@ impl<'a> Model<'a> {
         if c.n_heads % c.n_kv_heads != 0 {
             return Err(FormatError::BadDimension { field: "n_kv_heads", value: h.n_kv_heads });
         }
-        if !(c.rope_theta.is_finite() && c.rope_theta > 1.0) {
+        if c.arch == Arch::Llama && !(c.rope_theta.is_finite() && c.rope_theta > 1.0) {
             return Err(FormatError::BadFloat { field: "rope_theta" });
         }
         if !(c.norm_eps.is_finite() && c.norm_eps >= 0.0) {
@@ -353,22 +357,19 @@ impl<'a> Model<'a> {
         Matrix { rows: e.rows as usize, cols: e.cols as usize, group: e.group as usize, weights }
     }
 
-    /// A global tensor (embedding, final norm, classifier).
+    /// A global tensor (embedding, final norm, classifier, …); the embedding for a kind
+    /// the architecture does not have.
     pub fn global(&self, kind: TensorKind) -> Matrix<'a> {
-        let index = match kind {
-            TensorKind::TokEmbed => 0,
-            TensorKind::FinalNorm => 1,
-            TensorKind::Classifier if !self.config.shared_classifier => 2,
-            _ => 0,
-        };
-        self.matrix(index)
+        let globals = TensorKind::global_kinds(self.config.arch, self.config.shared_classifier);
+        self.matrix(globals.iter().position(|x| *x == kind).unwrap_or(0))
     }
 
     /// A per-layer tensor.
     pub fn layer(&self, layer: usize, kind: TensorKind) -> Matrix<'a> {
-        let k = TensorKind::LAYER.iter().position(|x| *x == kind).unwrap_or(0);
-        let base = format::global_tensor_count(self.config.shared_classifier);
-        self.matrix(base + layer * TensorKind::LAYER.len() + k)
+        let per_layer = TensorKind::layer_kinds(self.config.arch);
+        let k = per_layer.iter().position(|x| *x == kind).unwrap_or(0);
+        let base = TensorKind::global_kinds(self.config.arch, self.config.shared_classifier).len();
+        self.matrix(base + layer * per_layer.len() + k)
     }
 
     /// A norm weight vector (always f32).

@@ -9,7 +9,9 @@
 use core::cmp::Ordering;
 
 use crate::error::{FormatError, TokenizeError};
-use crate::format::{Header, TokenizerKind, NONE, TOK_FLAG_DUMMY_PREFIX};
+use crate::format::{
+    Header, TokenizerKind, NONE, TOK_FLAG_DUMMY_PREFIX, TOK_FLAG_NO_PREFIX_BEFORE_SPACE,
+};
 use crate::model::section;
 
 /// llama2.c starts its best merge score here, so merges scored at or below it never happen.
@@ -26,7 +28,9 @@ pub struct Tokenizer<'a> {
     eos: Option<u32>,
     byte_base: Option<u32>,
     dummy_prefix: bool,
+    no_prefix_before_space: bool,
     max_piece_len: usize,
+    kind: TokenizerKind,
 }
 
 /// One decoded token: borrowed piece bytes, or a single raw byte from a byte-fallback token.
@@ -76,9 +80,9 @@ fn cmp_concat(piece: &[u8], a: &[u8], b: &[u8]) -> Ordering {
 
 impl<'a> Tokenizer<'a> {
     pub(crate) fn parse(bytes: &'a [u8], h: &Header, vocab: usize) -> Result<Self, FormatError> {
-        TokenizerKind::from_code(h.tok_kind)
+        let kind = TokenizerKind::from_code(h.tok_kind)
             .ok_or(FormatError::UnknownCode { field: "tokenizer kind", value: h.tok_kind })?;
-        if h.tok_flags & !TOK_FLAG_DUMMY_PREFIX != 0 {
+        if h.tok_flags & !(TOK_FLAG_DUMMY_PREFIX | TOK_FLAG_NO_PREFIX_BEFORE_SPACE) != 0 {
             return Err(FormatError::UnknownCode { field: "tokenizer flags", value: h.tok_flags });
         }
         let scores: &[f32] =
@@ -113,7 +117,9 @@ impl<'a> Tokenizer<'a> {
             eos: (h.eos_id != NONE).then_some(h.eos_id),
             byte_base: (h.byte_fallback_base != NONE).then_some(h.byte_fallback_base),
             dummy_prefix: h.tok_flags & TOK_FLAG_DUMMY_PREFIX != 0,
+            no_prefix_before_space: h.tok_flags & TOK_FLAG_NO_PREFIX_BEFORE_SPACE != 0,
             max_piece_len: h.max_piece_len as usize,
+            kind,
         };
         for (i, id) in sorted.iter().enumerate() {
             if *id as usize >= vocab {
@@ -150,7 +156,22 @@ impl<'a> Tokenizer<'a> {
                 }
             }
         }
+        if kind == TokenizerKind::ByteBpe {
+            if t.byte_base.is_some() || t.dummy_prefix {
+                return Err(bad(0, "byte-level BPE with byte fallback or a dummy prefix"));
+            }
+            for b in 0..=255u8 {
+                if t.lookup(&[b]).is_none() {
+                    return Err(bad(b as usize, "byte-level BPE without a piece for a byte"));
+                }
+            }
+        }
         Ok(t)
+    }
+
+    /// The encoding algorithm.
+    pub fn kind(&self) -> TokenizerKind {
+        self.kind
     }
 
     /// Number of tokens.
@@ -221,6 +242,9 @@ impl<'a> Tokenizer<'a> {
         eos: bool,
         out: &mut [u32],
     ) -> Result<usize, TokenizeError> {
+        if self.kind == TokenizerKind::ByteBpe {
+            return self.encode_byte_level(text, bos, eos, out);
+        }
         let capacity = out.len();
         let mut n = 0;
         let mut push = |out: &mut [u32], id: u32| -> Result<(), TokenizeError> {
@@ -231,7 +255,8 @@ impl<'a> Tokenizer<'a> {
         if let (true, Some(id)) = (bos, self.bos) {
             push(out, id)?;
         }
-        if self.dummy_prefix && !text.is_empty() {
+        let starts_with_space = text.starts_with(' ') && self.no_prefix_before_space;
+        if self.dummy_prefix && !text.is_empty() && !starts_with_space {
             if let Some(id) = self.lookup(b" ") {
                 push(out, id)?;
             }
@@ -256,6 +281,40 @@ impl<'a> Tokenizer<'a> {
             n2 += 1;
         }
         Ok(n2)
+    }
+
+    /// GPT-2 byte-level BPE: split with the GPT-2 pre-tokenizer, then per chunk one piece
+    /// per byte (all present, checked by `parse`) merged by score.
+    fn encode_byte_level(
+        &self,
+        text: &str,
+        bos: bool,
+        eos: bool,
+        out: &mut [u32],
+    ) -> Result<usize, TokenizeError> {
+        let capacity = out.len();
+        let full = TokenizeError::OutputFull { capacity };
+        let mut n = 0;
+        if let (true, Some(id)) = (bos, self.bos) {
+            *out.get_mut(n).ok_or(full)? = id;
+            n += 1;
+        }
+        let mut at = 0;
+        while at < text.len() {
+            let end = crate::pretokenize::next_chunk(text, at);
+            let first = n;
+            for b in text[at..end].bytes() {
+                *out.get_mut(n).ok_or(full)? = self.lookup(&[b]).unwrap_or(0);
+                n += 1;
+            }
+            n = first + self.merge(&mut out[first..n]);
+            at = end;
+        }
+        if let (true, Some(id)) = (eos, self.eos) {
+            *out.get_mut(n).ok_or(full)? = id;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// [`encode`](Self::encode) into a fixed-capacity vector (e.g. a firmware's prompt buffer).

@@ -94,6 +94,24 @@ pub fn convert_llama2c(ckpt: &Path, tok: &Path, opts: &WriteOptions) -> Result<A
     Ok(writer::build(&source, opts, |_, _| {})?.0)
 }
 
+/// A Hugging Face folder or a GGUF file converted in memory; `None` for anything else.
+fn convert_foreign(path: &Path, opts: &WriteOptions) -> Result<Option<AlignedBytes>> {
+    let source = if path.is_dir() {
+        chispa_tools::hf::read_dir(path)
+            .with_context(|| format!("cannot convert {}", path.display()))?
+            .model
+    } else if path.extension().is_some_and(|e| e == "gguf") {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        chispa_tools::gguf::read(&bytes)
+            .with_context(|| format!("cannot convert {}", path.display()))?
+            .0
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(writer::build(&source, opts, |_, _| {})?.0))
+}
+
 /// Loads a model from `source`.
 ///
 /// # Errors
@@ -110,6 +128,16 @@ pub fn load(source: &ModelSource) -> Result<Loaded> {
     };
     if !path.exists() {
         bail!("{}: no such file", path.display());
+    }
+    if let Some(bytes) = convert_foreign(path, &source.convert)? {
+        return Ok(Loaded {
+            bytes: ModelBytes::Owned(bytes),
+            name: format!(
+                "{} ({}, converted in memory)",
+                path.display(),
+                source.convert.dtype.name()
+            ),
+        });
     }
     let is_chispa = path.extension().is_some_and(|e| e == "chispa") || starts_with_magic(path)?;
     if is_chispa {

@@ -1,6 +1,8 @@
 //! chispa-tools: everything that turns foreign model files into `.chispa` files.
 //!
 //! * [`source`]: the in-memory model every reader produces (f32 tensors + vocabulary).
+//! * [`hf`], [`hf_tokenizer`]: Hugging Face folders (safetensors, config.json, tokenizer.json).
+//! * [`gguf`]: llama.cpp GGUF v3 files (`llama`, F32/F16/Q8_0).
 //! * [`llama2c`]: llama2.c checkpoints and `tokenizer.bin`.
 //! * [`quant`]: group-wise int8 quantization and its error report.
 //! * [`writer`]: the `.chispa` writer (layout from `chispa_core::format`), verified by
@@ -9,6 +11,9 @@
 #![forbid(unsafe_code)]
 
 pub mod aligned;
+pub mod gguf;
+pub mod hf;
+pub mod hf_tokenizer;
 pub mod inspect;
 pub mod llama2c;
 pub mod quant;

@@ -54,6 +54,7 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
         rope_theta: 10000.0,
         norm_eps: 1e-5,
         shared_classifier: vocab > 0,
+        arch: chispa_core::format::Arch::Llama,
     };
     ensure!(
         p.dim % p.n_heads == 0 && (p.dim / p.n_heads) % 2 == 0,
@@ -180,12 +181,14 @@ pub fn read_tokenizer(b: &[u8], vocab_size: usize) -> Result<Vocab> {
         && (0..256).all(|i| pieces[3 + i] == format!("<0x{i:02X}>").as_bytes()))
     .then_some(3);
     Ok(Vocab {
+        kind: chispa_core::format::TokenizerKind::ScoreBpe,
         pieces,
         scores,
         bos: Some(1),
         eos: Some(2),
         byte_fallback_base,
         dummy_prefix: true,
+        no_prefix_before_space: false,
         // run.c ends a sample when the model emits BOS (id 1).
         stop_ids: vec![1],
     })

@@ -1,10 +1,12 @@
 //! The in-memory model that every reader produces and the writer consumes.
 
-use chispa_core::format::{canonical_tensor, tensor_count, Shape};
+use chispa_core::format::{canonical_tensor, tensor_count, Arch, Shape};
 
 /// Hyper-parameters of a source model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
+    /// Architecture.
+    pub arch: Arch,
     /// Model width.
     pub dim: usize,
     /// Feed-forward width.
@@ -37,6 +39,8 @@ impl Params {
             kv_dim: self.dim * self.n_kv_heads / self.n_heads.max(1),
             vocab_size: self.vocab_size,
             shared_classifier: self.shared_classifier,
+            arch: self.arch,
+            max_seq_len: self.max_seq_len,
         }
     }
 }
@@ -44,6 +48,8 @@ impl Params {
 /// A vocabulary with merge scores (sentencepiece-style).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Vocab {
+    /// Encoding algorithm.
+    pub kind: chispa_core::format::TokenizerKind,
     /// Piece bytes per id.
     pub pieces: Vec<Vec<u8>>,
     /// Merge score per id.
@@ -56,6 +62,8 @@ pub struct Vocab {
     pub byte_fallback_base: Option<u32>,
     /// Prepend `" "` to non-empty text.
     pub dummy_prefix: bool,
+    /// …except when the text already starts with a space (HF `Metaspace`).
+    pub no_prefix_before_space: bool,
     /// Ids that end generation.
     pub stop_ids: Vec<u32>,
 }

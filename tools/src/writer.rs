@@ -6,9 +6,9 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use chispa_core::format::{
-    align_up, file_checksum, Arch, DType, Header, TensorEntry, TensorKind, TokenizerKind,
-    FLAG_SHARED_CLASSIFIER, HEADER_BYTES, MAGIC, MAX_STOP_IDS, NONE, TENSOR_ENTRY_BYTES,
-    TOK_FLAG_DUMMY_PREFIX, VERSION_MAJOR, VERSION_MINOR,
+    align_up, file_checksum, DType, Header, TensorEntry, TensorKind, FLAG_SHARED_CLASSIFIER,
+    HEADER_BYTES, MAGIC, MAX_STOP_IDS, NONE, TENSOR_ENTRY_BYTES, TOK_FLAG_DUMMY_PREFIX,
+    TOK_FLAG_NO_PREFIX_BEFORE_SPACE, VERSION_MAJOR, VERSION_MINOR,
 };
 use chispa_core::model::MAX_GROUP;
 use chispa_core::Model;
@@ -240,7 +240,7 @@ pub fn build(
         header_bytes: HEADER_BYTES as u32,
         file_bytes: out.len() as u32,
         checksum: 0,
-        arch: Arch::Llama as u32,
+        arch: p.arch as u32,
         weight_dtype: opts.dtype as u32,
         dim: p.dim as u32,
         hidden_dim: p.hidden_dim as u32,
@@ -254,8 +254,9 @@ pub fn build(
         flags: if p.shared_classifier { FLAG_SHARED_CLASSIFIER } else { 0 },
         n_tensors: n as u32,
         tensors_offset,
-        tok_kind: TokenizerKind::ScoreBpe as u32,
-        tok_flags: if v.dummy_prefix { TOK_FLAG_DUMMY_PREFIX } else { 0 },
+        tok_kind: v.kind as u32,
+        tok_flags: if v.dummy_prefix { TOK_FLAG_DUMMY_PREFIX } else { 0 }
+            | if v.no_prefix_before_space { TOK_FLAG_NO_PREFIX_BEFORE_SPACE } else { 0 },
         bos_id: v.bos.unwrap_or(NONE),
         eos_id: v.eos.unwrap_or(NONE),
         byte_fallback_base: v.byte_fallback_base.unwrap_or(NONE),

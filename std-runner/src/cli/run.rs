@@ -100,6 +100,13 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut open = true;
+    // Prompt events print the token after each position; print the first one here unless it
+    // is BOS (GPT-2 prepends nothing).
+    if let (false, Some(first)) = (json, ids.first()) {
+        if Some(*first) != tok.bos() {
+            open = out_ok(out.write_all(printable(tok.decode(None, *first))))?;
+        }
+    }
     let (mut prompt_time, mut gen_time) = (Duration::ZERO, Duration::ZERO);
     let (mut n_prompt, mut n_gen) = (0usize, 0usize);
     let reason = loop {

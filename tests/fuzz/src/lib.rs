@@ -1,7 +1,7 @@
 //! What the fuzz targets share: a tiny synthetic model (not derived from any shared data) and
 //! the work done on whatever parses.
 
-use chispa_core::format::{file_checksum, CHECKSUM_OFFSET, HEADER_BYTES};
+use chispa_core::format::{file_checksum, Arch, TokenizerKind, CHECKSUM_OFFSET, HEADER_BYTES};
 use chispa_core::{Model, Session, SessionOptions};
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
@@ -11,6 +11,7 @@ use chispa_tools::writer::{build, WriteOptions};
 /// hidden_dim 24 is not a multiple of the default group, so short groups are exercised.
 pub fn tiny_model(seed: u64) -> SourceModel {
     let params = Params {
+        arch: Arch::Llama,
         dim: 16,
         hidden_dim: 24,
         n_layers: 2,
@@ -49,12 +50,14 @@ pub fn tiny_model(seed: u64) -> SourceModel {
     let n = pieces.len();
     let scores = (0..n).map(|i| if i < 259 { 0.0 } else { -((i - 259) as f32) }).collect();
     let vocab = Vocab {
+        kind: TokenizerKind::ScoreBpe,
         pieces,
         scores,
         bos: Some(1),
         eos: Some(2),
         byte_fallback_base: Some(3),
         dummy_prefix: true,
+        no_prefix_before_space: false,
         stop_ids: vec![1],
     };
     SourceModel { params, tensors, vocab }

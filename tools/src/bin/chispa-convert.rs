@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
+use chispa_tools::source::SourceModel;
 use chispa_tools::writer::{self, WriteOptions, CLASSIFIER_GROUP, DEFAULT_GROUP, W2_GROUP};
-use chispa_tools::{inspect, llama2c};
+use chispa_tools::{gguf, hf, inspect, llama2c};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -45,6 +46,40 @@ enum Command {
         /// int8 quantization group for every matrix: inputs that share one f16 scale. Any
         /// width works (the last group of a row may be shorter). Default: 32, with 16 for w2 and
         /// 8 for the classifier, whose inputs are hardest to quantize (measured; see README).
+        #[arg(long)]
+        group_size: Option<usize>,
+        /// Print only the summary, not the per-tensor report.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Convert a Hugging Face folder (config.json, model.safetensors or shards, tokenizer.json).
+    Hf {
+        /// The folder, e.g. a `huggingface-cli download` target.
+        dir: PathBuf,
+        /// Output file.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Element type of the matrices (norms always stay f32).
+        #[arg(long, value_enum, default_value_t = Dtype::Int8)]
+        dtype: Dtype,
+        /// int8 quantization group for every matrix (default: as for llama2c).
+        #[arg(long)]
+        group_size: Option<usize>,
+        /// Print only the summary, not the per-tensor report.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Convert a llama.cpp GGUF file (v3, `llama` architecture, F32/F16/Q8_0 tensors).
+    Gguf {
+        /// The .gguf file.
+        file: PathBuf,
+        /// Output file.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Element type of the matrices (norms always stay f32).
+        #[arg(long, value_enum, default_value_t = Dtype::Int8)]
+        dtype: Dtype,
+        /// int8 quantization group for every matrix (default: as for llama2c).
         #[arg(long)]
         group_size: Option<usize>,
         /// Print only the summary, not the per-tensor report.
@@ -93,11 +128,42 @@ fn convert_llama2c(
         source.vocab.pieces.len(),
         if source.vocab.byte_fallback_base.is_some() { "yes" } else { "no" }
     );
+    write_model(&source, output, opts, quiet, start)
+}
+
+fn convert_hf(dir: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
+    let start = Instant::now();
+    let converted =
+        hf::read_dir(dir).with_context(|| format!("cannot convert {}", dir.display()))?;
+    for line in &converted.recognised {
+        eprintln!("recognised  {line}");
+    }
+    write_model(&converted.model, output, opts, quiet, start)
+}
+
+fn convert_gguf(file: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
+    let start = Instant::now();
+    let bytes = read(file)?;
+    let (source, recognised) =
+        gguf::read(&bytes).with_context(|| format!("cannot convert {}", file.display()))?;
+    for line in &recognised {
+        eprintln!("recognised  {line}");
+    }
+    write_model(&source, output, opts, quiet, start)
+}
+
+fn write_model(
+    source: &SourceModel,
+    output: &Path,
+    opts: WriteOptions,
+    quiet: bool,
+    start: Instant,
+) -> Result<()> {
     let bar = ProgressBar::new(source.tensors.len() as u64).with_style(
         ProgressStyle::with_template("quantizing  {bar:30} {pos}/{len} tensors")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let (image, report) = writer::build(&source, &opts, |done, _| bar.set_position(done as u64))?;
+    let (image, report) = writer::build(source, &opts, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     if !quiet {
         println!(
@@ -161,6 +227,20 @@ fn run(cli: Cli) -> Result<()> {
                 WriteOptions { dtype, group_size },
                 quiet,
             )
+        }
+        Command::Hf { dir, output, dtype, group_size, quiet } => {
+            let dtype = match dtype {
+                Dtype::Int8 => DType::I8,
+                Dtype::F32 => DType::F32,
+            };
+            convert_hf(&dir, &output, WriteOptions { dtype, group_size }, quiet)
+        }
+        Command::Gguf { file, output, dtype, group_size, quiet } => {
+            let dtype = match dtype {
+                Dtype::Int8 => DType::I8,
+                Dtype::F32 => DType::F32,
+            };
+            convert_gguf(&file, &output, WriteOptions { dtype, group_size }, quiet)
         }
         Command::Inspect { file } => {
             let bytes = AlignedBytes::copy_from(&read(&file)?);

@@ -1,0 +1,149 @@
+//! Hugging Face reference checkpoints (`reference/hf/*`): conversion in memory, and
+//! variants of a checkpoint written at test time (other config forms, dtypes, shards).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chispa_core::format::DType;
+use chispa_runner::data::data_file;
+use chispa_tools::aligned::AlignedBytes;
+use chispa_tools::hf;
+use chispa_tools::writer::{self, WriteOptions};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::Reference;
+
+/// The folder `reference/hf/NAME` in the data directory.
+///
+/// # Errors
+/// The data directory is missing.
+pub fn hf_dir(name: &str) -> Result<PathBuf> {
+    let config = data_file(&format!("reference/hf/{name}/config.json"))?;
+    Ok(config.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+/// The `reference.json` of `reference/hf/NAME`.
+///
+/// # Errors
+/// As [`crate::reference`].
+pub fn hf_reference(name: &str) -> Result<Reference> {
+    crate::reference(&format!("reference/hf/{name}/reference.json"))
+}
+
+/// Converts a folder in memory.
+///
+/// # Errors
+/// Whatever the converter refuses.
+pub fn convert_dir(dir: &Path, dtype: DType) -> Result<AlignedBytes> {
+    let c = hf::read_dir(dir)?;
+    Ok(writer::build(&c.model, &WriteOptions { dtype, group_size: None }, |_, _| {})?.0)
+}
+
+/// Tensors by name: shape and f32 elements.
+pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// The f32 tensors of a safetensors file, by name, with shapes.
+///
+/// # Errors
+/// An unreadable or malformed file, or a non-f32 tensor.
+pub fn read_f32_tensors(path: &Path) -> Result<Tensors> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes)?;
+    let mut out = HashMap::new();
+    for (name, view) in st.iter() {
+        anyhow::ensure!(view.dtype() == Dtype::F32, "{name} is not f32");
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        out.insert(name.to_string(), (view.shape().to_vec(), data));
+    }
+    Ok(out)
+}
+
+/// How to store tensors in a written checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// 32-bit float.
+    F32,
+    /// IEEE half.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+/// Writes `tensors` as safetensors: one `model.safetensors`, or `shards` files with a
+/// `model.safetensors.index.json`.
+///
+/// # Errors
+/// The directory cannot be written.
+pub fn write_checkpoint(dir: &Path, tensors: &Tensors, store: Store, shards: usize) -> Result<()> {
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let encode = |v: &[f32]| -> Vec<u8> {
+        match store {
+            Store::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Store::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+            Store::Bf16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+        }
+    };
+    let dtype = match store {
+        Store::F32 => Dtype::F32,
+        Store::F16 => Dtype::F16,
+        Store::Bf16 => Dtype::BF16,
+    };
+    let per = names.len().div_ceil(shards.max(1));
+    let mut weight_map = serde_json::Map::new();
+    for (s, chunk) in names.chunks(per).enumerate() {
+        let file = if shards <= 1 {
+            "model.safetensors".to_string()
+        } else {
+            format!("model-{:05}-of-{shards:05}.safetensors", s + 1)
+        };
+        let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = chunk
+            .iter()
+            .map(|n| (n.to_string(), tensors[*n].0.clone(), encode(&tensors[*n].1)))
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = encoded
+            .iter()
+            .map(|(n, shape, data)| {
+                Ok((n.clone(), safetensors::tensor::TensorView::new(dtype, shape.clone(), data)?))
+            })
+            .collect::<Result<_>>()?;
+        safetensors::serialize_to_file(views, None, &dir.join(&file))?;
+        for n in chunk {
+            weight_map.insert(n.to_string(), serde_json::Value::String(file.clone()));
+        }
+    }
+    if shards > 1 {
+        let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string())?;
+    }
+    Ok(())
+}
+
+/// A fresh empty temporary directory for one test.
+///
+/// # Errors
+/// The directory cannot be created.
+pub fn temp_dir(name: &str) -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("chispa-tests-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// Copies the tokenizer files of `from` into `to`.
+///
+/// # Errors
+/// Unreadable or unwritable files.
+pub fn copy_tokenizer(from: &Path, to: &Path) -> Result<()> {
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        if from.join(f).is_file() {
+            std::fs::copy(from.join(f), to.join(f))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! GGUF v3 files (llama.cpp): the `llama` architecture, tensors in F32, F16 or Q8_0, and the
+//! sentencepiece-style (`tokenizer.ggml.model = "llama"`) vocabulary.
+//!
+//! Layout: `"GGUF"`, version `u32`, tensor count `u64`, metadata count `u64`; metadata
+//! key/value pairs; tensor infos (name, dims with the fastest-varying first, ggml type,
+//! offset); padding to `general.alignment` (default 32); tensor data. Every read is bounds
+//! checked: a malformed file is an error, never a panic.
+//!
+//! llama.cpp stores `attn_q`/`attn_k` with RoPE on adjacent pairs (its converter permutes
+//! Hugging Face's rows back to Meta's layout), which is chispa's convention: no permutation.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, ensure, Context, Result};
+use chispa_core::format::{Arch, TokenizerKind};
+
+use crate::hf_tokenizer::NO_MERGE;
+use crate::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
+
+/// ggml type codes this reader accepts.
+pub const GGML_F32: u32 = 0;
+/// IEEE half.
+pub const GGML_F16: u32 = 1;
+/// Blocks of 32 int8 with one f16 scale.
+pub const GGML_Q8_0: u32 = 8;
+
+/// A metadata value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Meta {
+    /// Any integer type.
+    Int(i128),
+    /// f32 or f64.
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+    /// UTF-8 string.
+    Str(String),
+    /// Array of values.
+    Array(Vec<Meta>),
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).context("GGUF: size overflow")?;
+        let s = self
+            .b
+            .get(self.at..end)
+            .with_context(|| format!("GGUF: truncated at byte {} (needed {n} more)", self.at))?;
+        self.at = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into()?))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into()?))
+    }
+    fn len(&mut self) -> Result<usize> {
+        let n = self.u64()?;
+        ensure!(
+            n <= (self.b.len() - self.at) as u64,
+            "GGUF: length {n} at byte {} runs past the end",
+            self.at
+        );
+        Ok(n as usize)
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.len()?;
+        let at = self.at;
+        String::from_utf8(self.take(n)?.to_vec())
+            .with_context(|| format!("GGUF: string at byte {at} is not UTF-8"))
+    }
+    fn value(&mut self, ty: u32, depth: usize) -> Result<Meta> {
+        let int = |b: &[u8], signed: bool| -> i128 {
+            let mut v = [0u8; 16];
+            v[..b.len()].copy_from_slice(b);
+            if signed && b.last().is_some_and(|x| x & 0x80 != 0) {
+                v[b.len()..].fill(0xFF);
+            }
+            i128::from_le_bytes(v)
+        };
+        Ok(match ty {
+            0 | 2 | 4 | 10 => {
+                let n = [1, 0, 2, 0, 4, 0, 0, 0, 0, 0, 8][ty as usize];
+                Meta::Int(int(self.take(n)?, false))
+            }
+            1 | 3 | 5 | 11 => {
+                let n = [0, 1, 0, 2, 0, 4, 0, 0, 0, 0, 0, 8][ty as usize];
+                Meta::Int(int(self.take(n)?, true))
+            }
+            6 => Meta::Float(f32::from_le_bytes(self.take(4)?.try_into()?) as f64),
+            12 => Meta::Float(f64::from_le_bytes(self.take(8)?.try_into()?)),
+            7 => Meta::Bool(self.take(1)?[0] != 0),
+            8 => Meta::Str(self.string()?),
+            9 => {
+                ensure!(depth < 4, "GGUF: arrays nested too deeply");
+                let inner = self.u32()?;
+                let n = self.len()?;
+                let mut v = Vec::with_capacity(n.min(1 << 20));
+                for _ in 0..n {
+                    v.push(self.value(inner, depth + 1)?);
+                }
+                Meta::Array(v)
+            }
+            other => bail!("GGUF: unknown metadata type {other} at byte {}", self.at),
+        })
+    }
+}
+
+struct Info {
+    dims: Vec<usize>,
+    ty: u32,
+    offset: usize,
+}
+
+/// A parsed GGUF file: metadata and tensor infos, borrowing the bytes.
+pub struct Gguf<'a> {
+    /// Metadata by key.
+    pub meta: HashMap<String, Meta>,
+    infos: HashMap<String, Info>,
+    data: &'a [u8],
+}
+
+impl std::fmt::Debug for Gguf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gguf")
+            .field("keys", &self.meta.len())
+            .field("tensors", &self.infos.len())
+            .finish()
+    }
+}
+
+impl<'a> Gguf<'a> {
+    /// Parses the header, metadata and tensor infos.
+    ///
+    /// # Errors
+    /// Not GGUF, a version other than 3, truncation, unknown types.
+    pub fn parse(b: &'a [u8]) -> Result<Self> {
+        let mut c = Cursor { b, at: 0 };
+        ensure!(c.take(4).ok() == Some(b"GGUF"), "not a GGUF file (no \"GGUF\" magic)");
+        let version = c.u32()?;
+        ensure!(version == 3, "GGUF version {version} is not supported (version 3 only)");
+        let n_tensors = c.len()?;
+        let n_meta = c.len()?;
+        let mut meta = HashMap::new();
+        for _ in 0..n_meta {
+            let k = c.string()?;
+            let ty = c.u32()?;
+            let v = c.value(ty, 0)?;
+            meta.insert(k, v);
+        }
+        let mut infos = HashMap::new();
+        for _ in 0..n_tensors {
+            let name = c.string()?;
+            let nd = c.u32()? as usize;
+            ensure!((1..=4).contains(&nd), "GGUF: tensor {name} has {nd} dimensions");
+            let dims =
+                (0..nd).map(|_| c.u64().map(|d| d as usize)).collect::<Result<Vec<usize>>>()?;
+            let ty = c.u32()?;
+            let offset = c.u64()? as usize;
+            infos.insert(name, Info { dims, ty, offset });
+        }
+        let align = match meta.get("general.alignment") {
+            Some(Meta::Int(a)) if *a > 0 && *a <= 1 << 16 => *a as usize,
+            None => 32,
+            Some(other) => bail!("GGUF: general.alignment is {other:?}"),
+        };
+        let start = c.at.div_ceil(align) * align;
+        let data = b.get(start..).unwrap_or(&[]);
+        Ok(Self { meta, infos, data })
+    }
+
+    fn get(&self, key: &str) -> Result<&Meta> {
+        self.meta.get(key).with_context(|| format!("GGUF: missing key {key}"))
+    }
+
+    fn int(&self, key: &str) -> Result<usize> {
+        match self.get(key)? {
+            Meta::Int(v) if *v > 0 && *v <= u32::MAX as i128 => Ok(*v as usize),
+            other => bail!("GGUF: {key} is {other:?}, expected a positive integer"),
+        }
+    }
+
+    fn float(&self, key: &str) -> Result<Option<f32>> {
+        match self.meta.get(key) {
+            None => Ok(None),
+            Some(Meta::Float(v)) => Ok(Some(*v as f32)),
+            Some(other) => bail!("GGUF: {key} is {other:?}, expected a float"),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<&str> {
+        match self.get(key)? {
+            Meta::Str(s) => Ok(s),
+            other => bail!("GGUF: {key} is {other:?}, expected a string"),
+        }
+    }
+
+    /// Whether a tensor exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.infos.contains_key(name)
+    }
+
+    /// Tensor `name` as f32, checked to be `[rows, cols]` (GGUF dims `[cols, rows]`).
+    ///
+    /// # Errors
+    /// Missing tensor, other shape, unsupported type, data out of the file.
+    pub fn tensor(&self, name: &str, rows: usize, cols: usize) -> Result<Vec<f32>> {
+        let i = self.infos.get(name).with_context(|| format!("missing tensor {name}"))?;
+        let want: Vec<usize> = if rows == 1 { vec![cols] } else { vec![cols, rows] };
+        let have: Vec<usize> = i.dims.iter().copied().filter(|d| *d != 1).collect();
+        let want_n: Vec<usize> = want.iter().copied().filter(|d| *d != 1).collect();
+        ensure!(have == want_n, "tensor {name} has GGUF dims {:?}, expected {want:?}", i.dims);
+        let n = rows.checked_mul(cols).context("GGUF: tensor size overflow")?;
+        let bytes = |len: usize| -> Result<&[u8]> {
+            self.data
+                .get(i.offset..i.offset.checked_add(len).context("GGUF: size overflow")?)
+                .with_context(|| format!("tensor {name}: data runs past the end of the file"))
+        };
+        Ok(match i.ty {
+            GGML_F32 => bytes(4 * n)?
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            GGML_F16 => bytes(2 * n)?
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            GGML_Q8_0 => {
+                ensure!(cols % 32 == 0, "tensor {name}: Q8_0 rows of {cols} are not whole blocks");
+                let mut out = Vec::with_capacity(n);
+                for block in bytes(n / 32 * 34)?.chunks_exact(34) {
+                    let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+                    out.extend(block[2..].iter().map(|q| d * (*q as i8) as f32));
+                }
+                out
+            }
+            other => bail!("tensor {name}: ggml type {other} is not supported (F32, F16, Q8_0)"),
+        })
+    }
+
+    /// The ggml types used, by name.
+    pub fn types(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self
+            .infos
+            .values()
+            .map(|i| match i.ty {
+                GGML_F32 => "F32",
+                GGML_F16 => "F16",
+                GGML_Q8_0 => "Q8_0",
+                _ => "other",
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// The GGUF name of a canonical Llama tensor.
+fn gguf_name(name: &str) -> String {
+    let Some(rest) = name.strip_prefix("layers.") else {
+        return match name {
+            "tok_embeddings" => "token_embd.weight",
+            "norm" => "output_norm.weight",
+            _ => "output.weight",
+        }
+        .to_string();
+    };
+    let (layer, kind) = rest.split_once('.').unwrap_or((rest, ""));
+    let suffix = match kind {
+        "attention_norm" => "attn_norm",
+        "wq" => "attn_q",
+        "wk" => "attn_k",
+        "wv" => "attn_v",
+        "wo" => "attn_output",
+        "ffn_norm" => "ffn_norm",
+        "w1" => "ffn_gate",
+        "w2" => "ffn_down",
+        _ => "ffn_up",
+    };
+    format!("blk.{layer}.{suffix}.weight")
+}
+
+fn strings(g: &Gguf<'_>, key: &str) -> Result<Vec<String>> {
+    match g.get(key)? {
+        Meta::Array(v) => v
+            .iter()
+            .map(|m| match m {
+                Meta::Str(s) => Ok(s.clone()),
+                other => bail!("GGUF: {key} holds {other:?}, expected strings"),
+            })
+            .collect(),
+        other => bail!("GGUF: {key} is {other:?}, expected an array"),
+    }
+}
+
+fn optional_id(g: &Gguf<'_>, key: &str, vocab: usize) -> Result<Option<u32>> {
+    match g.meta.get(key) {
+        None => Ok(None),
+        Some(Meta::Int(v)) if *v >= 0 && (*v as usize) < vocab => Ok(Some(*v as u32)),
+        Some(other) => bail!("GGUF: {key} is {other:?}, not an id in the vocabulary of {vocab}"),
+    }
+}
+
+fn vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
+    let model = g.string("tokenizer.ggml.model")?;
+    ensure!(
+        model == "llama",
+        "GGUF: tokenizer.ggml.model \"{model}\" is not supported (\"llama\" sentencepiece only)"
+    );
+    let tokens = strings(g, "tokenizer.ggml.tokens")?;
+    ensure!(
+        tokens.len() == vocab_size,
+        "GGUF: tokenizer.ggml.tokens has {} tokens, the model's vocabulary has {vocab_size}",
+        tokens.len()
+    );
+    let scores: Vec<f32> = match g.meta.get("tokenizer.ggml.scores") {
+        Some(Meta::Array(v)) => v
+            .iter()
+            .map(|m| match m {
+                Meta::Float(f) => Ok(*f as f32),
+                other => bail!("GGUF: tokenizer.ggml.scores holds {other:?}"),
+            })
+            .collect::<Result<_>>()?,
+        None => vec![NO_MERGE; vocab_size],
+        Some(other) => bail!("GGUF: tokenizer.ggml.scores is {other:?}"),
+    };
+    ensure!(scores.len() == vocab_size, "GGUF: tokenizer.ggml.scores has {} entries", scores.len());
+    let base = tokens.iter().position(|t| t == "<0x00>").map(|i| i as u32);
+    if let Some(base) = base {
+        for b in 0..=255u32 {
+            ensure!(
+                tokens.get((base + b) as usize).map(String::as_str)
+                    == Some(&format!("<0x{b:02X}>")),
+                "GGUF: byte token <0x{b:02X}> is not at id {}",
+                base + b
+            );
+        }
+    }
+    let bos = optional_id(g, "tokenizer.ggml.bos_token_id", vocab_size)?;
+    let eos = optional_id(g, "tokenizer.ggml.eos_token_id", vocab_size)?;
+    let add_bos = !matches!(g.meta.get("tokenizer.ggml.add_bos_token"), Some(Meta::Bool(false)));
+    let v = Vocab {
+        kind: TokenizerKind::ScoreBpe,
+        pieces: tokens.iter().map(|t| t.replace('▁', " ").into_bytes()).collect(),
+        scores,
+        bos: if add_bos { bos } else { None },
+        eos,
+        byte_fallback_base: base,
+        dummy_prefix: true,
+        no_prefix_before_space: false,
+        stop_ids: eos.into_iter().collect(),
+    };
+    let line = format!(
+        "tokenizer: tokenizer.ggml.model \"llama\" (sentencepiece scores), {vocab_size} tokens, byte fallback {}, BOS {bos:?}{}, EOS {eos:?}",
+        base.map_or("no".to_string(), |b| format!("at {b}")),
+        if add_bos { " prepended" } else { " not prepended" },
+    );
+    Ok((v, line))
+}
+
+/// Converts a GGUF file of the `llama` architecture.
+///
+/// # Errors
+/// Another architecture, missing keys or tensors, shape mismatches, unsupported tensor types,
+/// a vocabulary that does not fit.
+pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
+    let g = Gguf::parse(bytes)?;
+    let arch = g.string("general.architecture")?;
+    ensure!(arch == "llama", "GGUF: general.architecture \"{arch}\" is not supported (llama only)");
+    let dim = g.int("llama.embedding_length")?;
+    let n_heads = g.int("llama.attention.head_count")?;
+    let n_kv_heads = match g.meta.get("llama.attention.head_count_kv") {
+        Some(_) => g.int("llama.attention.head_count_kv")?,
+        None => n_heads,
+    };
+    ensure!(
+        dim % n_heads == 0 && (dim / n_heads) % 2 == 0 && n_heads % n_kv_heads == 0,
+        "GGUF: embedding_length {dim}, head_count {n_heads}, head_count_kv {n_kv_heads} do not fit"
+    );
+    if g.meta.contains_key("llama.rope.dimension_count") {
+        let rd = g.int("llama.rope.dimension_count")?;
+        ensure!(
+            rd == dim / n_heads,
+            "GGUF: llama.rope.dimension_count {rd} (partial RoPE) is not supported"
+        );
+    }
+    for key in ["llama.embedding_length", "llama.feed_forward_length", "llama.context_length"] {
+        let v = g.int(key)?;
+        ensure!(v <= 1 << 20, "GGUF: {key} = {v} is larger than chispa supports (2^20)");
+    }
+    let tokens = strings(&g, "tokenizer.ggml.tokens")?;
+    let vocab_size = match g.meta.get("llama.vocab_size") {
+        Some(_) => g.int("llama.vocab_size")?,
+        None => tokens.len(),
+    };
+    let p = Params {
+        arch: Arch::Llama,
+        dim,
+        hidden_dim: g.int("llama.feed_forward_length")?,
+        n_layers: g.int("llama.block_count")?,
+        n_heads,
+        n_kv_heads,
+        vocab_size,
+        max_seq_len: g.int("llama.context_length")?,
+        rope_theta: g.float("llama.rope.freq_base")?.unwrap_or(10000.0),
+        norm_eps: g.float("llama.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+        shared_classifier: !g.has("output.weight"),
+    };
+    let mut tensors = Vec::new();
+    for (name, rows, cols) in canonical_names(&p) {
+        let data = g.tensor(&gguf_name(&name), rows, cols)?;
+        tensors.push(Tensor { name, rows, cols, data });
+    }
+    let (v, tok_line) = vocab(&g, vocab_size)?;
+    let recognised = vec![
+        format!(
+            "GGUF v3, llama: dim {dim}, hidden {}, layers {}, heads {n_heads} (kv {n_kv_heads}), vocab {vocab_size}, context {}",
+            p.hidden_dim, p.n_layers, p.max_seq_len
+        ),
+        format!(
+            "rope freq_base {}, rms eps {:e}, head {}, tensor types {} (Q8_0/F16 widened to f32, then requantized)",
+            p.rope_theta,
+            p.norm_eps,
+            if p.shared_classifier { "tied to token_embd" } else { "separate output.weight" },
+            g.types().join(", ")
+        ),
+        tok_line,
+    ];
+    Ok((SourceModel { params: p, tensors, vocab: v }, recognised))
+}

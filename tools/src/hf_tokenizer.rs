@@ -1,0 +1,363 @@
+//! Tokenizers from Hugging Face `tokenizer.json` (and `tokenizer_config.json`).
+//!
+//! Llama-2-style BPE (`▁` metaspace, byte fallback, `<s>` prepended) maps onto the core's
+//! score-merge tokenizer (llama2.c's algorithm): pieces are stored with `▁` as a space, the
+//! metaspace prefix is the dummy-prefix flag, and each token made by merge rank `r` gets the
+//! score `−r`, so "merge the pair with the highest score" applies merges in rank order.
+//! Tokens that no merge makes (characters, bytes, specials) get a score no merge can beat
+//! (`NO_MERGE`), exactly as llama2.c treats scores at or below −1e10. The acceptance tests
+//! check the result against the reference prompt ids and Hugging Face `tokenizers`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+
+use crate::source::Vocab;
+
+/// Score of tokens no merge produces: llama2.c never merges at or below −1e10.
+pub const NO_MERGE: f32 = -1e10;
+
+const METASPACE: char = '▁';
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// The merges of a BPE model, as pairs, in rank order (either `"a b"` or `["a", "b"]`).
+pub fn merges(model: &Value) -> Result<Vec<(String, String)>> {
+    let list = model
+        .get("merges")
+        .and_then(Value::as_array)
+        .context("tokenizer.json: model has no \"merges\" list")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| match m {
+            Value::String(s) => s
+                .split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .with_context(|| format!("tokenizer.json: merge {i} {s:?} is not \"a b\"")),
+            Value::Array(a) if a.len() == 2 => match (a[0].as_str(), a[1].as_str()) {
+                (Some(x), Some(y)) => Ok((x.to_string(), y.to_string())),
+                _ => bail!("tokenizer.json: merge {i} is not a pair of strings"),
+            },
+            _ => bail!("tokenizer.json: merge {i} is neither \"a b\" nor [a, b]"),
+        })
+        .collect()
+}
+
+/// Token strings by id: `model.vocab` plus `added_tokens`, over `vocab_size` ids.
+fn id_table(tok: &Value, vocab_size: usize) -> Result<Vec<Option<String>>> {
+    let vocab = tok
+        .pointer("/model/vocab")
+        .and_then(Value::as_object)
+        .context("tokenizer.json: model has no \"vocab\" object")?;
+    let mut table: Vec<Option<String>> = vec![None; vocab_size];
+    let mut put = |s: &str, id: Option<u64>| -> Result<()> {
+        let id = id.with_context(|| format!("tokenizer.json: token {s:?} has no integer id"))?;
+        ensure!(
+            (id as usize) < vocab_size,
+            "tokenizer.json: token {s:?} has id {id}, outside the model's vocabulary of {vocab_size}"
+        );
+        match &table[id as usize] {
+            Some(prev) if prev != s => {
+                bail!("tokenizer.json: id {id} is both {prev:?} and {s:?}")
+            }
+            _ => table[id as usize] = Some(s.to_string()),
+        }
+        Ok(())
+    };
+    for (s, id) in vocab {
+        put(s, id.as_u64())?;
+    }
+    for t in tok.get("added_tokens").and_then(Value::as_array).into_iter().flatten() {
+        let s = t
+            .get("content")
+            .and_then(Value::as_str)
+            .context("tokenizer.json: added token without content")?;
+        put(s, t.get("id").and_then(Value::as_u64))?;
+    }
+    Ok(table)
+}
+
+/// Whether the normalizer / pre-tokenizer is sentencepiece's metaspace with a prefix:
+/// either `Prepend("▁") + Replace(" ", "▁")` (Llama 2's `legacy` form) or a `Metaspace`
+/// pre-tokenizer that does not split. Returns true for the latter, which (unlike the former
+/// and sentencepiece) adds no prefix to text that already starts with a space.
+fn check_metaspace(tok: &Value) -> Result<bool> {
+    let norm = tok.get("normalizer").filter(|v| !v.is_null());
+    let pre = tok.get("pre_tokenizer").filter(|v| !v.is_null());
+    let ty = |v: &Value| v.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    if let Some(n) = norm {
+        let parts: Vec<&Value> = match n.get("normalizers").and_then(Value::as_array) {
+            Some(list) => list.iter().collect(),
+            None => vec![n],
+        };
+        let mut prepend = false;
+        let mut replace = false;
+        for p in parts {
+            match ty(p).as_str() {
+                "Prepend" if p.get("prepend").and_then(Value::as_str) == Some("▁") => {
+                    prepend = true
+                }
+                "Replace"
+                    if p.pointer("/pattern/String").and_then(Value::as_str) == Some(" ")
+                        && p.get("content").and_then(Value::as_str) == Some("▁") =>
+                {
+                    replace = true
+                }
+                other => bail!("tokenizer.json: normalizer {other:?} is not supported"),
+            }
+        }
+        ensure!(
+            prepend && replace && pre.is_none(),
+            "tokenizer.json: normalizer is not Llama's Prepend(▁) + Replace(' ', ▁)"
+        );
+        return Ok(false);
+    }
+    let p = pre.context("tokenizer.json: neither a metaspace normalizer nor a pre_tokenizer")?;
+    ensure!(
+        ty(p) == "Metaspace",
+        "tokenizer.json: pre_tokenizer {:?} is not supported for a byte-fallback BPE",
+        ty(p)
+    );
+    ensure!(
+        p.get("split").and_then(Value::as_bool) != Some(true),
+        "tokenizer.json: Metaspace with \"split\": true is not supported"
+    );
+    let scheme = p.get("prepend_scheme").and_then(Value::as_str).unwrap_or("always");
+    ensure!(
+        scheme == "first" || scheme == "always",
+        "tokenizer.json: Metaspace prepend_scheme {scheme:?} is not supported"
+    );
+    Ok(true)
+}
+
+/// Whether the post-processor prepends BOS (or `tokenizer_config.json` says `add_bos_token`).
+fn adds_bos(tok: &Value, tok_config: Option<&Value>) -> bool {
+    if let Some(b) = tok_config.and_then(|c| c.get("add_bos_token")).and_then(Value::as_bool) {
+        return b;
+    }
+    let single = tok.pointer("/post_processor/single").and_then(Value::as_array);
+    single.and_then(|s| s.first()).is_some_and(|first| first.get("SpecialToken").is_some())
+}
+
+fn token_id(table: &[Option<String>], s: &str) -> Option<u32> {
+    table.iter().position(|t| t.as_deref() == Some(s)).map(|i| i as u32)
+}
+
+/// A special token's id: from `config.json` (`bos_token_id`), else from the token named in
+/// `tokenizer_config.json` (`bos_token`).
+fn special_id(
+    config: &Value,
+    tok_config: Option<&Value>,
+    table: &[Option<String>],
+    what: &str,
+) -> Result<Option<u32>> {
+    let id_key = format!("{what}_token_id");
+    if let Some(v) = config.get(&id_key).filter(|v| !v.is_null()) {
+        let id =
+            v.as_u64().or_else(|| v.as_array().and_then(|a| a.first()).and_then(Value::as_u64));
+        let id = id.with_context(|| format!("config.json: \"{id_key}\" is {v}"))?;
+        ensure!(
+            (id as usize) < table.len(),
+            "config.json: \"{id_key}\" {id} is outside the vocabulary of {}",
+            table.len()
+        );
+        return Ok(Some(id as u32));
+    }
+    let name = tok_config
+        .and_then(|c| c.get(format!("{what}_token")))
+        .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(Value::as_str)));
+    Ok(name.and_then(|n| token_id(table, n)))
+}
+
+/// GPT-2's map from bytes to printable characters: printable Latin-1 bytes stand for
+/// themselves, the others for U+0100 onwards in byte order.
+pub fn byte_to_unicode() -> [char; 256] {
+    let mut map = ['\0'; 256];
+    let mut next = 256u32;
+    for b in 0..=255u8 {
+        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        let c = if printable {
+            u32::from(b)
+        } else {
+            next += 1;
+            next - 1
+        };
+        map[b as usize] = char::from_u32(c).unwrap_or('\0');
+    }
+    map
+}
+
+/// GPT-2 byte-level BPE: pieces decoded from the byte-to-unicode map to raw bytes (special
+/// tokens kept as their text), scores `−rank` as for Llama, no dummy prefix, no byte
+/// fallback; BOS only if the tokenizer prepends one (GPT-2 does not).
+fn read_byte_level(
+    tok: &Value,
+    tok_config: Option<&Value>,
+    config: &Value,
+    vocab_size: usize,
+) -> Result<(Vocab, String)> {
+    let pre = tok.get("pre_tokenizer").context("tokenizer.json: no pre_tokenizer")?;
+    ensure!(
+        pre.get("add_prefix_space").and_then(Value::as_bool) != Some(true),
+        "tokenizer.json: ByteLevel add_prefix_space true is not supported"
+    );
+    ensure!(
+        pre.get("use_regex").and_then(Value::as_bool) != Some(false),
+        "tokenizer.json: ByteLevel use_regex false is not supported"
+    );
+    ensure!(
+        tok.get("normalizer").is_none_or(Value::is_null),
+        "tokenizer.json: a normalizer before ByteLevel is not supported"
+    );
+    let model = tok.get("model").context("tokenizer.json: no \"model\"")?;
+    let table = id_table(tok, vocab_size)?;
+    let present = table.iter().filter(|t| t.is_some()).count();
+    let special: std::collections::HashSet<&str> = tok
+        .get("added_tokens")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("content").and_then(Value::as_str))
+        .collect();
+    let map = byte_to_unicode();
+    let inverse: HashMap<char, u8> = map.iter().enumerate().map(|(b, c)| (*c, b as u8)).collect();
+    let rank_of: HashMap<String, usize> =
+        merges(model)?.into_iter().enumerate().rev().map(|(r, (a, b))| (a + &b, r)).collect();
+    let mut pieces = Vec::with_capacity(vocab_size);
+    let mut scores = Vec::with_capacity(vocab_size);
+    for (id, t) in table.iter().enumerate() {
+        let Some(t) = t else {
+            pieces.push(format!("<chispa_unused_{id}>").into_bytes());
+            scores.push(NO_MERGE);
+            continue;
+        };
+        scores.push(rank_of.get(t).map_or(NO_MERGE, |r| -(*r as f32)));
+        if special.contains(t.as_str()) {
+            pieces.push(t.clone().into_bytes());
+            continue;
+        }
+        let bytes: Option<Vec<u8>> = t.chars().map(|c| inverse.get(&c).copied()).collect();
+        pieces.push(bytes.with_context(|| {
+            format!("tokenizer.json: token {id} {t:?} has a character outside GPT-2's byte map")
+        })?);
+    }
+    for b in 0..=255u8 {
+        ensure!(
+            pieces.iter().any(|p| p.as_slice() == [b]),
+            "tokenizer.json: no token for the byte {b:#04x} (byte-level BPE needs all 256)"
+        );
+    }
+    let bos = special_id(config, tok_config, &table, "bos")?;
+    let eos = special_id(config, tok_config, &table, "eos")?;
+    let add_bos =
+        tok_config.and_then(|c| c.get("add_bos_token")).and_then(Value::as_bool) == Some(true);
+    let vocab = Vocab {
+        kind: chispa_core::format::TokenizerKind::ByteBpe,
+        pieces,
+        scores,
+        bos: if add_bos { bos } else { None },
+        eos,
+        byte_fallback_base: None,
+        dummy_prefix: false,
+        no_prefix_before_space: false,
+        stop_ids: eos.into_iter().collect(),
+    };
+    let name = |id: Option<u32>| {
+        id.map_or("none".to_string(), |i| {
+            format!("{} = {:?}", i, table[i as usize].as_deref().unwrap_or("?"))
+        })
+    };
+    let line = format!(
+        "tokenizer: GPT-2 byte-level BPE (GPT-2 split, byte-to-unicode map), {present} tokens, {} merges as scores, BOS {}{}, EOS {}",
+        rank_of.len(),
+        name(bos),
+        if add_bos { " prepended" } else { " not prepended" },
+        name(eos)
+    );
+    Ok((vocab, line))
+}
+
+/// Reads `tokenizer.json` from `dir` for a model of `vocab_size` tokens; returns the vocabulary
+/// and one line saying what was recognised.
+///
+/// # Errors
+/// A missing file, an unsupported tokenizer (the message names the part), or one that does
+/// not fit the vocabulary.
+pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, String)> {
+    let tok = read_json(&dir.join("tokenizer.json"))?;
+    let cfg_path = dir.join("tokenizer_config.json");
+    let tok_config = if cfg_path.is_file() { Some(read_json(&cfg_path)?) } else { None };
+    let model = tok.get("model").context("tokenizer.json: no \"model\"")?;
+    let kind = model.get("type").and_then(Value::as_str).unwrap_or("");
+    ensure!(kind == "BPE", "tokenizer.json: model type {kind:?} is not supported (BPE only)");
+    let byte_fallback = model.get("byte_fallback").and_then(Value::as_bool) == Some(true);
+    let pre = tok.pointer("/pre_tokenizer/type").and_then(Value::as_str);
+    if !byte_fallback && pre == Some("ByteLevel") {
+        return read_byte_level(&tok, tok_config.as_ref(), config, vocab_size);
+    }
+    ensure!(
+        byte_fallback,
+        "tokenizer.json: a BPE with neither byte_fallback nor a ByteLevel pre_tokenizer is not supported"
+    );
+    let metaspace = check_metaspace(&tok)?;
+    let table = id_table(&tok, vocab_size)?;
+    let present = table.iter().filter(|t| t.is_some()).count();
+    let rank_of: HashMap<String, usize> = merges(model)?
+        .into_iter()
+        .enumerate()
+        .rev() // the lowest rank wins
+        .map(|(r, (a, b))| (a + &b, r))
+        .collect();
+    let mut pieces = Vec::with_capacity(vocab_size);
+    let mut scores = Vec::with_capacity(vocab_size);
+    for (id, t) in table.iter().enumerate() {
+        let s = t.clone().unwrap_or_else(|| format!("<chispa_unused_{id}>"));
+        scores.push(rank_of.get(&s).map_or(NO_MERGE, |r| -(*r as f32)));
+        pieces.push(s.replace(METASPACE, " ").into_bytes());
+    }
+    let base = token_id(&table, "<0x00>")
+        .context("tokenizer.json: byte_fallback is set but there is no <0x00> token")?;
+    for b in 0..=255u32 {
+        let want = format!("<0x{b:02X}>");
+        ensure!(
+            token_id(&table, &want) == Some(base + b),
+            "tokenizer.json: byte-fallback token {want} is not at id {} (<0x00> + {b})",
+            base + b
+        );
+    }
+    let bos = special_id(config, tok_config.as_ref(), &table, "bos")?;
+    let eos = special_id(config, tok_config.as_ref(), &table, "eos")?;
+    let add_bos = adds_bos(&tok, tok_config.as_ref());
+    let vocab = Vocab {
+        kind: chispa_core::format::TokenizerKind::ScoreBpe,
+        pieces,
+        scores,
+        bos: if add_bos { bos } else { None },
+        eos,
+        byte_fallback_base: Some(base),
+        dummy_prefix: true,
+        no_prefix_before_space: metaspace,
+        stop_ids: eos.into_iter().collect(),
+    };
+    let name = |id: Option<u32>| {
+        id.map_or("none".to_string(), |i| {
+            format!("{} = {:?}", i, table[i as usize].as_deref().unwrap_or("?"))
+        })
+    };
+    let line = format!(
+        "tokenizer: Llama-style BPE ({}, byte fallback at {base}), {present} tokens{}, {} merges as scores, BOS {}{}, EOS {}",
+        if metaspace { "Metaspace pre-tokenizer, ▁ prefix unless the text starts with a space" } else { "metaspace ▁ normalizer" },
+        if present < vocab_size { format!(" (+{} unused ids)", vocab_size - present) } else { String::new() },
+        rank_of.len(),
+        name(bos),
+        if add_bos { " prepended" } else { " not prepended" },
+        name(eos)
+    );
+    Ok((vocab, line))
+}
