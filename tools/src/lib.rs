@@ -5,6 +5,7 @@
 //! * [`quant`]: group-wise int8 quantization and its error report.
 //! * [`writer`]: the `.chispa` writer (layout from `chispa_core::format`), verified by
 //!   parsing what it wrote, and the atomic file write.
+//! * [`synth`]: random-weight models in the TinyStories shapes, for benchmarks.
 //! * [`aligned`]: an aligned byte buffer for parsing in memory.
 #![forbid(unsafe_code)]
 
@@ -13,4 +14,5 @@ pub mod inspect;
 pub mod llama2c;
 pub mod quant;
 pub mod source;
+pub mod synth;
 pub mod writer;

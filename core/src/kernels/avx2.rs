@@ -12,10 +12,10 @@ use half::f16;
 
 use super::generic;
 
-/// Whether the CPU has AVX2.
+/// Whether the CPU has AVX2 and F16C (for the weight scales).
 pub fn detected() -> bool {
     extern crate std;
-    std::is_x86_feature_detected!("avx2")
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
 }
 
 /// See `generic::matvec_i8`. The caller (`kernels::matvec_i8_with`) has checked every length
@@ -50,7 +50,7 @@ pub fn matvec_i8(
 /// Σ over `n` (< 16) bytes of `w[j]·x[j]` in i32 lanes: one 8-byte step, then zero-padded
 /// copies (padding adds 0).
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub(super) unsafe fn tail_sum(w: *const i8, x: *const i8, n: usize) -> __m256i {
     let mut acc = _mm256_setzero_si256();
     let mut j = 0;
@@ -79,7 +79,7 @@ pub(super) unsafe fn tail_sum(w: *const i8, x: *const i8, n: usize) -> __m256i {
 
 /// Group sums of one row as 8 i32 lanes (their total is the exact group sum).
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn row_group(w: *const i8, x: *const i8, n: usize) -> __m256i {
     // SAFETY: the caller guarantees `n` readable bytes at `w` and `x`.
     unsafe {
@@ -100,7 +100,7 @@ unsafe fn row_group(w: *const i8, x: *const i8, n: usize) -> __m256i {
 
 /// Four rows' 8-lane group sums reduced to `[s0, s1, s2, s3]`, exact.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub(super) fn reduce4(s0: __m256i, s1: __m256i, s2: __m256i, s3: __m256i) -> __m128i {
     // [s0 lo, s1 lo, s2 lo, s3 lo | s0 hi, s1 hi, s2 hi, s3 hi] (each a 4-lane sum).
     let h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
@@ -109,7 +109,7 @@ pub(super) fn reduce4(s0: __m256i, s1: __m256i, s2: __m256i, s3: __m256i) -> __m
 
 /// `acc + isum · (ws · xs)` per lane (one row per lane), multiply then add, never fused.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub(super) unsafe fn step4(
     acc: __m128,
     isum: __m128i,
@@ -118,20 +118,25 @@ pub(super) unsafe fn step4(
     xs: f32,
 ) -> __m128 {
     // SAFETY: the caller guarantees scales at ws, ws + groups, ws + 2·groups, ws + 3·groups.
+    // F16C's widening is exact, like `f16::to_f32`.
     let wsc = unsafe {
-        _mm_set_ps(
-            (*ws.add(3 * groups)).to_f32(),
-            (*ws.add(2 * groups)).to_f32(),
-            (*ws.add(groups)).to_f32(),
-            (*ws).to_f32(),
-        )
+        _mm_cvtph_ps(_mm_set_epi16(
+            0,
+            0,
+            0,
+            0,
+            (*ws.add(3 * groups)).to_bits() as i16,
+            (*ws.add(2 * groups)).to_bits() as i16,
+            (*ws.add(groups)).to_bits() as i16,
+            (*ws).to_bits() as i16,
+        ))
     };
     let scale = _mm_mul_ps(wsc, _mm_set1_ps(xs));
     _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(isum), scale))
 }
 
 /// Rows `r..r+4` (pointers already offset to row r): returns their four outputs.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn rows4(
     w: *const i8,
     ws: *const f16,

@@ -24,6 +24,7 @@ pub fn detected() -> bool {
         && std::is_x86_feature_detected!("avx512bw")
         && std::is_x86_feature_detected!("avx512vnni")
         && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("f16c")
 }
 
 /// See `generic::matvec_i8`. The caller (`kernels::matvec_i8_with`) has checked every length
@@ -57,7 +58,7 @@ pub fn matvec_i8(
 
 /// Group sums of one row as 8 i32 lanes (their total is the exact group sum).
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
 unsafe fn row_group(w: *const i8, x: *const i8, n: usize) -> __m256i {
     // SAFETY: the caller guarantees `n` readable bytes at `w` and `x`.
     unsafe {
@@ -85,7 +86,7 @@ unsafe fn row_group(w: *const i8, x: *const i8, n: usize) -> __m256i {
 }
 
 /// Rows `r..r+4` (pointers already offset to row r): returns their four outputs.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
 unsafe fn rows4(
     w: *const i8,
     ws: *const f16,
