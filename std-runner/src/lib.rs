@@ -6,3 +6,4 @@
 pub mod data;
 pub mod load;
 pub mod run;
+pub mod threads;

@@ -30,7 +30,7 @@
 //! lacks. With the `std` feature (the desktop runner, the tests) the first matmul resolves the
 //! choice: `$CHISPA_BACKEND` if set to a supported name, else the best the CPU has.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use half::f16;
 
@@ -222,8 +222,23 @@ fn resolve() -> Backend {
     Backend::Scalar
 }
 
-/// `matvec_i8` (see the contract) with the active backend.
+/// The signature of `matvec_i8`, for a host's replacement (see [`set_matvec_i8_hook`]).
+pub type MatvecI8 = fn(&mut [f32], &[i8], &[f16], &[i8], &[f32], usize, usize);
+
+/// A host's replacement for `matvec_i8`, or null.
+static HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Routes every later `matvec_i8` through `f` (process-wide; `None` restores the direct call).
+///
+/// The core stays single-threaded: this is how the desktop runner splits rows across threads.
+/// `f` must compute what [`matvec_i8_with`] computes (e.g. by calling it on row ranges).
+pub fn set_matvec_i8_hook(f: Option<MatvecI8>) {
+    HOOK.store(f.map_or(core::ptr::null_mut(), |f| f as *mut ()), Ordering::Release);
+}
+
+/// `matvec_i8` (see the contract) with the active backend, or the host's hook if one is set.
 #[inline]
+#[allow(unsafe_code)]
 pub fn matvec_i8(
     out: &mut [f32],
     w: &[i8],
@@ -233,6 +248,13 @@ pub fn matvec_i8(
     cols: usize,
     group: usize,
 ) {
+    let h = HOOK.load(Ordering::Acquire);
+    if !h.is_null() {
+        // SAFETY: only `set_matvec_i8_hook` stores a non-null value, and it stores a `MatvecI8`
+        // function pointer cast to `*mut ()`; fn pointers and data pointers have one size here.
+        let f = unsafe { core::mem::transmute::<*mut (), MatvecI8>(h) };
+        return f(out, w, ws, xq, xs, cols, group);
+    }
     matvec_i8_with(backend(), out, w, ws, xq, xs, cols, group)
 }
 

@@ -62,7 +62,7 @@ pub(crate) fn cmd_bench(
         g_rates.push(rate(gn, gt));
     }
     println!(
-        "{}: {} params, {} — prompt {:.0} tok/s, generation {:.0} tok/s (median of {}, {} + {} tokens, 1 thread, {} kernels)",
+        "{}: {} params, {} — prompt {:.0} tok/s, generation {:.0} tok/s (median of {}, {} + {} tokens, {} thread(s), {} kernels)",
         loaded.name,
         c.parameter_count(),
         c.dtype.name(),
@@ -71,6 +71,7 @@ pub(crate) fn cmd_bench(
         repeats.max(1),
         prompt_tokens,
         gen_tokens,
+        chispa_runner::threads::threads(),
         chispa_core::kernels::backend().name()
     );
     Ok(())

@@ -24,6 +24,9 @@ pub(crate) struct ModelArgs {
     /// best this CPU has, or $CHISPA_BACKEND. Every backend gives the same bits.
     #[arg(long, value_parser = parse_backend)]
     pub(crate) backend: Option<Backend>,
+    /// Threads for the int8 matmuls (rows split across them; same bits as one thread).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) threads: u16,
 }
 
 fn parse_backend(s: &str) -> Result<Backend, String> {
@@ -58,6 +61,7 @@ pub(crate) enum Dtype {
 
 pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded> {
     select_backend(m.backend)?;
+    chispa_runner::threads::set_threads(m.threads as usize);
     let dtype = match m.dtype {
         Dtype::Int8 => DType::I8,
         Dtype::F32 => DType::F32,
