@@ -9,9 +9,11 @@ use half::f16;
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
-/// Below this many multiply-accumulates a matmul stays on the calling thread: starting a
-/// thread costs more than it saves.
-pub const MIN_PARALLEL_MACS: usize = 256 * 1024;
+/// Below this many multiply-accumulates a matmul stays on the calling thread. Threads are
+/// started per matmul (scoped, no `unsafe`), which cost 100–200 µs each on the loaded 2-core
+/// CI machine (criterion `kernels` bench): only matrices like the 32,000-row classifiers are
+/// worth it. A persistent pool is the next step.
+pub const MIN_PARALLEL_MACS: usize = 4 * 1024 * 1024;
 
 /// Uses `n` threads (1 = the core's direct call) for every later int8 matmul.
 pub fn set_threads(n: usize) {
