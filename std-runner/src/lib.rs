@@ -8,3 +8,4 @@ pub mod boards;
 pub mod data;
 pub mod load;
 pub mod run;
+pub mod threads;

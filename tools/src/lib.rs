@@ -7,6 +7,7 @@
 //! * [`quant`]: group-wise int8 quantization and its error report.
 //! * [`writer`]: the `.chispa` writer (layout from `chispa_core::format`), verified by
 //!   parsing what it wrote, and the atomic file write.
+//! * [`synth`]: random-weight models in the TinyStories shapes, for benchmarks.
 //! * [`aligned`]: an aligned byte buffer for parsing in memory.
 #![forbid(unsafe_code)]
 
@@ -18,4 +19,5 @@ pub mod inspect;
 pub mod llama2c;
 pub mod quant;
 pub mod source;
+pub mod synth;
 pub mod writer;

@@ -45,7 +45,7 @@ pub fn matvec_i8(
             for (a, b) in wg.iter().zip(xg) {
                 isum += *a as i32 * *b as i32;
             }
-            acc += isum as f32 * (s.to_f32() * *x_scale);
+            acc = super::group_step(acc, isum, *s, *x_scale);
         }
         *o = acc;
     }

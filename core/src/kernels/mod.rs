@@ -10,9 +10,296 @@
 //!   group 0, 1, 2, … and every backend must keep it, so results are identical bit for bit.
 //! * `matvec_f32`: for each row, `acc += w[j] * x[j]` for j = 0, 1, 2, … (no fused multiply-add).
 //!
-//! `generic` is the scalar twin and the specification; SIMD backends, when added, live one per
-//! file beside it and are tested against it.
+//! `generic` is the scalar twin and the specification; every SIMD backend lives in its own file
+//! beside it and is tested against it (exactly, for every i8 input including −128).
+//!
+//! # Backends and their selection
+//!
+//! | backend | file | where | chosen |
+//! |---|---|---|---|
+//! | `scalar` | `generic.rs` | everywhere | always available |
+//! | `avx2` | `avx2.rs` | x86-64 with AVX2 | at run time (CPUID) |
+//! | `avx512` | `avx512.rs` | x86-64 with AVX-512 BW + VNNI | at run time (CPUID) |
+//! | `neon` | `neon.rs` | AArch64 (NEON is baseline) | at compile time |
+//! | `dsp` | `dsp.rs` | Cortex-M4/M7/M33 (`SXTB16`/`SMLAD`) and ARMv7-A | `build.rs` cfg `chispa_dsp` |
+//! | `mve` | `mve.rs` | Cortex-M55/M85 (Helium) | `build.rs` cfg `chispa_mve` |
+//!
+//! One process-wide choice, held in an atomic byte and read once per matmul. Without the `std`
+//! feature the default is the best backend the build targets (`mve`, `dsp`, `neon`, else
+//! `scalar`); x86 SIMD then needs an explicit [`set_backend`], which refuses a backend the CPU
+//! lacks. With the `std` feature (the desktop runner, the tests) the first matmul resolves the
+//! choice: `$CHISPA_BACKEND` if set to a supported name, else the best the CPU has.
 
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+
+use half::f16;
+
+#[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+#[allow(unsafe_code)]
+pub mod avx2;
+#[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+#[allow(unsafe_code)]
+pub mod avx512;
+#[cfg(chispa_dsp)]
+#[allow(unsafe_code)]
+pub mod dsp;
 pub mod generic;
+#[cfg(chispa_mve)]
+#[allow(unsafe_code)]
+pub mod mve;
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+pub mod neon;
 
-pub use generic::{dequantize_row_i8, matvec_f32, matvec_i8, quantize_i8};
+pub use generic::{dequantize_row_i8, matvec_f32, quantize_i8};
+
+/// A kernel implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum Backend {
+    /// Portable scalar code (`generic.rs`): the specification.
+    Scalar = 0,
+    /// x86-64 AVX2.
+    Avx2 = 1,
+    /// x86-64 AVX-512 (BW, VL, VNNI).
+    Avx512 = 2,
+    /// AArch64 NEON.
+    Neon = 3,
+    /// Arm DSP extension (`SXTB16`/`SMLAD`).
+    Dsp = 4,
+    /// Arm Helium (M-profile vector extension).
+    Mve = 5,
+}
+
+/// Every backend, in order of preference from worst to best.
+pub const ALL_BACKENDS: [Backend; 6] =
+    [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Neon, Backend::Dsp, Backend::Mve];
+
+/// A backend this build or this CPU cannot run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Unsupported(pub Backend);
+
+impl core::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "backend {} is not available on this build or CPU", self.0.name())
+    }
+}
+
+impl core::error::Error for Unsupported {}
+
+impl Backend {
+    /// The name used by `--backend` and `$CHISPA_BACKEND`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Avx2 => "avx2",
+            Self::Avx512 => "avx512",
+            Self::Neon => "neon",
+            Self::Dsp => "dsp",
+            Self::Mve => "mve",
+        }
+    }
+
+    /// The backend called `name` (`generic` is accepted for `scalar`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "generic" => Some(Self::Scalar),
+            _ => ALL_BACKENDS.iter().copied().find(|b| b.name() == name),
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<Self> {
+        ALL_BACKENDS.get(v as usize).copied()
+    }
+
+    /// Whether this build can run the backend on this CPU.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Self::Scalar => true,
+            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+            Self::Avx2 => avx2::detected(),
+            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+            Self::Avx512 => avx512::detected(),
+            #[cfg(target_arch = "aarch64")]
+            Self::Neon => true,
+            #[cfg(chispa_dsp)]
+            Self::Dsp => true,
+            #[cfg(chispa_mve)]
+            Self::Mve => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The fastest supported backend.
+    pub fn best() -> Self {
+        ALL_BACKENDS.iter().rev().copied().find(|b| b.is_supported()).unwrap_or(Self::Scalar)
+    }
+}
+
+/// Not yet resolved (only with `std`: resolved on first use).
+#[cfg(any(feature = "std", test))]
+const UNSET: u8 = u8::MAX;
+
+#[cfg(any(feature = "std", test))]
+static ACTIVE: AtomicU8 = AtomicU8::new(UNSET);
+#[cfg(not(any(feature = "std", test)))]
+static ACTIVE: AtomicU8 = AtomicU8::new(compile_time_best() as u8);
+
+#[cfg(not(any(feature = "std", test)))]
+const fn compile_time_best() -> Backend {
+    if cfg!(chispa_mve) {
+        Backend::Mve
+    } else if cfg!(chispa_dsp) {
+        Backend::Dsp
+    } else if cfg!(target_arch = "aarch64") {
+        Backend::Neon
+    } else {
+        Backend::Scalar
+    }
+}
+
+/// Selects the backend every later matmul uses (process-wide).
+pub fn set_backend(b: Backend) -> Result<(), Unsupported> {
+    if !b.is_supported() {
+        return Err(Unsupported(b));
+    }
+    ACTIVE.store(b as u8, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `$CHISPA_BACKEND` if set: `Ok(None)` when unset, an error for an unknown or unsupported name.
+#[cfg(any(feature = "std", test))]
+pub fn backend_from_env() -> Result<Option<Backend>, EnvBackendError> {
+    extern crate std;
+    match std::env::var("CHISPA_BACKEND") {
+        Err(_) => Ok(None),
+        Ok(s) if s.is_empty() => Ok(None),
+        Ok(s) => match Backend::from_name(&s) {
+            None => Err(EnvBackendError::Unknown),
+            Some(b) if !b.is_supported() => Err(EnvBackendError::Unsupported(b)),
+            Some(b) => Ok(Some(b)),
+        },
+    }
+}
+
+/// A bad `$CHISPA_BACKEND`.
+#[cfg(any(feature = "std", test))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvBackendError {
+    /// Not a backend name.
+    Unknown,
+    /// A backend this build or CPU cannot run.
+    Unsupported(Backend),
+}
+
+/// The backend in use.
+pub fn backend() -> Backend {
+    let v = ACTIVE.load(Ordering::Relaxed);
+    if let Some(b) = Backend::from_u8(v) {
+        return b;
+    }
+    resolve()
+}
+
+#[cfg(any(feature = "std", test))]
+#[cold]
+fn resolve() -> Backend {
+    // A bad `$CHISPA_BACKEND` falls back to the specification; the runner reports it first.
+    let b = match backend_from_env() {
+        Ok(Some(b)) => b,
+        Ok(None) => Backend::best(),
+        Err(_) => Backend::Scalar,
+    };
+    ACTIVE.store(b as u8, Ordering::Relaxed);
+    b
+}
+
+#[cfg(not(any(feature = "std", test)))]
+fn resolve() -> Backend {
+    Backend::Scalar
+}
+
+/// The signature of `matvec_i8`, for a host's replacement (see [`set_matvec_i8_hook`]).
+pub type MatvecI8 = fn(&mut [f32], &[i8], &[f16], &[i8], &[f32], usize, usize);
+
+/// A host's replacement for `matvec_i8`, or null.
+static HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Routes every later `matvec_i8` through `f` (process-wide; `None` restores the direct call).
+///
+/// The core stays single-threaded: this is how the desktop runner splits rows across threads.
+/// `f` must compute what [`matvec_i8_with`] computes (e.g. by calling it on row ranges).
+pub fn set_matvec_i8_hook(f: Option<MatvecI8>) {
+    HOOK.store(f.map_or(core::ptr::null_mut(), |f| f as *mut ()), Ordering::Release);
+}
+
+/// `matvec_i8` (see the contract) with the active backend, or the host's hook if one is set.
+#[inline]
+#[allow(unsafe_code)]
+pub fn matvec_i8(
+    out: &mut [f32],
+    w: &[i8],
+    ws: &[f16],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    group: usize,
+) {
+    let h = HOOK.load(Ordering::Acquire);
+    if !h.is_null() {
+        // SAFETY: only `set_matvec_i8_hook` stores a non-null value, and it stores a `MatvecI8`
+        // function pointer cast to `*mut ()`; fn pointers and data pointers have one size here.
+        let f = unsafe { core::mem::transmute::<*mut (), MatvecI8>(h) };
+        return f(out, w, ws, xq, xs, cols, group);
+    }
+    matvec_i8_with(backend(), out, w, ws, xq, xs, cols, group)
+}
+
+/// `matvec_i8` with backend `b`; an unsupported `b` runs the scalar code.
+#[allow(clippy::too_many_arguments)]
+pub fn matvec_i8_with(
+    b: Backend,
+    out: &mut [f32],
+    w: &[i8],
+    ws: &[f16],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    group: usize,
+) {
+    let groups = cols.div_ceil(group.max(1));
+    // The SIMD kernels index with raw pointers: check every length they rely on here, once.
+    let ok = group > 0
+        && w.len() >= out.len() * cols
+        && ws.len() >= out.len() * groups
+        && xq.len() >= cols
+        && xs.len() >= groups;
+    if !ok {
+        return generic::matvec_i8(out, w, ws, xq, xs, cols, group);
+    }
+    match b {
+        #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+        Backend::Avx2 if avx2::detected() => avx2::matvec_i8(out, w, ws, xq, xs, cols, group),
+        #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+        Backend::Avx512 if avx512::detected() => avx512::matvec_i8(out, w, ws, xq, xs, cols, group),
+        #[cfg(target_arch = "aarch64")]
+        Backend::Neon => neon::matvec_i8(out, w, ws, xq, xs, cols, group),
+        #[cfg(chispa_dsp)]
+        Backend::Dsp => dsp::matvec_i8(out, w, ws, xq, xs, cols, group),
+        #[cfg(chispa_mve)]
+        Backend::Mve => mve::matvec_i8(out, w, ws, xq, xs, cols, group),
+        _ => generic::matvec_i8(out, w, ws, xq, xs, cols, group),
+    }
+}
+
+/// The per-group f32 step every backend shares: `acc + isum · (ws · xs)`, in that order.
+#[inline(always)]
+pub(crate) fn group_step(acc: f32, isum: i32, ws: f16, xs: f32) -> f32 {
+    acc + isum as f32 * (ws.to_f32() * xs)
+}
+
+#[cfg(test)]
+mod tests;

@@ -62,7 +62,7 @@ pub(crate) fn cmd_bench(
         g_rates.push(rate(gn, gt));
     }
     println!(
-        "{}: {} params, {} — prompt {:.0} tok/s, generation {:.0} tok/s (median of {}, {} + {} tokens, 1 thread)",
+        "{}: {} params, {} — prompt {:.0} tok/s, generation {:.0} tok/s (median of {}, {} + {} tokens, {} thread(s), {} kernels)",
         loaded.name,
         c.parameter_count(),
         c.dtype.name(),
@@ -70,7 +70,9 @@ pub(crate) fn cmd_bench(
         median(g_rates),
         repeats.max(1),
         prompt_tokens,
-        gen_tokens
+        gen_tokens,
+        chispa_runner::threads::threads(),
+        chispa_core::kernels::backend().name()
     );
     Ok(())
 }

@@ -4,8 +4,9 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use chispa_core::format::DType;
+use chispa_core::kernels::{self, Backend, EnvBackendError, ALL_BACKENDS};
 use chispa_core::{KvType, Model, StopReason};
 use chispa_runner::load::{self, Loaded, ModelSource};
 use chispa_tools::writer::WriteOptions;
@@ -19,6 +20,35 @@ pub(crate) struct ModelArgs {
     /// Weights to convert a llama2.c checkpoint to in memory.
     #[arg(long, value_enum, default_value_t = Dtype::Int8)]
     pub(crate) dtype: Dtype,
+    /// Matmul kernels: scalar (the specification), avx2, avx512, neon, dsp, mve; default: the
+    /// best this CPU has, or $CHISPA_BACKEND. Every backend gives the same bits.
+    #[arg(long, value_parser = parse_backend)]
+    pub(crate) backend: Option<Backend>,
+    /// Threads for the int8 matmuls (rows split across them; same bits as one thread).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) threads: u16,
+}
+
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    Backend::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = ALL_BACKENDS.iter().map(|b| b.name()).collect();
+        format!("unknown backend {s:?} (one of {})", names.join(", "))
+    })
+}
+
+/// Selects the kernels: `--backend`, else `$CHISPA_BACKEND`, else the best the CPU has.
+pub(crate) fn select_backend(choice: Option<Backend>) -> Result<Backend> {
+    let b = match choice {
+        Some(b) => b,
+        None => match kernels::backend_from_env() {
+            Ok(Some(b)) => b,
+            Ok(None) => Backend::best(),
+            Err(EnvBackendError::Unknown) => bail!("CHISPA_BACKEND names no backend"),
+            Err(EnvBackendError::Unsupported(b)) => bail!("{}", kernels::Unsupported(b)),
+        },
+    };
+    kernels::set_backend(b)?;
+    Ok(b)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -51,6 +81,8 @@ impl From<Kv> for KvType {
 }
 
 pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded> {
+    select_backend(m.backend)?;
+    chispa_runner::threads::set_threads(m.threads as usize);
     let dtype = match m.dtype {
         Dtype::Int8 => DType::I8,
         Dtype::F32 => DType::F32,

@@ -10,7 +10,7 @@ use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::source::SourceModel;
 use chispa_tools::writer::{self, WriteOptions, CLASSIFIER_GROUP, DEFAULT_GROUP, W2_GROUP};
-use chispa_tools::{gguf, hf, inspect, llama2c};
+use chispa_tools::{gguf, hf, inspect, llama2c, synth};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -85,6 +85,25 @@ enum Command {
         /// Print only the summary, not the per-tensor report.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// A random-weight model in a TinyStories shape (stories15M, stories42M, stories110M), for
+    /// benchmarks: same tensors, same sizes, same speed, no meaning.
+    Synth {
+        /// The shape.
+        #[arg(long)]
+        shape: String,
+        /// Output file.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Weight seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Element type of the matrices.
+        #[arg(long, value_enum, default_value_t = Dtype::Int8)]
+        dtype: Dtype,
+        /// int8 quantization group for every matrix (llama.cpp's Q8_0 uses 32).
+        #[arg(long, default_value_t = 32)]
+        group_size: usize,
     },
     /// Describe a .chispa file: header, tensors, tokenizer, memory plans.
     Inspect {
@@ -241,6 +260,29 @@ fn run(cli: Cli) -> Result<()> {
                 Dtype::F32 => DType::F32,
             };
             convert_gguf(&file, &output, WriteOptions { dtype, group_size }, quiet)
+        }
+        Command::Synth { shape, output, seed, dtype, group_size } => {
+            let dtype = match dtype {
+                Dtype::Int8 => DType::I8,
+                Dtype::F32 => DType::F32,
+            };
+            let start = Instant::now();
+            let source = synth::model(&shape, seed)?;
+            let (image, report) = writer::build(
+                &source,
+                &WriteOptions { dtype, group_size: Some(group_size) },
+                |_, _| {},
+            )?;
+            writer::write_atomic(&output, image.as_slice())?;
+            println!(
+                "wrote {}: random {shape} (seed {seed}), {} parameters, {} bytes ({}, group {group_size}) in {:.1}s",
+                output.display(),
+                report.parameters,
+                report.file_bytes,
+                dtype.name(),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
         }
         Command::Inspect { file } => {
             let bytes = AlignedBytes::copy_from(&read(&file)?);

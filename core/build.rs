@@ -1,0 +1,41 @@
+//! Selects the Arm kernels from the target: `chispa_dsp` (SXTB16/SMLAD) for Cortex-M4/M7
+//! (thumbv7em), ARMv7-A and Cortex-M33/M55/M85 (thumbv8m.main with `-C target-cpu=` one of
+//! those), `chispa_mve` (Helium) for Cortex-M55/M85. Plain thumbv8m.main does not promise the
+//! DSP extension, so it gets neither without a `target-cpu`.
+
+use std::env;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(chispa_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(chispa_mve)");
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let target = env::var("TARGET").unwrap_or_default();
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    let cpu = flags
+        .split('\u{1f}')
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find_map(|w| match (w[0], w[1]) {
+            ("-C", v) if v.starts_with("target-cpu=") => Some(v["target-cpu=".len()..].to_string()),
+            (v, _) if v.starts_with("-Ctarget-cpu=") => {
+                Some(v["-Ctarget-cpu=".len()..].to_string())
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    let has = |f: &str| features.split(',').any(|x| x == f);
+    let helium = matches!(cpu.as_str(), "cortex-m55" | "cortex-m85") || has("mve");
+    let dsp = target.starts_with("thumbv7em")
+        || target.starts_with("armv7")
+        || target.starts_with("thumbv7neon")
+        || (target.starts_with("thumbv8m.main")
+            && (helium || matches!(cpu.as_str(), "cortex-m33" | "cortex-m35p")))
+        || has("dsp");
+    if dsp {
+        println!("cargo::rustc-cfg=chispa_dsp");
+    }
+    if helium && target.starts_with("thumbv8m.main") {
+        println!("cargo::rustc-cfg=chispa_mve");
+    }
+}

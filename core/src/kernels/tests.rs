@@ -1,0 +1,186 @@
+//! Every supported backend against the scalar specification, bit for bit: extremes, zeros,
+//! length 1, lengths that are not multiples of any vector width, short last groups, row counts
+//! that are not multiples of the row blocking, and random property tests.
+
+use super::*;
+
+/// xorshift64*: deterministic test data on every target.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() >> 33) as usize % n
+    }
+    fn i8(&mut self) -> i8 {
+        (self.next() >> 56) as u8 as i8
+    }
+    fn f32(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+const MAX_ROWS: usize = 11;
+const MAX_COLS: usize = 300;
+
+struct Case {
+    rows: usize,
+    cols: usize,
+    group: usize,
+    w: [i8; MAX_ROWS * MAX_COLS],
+    ws: [f16; MAX_ROWS * MAX_COLS],
+    xq: [i8; MAX_COLS],
+    xs: [f32; MAX_COLS],
+}
+
+impl Case {
+    fn new(rows: usize, cols: usize, group: usize) -> Self {
+        assert!(rows <= MAX_ROWS && cols <= MAX_COLS && group >= 1);
+        Case {
+            rows,
+            cols,
+            group,
+            w: [0; MAX_ROWS * MAX_COLS],
+            ws: [f16::from_f32(1.0); MAX_ROWS * MAX_COLS],
+            xq: [0; MAX_COLS],
+            xs: [1.0; MAX_COLS],
+        }
+    }
+
+    fn random(rng: &mut Rng, rows: usize, cols: usize, group: usize) -> Self {
+        let mut c = Case::new(rows, cols, group);
+        c.w.iter_mut().for_each(|v| *v = rng.i8());
+        c.xq.iter_mut().for_each(|v| *v = rng.i8());
+        c.ws.iter_mut().for_each(|v| *v = f16::from_f32(rng.f32() * 0.05));
+        c.xs.iter_mut().for_each(|v| *v = rng.f32() * 0.1);
+        c
+    }
+
+    fn run(&self, b: Backend) -> [f32; MAX_ROWS] {
+        let groups = self.cols.div_ceil(self.group);
+        let mut out = [f32::NAN; MAX_ROWS];
+        matvec_i8_with(
+            b,
+            &mut out[..self.rows],
+            &self.w[..self.rows * self.cols],
+            &self.ws[..self.rows * groups],
+            &self.xq[..self.cols],
+            &self.xs[..groups],
+            self.cols,
+            self.group,
+        );
+        out
+    }
+
+    /// Every supported backend equals `generic` bit for bit.
+    fn check(&self, what: &str) {
+        let want = self.run(Backend::Scalar);
+        for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+            let got = self.run(b);
+            for r in 0..self.rows {
+                assert_eq!(
+                    got[r].to_bits(),
+                    want[r].to_bits(),
+                    "{what}: backend {} row {r} of {}x{} group {}: {} vs {}",
+                    b.name(),
+                    self.rows,
+                    self.cols,
+                    self.group,
+                    got[r],
+                    want[r]
+                );
+            }
+        }
+    }
+}
+
+const GROUPS: [usize; 16] = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 300];
+
+#[test]
+fn extremes_are_exact() {
+    for &(wv, xv) in &[(-128i8, -128i8), (127, 127), (-128, 127), (127, -128)] {
+        for &cols in &[1usize, 16, 33, 64, 255, 300] {
+            for &group in &GROUPS {
+                let mut c = Case::new(5, cols, group.min(cols));
+                c.w.iter_mut().for_each(|v| *v = wv);
+                c.xq.iter_mut().for_each(|v| *v = xv);
+                c.check("extremes");
+                // And the known value: a full row of −128·−128 is 16,384 per column.
+                if wv == xv && wv == -128 && group >= cols {
+                    assert_eq!(c.run(Backend::best())[0], (16_384 * cols) as f32);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn zeros_give_zero() {
+    for &group in &GROUPS {
+        let c = Case::new(9, 300, group);
+        c.check("zeros");
+        assert!(c.run(Backend::best())[..9].iter().all(|v| v.to_bits() == 0));
+    }
+}
+
+#[test]
+fn length_one_and_every_small_shape() {
+    let mut rng = Rng(7);
+    for rows in 1..=MAX_ROWS {
+        for cols in 1..=70 {
+            let group = 1 + rng.below(cols);
+            Case::random(&mut rng, rows, cols, group).check("small");
+            Case::random(&mut rng, rows, cols, cols).check("whole row");
+        }
+    }
+}
+
+#[test]
+fn random_shapes_match_the_scalar_kernel() {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for _ in 0..400 {
+        let rows = 1 + rng.below(MAX_ROWS);
+        let cols = 1 + rng.below(MAX_COLS);
+        let group =
+            if rng.below(2) == 0 { GROUPS[rng.below(GROUPS.len())] } else { 1 + rng.below(cols) };
+        Case::random(&mut rng, rows, cols, group.min(cols)).check("random");
+    }
+}
+
+#[test]
+fn special_scales_propagate_identically() {
+    let mut rng = Rng(99);
+    let specials = [0.0f32, -0.0, 1e-7, 65504.0, f32::INFINITY, f32::NAN, 6e-8];
+    for (i, &s) in specials.iter().enumerate() {
+        let mut c = Case::random(&mut rng, 6, 96, 32);
+        c.ws[i] = f16::from_f32(s);
+        c.xs[1] = s;
+        c.check("special scales");
+    }
+}
+
+#[test]
+fn backend_names_round_trip() {
+    for b in ALL_BACKENDS {
+        assert_eq!(Backend::from_name(b.name()), Some(b));
+    }
+    assert_eq!(Backend::from_name("generic"), Some(Backend::Scalar));
+    assert_eq!(Backend::from_name("avx3"), None);
+    assert!(Backend::Scalar.is_supported());
+    assert!(Backend::best().is_supported());
+}
+
+#[test]
+fn the_target_kernels_are_compiled_in() {
+    #[cfg(target_arch = "aarch64")]
+    assert!(Backend::Neon.is_supported());
+    #[cfg(chispa_dsp)]
+    assert!(Backend::Dsp.is_supported());
+    #[cfg(chispa_mve)]
+    assert!(Backend::Mve.is_supported());
+}

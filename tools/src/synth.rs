@@ -1,0 +1,89 @@
+//! Random-weight models in the shapes of llama2.c's TinyStories checkpoints, for benchmarks:
+//! the speed of a shape does not depend on what its weights learned.
+
+use anyhow::{bail, Result};
+use chispa_core::format::{Arch, TokenizerKind};
+
+use crate::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
+
+/// The shapes `chispa-convert synth --shape` knows (llama2.c's `model.py` configurations).
+pub const SHAPES: [&str; 3] = ["stories15M", "stories42M", "stories110M"];
+
+/// Hyper-parameters of a named shape.
+///
+/// # Errors
+/// A name not in [`SHAPES`].
+pub fn params(shape: &str) -> Result<Params> {
+    // (dim, hidden, layers, heads, context)
+    let (dim, hidden_dim, n_layers, n_heads, max_seq_len) = match shape {
+        "stories15M" => (288, 768, 6, 6, 256),
+        "stories42M" => (512, 1376, 8, 8, 1024),
+        "stories110M" => (768, 2048, 12, 12, 1024),
+        _ => bail!("unknown shape {shape:?} (one of {})", SHAPES.join(", ")),
+    };
+    Ok(Params {
+        arch: Arch::Llama,
+        dim,
+        hidden_dim,
+        n_layers,
+        n_heads,
+        n_kv_heads: n_heads,
+        vocab_size: 32_000,
+        max_seq_len,
+        rope_theta: 10000.0,
+        norm_eps: 1e-5,
+        shared_classifier: true,
+    })
+}
+
+/// A Llama-2-like vocabulary of `n` distinct pieces: `<unk>`, `<s>`, `</s>`, 256 byte pieces,
+/// then made-up words.
+fn vocab(n: usize) -> Vocab {
+    let mut pieces: Vec<Vec<u8>> = vec![b"<unk>".to_vec(), b"<s>".to_vec(), b"</s>".to_vec()];
+    pieces.extend((0..256).map(|b| format!("<0x{b:02X}>").into_bytes()));
+    let mut i = 0;
+    while pieces.len() < n {
+        pieces.push(format!("\u{2581}w{i}").into_bytes());
+        i += 1;
+    }
+    pieces.truncate(n);
+    let scores = (0..pieces.len()).map(|i| -(i as f32)).collect();
+    Vocab {
+        kind: TokenizerKind::ScoreBpe,
+        pieces,
+        scores,
+        bos: Some(1),
+        eos: Some(2),
+        byte_fallback_base: Some(3),
+        dummy_prefix: true,
+        no_prefix_before_space: false,
+        stop_ids: vec![1, 2],
+    }
+}
+
+/// A model of `shape` with weights uniform in ±0.05 (xorshift from `seed`) and unit norms.
+///
+/// # Errors
+/// An unknown shape.
+pub fn model(shape: &str, seed: u64) -> Result<SourceModel> {
+    let params = params(shape)?;
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
+    };
+    let tensors = canonical_names(&params)
+        .into_iter()
+        .map(|(name, rows, cols)| {
+            let data = if rows == 1 {
+                vec![1.0; cols]
+            } else {
+                (0..rows * cols).map(|_| next()).collect()
+            };
+            Tensor { name, rows, cols, data }
+        })
+        .collect();
+    Ok(SourceModel { vocab: vocab(params.vocab_size), params, tensors })
+}
