@@ -99,21 +99,21 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 3_768_210,
-        code_bytes: 62_984,
-        stack_bytes: 2_688,
+        instructions_per_token: 2_901_356,
+        code_bytes: 71_072,
+        stack_bytes: 2_496,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 3_679_420,
-        code_bytes: 64_040,
-        stack_bytes: 2_688,
+        instructions_per_token: 2_808_199,
+        code_bytes: 71_872,
+        stack_bytes: 2_496,
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 2_009_120,
-        code_bytes: 48_584,
-        stack_bytes: 1_712,
+        instructions_per_token: 1_840_055,
+        code_bytes: 73_824,
+        stack_bytes: 2_076,
     },
 ];
 
