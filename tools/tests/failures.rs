@@ -131,7 +131,12 @@ fn cases() -> Vec<Case> {
         case("layers huge", with_header_field(2, i32::MAX), tk.clone(), "n_layers"),
         case("seq_len zero", with_header_field(6, 0), tk.clone(), "seq_len"),
         case("NaN weight", with_weight(5, f32::NAN), tk.clone(), "not finite"),
-        case("infinite weight", with_weight(VOCAB * DIM + 3, f32::INFINITY), tk.clone(), "not finite"),
+        case(
+            "infinite weight",
+            with_weight(VOCAB * DIM + 3, f32::INFINITY),
+            tk.clone(),
+            "not finite",
+        ),
         case("empty tokenizer", ck.clone(), vec![], "tokenizer"),
         case("tokenizer one token short", ck.clone(), tk[..tk.len() - 10].to_vec(), "tokenizer"),
         case(
@@ -161,11 +166,22 @@ fn cases() -> Vec<Case> {
             [tk[..tk.len() - 10].to_vec(), token(-2.0, b"a")].concat(),
             "same piece",
         ),
-        Case { out: Out::MissingDir, ..case("output folder missing", ck.clone(), tk.clone(), "cannot create") },
-        Case { out: Out::IsDir, ..case("output is a directory", ck.clone(), tk.clone(), "cannot rename") },
+        Case {
+            out: Out::MissingDir,
+            ..case("output folder missing", ck.clone(), tk.clone(), "cannot create")
+        },
+        Case {
+            out: Out::IsDir,
+            ..case("output is a directory", ck.clone(), tk.clone(), "cannot rename")
+        },
         Case {
             out: Out::Previous,
-            ..case("failure keeps the previous file", with_weight(0, f32::NAN), tk.clone(), "not finite")
+            ..case(
+                "failure keeps the previous file",
+                with_weight(0, f32::NAN),
+                tk.clone(),
+                "not finite",
+            )
         },
         Case {
             args: &["--group-size", "0"],
@@ -275,7 +291,13 @@ fn every_malformed_input_fails_cleanly() {
             failures.push(format!("{}: {} (stderr: {err})", case.name, problems.join("; ")));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -298,6 +320,10 @@ fn a_full_disk_fails_cleanly() {
     assert_eq!(r.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot write"), "{err}");
     assert!(!o.exists(), "no output after a failed write");
-    let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(left.len(), 2, "only the inputs remain: {left:?}");
 }

@@ -83,9 +83,12 @@ impl Case {
         for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
             let got = self.run(b);
             for r in 0..self.rows {
-                assert_eq!(
-                    got[r].to_bits(),
-                    want[r].to_bits(),
+                // NaN payloads are not specified by Rust (Miri randomises them): a NaN
+                // matches a NaN; every other value matches bit for bit.
+                let same =
+                    got[r].to_bits() == want[r].to_bits() || (got[r].is_nan() && want[r].is_nan());
+                assert!(
+                    same,
                     "{what}: backend {} row {r} of {}x{} group {}: {} vs {}",
                     b.name(),
                     self.rows,
@@ -131,8 +134,10 @@ fn zeros_give_zero() {
 #[test]
 fn length_one_and_every_small_shape() {
     let mut rng = Rng(7);
-    for rows in 1..=MAX_ROWS {
-        for cols in 1..=70 {
+    // Miri interprets every instruction: a sample of the shapes there, all of them natively.
+    let (max_rows, max_cols) = if cfg!(miri) { (3, 9) } else { (MAX_ROWS, 70) };
+    for rows in 1..=max_rows {
+        for cols in 1..=max_cols {
             let group = 1 + rng.below(cols);
             Case::random(&mut rng, rows, cols, group).check("small");
             Case::random(&mut rng, rows, cols, cols).check("whole row");
@@ -143,7 +148,7 @@ fn length_one_and_every_small_shape() {
 #[test]
 fn random_shapes_match_the_scalar_kernel() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
-    for _ in 0..400 {
+    for _ in 0..if cfg!(miri) { 4 } else { 400 } {
         let rows = 1 + rng.below(MAX_ROWS);
         let cols = 1 + rng.below(MAX_COLS);
         let group =
