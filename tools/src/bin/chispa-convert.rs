@@ -11,7 +11,7 @@ use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::source::SourceModel;
 use chispa_tools::writer::{self, WriteOptions, CLASSIFIER_GROUP, DEFAULT_GROUP, W2_GROUP};
 use chispa_tools::{gguf, hf, inspect, llama2c, synth};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Convert trained language-model weights into a single `.chispa` file for chispa.
@@ -37,54 +37,22 @@ enum Command {
         /// The llama2.c tokenizer, e.g. tok512.bin.
         #[arg(long, short)]
         tokenizer: PathBuf,
-        /// Output file.
-        #[arg(long, short)]
-        output: PathBuf,
-        /// Element type of the matrices (norms always stay f32).
-        #[arg(long, value_enum, default_value_t = Dtype::Int8)]
-        dtype: Dtype,
-        /// int8 quantization group for every matrix: inputs that share one f16 scale. Any
-        /// width works (the last group of a row may be shorter). Default: 32, with 16 for w2 and
-        /// 8 for the classifier, whose inputs are hardest to quantize (measured; see README).
-        #[arg(long)]
-        group_size: Option<usize>,
-        /// Print only the summary, not the per-tensor report.
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Convert a Hugging Face folder (config.json, model.safetensors or shards, tokenizer.json).
     Hf {
         /// The folder, e.g. a `huggingface-cli download` target.
         dir: PathBuf,
-        /// Output file.
-        #[arg(long, short)]
-        output: PathBuf,
-        /// Element type of the matrices (norms always stay f32).
-        #[arg(long, value_enum, default_value_t = Dtype::Int8)]
-        dtype: Dtype,
-        /// int8 quantization group for every matrix (default: as for llama2c).
-        #[arg(long)]
-        group_size: Option<usize>,
-        /// Print only the summary, not the per-tensor report.
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Convert a llama.cpp GGUF file (v3, `llama` architecture, F32/F16/Q8_0 tensors).
     Gguf {
         /// The .gguf file.
         file: PathBuf,
-        /// Output file.
-        #[arg(long, short)]
-        output: PathBuf,
-        /// Element type of the matrices (norms always stay f32).
-        #[arg(long, value_enum, default_value_t = Dtype::Int8)]
-        dtype: Dtype,
-        /// int8 quantization group for every matrix (default: as for llama2c).
-        #[arg(long)]
-        group_size: Option<usize>,
-        /// Print only the summary, not the per-tensor report.
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// A random-weight model in a TinyStories shape (stories15M, stories42M, stories110M), for
     /// benchmarks: same tensors, same sizes, same speed, no meaning.
@@ -118,6 +86,40 @@ enum Dtype {
     Int8,
     /// 32-bit float (reference; 4× larger).
     F32,
+}
+
+impl From<Dtype> for DType {
+    fn from(d: Dtype) -> Self {
+        match d {
+            Dtype::Int8 => DType::I8,
+            Dtype::F32 => DType::F32,
+        }
+    }
+}
+
+/// Where and how every conversion writes.
+#[derive(Args, Debug)]
+struct OutputArgs {
+    /// Output file.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Element type of the matrices (norms always stay f32).
+    #[arg(long, value_enum, default_value_t = Dtype::Int8)]
+    dtype: Dtype,
+    /// int8 quantization group for every matrix: inputs that share one f16 scale. Any
+    /// width works (the last group of a row may be shorter). Default: 32, with 16 for w2 and
+    /// 8 for the classifier, whose inputs are hardest to quantize (measured; see README).
+    #[arg(long)]
+    group_size: Option<usize>,
+    /// Print only the summary, not the per-tensor report.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl OutputArgs {
+    fn options(&self) -> WriteOptions {
+        WriteOptions { dtype: self.dtype.into(), group_size: self.group_size }
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -234,38 +236,13 @@ fn write_model(
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Llama2c { checkpoint, tokenizer, output, dtype, group_size, quiet } => {
-            let dtype = match dtype {
-                Dtype::Int8 => DType::I8,
-                Dtype::F32 => DType::F32,
-            };
-            convert_llama2c(
-                &checkpoint,
-                &tokenizer,
-                &output,
-                WriteOptions { dtype, group_size },
-                quiet,
-            )
+        Command::Llama2c { checkpoint, tokenizer, out } => {
+            convert_llama2c(&checkpoint, &tokenizer, &out.output, out.options(), out.quiet)
         }
-        Command::Hf { dir, output, dtype, group_size, quiet } => {
-            let dtype = match dtype {
-                Dtype::Int8 => DType::I8,
-                Dtype::F32 => DType::F32,
-            };
-            convert_hf(&dir, &output, WriteOptions { dtype, group_size }, quiet)
-        }
-        Command::Gguf { file, output, dtype, group_size, quiet } => {
-            let dtype = match dtype {
-                Dtype::Int8 => DType::I8,
-                Dtype::F32 => DType::F32,
-            };
-            convert_gguf(&file, &output, WriteOptions { dtype, group_size }, quiet)
-        }
+        Command::Hf { dir, out } => convert_hf(&dir, &out.output, out.options(), out.quiet),
+        Command::Gguf { file, out } => convert_gguf(&file, &out.output, out.options(), out.quiet),
         Command::Synth { shape, output, seed, dtype, group_size } => {
-            let dtype = match dtype {
-                Dtype::Int8 => DType::I8,
-                Dtype::F32 => DType::F32,
-            };
+            let dtype: DType = dtype.into();
             let start = Instant::now();
             let source = synth::model(&shape, seed)?;
             let (image, report) = writer::build(
