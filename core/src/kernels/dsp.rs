@@ -10,8 +10,6 @@ use core::arch::asm;
 
 use half::f16;
 
-use super::group_step;
-
 /// `acc + Σ_{i<4} w_i·x_i` for one word of four int8 each.
 #[inline(always)]
 fn mac4(acc: i32, w: u32, x: u32) -> i32 {
@@ -68,14 +66,5 @@ pub fn matvec_i8(
     cols: usize,
     group: usize,
 ) {
-    let groups = cols.div_ceil(group);
-    for ((o, wr), sr) in out.iter_mut().zip(w.chunks_exact(cols)).zip(ws.chunks_exact(groups)) {
-        let mut acc = 0.0f32;
-        for (((wg, xg), s), x_scale) in
-            wr.chunks(group).zip(xq[..cols].chunks(group)).zip(sr).zip(xs)
-        {
-            acc = group_step(acc, group_sum(wg, xg), *s, *x_scale);
-        }
-        *o = acc;
-    }
+    super::rows_by_group(out, w, ws, xq, xs, cols, group, group_sum);
 }

@@ -301,5 +301,33 @@ pub(crate) fn group_step(acc: f32, isum: i32, ws: f16, xs: f32) -> f32 {
     acc + isum as f32 * (ws.to_f32() * xs)
 }
 
+/// The row driver of kernels that vectorise within a group (NEON, DSP, Helium): for each row,
+/// groups in order, `group_sum` (exact i32) then [`group_step`]. Only `group_sum` differs
+/// between them, so the f32 order of the contract lives here once.
+#[allow(dead_code)] // used only by the Arm back ends
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn rows_by_group(
+    out: &mut [f32],
+    w: &[i8],
+    ws: &[f16],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    group: usize,
+    group_sum: impl Fn(&[i8], &[i8]) -> i32,
+) {
+    let groups = cols.div_ceil(group);
+    for ((o, wr), sr) in out.iter_mut().zip(w.chunks_exact(cols)).zip(ws.chunks_exact(groups)) {
+        let mut acc = 0.0f32;
+        for (((wg, xg), s), x_scale) in
+            wr.chunks(group).zip(xq[..cols].chunks(group)).zip(sr).zip(xs)
+        {
+            acc = group_step(acc, group_sum(wg, xg), *s, *x_scale);
+        }
+        *o = acc;
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,6 @@ use core::arch::aarch64::*;
 
 use half::f16;
 
-use super::group_step;
-
 /// Exact Σ w[j]·x[j] over `n` bytes.
 #[inline]
 fn group_sum(w: &[i8], x: &[i8]) -> i32 {
@@ -50,14 +48,5 @@ pub fn matvec_i8(
     cols: usize,
     group: usize,
 ) {
-    let groups = cols.div_ceil(group);
-    for ((o, wr), sr) in out.iter_mut().zip(w.chunks_exact(cols)).zip(ws.chunks_exact(groups)) {
-        let mut acc = 0.0f32;
-        for (((wg, xg), s), x_scale) in
-            wr.chunks(group).zip(xq[..cols].chunks(group)).zip(sr).zip(xs)
-        {
-            acc = group_step(acc, group_sum(wg, xg), *s, *x_scale);
-        }
-        *o = acc;
-    }
+    super::rows_by_group(out, w, ws, xq, xs, cols, group, group_sum);
 }
