@@ -14,7 +14,6 @@ use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::writer::WriteOptions;
 use serde::Deserialize;
 
-pub mod gguf_writer;
 pub mod hf;
 
 /// One case of a `reference.json` (format `llm-reference/v1`).

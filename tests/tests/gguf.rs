@@ -1,13 +1,13 @@
 //! `chispa-convert gguf` on GGUF files made at test time from llama-tiny (by the tests'
-//! own writer, `chispa_tests::gguf_writer`), against the transformers reference: F32 within
+//! own writer, `chispa_tools::gguf_writer`), against the transformers reference: F32 within
 //! 1e-4 with the reference's prompt and greedy ids; Q8_0 quality reported.
 
 use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_runner::run::teacher_forced;
-use chispa_tests::gguf_writer::{write, GgufType};
 use chispa_tests::hf::{hf_dir, hf_reference};
 use chispa_tests::{agreement, combine, greedy};
+use chispa_tools::gguf_writer::{write, GgufType};
 use chispa_tools::writer::{self, WriteOptions};
 use chispa_tools::{gguf, hf};
 

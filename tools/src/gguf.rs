@@ -414,7 +414,7 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
         shared_classifier: !g.has("output.weight"),
     };
     let mut tensors = Vec::new();
-    for (name, rows, cols) in canonical_names(&p) {
+    for (name, rows, cols) in canonical_names(&p)? {
         let data = g.tensor(&gguf_name(&name), rows, cols)?;
         tensors.push(Tensor { name, rows, cols, data });
     }

@@ -280,7 +280,7 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
 
     let mut ck = Checkpoint::load(dir)?;
     let mut tensors = Vec::new();
-    for (name, rows, cols) in canonical_names(&p) {
+    for (name, rows, cols) in canonical_names(&p)? {
         let hf = hf_llama_name(&name);
         let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
         let mut data = ck.take(&hf, &shape)?;
@@ -386,7 +386,7 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
         qkv.push([0, 1, 2].map(|i| part(&w, dim * dim, i)));
         qkv_bias.push([0, 1, 2].map(|i| part(&b, dim, i)));
     }
-    for (name, rows, cols) in canonical_names(&p) {
+    for (name, rows, cols) in canonical_names(&p)? {
         let data = match name.split_once('.').map_or(("", name.as_str()), |(_, r)| ("l", r)) {
             ("", "tok_embeddings") => ck.take(&format!("{prefix}wte.weight"), &[rows, cols])?,
             ("", "pos_embeddings") => ck.take(&format!("{prefix}wpe.weight"), &[rows, cols])?,

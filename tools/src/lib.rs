@@ -2,7 +2,8 @@
 //!
 //! * [`source`]: the in-memory model every reader produces (f32 tensors + vocabulary).
 //! * [`hf`], [`hf_tokenizer`]: Hugging Face folders (safetensors, config.json, tokenizer.json).
-//! * [`gguf`]: llama.cpp GGUF v3 files (`llama`, F32/F16/Q8_0).
+//! * [`gguf`]: llama.cpp GGUF v3 files (`llama`, F32/F16/Q8_0); [`gguf_writer`] writes small
+//!   ones for tests and fuzz seeds.
 //! * [`llama2c`]: llama2.c checkpoints and `tokenizer.bin`.
 //! * [`quant`]: group-wise int8 quantization and its error report.
 //! * [`writer`]: the `.chispa` writer (layout from `chispa_core::format`), verified by
@@ -13,6 +14,7 @@
 
 pub mod aligned;
 pub mod gguf;
+pub mod gguf_writer;
 pub mod hf;
 pub mod hf_tokenizer;
 pub mod inspect;

@@ -124,7 +124,7 @@ pub fn read(ckpt: &[u8], tokenizer: &[u8]) -> Result<SourceModel> {
         at += n * 4;
     }
     let mut tensors = Vec::new();
-    for (name, rows, cols) in canonical_names(&p) {
+    for (name, rows, cols) in canonical_names(&p)? {
         let (key, layer) = match name.strip_prefix("layers.") {
             Some(rest) => {
                 let (l, k) = rest.split_once('.').context("tensor name")?;

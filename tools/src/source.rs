@@ -1,6 +1,8 @@
 //! The in-memory model that every reader produces and the writer consumes.
 
+use anyhow::{ensure, Result};
 use chispa_core::format::{canonical_tensor, tensor_count, Arch, Shape};
+use chispa_core::model::{MAX_DIM, MAX_LAYERS, MAX_SEQ, MAX_VOCAB};
 
 /// Hyper-parameters of a source model.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +32,33 @@ pub struct Params {
 }
 
 impl Params {
+    /// Checks the sizes against the limits the core accepts, before anything is allocated
+    /// from them (a reader's sizes come from an untrusted file).
+    ///
+    /// # Errors
+    /// A size of zero or above the core's limit, or heads that do not divide.
+    pub fn check(&self) -> Result<()> {
+        for (what, v, max) in [
+            ("dim", self.dim, MAX_DIM),
+            ("hidden_dim", self.hidden_dim, MAX_DIM),
+            ("n_layers", self.n_layers, MAX_LAYERS),
+            ("n_heads", self.n_heads, MAX_DIM),
+            ("n_kv_heads", self.n_kv_heads, MAX_DIM),
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("max_seq_len", self.max_seq_len, MAX_SEQ),
+        ] {
+            ensure!((1..=max as usize).contains(&v), "{what} {v} is not in 1..={max}");
+        }
+        ensure!(
+            self.dim % self.n_heads == 0 && self.n_heads % self.n_kv_heads == 0,
+            "dim {}, n_heads {} and n_kv_heads {} do not divide",
+            self.dim,
+            self.n_heads,
+            self.n_kv_heads
+        );
+        Ok(())
+    }
+
     /// Tensor shapes implied by the parameters.
     pub fn shape(&self) -> Shape {
         Shape {
@@ -93,9 +122,13 @@ pub struct SourceModel {
 }
 
 /// The canonical `(name, rows, cols)` list for `params`.
-pub fn canonical_names(params: &Params) -> Vec<(String, usize, usize)> {
+///
+/// # Errors
+/// Parameters outside the core's limits ([`Params::check`]).
+pub fn canonical_names(params: &Params) -> Result<Vec<(String, usize, usize)>> {
+    params.check()?;
     let s = params.shape();
-    (0..tensor_count(&s))
+    Ok((0..tensor_count(&s))
         .filter_map(|i| canonical_tensor(&s, i))
         .map(|(kind, layer, r, c)| {
             let name = if (kind as u16) < 10 {
@@ -105,5 +138,5 @@ pub fn canonical_names(params: &Params) -> Vec<(String, usize, usize)> {
             };
             (name, r, c)
         })
-        .collect()
+        .collect())
 }

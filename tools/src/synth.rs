@@ -74,7 +74,7 @@ pub fn model(shape: &str, seed: u64) -> Result<SourceModel> {
         state ^= state << 17;
         ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
     };
-    let tensors = canonical_names(&params)
+    let tensors = canonical_names(&params)?
         .into_iter()
         .map(|(name, rows, cols)| {
             let data = if rows == 1 {

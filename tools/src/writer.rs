@@ -93,7 +93,7 @@ fn check(model: &SourceModel, opts: &WriteOptions) -> Result<()> {
     if let (DType::I8, Some(g)) = (opts.dtype, opts.group_size) {
         ensure!((1..=MAX_GROUP as usize).contains(&g), "group size {g} is not in 1..={MAX_GROUP}");
     }
-    let names = canonical_names(p);
+    let names = canonical_names(p)?;
     ensure!(
         names.len() == model.tensors.len(),
         "model has {} tensors, its shape needs {}",

@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let t = model.tokenizer();
     let text = String::from_utf8_lossy(data);
     let mut ids = vec![0u32; text.len() + 3];
-    let n = t.encode(&text, true, false, &mut ids).unwrap_or_else(|e| panic!("bound text.len()+3 holds: {e}"));
+    let n = t
+        .encode(&text, true, false, &mut ids)
+        .unwrap_or_else(|e| panic!("bound text.len()+3 holds: {e}"));
     let mut back = Vec::new();
     for w in ids[..n].windows(2) {
         back.extend_from_slice(t.decode(Some(w[0]), w[1]).bytes());

@@ -30,16 +30,20 @@ pub fn tiny_model(seed: u64) -> SourceModel {
         state ^= state << 17;
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
     };
-    let tensors = canonical_names(&params)
+    let names = canonical_names(&params).unwrap_or_else(|e| panic!("tiny shape: {e:#}"));
+    let tensors = names
         .into_iter()
         .map(|(name, rows, cols)| Tensor {
-            data: (0..rows * cols).map(|_| if rows == 1 { 1.0 + next() * 0.1 } else { next() * 0.5 }).collect(),
+            data: (0..rows * cols)
+                .map(|_| if rows == 1 { 1.0 + next() * 0.1 } else { next() * 0.5 })
+                .collect(),
             name,
             rows,
             cols,
         })
         .collect();
-    let mut pieces: Vec<Vec<u8>> = vec![b"<unk>".to_vec(), b"\n<s>\n".to_vec(), b"\n</s>\n".to_vec()];
+    let mut pieces: Vec<Vec<u8>> =
+        vec![b"<unk>".to_vec(), b"\n<s>\n".to_vec(), b"\n</s>\n".to_vec()];
     pieces.extend((0..=255u8).map(|b| format!("<0x{b:02X}>").into_bytes()));
     let words = [
         " ", "a", "b", "c", "d", "e", "h", "i", "n", "o", "s", "t", "T", ".", ",", "é", "th", "he",
@@ -103,5 +107,42 @@ pub fn parse_and_exercise(bytes: &[u8]) {
         for w in ids[..n].windows(2) {
             let _ = t.decode(Some(w[0]), w[1]);
         }
+    }
+}
+
+/// Packs a Hugging Face folder as one fuzz input: `config.json` and `tokenizer.json`, each
+/// behind a little-endian u32 length, then the safetensors bytes.
+pub fn pack_hf(config: &[u8], tokenizer: &[u8], safetensors: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + config.len() + tokenizer.len() + safetensors.len());
+    for part in [config, tokenizer] {
+        out.extend((part.len() as u32).to_le_bytes());
+        out.extend(part);
+    }
+    out.extend(safetensors);
+    out
+}
+
+fn take_part(data: &[u8]) -> (&[u8], &[u8]) {
+    let Some((len, rest)) = data.split_first_chunk::<4>() else { return (&[], &[]) };
+    rest.split_at((u32::from_le_bytes(*len) as usize).min(rest.len()))
+}
+
+/// The three files of [`pack_hf`]; short inputs give empty files.
+pub fn unpack_hf(data: &[u8]) -> [&[u8]; 3] {
+    let (config, rest) = take_part(data);
+    let (tokenizer, safetensors) = take_part(rest);
+    [config, tokenizer, safetensors]
+}
+
+/// Converts a model read by any converter front end and exercises the result: the writer
+/// must either refuse it or produce a file the core accepts.
+pub fn convert_and_exercise(model: &SourceModel) {
+    if model.tensors.iter().map(|t| t.data.len()).sum::<usize>() > 1 << 20 {
+        return; // valid but large: the writer's time, not a bug
+    }
+    if let Ok((image, _)) = build(model, &WriteOptions::default(), |_, _| {}) {
+        let parsed = Model::parse(image.as_slice()).map(|_| ());
+        assert_eq!(parsed, Ok(()), "the writer verified this file by parsing it");
+        parse_and_exercise(image.as_slice());
     }
 }

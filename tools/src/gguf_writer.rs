@@ -1,9 +1,9 @@
-//! A small GGUF v3 writer for the tests: turns a converted Llama [`SourceModel`] into the file
-//! llama.cpp's converter would write (names, metadata keys, `[cols, rows]` dims, Q/K already
-//! in adjacent-pair RoPE order, sentencepiece-style vocabulary with `▁`), so `chispa-convert
-//! gguf` is tested on files made at test time and never committed.
+//! A small GGUF v3 writer for tests and fuzz seeds: turns a converted Llama [`SourceModel`]
+//! into the file llama.cpp's converter would write (names, metadata keys, `[cols, rows]` dims,
+//! Q/K already in adjacent-pair RoPE order, sentencepiece-style vocabulary with `▁`), so
+//! `chispa-convert gguf` is tested on files made at test time and never committed.
 
-use chispa_tools::source::SourceModel;
+use crate::source::SourceModel;
 
 /// Tensor storage in the written file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
