@@ -129,7 +129,8 @@ fn main() {
         "f32" => KvType::F32,
         "f16" => KvType::F16,
         "int8" => KvType::I8,
-        other => fail(format!("CHISPA_KV={other:?}: use f32, f16 or int8")),
+        "k10v7" => KvType::K10V7,
+        other => fail(format!("CHISPA_KV={other:?}: use f32, f16, int8 or k10v7")),
     };
     let options = SessionOptions { context, kv };
     let plan = model.plan(&options).unwrap_or_else(|e| fail(format!("cannot plan: {e}")));
@@ -150,6 +151,7 @@ fn main() {
         KvType::F32 => "F32",
         KvType::F16 => "F16",
         KvType::I8 => "I8",
+        KvType::K10V7 => "K10V7",
     };
     let settings = format!(
         "/// Board name.\npub const BOARD: &str = {board:?};\n\

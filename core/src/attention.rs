@@ -1,6 +1,9 @@
 //! Multi-head (grouped-query) attention over the KV cache of one layer.
 
-use crate::kv::{F16Rows, F32Rows, I8Rows, KvCache, Rows};
+use crate::kv::{
+    hadamard_heads, packed_row_bytes, rotates, F16Rows, F32Rows, I8Rows, KvCache, PackedRows, Rows,
+    K_ROW_BITS, V_ROW_BITS,
+};
 use crate::observe::Observer;
 use crate::ops::softmax;
 use crate::session::Buffers;
@@ -23,7 +26,7 @@ pub(crate) struct Heads {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend<R: Rows, O: Observer>(
     out: &mut [f32],
-    q: &[f32],
+    q: &mut [f32],
     att: &mut [f32],
     keys: &R,
     values: &R,
@@ -35,7 +38,10 @@ pub(crate) fn attend<R: Rows, O: Observer>(
     let hs = h.head_size;
     let scale = libm::sqrtf(hs as f32);
     for head in 0..h.n_heads {
-        let q = &q[head * hs..(head + 1) * hs];
+        let q = &mut q[head * hs..(head + 1) * hs];
+        if keys.rotated() {
+            hadamard_heads(q, hs);
+        }
         let att = &mut att[..pos + 1];
         let kv_off = (head / h.kv_mul) * hs;
         for (t, a) in att.iter_mut().enumerate() {
@@ -47,6 +53,12 @@ pub(crate) fn attend<R: Rows, O: Observer>(
         out.fill(0.0);
         for (t, a) in att.iter().enumerate() {
             values.axpy(t, kv_off, *a, out);
+        }
+        if values.rotated() {
+            hadamard_heads(out, hs);
+            for o in out.iter_mut() {
+                *o /= hs as f32;
+            }
         }
     }
 }
@@ -62,7 +74,7 @@ pub(crate) fn attend_layer<O: Observer>(
     kv_dim: usize,
     obs: &mut O,
 ) {
-    b.kv.store(l * ctx + pos, b.k, b.v);
+    b.kv.store(l * ctx + pos, b.k, b.v, heads.head_size);
     let (rows, layer) = (l * ctx..(l + 1) * ctx, l * ctx * kv_dim..(l + 1) * ctx * kv_dim);
     match &b.kv {
         KvCache::F32 { k, v } => {
@@ -76,6 +88,28 @@ pub(crate) fn attend_layer<O: Observer>(
         KvCache::I8 { k, v, ks, vs } => {
             let k = I8Rows(&k[layer.clone()], &ks[rows.clone()], kv_dim);
             let v = I8Rows(&v[layer], &vs[rows], kv_dim);
+            attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+        }
+        KvCache::K10V7 { k, v, ks, vs } => {
+            let rotated_by = if rotates(heads.head_size) { heads.head_size } else { 1 };
+            let (kb, vb) = (
+                packed_row_bytes(kv_dim, K_ROW_BITS).unwrap_or(0),
+                packed_row_bytes(kv_dim, V_ROW_BITS).unwrap_or(0),
+            );
+            let k = PackedRows {
+                bytes: &k[l * ctx * kb..(l + 1) * ctx * kb],
+                scales: &ks[rows.clone()],
+                row_bytes: kb,
+                bits: K_ROW_BITS,
+                rotated_by,
+            };
+            let v = PackedRows {
+                bytes: &v[l * ctx * vb..(l + 1) * ctx * vb],
+                scales: &vs[rows],
+                row_bytes: vb,
+                bits: V_ROW_BITS,
+                rotated_by,
+            };
             attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
         }
     }

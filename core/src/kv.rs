@@ -6,6 +6,16 @@
 //!   `quantize_i8` as one group: `scale = max|x| / 127` (f32, stored beside the row),
 //!   `q = round_half_away(x · 127 / max|x|)`. Attention then computes
 //!   `score = (Σ_i q_i · k_i) · scale_k` and `out += (a · scale_v) · v_i`, index order fixed.
+//! * `K10V7`: the same bytes as `I8` (72 per row of 32 keys and 32 values, scales included)
+//!   spent where the error is: keys carry almost all of int8's KL, values little. Each head's
+//!   key and value (head size a power of two) is first multiplied by the ±1 Walsh–Hadamard
+//!   matrix `H` (`H·Hᵀ = hs·I`), which spreads a few large channels over all of them so one
+//!   scale per row wastes fewer levels; then keys are rounded to 10-bit and values to 7-bit
+//!   signed integers with one f16 scale each per row (`scale = max|x| / 511` or `/ 63`, rounded
+//!   to f16; `q = round_half_away(x / scale)`, clamped), packed little-endian at bit `10·i`
+//!   (`7·i`). Attention multiplies each query head by `H` once, so
+//!   `score = (Σ_i (Hq)_i · k_i) · scale_k / hs`, and rotates each head's output back:
+//!   `out = H · (Σ_t a_t · scale_v · v_t) / hs`.
 
 use half::f16;
 
@@ -29,6 +39,110 @@ pub(crate) enum KvCache<'a> {
         ks: &'a mut [f32],
         vs: &'a mut [f32],
     },
+    /// Packed rows of [`K_ROW_BITS`]/[`V_ROW_BITS`] per element, one f16 scale each per row.
+    K10V7 {
+        k: &'a mut [u8],
+        v: &'a mut [u8],
+        ks: &'a mut [f16],
+        vs: &'a mut [f16],
+    },
+}
+
+/// Bits per key element of `K10V7`.
+pub(crate) const K_ROW_BITS: usize = 10;
+/// Bits per value element of `K10V7`.
+pub(crate) const V_ROW_BITS: usize = 7;
+
+/// Bytes of one packed row of `n` elements of `bits` bits.
+pub(crate) fn packed_row_bytes(n: usize, bits: usize) -> Option<usize> {
+    Some(n.checked_mul(bits)?.div_ceil(8))
+}
+
+/// Whether `K10V7` rotates heads of this size (the fast Walsh–Hadamard transform needs a
+/// power of two; other sizes are stored unrotated).
+pub(crate) fn rotates(head_size: usize) -> bool {
+    head_size.is_power_of_two() && head_size > 1
+}
+
+/// In-place unnormalised Walsh–Hadamard transform of each `hs`-wide head of `x`
+/// (butterflies in a fixed order, so the same bits everywhere).
+pub(crate) fn hadamard_heads(x: &mut [f32], hs: usize) {
+    for head in x.chunks_exact_mut(hs) {
+        let mut h = 1;
+        while h < hs {
+            for block in head.chunks_exact_mut(2 * h) {
+                let (lo, hi) = block.split_at_mut(h);
+                for (a, b) in lo.iter_mut().zip(hi) {
+                    let (x, y) = (*a, *b);
+                    *a = x + y;
+                    *b = x - y;
+                }
+            }
+            h *= 2;
+        }
+    }
+}
+
+/// Rounds `x` to `bits`-bit signed integers with one f16 scale and packs them into `out`
+/// (which it overwrites); returns the scale.
+fn pack_row(x: &[f32], bits: usize, out: &mut [u8]) -> f16 {
+    let qmax = ((1i32 << (bits - 1)) - 1) as f32;
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let scale = f16::from_f32((amax / qmax).min(f16::MAX.to_f32()));
+    let s = scale.to_f32();
+    out.fill(0);
+    let mask = (1u32 << bits) - 1;
+    for (i, xi) in x.iter().enumerate() {
+        let q = if s > 0.0 { libm::roundf(xi / s).clamp(-qmax, qmax) as i32 } else { 0 };
+        let field = (q as u32 & mask) << ((i * bits) % 8);
+        let at = i * bits / 8;
+        for (j, byte) in out.iter_mut().skip(at).take(3).enumerate() {
+            *byte |= (field >> (8 * j)) as u8;
+        }
+    }
+    scale
+}
+
+/// The `bits`-bit fields of a packed row from element `first` on, sign-extended, read as a
+/// bit stream (a byte at a time; bytes past the row read as zero).
+struct Fields<'r> {
+    bytes: core::slice::Iter<'r, u8>,
+    acc: u32,
+    have: usize,
+    bits: usize,
+}
+
+impl<'r> Fields<'r> {
+    fn new(row: &'r [u8], bits: usize, first: usize) -> Self {
+        let bit = first * bits;
+        let mut f = Self { bytes: row.get(bit / 8..).unwrap_or(&[]).iter(), acc: 0, have: 0, bits };
+        if bit % 8 != 0 {
+            f.acc = u32::from(f.bytes.next().copied().unwrap_or(0)) >> (bit % 8);
+            f.have = 8 - bit % 8;
+        }
+        f
+    }
+}
+
+impl Iterator for Fields<'_> {
+    type Item = i32;
+    #[inline]
+    fn next(&mut self) -> Option<i32> {
+        while self.have < self.bits {
+            self.acc |= u32::from(self.bytes.next().copied().unwrap_or(0)) << self.have;
+            self.have += 8;
+        }
+        let field = ((self.acc << (32 - self.bits)) as i32) >> (32 - self.bits);
+        self.acc >>= self.bits;
+        self.have -= self.bits;
+        Some(field)
+    }
+}
+
+/// Element `i` of a packed row of `bits`-bit fields, sign-extended.
+#[cfg(test)]
+fn unpack(row: &[u8], bits: usize, i: usize) -> i32 {
+    Fields::new(row, bits, i).next().unwrap_or(0)
 }
 
 /// One layer's rows, `[ctx, kv_dim]`, as attention reads them.
@@ -37,6 +151,10 @@ pub(crate) trait Rows {
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32;
     /// `out[i] += a · row(t)[off + i]`, i in order.
     fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]);
+    /// Whether the rows hold each head multiplied by the Walsh–Hadamard matrix.
+    fn rotated(&self) -> bool {
+        false
+    }
 }
 
 /// f32 rows.
@@ -45,6 +163,15 @@ pub(crate) struct F32Rows<'c>(pub &'c [f32], pub usize);
 pub(crate) struct F16Rows<'c>(pub &'c [f16], pub usize);
 /// int8 rows and their scales.
 pub(crate) struct I8Rows<'c>(pub &'c [i8], pub &'c [f32], pub usize);
+/// Packed rows: bytes, scales, bytes per row, bits per element, head size when rotated
+/// (1 when not).
+pub(crate) struct PackedRows<'c> {
+    pub bytes: &'c [u8],
+    pub scales: &'c [f16],
+    pub row_bytes: usize,
+    pub bits: usize,
+    pub rotated_by: usize,
+}
 
 impl Rows for F32Rows<'_> {
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
@@ -98,9 +225,31 @@ impl Rows for I8Rows<'_> {
     }
 }
 
+impl Rows for PackedRows<'_> {
+    fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
+        let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
+        let mut s = 0.0f32;
+        for (qi, k) in q.iter().zip(Fields::new(row, self.bits, off)) {
+            s += qi * k as f32;
+        }
+        s * (self.scales[t].to_f32() / self.rotated_by as f32)
+    }
+    fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
+        let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
+        let a = a * self.scales[t].to_f32();
+        for (o, v) in out.iter_mut().zip(Fields::new(row, self.bits, off)) {
+            *o += a * v as f32;
+        }
+    }
+    fn rotated(&self) -> bool {
+        self.rotated_by > 1
+    }
+}
+
 impl KvCache<'_> {
-    /// Stores key `k` and value `v` `[kv_dim]` at row `row` (= layer · ctx + pos).
-    pub(crate) fn store(&mut self, row: usize, k: &[f32], v: &[f32]) {
+    /// Stores key `k` and value `v` `[kv_dim]` at row `row` (= layer · ctx + pos); `K10V7`
+    /// rotates them in place first (heads of `head_size`).
+    pub(crate) fn store(&mut self, row: usize, k: &mut [f32], v: &mut [f32], head_size: usize) {
         let d = k.len();
         let at = row * d..(row + 1) * d;
         match self {
@@ -120,6 +269,57 @@ impl KvCache<'_> {
                 kernels::quantize_i8(k, d, &mut kc[at.clone()], &mut ks[row..row + 1]);
                 kernels::quantize_i8(v, d, &mut vc[at], &mut vs[row..row + 1]);
             }
+            Self::K10V7 { k: kc, v: vc, ks, vs } => {
+                if rotates(head_size) {
+                    hadamard_heads(k, head_size);
+                    hadamard_heads(v, head_size);
+                }
+                let kb = kc.len() / ks.len();
+                let vb = vc.len() / vs.len();
+                ks[row] = pack_row(k, K_ROW_BITS, &mut kc[row * kb..(row + 1) * kb]);
+                vs[row] = pack_row(v, V_ROW_BITS, &mut vc[row * vb..(row + 1) * vb]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_fields_round_trip_at_every_bit_offset() {
+        for bits in [K_ROW_BITS, V_ROW_BITS] {
+            let qmax = (1i32 << (bits - 1)) - 1;
+            const N: usize = 37;
+            let mut x = [0.0f32; N];
+            for (i, xi) in x.iter_mut().enumerate() {
+                *xi = ((i * 7919) % (2 * qmax as usize + 1)) as f32 - qmax as f32;
+            }
+            x[5] = qmax as f32; // the extremes, whatever the pattern gives
+            x[6] = -qmax as f32;
+            let mut row = [0u8; 47];
+            let row = &mut row[..packed_row_bytes(N, bits).unwrap_or(0)];
+            let scale = pack_row(&x, bits, row).to_f32();
+            assert_eq!(scale, 1.0, "max |x| = qmax gives scale 1");
+            for (i, xi) in x.iter().enumerate() {
+                assert_eq!(unpack(row, bits, i), *xi as i32, "bits {bits}, element {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn hadamard_twice_is_head_size_times_identity() {
+        let mut x = [0.0f32; 16];
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = i as f32 - 3.5;
+        }
+        let orig = x;
+        hadamard_heads(&mut x, 8);
+        assert_ne!(x, orig);
+        hadamard_heads(&mut x, 8);
+        for (a, b) in x.iter().zip(&orig) {
+            assert_eq!(*a, 8.0 * b);
         }
     }
 }

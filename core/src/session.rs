@@ -23,16 +23,28 @@ pub enum KvType {
     F16,
     /// int8 with one f32 scale per cached row (layer, position): see the `kv` module.
     I8,
+    /// The bytes of `I8`, spent where the error is: Hadamard-rotated heads, 10-bit keys and
+    /// 7-bit values, one f16 scale each per row: see the `kv` module.
+    K10V7,
 }
 
 impl KvType {
-    /// Bytes per cached element.
-    pub fn bytes(self) -> usize {
-        match self {
-            Self::F32 => 4,
-            Self::F16 => 2,
-            Self::I8 => 1,
-        }
+    /// All types, in the order the command line lists them.
+    pub const ALL: [KvType; 4] = [Self::F32, Self::F16, Self::I8, Self::K10V7];
+
+    /// Bytes of one cached key row and one value row of `kv_dim` elements, and of the scale
+    /// stored with each (0 when there is none); `None` on overflow.
+    pub fn row_bytes(self, kv_dim: usize) -> Option<(usize, usize, usize)> {
+        Some(match self {
+            Self::F32 => (kv_dim.checked_mul(4)?, kv_dim.checked_mul(4)?, 0),
+            Self::F16 => (kv_dim.checked_mul(2)?, kv_dim.checked_mul(2)?, 0),
+            Self::I8 => (kv_dim, kv_dim, 4),
+            Self::K10V7 => (
+                crate::kv::packed_row_bytes(kv_dim, crate::kv::K_ROW_BITS)?,
+                crate::kv::packed_row_bytes(kv_dim, crate::kv::V_ROW_BITS)?,
+                2,
+            ),
+        })
     }
 
     /// Name as the command line spells it (`f32`, `f16`, `int8`).
@@ -41,6 +53,7 @@ impl KvType {
             Self::F32 => "f32",
             Self::F16 => "f16",
             Self::I8 => "int8",
+            Self::K10V7 => "k10v7",
         }
     }
 }
@@ -79,8 +92,9 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
     let widest = c.dim.max(c.hidden_dim);
     let groups = if c.min_group == 0 { 0 } else { groups_per_row(widest, c.min_group) };
     let xq = if c.dtype == DType::I8 { widest } else { 0 };
-    let cache = c.n_layers.checked_mul(ctx)?.checked_mul(c.kv_dim())?;
-    let scales = if kv == KvType::I8 { c.n_layers.checked_mul(ctx)? } else { 0 };
+    let rows = c.n_layers.checked_mul(ctx)?;
+    let (key_row, value_row, scale) = kv.row_bytes(c.kv_dim())?;
+    let scales = if scale == 0 { 0 } else { rows };
     Some([
         (c.dim, 4),             // x: residual stream [dim]
         (c.dim, 4),             // xb [dim]
@@ -99,10 +113,10 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
         (c.head_size() / 2, 4), // RoPE frequencies [head_size / 2]
         (c.head_size() / 2, 4), // cos at this position
         (c.head_size() / 2, 4), // sin at this position
-        (cache, kv.bytes()),    // key cache [n_layers, ctx, kv_dim]
-        (cache, kv.bytes()),    // value cache [n_layers, ctx, kv_dim]
-        (scales, 4),            // int8 key scales [n_layers, ctx]
-        (scales, 4),            // int8 value scales [n_layers, ctx]
+        (rows, key_row),        // key cache [n_layers, ctx] rows of kv_dim keys
+        (rows, value_row),      // value cache [n_layers, ctx] rows of kv_dim values
+        (scales, scale),        // key scales [n_layers, ctx] (I8: f32, K10V7: f16)
+        (scales, scale),        // value scales [n_layers, ctx]
     ])
 }
 
@@ -251,15 +265,25 @@ impl<'m, 'a> Session<'m, 'a> {
             freq: a.take(s[14].0)?,
             cos: a.take(s[15].0)?,
             sin: a.take(s[16].0)?,
-            kv: match options.kv {
-                KvType::F32 => KvCache::F32 { k: a.take(s[17].0)?, v: a.take(s[18].0)? },
-                KvType::F16 => KvCache::F16 { k: a.take(s[17].0)?, v: a.take(s[18].0)? },
-                KvType::I8 => KvCache::I8 {
-                    k: a.take(s[17].0)?,
-                    v: a.take(s[18].0)?,
-                    ks: a.take(s[19].0)?,
-                    vs: a.take(s[20].0)?,
-                },
+            kv: {
+                // Cache buffers are sized in bytes; `take` wants elements of its type.
+                let n = |i: usize, size: usize| s[i].0 * s[i].1 / size;
+                match options.kv {
+                    KvType::F32 => KvCache::F32 { k: a.take(n(17, 4))?, v: a.take(n(18, 4))? },
+                    KvType::F16 => KvCache::F16 { k: a.take(n(17, 2))?, v: a.take(n(18, 2))? },
+                    KvType::I8 => KvCache::I8 {
+                        k: a.take(n(17, 1))?,
+                        v: a.take(n(18, 1))?,
+                        ks: a.take(n(19, 4))?,
+                        vs: a.take(n(20, 4))?,
+                    },
+                    KvType::K10V7 => KvCache::K10V7 {
+                        k: a.take(n(17, 1))?,
+                        v: a.take(n(18, 1))?,
+                        ks: a.take(n(19, 2))?,
+                        vs: a.take(n(20, 2))?,
+                    },
+                }
             },
         };
         let hs = c.head_size() as f32;

@@ -4,7 +4,7 @@
 
 use chispa_core::format::{file_checksum, CHECKSUM_OFFSET};
 use chispa_core::{
-    Event, FormatError, Generator, Model, Sampler, SamplerConfig, Session, SessionOptions,
+    Event, FormatError, Generator, KvType, Model, Sampler, SamplerConfig, Session, SessionOptions,
 };
 
 #[repr(C, align(16))]
@@ -74,6 +74,30 @@ fn corruptions_are_typed_errors() {
                     let _ = s.forward(1, 0);
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn every_kv_type_runs_and_stays_close_to_f32() {
+    // Under Miri this walks the packed (k10v7) and int8 cache code for undefined behaviour;
+    // natively it checks each type's logits stay near the exact cache's.
+    let model = Model::parse(&TINY.0).expect("the seed parses");
+    let mut exact = [[0.0f32; 300]; 6];
+    for kv in KvType::ALL {
+        let options = SessionOptions { context: 6, kv };
+        let plan = model.plan(&options).expect("plan");
+        let mut arena = Arena([0; 16384]);
+        let mut session =
+            Session::new(&model, &options, &mut arena.0[..plan.arena_bytes]).expect("session");
+        for (pos, token) in [1u32, 300 - 1, 7, 42, 259, 3].into_iter().enumerate() {
+            let logits = session.forward(token, pos).expect("forward");
+            if kv == KvType::F32 {
+                exact[pos].copy_from_slice(logits);
+            }
+            let worst =
+                logits.iter().zip(&exact[pos]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(worst < 0.05, "{} KV, position {pos}: max |Δlogit| {worst}", kv.name());
         }
     }
 }

@@ -68,6 +68,8 @@ pub(crate) enum Kv {
     F16,
     /// int8, one scale per cached row.
     Int8,
+    /// The bytes of int8, more accurate: Hadamard-rotated heads, 10-bit keys, 7-bit values.
+    K10v7,
 }
 
 impl From<Kv> for KvType {
@@ -76,6 +78,7 @@ impl From<Kv> for KvType {
             Kv::F32 => KvType::F32,
             Kv::F16 => KvType::F16,
             Kv::Int8 => KvType::I8,
+            Kv::K10v7 => KvType::K10V7,
         }
     }
 }

@@ -113,6 +113,7 @@ enum Kv {
     F32,
     F16,
     Int8,
+    K10v7,
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +184,7 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         Kv::F32 => "f32",
         Kv::F16 => "f16",
         Kv::Int8 => "int8",
+        Kv::K10v7 => "k10v7",
     };
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&fw)

@@ -3,7 +3,7 @@
 //! For each QEMU board: stories260K int8, prompt "Once upon a time", greedy, N tokens, int8
 //! KV over the full 512-token context in at most 200 KiB of RAM; the generated ids, the text
 //! and the digest must equal `chispa run MODEL -p ... -n N --temperature 0 --digest --kv int8`.
-//! Then the 128-token context in 64 KiB, a corrupted model (must exit 1 with an error, not
+//! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, a corrupted model (must exit 1 with an error, not
 //! fault), and the real-board builds (their links check flash, RAM and the stack reserve).
 
 use std::process::Command;
@@ -15,6 +15,16 @@ use crate::{default_chispa, root, run_qemu, Board, Firmware, Kv};
 const PROMPT: &str = "Once upon a time";
 
 fn firmware(board: Board, steps: usize, context: usize, ram_kib: Option<u32>) -> Firmware {
+    firmware_kv(board, steps, context, ram_kib, Kv::Int8)
+}
+
+fn firmware_kv(
+    board: Board,
+    steps: usize,
+    context: usize,
+    ram_kib: Option<u32>,
+    kv: Kv,
+) -> Firmware {
     Firmware {
         board,
         model: None,
@@ -24,7 +34,7 @@ fn firmware(board: Board, steps: usize, context: usize, ram_kib: Option<u32>) ->
         top_p: 0.9,
         seed: 42,
         context,
-        kv: Kv::Int8,
+        kv,
         ram_kib,
         corrupt_byte: None,
         timeout: 600,
@@ -40,6 +50,10 @@ struct Run {
 }
 
 fn desktop(steps: usize, context: usize) -> Result<Run> {
+    desktop_kv(steps, context, "int8")
+}
+
+fn desktop_kv(steps: usize, context: usize, kv: &str) -> Result<Run> {
     let model = default_chispa()?;
     let args = |json: bool| {
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -47,7 +61,7 @@ fn desktop(steps: usize, context: usize) -> Result<Run> {
             .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "run"])
             .arg(&model)
             .args(["-p", PROMPT, "-n", &steps.to_string(), "--temperature", "0", "--digest"])
-            .args(["--kv", "int8", "--context", &context.to_string()]);
+            .args(["--kv", kv, "--context", &context.to_string()]);
         if json {
             c.arg("--json");
         }
@@ -174,6 +188,20 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
             plan_agrees(board, &log)
         })();
         check(&format!("{} = desktop, context 512 in 200 KiB", board.name()), r);
+    }
+
+    // The same bytes of KV cache as int8, packed 10-bit keys and 7-bit values.
+    let packed = desktop_kv(steps, 0, "k10v7")?;
+    println!("desktop (context 512, k10v7 KV): {} ids, digest {}", packed.ids.len(), packed.digest);
+    for &board in boards {
+        let r = (|| {
+            let fw = firmware_kv(board, steps, 0, Some(200), Kv::K10v7);
+            let (code, log) = run_qemu(&fw, true)?;
+            print!("{log}");
+            ensure!(code == 0, "{}: exit status {code}", board.name());
+            compare(board, &parse_firmware(&log)?, &packed)
+        })();
+        check(&format!("{} = desktop, k10v7 KV, context 512 in 200 KiB", board.name()), r);
     }
 
     let short = desktop(steps.min(120), 128)?;
