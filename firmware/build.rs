@@ -8,9 +8,10 @@
 //! | `CHISPA_STEPS` | new tokens | 200 |
 //! | `CHISPA_TEMPERATURE`, `CHISPA_TOP_P`, `CHISPA_SEED` | sampling | 0 (greedy), 0.9, 42 |
 //! | `CHISPA_CONTEXT` | context length (0 = the model's) | 0 |
-//! | `CHISPA_KV` | KV cache: `f32`, `f16` or `int8` | `int8` |
+//! | `CHISPA_KV` | KV cache: `f32`, `f16`, `int8` or `k10v7` | `int8` |
 //! | `CHISPA_RAM_KIB` | QEMU boards only: shrink RAM to prove a budget | the board's |
 //! | `CHISPA_CORRUPT_BYTE` | flip one bit at this offset after the check (tests the error path) | none |
+//! | `CHISPA_FAULT_TEST` | `1`: execute an undefined instruction at start (tests the HardFault handler) | off |
 //!
 //! A model that does not parse, or a session that does not fit the board's RAM, is a build
 //! error with the reason.
@@ -165,11 +166,13 @@ fn main() {
          /// Context (0 = the model's).\npub const CONTEXT: usize = {context};\n\
          /// KV cache type.\npub const KV: chispa_core::KvType = chispa_core::KvType::{kv_variant};\n\
          /// Arena bytes (`Model::plan` at build time; checked again at run time).\npub const ARENA_BYTES: usize = {arena};\n\
-         /// Model file bytes.\npub const MODEL_BYTES: usize = {model_len};\n",
+         /// Model file bytes.\npub const MODEL_BYTES: usize = {model_len};\n\
+         /// Execute an undefined instruction at start (tests the HardFault handler).\npub const FAULT_TEST: bool = {fault_test};\n",
         board = board.name,
         hz = board.systick_hz,
         arena = plan.arena_bytes,
         model_len = bytes.len(),
+        fault_test = var("CHISPA_FAULT_TEST").as_deref() == Some("1"),
     );
     fs::write(out.join("settings.rs"), settings).unwrap_or_else(|e| fail(format!("{e}")));
     println!("cargo::rerun-if-changed=build.rs");

@@ -32,7 +32,8 @@ struct Arena([u8; ARENA_BYTES]);
 /// Generated-token indices whose instruction counts are logged individually.
 const REPORT_AT: [usize; 4] = [1, 64, 128, 199];
 
-/// Exit codes: 0 success, 1 bad model or settings, 3 panic, 4 stack overflow.
+/// Exit codes: 0 success, 1 bad model or settings, 3 panic, 4 stack overflow, 5 hard fault
+/// (`board::HardFault`).
 const EXIT_BAD_INPUT: i32 = 1;
 const EXIT_STACK: i32 = 4;
 
@@ -74,6 +75,10 @@ fn arena() -> &'static mut [u8] {
 }
 
 fn run(clock: &Clock) -> i32 {
+    if FAULT_TEST {
+        defmt::println!("fault test: executing an undefined instruction");
+        cortex_m::asm::udf();
+    }
     defmt::println!(
         "chispa firmware on {=str}: model {=usize} bytes, KV {=str}, context {=usize}, {=usize} steps, temperature {=f32}, top-p {=f32}, seed {=u64}",
         BOARD,

@@ -152,6 +152,9 @@ struct Firmware {
     /// Flip one bit of the embedded model at this byte offset (tests the error path).
     #[arg(long)]
     corrupt_byte: Option<usize>,
+    /// Execute an undefined instruction at start (tests the HardFault handler: exit 5).
+    #[arg(long)]
+    fault_test: bool,
     /// Seconds before QEMU is stopped.
     #[arg(long, default_value_t = 600)]
     timeout: u32,
@@ -202,6 +205,7 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         .env("CHISPA_KV", kv)
         .env("CHISPA_RAM_KIB", f.ram_kib.map(|k| k.to_string()).unwrap_or_default())
         .env("CHISPA_CORRUPT_BYTE", f.corrupt_byte.map(|k| k.to_string()).unwrap_or_default())
+        .env("CHISPA_FAULT_TEST", if f.fault_test { "1" } else { "0" })
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     let status = cmd.status().context("cannot run cargo")?;
     if !status.success() {

@@ -14,6 +14,19 @@ use crate::{default_chispa, root, run_qemu, Board, Firmware, Kv};
 
 const PROMPT: &str = "Once upon a time";
 
+/// The stack budget: the reserve `firmware/build.rs` keeps free of static data at link time
+/// (`CHISPA_STACK_RESERVE`, default 4096). The measured high-water mark must stay within it.
+const STACK_BUDGET: u64 = 4096;
+
+/// The stack high-water mark a run logged, checked against [`STACK_BUDGET`].
+fn stack_within_budget(log: &str) -> Result<()> {
+    let used = field(log, "stack high-water:")
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .context("no stack report")?;
+    ensure!(used <= STACK_BUDGET, "stack high-water {used} B is over the {STACK_BUDGET} B budget");
+    Ok(())
+}
+
 fn firmware(board: Board, steps: usize, context: usize, ram_kib: Option<u32>) -> Firmware {
     firmware_kv(board, steps, context, ram_kib, Kv::Int8)
 }
@@ -37,6 +50,7 @@ fn firmware_kv(
         kv,
         ram_kib,
         corrupt_byte: None,
+        fault_test: false,
         timeout: 600,
     }
 }
@@ -184,7 +198,7 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
             print!("{log}");
             ensure!(code == 0, "{}: exit status {code}", board.name());
             compare(board, &parse_firmware(&log)?, &full)?;
-            ensure!(field(&log, "stack high-water:").is_some(), "no stack report");
+            stack_within_budget(&log)?;
             plan_agrees(board, &log)
         })();
         check(&format!("{} = desktop, context 512 in 200 KiB", board.name()), r);
@@ -199,7 +213,8 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
             let (code, log) = run_qemu(&fw, true)?;
             print!("{log}");
             ensure!(code == 0, "{}: exit status {code}", board.name());
-            compare(board, &parse_firmware(&log)?, &packed)
+            compare(board, &parse_firmware(&log)?, &packed)?;
+            stack_within_budget(&log)
         })();
         check(&format!("{} = desktop, k10v7 KV, context 512 in 200 KiB", board.name()), r);
     }
@@ -224,6 +239,17 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
         Ok(())
     })();
     check("corrupted model: error and exit 1", r);
+
+    let r = (|| {
+        let mut fw = firmware(Board::QemuM4, 4, 0, None);
+        fw.fault_test = true;
+        let (code, log) = run_qemu(&fw, true)?;
+        print!("{log}");
+        ensure!(code == 5, "a hard fault must exit with 5, got {code}");
+        ensure!(log.contains("hard fault"), "no message from the HardFault handler");
+        Ok(())
+    })();
+    check("hard fault: logged, exit 5", r);
 
     if real_boards {
         for (board, context) in [(Board::Stm32f411, 256), (Board::Rp2350, 0), (Board::Nrf52840, 0)]
