@@ -20,6 +20,8 @@
 //! The tensor directory lists tensors in the canonical order of [`canonical_tensors`], so the
 //! forward pass finds tensor *k* of layer *l* by arithmetic, not by search.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 /// First four bytes of every `.chispa` file.
 pub const MAGIC: [u8; 4] = *b"CHSP";
 /// Readers refuse a file of another major version.
@@ -49,65 +51,91 @@ pub const TOK_FLAG_NO_PREFIX_BEFORE_SPACE: u32 = 2;
 /// Model flag: the classifier is the token-embedding table.
 pub const FLAG_SHARED_CLASSIFIER: u32 = 1;
 
-/// A fixed-size little-endian field of the header.
+/// A fixed-size little-endian field of the header. `get` and `put` work at the front of a
+/// cursor and move it past the field.
 trait Field: Sized {
     const SIZE: usize;
-    fn get(b: &[u8]) -> Self;
-    fn put(&self, b: &mut [u8]);
+    fn get(b: &mut &[u8]) -> Self;
+    fn put(&self, b: &mut &mut [u8]);
+}
+
+/// The next `N` bytes of the cursor `b`, which moves past them. Zeros when `b` is shorter:
+/// never for the header and directory entries, whose fields fit their fixed size
+/// (asserted at compile time below).
+fn take<const N: usize>(b: &mut &[u8]) -> [u8; N] {
+    match b.split_first_chunk() {
+        Some((head, rest)) => {
+            *b = rest;
+            *head
+        }
+        None => {
+            *b = &[];
+            [0; N]
+        }
+    }
+}
+
+/// Writes `bytes` at the front of the cursor `b`, which moves past them. Writes nothing when
+/// `b` is shorter (never, as for [`take`]).
+fn give<const N: usize>(b: &mut &mut [u8], bytes: [u8; N]) {
+    if let Some((head, rest)) = core::mem::take(b).split_first_chunk_mut() {
+        *head = bytes;
+        *b = rest;
+    }
 }
 
 impl Field for u16 {
     const SIZE: usize = 2;
-    fn get(b: &[u8]) -> Self {
-        u16::from_le_bytes([b[0], b[1]])
+    fn get(b: &mut &[u8]) -> Self {
+        u16::from_le_bytes(take(b))
     }
-    fn put(&self, b: &mut [u8]) {
-        b[..2].copy_from_slice(&self.to_le_bytes());
+    fn put(&self, b: &mut &mut [u8]) {
+        give(b, self.to_le_bytes());
     }
 }
 
 impl Field for u32 {
     const SIZE: usize = 4;
-    fn get(b: &[u8]) -> Self {
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    fn get(b: &mut &[u8]) -> Self {
+        u32::from_le_bytes(take(b))
     }
-    fn put(&self, b: &mut [u8]) {
-        b[..4].copy_from_slice(&self.to_le_bytes());
+    fn put(&self, b: &mut &mut [u8]) {
+        give(b, self.to_le_bytes());
     }
 }
 
 impl Field for f32 {
     const SIZE: usize = 4;
-    fn get(b: &[u8]) -> Self {
+    fn get(b: &mut &[u8]) -> Self {
         f32::from_bits(u32::get(b))
     }
-    fn put(&self, b: &mut [u8]) {
+    fn put(&self, b: &mut &mut [u8]) {
         self.to_bits().put(b);
     }
 }
 
 impl Field for [u8; 4] {
     const SIZE: usize = 4;
-    fn get(b: &[u8]) -> Self {
-        [b[0], b[1], b[2], b[3]]
+    fn get(b: &mut &[u8]) -> Self {
+        take(b)
     }
-    fn put(&self, b: &mut [u8]) {
-        b[..4].copy_from_slice(self);
+    fn put(&self, b: &mut &mut [u8]) {
+        give(b, *self);
     }
 }
 
 impl Field for [u32; MAX_STOP_IDS] {
     const SIZE: usize = 4 * MAX_STOP_IDS;
-    fn get(b: &[u8]) -> Self {
+    fn get(b: &mut &[u8]) -> Self {
         let mut out = [0; MAX_STOP_IDS];
-        for (i, v) in out.iter_mut().enumerate() {
-            *v = u32::get(&b[4 * i..]);
+        for v in &mut out {
+            *v = u32::get(b);
         }
         out
     }
-    fn put(&self, b: &mut [u8]) {
-        for (i, v) in self.iter().enumerate() {
-            v.put(&mut b[4 * i..]);
+    fn put(&self, b: &mut &mut [u8]) {
+        for v in self {
+            v.put(b);
         }
     }
 }
@@ -125,18 +153,16 @@ macro_rules! header {
 
             /// Decodes the fields; does not validate them.
             pub fn read(b: &[u8; HEADER_BYTES]) -> Self {
-                let mut at = 0;
-                $( let $name = <$ty as Field>::get(&b[at..]); at += <$ty as Field>::SIZE; )*
-                let _ = at;
+                let mut rest: &[u8] = b;
+                $( let $name = <$ty as Field>::get(&mut rest); )*
                 Self { $( $name, )* }
             }
 
             /// Encodes the fields; reserved bytes are written as zero.
             pub fn write(&self) -> [u8; HEADER_BYTES] {
                 let mut b = [0u8; HEADER_BYTES];
-                let mut at = 0;
-                $( <$ty as Field>::put(&self.$name, &mut b[at..]); at += <$ty as Field>::SIZE; )*
-                let _ = at;
+                let mut rest: &mut [u8] = &mut b;
+                $( <$ty as Field>::put(&self.$name, &mut rest); )*
                 b
             }
         }
@@ -486,7 +512,7 @@ pub fn canonical_tensor(s: &Shape, index: usize) -> Option<(TensorKind, usize, u
             if layer >= s.n_layers {
                 return None;
             }
-            (per_layer[i % per_layer.len()], layer)
+            (*per_layer.get(i % per_layer.len())?, layer)
         }
     };
     let (rows, cols) = match kind {
@@ -546,28 +572,29 @@ pub struct TensorEntry {
 impl TensorEntry {
     /// Decodes an entry.
     pub fn read(b: &[u8; TENSOR_ENTRY_BYTES]) -> Self {
-        let u = |i: usize| u32::get(&b[i..]);
+        let mut r: &[u8] = b;
+        // Struct fields are evaluated in the order written, which is the stored order.
         Self {
-            kind: u16::get(b),
-            layer: u16::get(&b[2..]),
-            dtype: u16::get(&b[4..]),
-            group: u16::get(&b[6..]),
-            rows: u(8),
-            cols: u(12),
-            data_offset: u(16),
-            data_len: u(20),
-            scales_offset: u(24),
-            scales_len: u(28),
+            kind: u16::get(&mut r),
+            layer: u16::get(&mut r),
+            dtype: u16::get(&mut r),
+            group: u16::get(&mut r),
+            rows: u32::get(&mut r),
+            cols: u32::get(&mut r),
+            data_offset: u32::get(&mut r),
+            data_len: u32::get(&mut r),
+            scales_offset: u32::get(&mut r),
+            scales_len: u32::get(&mut r),
         }
     }
 
     /// Encodes an entry.
     pub fn write(&self) -> [u8; TENSOR_ENTRY_BYTES] {
         let mut b = [0u8; TENSOR_ENTRY_BYTES];
-        self.kind.put(&mut b);
-        self.layer.put(&mut b[2..]);
-        self.dtype.put(&mut b[4..]);
-        self.group.put(&mut b[6..]);
+        let mut w: &mut [u8] = &mut b;
+        for v in [self.kind, self.layer, self.dtype, self.group] {
+            v.put(&mut w);
+        }
         let fields = [
             self.rows,
             self.cols,
@@ -576,12 +603,14 @@ impl TensorEntry {
             self.scales_offset,
             self.scales_len,
         ];
-        for (i, v) in fields.iter().enumerate() {
-            v.put(&mut b[8 + 4 * i..]);
+        for v in fields {
+            v.put(&mut w);
         }
         b
     }
 }
+
+const _: () = assert!(4 * <u16 as Field>::SIZE + 6 * <u32 as Field>::SIZE == TENSOR_ENTRY_BYTES);
 
 /// Number of quantization groups in a row of `cols` inputs (the last one may be short).
 pub const fn groups_per_row(cols: usize, group_size: usize) -> usize {
@@ -593,6 +622,9 @@ pub const fn align_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
+// In bounds: `i < 256` by the loop, and the table is built at compile time, where an
+// out-of-bounds index fails the build.
+#[allow(clippy::indexing_slicing)]
 const CRC_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
     let mut i = 0;
@@ -629,7 +661,10 @@ impl Crc32 {
     pub fn update(&mut self, bytes: &[u8]) {
         let mut c = self.0;
         for &b in bytes {
-            c = CRC_TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8);
+            // In bounds: the index is masked to 0..=255 and the table has 256 entries.
+            #[allow(clippy::indexing_slicing)]
+            let t = CRC_TABLE[((c ^ b as u32) & 0xFF) as usize];
+            c = t ^ (c >> 8);
         }
         self.0 = c;
     }
@@ -641,16 +676,30 @@ impl Crc32 {
 }
 
 /// The checksum a `.chispa` file must carry: CRC-32 of `file` with the checksum field as zero.
-/// `file` must be at least [`HEADER_BYTES`] long.
+/// A `file` too short to hold the field (never a valid one) is hashed up to the field.
 pub fn file_checksum(file: &[u8]) -> u32 {
     let mut crc = Crc32::new();
-    crc.update(&file[..CHECKSUM_OFFSET]);
-    crc.update(&[0; 4]);
-    crc.update(&file[CHECKSUM_OFFSET + 4..]);
+    let (head, rest) = file.split_at_checked(CHECKSUM_OFFSET).unwrap_or((file, &[]));
+    crc.update(head);
+    if let Some((_, tail)) = rest.split_first_chunk::<4>() {
+        crc.update(&[0; 4]);
+        crc.update(tail);
+    }
     crc.finish()
 }
 
+/// The `N`-byte groups of `bytes` in order, as arrays for `from_le_bytes`; a shorter tail is
+/// left out (as by `chunks_exact`).
+pub fn byte_groups<const N: usize>(mut bytes: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+    core::iter::from_fn(move || {
+        let (head, rest) = bytes.split_first_chunk()?;
+        bytes = rest;
+        Some(*head)
+    })
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

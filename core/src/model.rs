@@ -1,12 +1,14 @@
 //! `Model::parse`: validate a `.chispa` byte string once, then borrow its tensors in place.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use half::f16;
 
 use crate::error::FormatError;
 use crate::format::{
-    self, canonical_tensor, file_checksum, groups_per_row, tensor_count, Arch, DType, Header,
-    Shape, TensorEntry, TensorKind, TokenizerKind, ALIGN, BASE_ALIGN, FLAG_SHARED_CLASSIFIER,
-    HEADER_BYTES, NONE, TENSOR_ENTRY_BYTES,
+    self, byte_groups, canonical_tensor, file_checksum, groups_per_row, tensor_count, Arch, DType,
+    Header, Shape, TensorEntry, TensorKind, TokenizerKind, ALIGN, BASE_ALIGN,
+    FLAG_SHARED_CLASSIFIER, HEADER_BYTES, NONE, TENSOR_ENTRY_BYTES,
 };
 use crate::tokenizer::Tokenizer;
 
@@ -256,8 +258,8 @@ impl<'a> Model<'a> {
         let dir = section(bytes, "tensor directory", h.tensors_offset, n * TENSOR_ENTRY_BYTES)?;
         let mut min_group = usize::MAX;
         for i in 0..n {
-            let e = entry(dir, i);
             let bad = |what| FormatError::BadTensor { index: i, what };
+            let e = entry(dir, i).ok_or(bad("directory entry out of bounds"))?;
             let (kind, layer, rows, cols) =
                 canonical_tensor(&shape, i).ok_or(bad("beyond the canonical list"))?;
             if e.kind != kind as u16 || e.layer as usize != layer {
@@ -288,8 +290,11 @@ impl<'a> Model<'a> {
                 TensorKind::Wv | TensorKind::W3 => Some(i - 2), // wq; w1
                 _ => None,
             };
-            if partner.is_some_and(|p| entry(dir, p).group != e.group) {
-                return Err(bad("group differs from the matrix that reads the same input"));
+            if let Some(p) = partner {
+                let pe = entry(dir, p).ok_or(bad("directory entry out of bounds"))?;
+                if pe.group != e.group {
+                    return Err(bad("group differs from the matrix that reads the same input"));
+                }
             }
             if e.data_len as usize != data_len || e.scales_len as usize != scales_len {
                 return Err(bad("stored length does not match its shape"));
@@ -297,7 +302,7 @@ impl<'a> Model<'a> {
             section(bytes, "tensor data", e.data_offset, data_len)?;
             if dtype == DType::I8 {
                 let s = section(bytes, "tensor scales", e.scales_offset, scales_len)?;
-                if s.chunks_exact(2).any(|b| !f16::from_le_bytes([b[0], b[1]]).is_finite()) {
+                if byte_groups(s).any(|b| !f16::from_le_bytes(b).is_finite()) {
                     return Err(bad("a scale is not finite"));
                 }
             } else if e.scales_offset != 0 {
@@ -329,8 +334,9 @@ impl<'a> Model<'a> {
 
     /// Token ids that end generation.
     pub fn stop_ids(&self) -> &[u32] {
-        let n = (self.header.n_stop_ids as usize).min(format::MAX_STOP_IDS);
-        &self.header.stop_ids[..n]
+        let all = &self.header.stop_ids;
+        // All of them at most (`parse` checked `n_stop_ids <= MAX_STOP_IDS`).
+        all.get(..self.header.n_stop_ids as usize).unwrap_or(all)
     }
 
     /// The directory entry at `index`.
@@ -339,7 +345,7 @@ impl<'a> Model<'a> {
             return None;
         }
         let start = self.header.tensors_offset as usize;
-        Some(entry(&self.bytes[start..], index))
+        entry(self.bytes.get(start..)?, index)
     }
 
     /// The matrix at directory `index` (validated by `parse`).
@@ -396,10 +402,10 @@ impl<'a> Model<'a> {
     }
 }
 
-fn entry(dir: &[u8], i: usize) -> TensorEntry {
-    let mut b = [0u8; TENSOR_ENTRY_BYTES];
-    b.copy_from_slice(&dir[i * TENSOR_ENTRY_BYTES..(i + 1) * TENSOR_ENTRY_BYTES]);
-    TensorEntry::read(&b)
+/// Entry `i` of the directory `dir`, or `None` past its end.
+fn entry(dir: &[u8], i: usize) -> Option<TensorEntry> {
+    let start = i.checked_mul(TENSOR_ENTRY_BYTES)?;
+    dir.get(start..)?.first_chunk().map(TensorEntry::read)
 }
 
 fn slice(bytes: &[u8], offset: u32, len: u32) -> &[u8] {

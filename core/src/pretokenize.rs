@@ -9,6 +9,8 @@
 //! (Alphabetic minus Nl; it also counts the marks Unicode calls Other_Alphabetic, which
 //! `\p{L}` does not), a number `char::is_numeric()` (`\p{N}`), a space `char::is_whitespace()`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 fn is_letter(c: char) -> bool {
     c.is_alphabetic() && !c.is_numeric()
 }
@@ -66,6 +68,7 @@ pub(crate) fn next_chunk(text: &str, start: usize) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

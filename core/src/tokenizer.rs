@@ -6,6 +6,8 @@
 //! concatenation is a piece with the highest score (the leftmost on ties). Lookups binary
 //! search the file's sorted index; a pair is compared without building the concatenation.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use core::cmp::Ordering;
 
 use crate::error::{FormatError, TokenizeError};
@@ -43,6 +45,9 @@ pub enum Piece<'a> {
 }
 
 /// Every byte value once, so a `Piece::Byte` can be lent out as a slice.
+// In bounds: `i < 256` by the loop, and the table is built at compile time, where an
+// out-of-bounds index fails the build.
+#[allow(clippy::indexing_slicing)]
 static BYTES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -58,23 +63,23 @@ impl<'a> Piece<'a> {
     pub fn bytes(self) -> &'a [u8] {
         match self {
             Piece::Text(b) => b,
-            Piece::Byte(b) => &BYTES[b as usize..b as usize + 1],
+            // Never empty: every `u8` indexes the 256-entry table.
+            Piece::Byte(b) => BYTES.get(usize::from(b)).map_or(&[], core::slice::from_ref),
         }
     }
 }
 
 fn byte_piece(b: u8) -> [u8; 6] {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    [b'<', b'0', b'x', HEX[(b >> 4) as usize], HEX[(b & 15) as usize], b'>']
+    let hex = |d: u8| if d < 10 { b'0' + d } else { b'A' + (d - 10) };
+    [b'<', b'0', b'x', hex(b >> 4), hex(b & 15), b'>']
 }
 
 /// Compares `piece` with the concatenation `a ++ b`.
 fn cmp_concat(piece: &[u8], a: &[u8], b: &[u8]) -> Ordering {
-    let (p1, p2) = piece.split_at(piece.len().min(a.len()));
-    match p1.cmp(&a[..p1.len()]) {
-        Ordering::Equal if p1.len() < a.len() => Ordering::Less,
-        Ordering::Equal => p2.cmp(b),
-        other => other,
+    match piece.split_at_checked(a.len()) {
+        Some((p1, p2)) => p1.cmp(a).then_with(|| p2.cmp(b)),
+        // Shorter than `a`: a prefix of `a` (so of `a ++ b`) is Less, as slices compare.
+        None => piece.cmp(a),
     }
 }
 
@@ -100,11 +105,12 @@ impl<'a> Tokenizer<'a> {
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
             return Err(bad(i, "score is not finite"));
         }
-        if offsets[0] != 0 || offsets[vocab] != h.pieces_len {
+        // `offsets` holds `vocab + 1` entries (its section's length).
+        if offsets.first() != Some(&0) || offsets.last() != Some(&h.pieces_len) {
             return Err(bad(vocab, "piece offsets do not span the piece bytes"));
         }
-        for (i, w) in offsets.windows(2).enumerate() {
-            if w[1] < w[0] || (w[1] - w[0]) > h.max_piece_len {
+        for (i, (start, end)) in offsets.iter().zip(offsets.iter().skip(1)).enumerate() {
+            if end < start || (end - start) > h.max_piece_len {
                 return Err(bad(i, "piece offsets decrease or exceed max_piece_len"));
             }
         }
@@ -121,13 +127,16 @@ impl<'a> Tokenizer<'a> {
             max_piece_len: h.max_piece_len as usize,
             kind,
         };
+        let mut prev: Option<&[u8]> = None;
         for (i, id) in sorted.iter().enumerate() {
             if *id as usize >= vocab {
                 return Err(bad(i, "sorted index names a token outside the vocabulary"));
             }
-            if i > 0 && t.piece(sorted[i - 1]) >= t.piece(*id) {
+            let piece = t.piece(*id);
+            if prev.is_some_and(|p| p >= piece) {
                 return Err(bad(i, "sorted index is not strictly ascending"));
             }
+            prev = Some(piece);
         }
         for id in [t.bos, t.eos].into_iter().flatten() {
             if id as usize >= vocab {
@@ -221,7 +230,8 @@ impl<'a> Tokenizer<'a> {
     }
 
     fn find(&self, cmp: impl Fn(&[u8]) -> Ordering) -> Option<u32> {
-        self.sorted.binary_search_by(|id| cmp(self.piece(*id))).ok().map(|i| self.sorted[i])
+        let i = self.sorted.binary_search_by(|id| cmp(self.piece(*id))).ok()?;
+        self.sorted.get(i).copied()
     }
 
     /// The id of the piece equal to `bytes`.
@@ -274,7 +284,7 @@ impl<'a> Tokenizer<'a> {
                 (None, None) => return Err(TokenizeError::NoPiece { offset }),
             }
         }
-        let n = self.merge(&mut out[..n]);
+        let n = self.merge(out.get_mut(..n).ok_or(TokenizeError::OutputFull { capacity })?);
         let mut n2 = n;
         if let (true, Some(id)) = (eos, self.eos) {
             *out.get_mut(n2).ok_or(TokenizeError::OutputFull { capacity })? = id;
@@ -307,7 +317,7 @@ impl<'a> Tokenizer<'a> {
                 *out.get_mut(n).ok_or(full)? = self.lookup(&[b]).unwrap_or(0);
                 n += 1;
             }
-            n = first + self.merge(&mut out[first..n]);
+            n = first + self.merge(out.get_mut(first..n).ok_or(full)?);
             at = end;
         }
         if let (true, Some(id)) = (eos, self.eos) {
@@ -335,10 +345,12 @@ impl<'a> Tokenizer<'a> {
     /// Repeatedly merges the best-scoring adjacent pair; returns the new length.
     fn merge(&self, tokens: &mut [u32]) -> usize {
         let mut n = tokens.len();
-        loop {
+        // `n` only shrinks from `tokens.len()`, so `live` always exists.
+        while let Some(live) = tokens.get_mut(..n) {
             let mut best: Option<(f32, u32, usize)> = None;
-            for i in 0..n.saturating_sub(1) {
-                let (a, b) = (self.piece(tokens[i]), self.piece(tokens[i + 1]));
+            for (i, pair) in live.windows(2).enumerate() {
+                let &[x, y] = pair else { continue };
+                let (a, b) = (self.piece(x), self.piece(y));
                 if a.len() + b.len() > self.max_piece_len {
                     continue;
                 }
@@ -349,11 +361,15 @@ impl<'a> Tokenizer<'a> {
                     }
                 }
             }
-            let Some((_, id, i)) = best else { return n };
-            tokens[i] = id;
-            tokens.copy_within(i + 2..n, i + 1);
+            let Some((_, id, i)) = best else { break };
+            // A pair starts at `i`, so `i + 2 <= n`.
+            if let Some(t) = live.get_mut(i) {
+                *t = id;
+            }
+            live.copy_within(i + 2.., i + 1);
             n -= 1;
         }
+        n
     }
 
     /// What to print for `token` when it follows `prev` (llama2.c's `decode`): byte tokens
@@ -363,14 +379,15 @@ impl<'a> Tokenizer<'a> {
             return Piece::Byte(b);
         }
         let p = self.piece(token);
-        match (prev, self.bos, p.first()) {
-            (Some(prev), Some(bos), Some(b' ')) if prev == bos => Piece::Text(&p[1..]),
+        match (prev, self.bos, p) {
+            (Some(prev), Some(bos), [b' ', rest @ ..]) if prev == bos => Piece::Text(rest),
             _ => Piece::Text(p),
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -9,10 +9,12 @@
 //! llama.cpp stores `attn_q`/`attn_k` with RoPE on adjacent pairs (its converter permutes
 //! Hugging Face's rows back to Meta's layout), which is chispa's convention: no permutation.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::collections::HashMap;
 
 use anyhow::{bail, ensure, Context, Result};
-use chispa_core::format::{Arch, TokenizerKind};
+use chispa_core::format::{byte_groups, Arch, TokenizerKind};
 
 use crate::hf_tokenizer::NO_MERGE;
 use crate::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
@@ -77,25 +79,27 @@ impl<'a> Cursor<'a> {
     }
     fn value(&mut self, ty: u32, depth: usize) -> Result<Meta> {
         let int = |b: &[u8], signed: bool| -> i128 {
-            let mut v = [0u8; 16];
-            v[..b.len()].copy_from_slice(b);
-            if signed && b.last().is_some_and(|x| x & 0x80 != 0) {
-                v[b.len()..].fill(0xFF);
+            let negative = signed && b.last().is_some_and(|x| x & 0x80 != 0);
+            let mut v = [if negative { 0xFF } else { 0 }; 16];
+            for (to, from) in v.iter_mut().zip(b) {
+                *to = *from;
             }
             i128::from_le_bytes(v)
         };
         Ok(match ty {
-            0 | 2 | 4 | 10 => {
-                let n = [1, 0, 2, 0, 4, 0, 0, 0, 0, 0, 8][ty as usize];
-                Meta::Int(int(self.take(n)?, false))
-            }
-            1 | 3 | 5 | 11 => {
-                let n = [0, 1, 0, 2, 0, 4, 0, 0, 0, 0, 0, 8][ty as usize];
-                Meta::Int(int(self.take(n)?, true))
+            // u8, i8, u16, i16, u32, i32, u64, i64: the odd codes are signed.
+            0..=5 | 10 | 11 => {
+                let n = match ty {
+                    0 | 1 => 1,
+                    2 | 3 => 2,
+                    4 | 5 => 4,
+                    _ => 8,
+                };
+                Meta::Int(int(self.take(n)?, ty % 2 == 1))
             }
             6 => Meta::Float(f32::from_le_bytes(self.take(4)?.try_into()?) as f64),
             12 => Meta::Float(f64::from_le_bytes(self.take(8)?.try_into()?)),
-            7 => Meta::Bool(self.take(1)?[0] != 0),
+            7 => Meta::Bool(self.take(1)?.iter().any(|b| *b != 0)),
             8 => Meta::Str(self.string()?),
             9 => {
                 ensure!(depth < 4, "GGUF: arrays nested too deeply");
@@ -223,20 +227,16 @@ impl<'a> Gguf<'a> {
                 .with_context(|| format!("tensor {name}: data runs past the end of the file"))
         };
         Ok(match i.ty {
-            GGML_F32 => bytes(4 * n)?
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            GGML_F16 => bytes(2 * n)?
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            GGML_F32 => byte_groups(bytes(4 * n)?).map(f32::from_le_bytes).collect(),
+            GGML_F16 => {
+                byte_groups(bytes(2 * n)?).map(|b| half::f16::from_le_bytes(b).to_f32()).collect()
+            }
             GGML_Q8_0 => {
                 ensure!(cols % 32 == 0, "tensor {name}: Q8_0 rows of {cols} are not whole blocks");
                 let mut out = Vec::with_capacity(n);
-                for block in bytes(n / 32 * 34)?.chunks_exact(34) {
-                    let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-                    out.extend(block[2..].iter().map(|q| d * (*q as i8) as f32));
+                for [d0, d1, qs @ ..] in byte_groups::<34>(bytes(n / 32 * 34)?) {
+                    let d = half::f16::from_le_bytes([d0, d1]).to_f32();
+                    out.extend(qs.iter().map(|q| d * (*q as i8) as f32));
                 }
                 out
             }

@@ -11,12 +11,16 @@
 //! permuted once here ([`rotate_half_to_adjacent`]) and the core has one RoPE. Attention
 //! scores are dot products of q and k under the same permutation, so they do not change.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
+
+use chispa_core::format::byte_groups;
 
 use crate::hf_tokenizer;
 use crate::source::{canonical_names, Params, SourceModel, Tensor};
@@ -48,15 +52,9 @@ fn read_json(path: &Path) -> Result<Value> {
 
 fn widen(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
     Ok(match dtype {
-        Dtype::F32 => {
-            data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-        }
-        Dtype::F16 => {
-            data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
-        }
-        Dtype::BF16 => {
-            data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
-        }
+        Dtype::F32 => byte_groups(data).map(f32::from_le_bytes).collect(),
+        Dtype::F16 => byte_groups(data).map(|b| half::f16::from_le_bytes(b).to_f32()).collect(),
+        Dtype::BF16 => byte_groups(data).map(|b| half::bf16::from_le_bytes(b).to_f32()).collect(),
         other => bail!("tensor {name}: element type {other:?} is not supported (f32, f16, bf16)"),
     })
 }
@@ -155,23 +153,33 @@ fn f32_key(config: &Value, name: &str) -> Result<Option<f32>> {
 /// Permutes the rows of a `[n_heads * head_size, cols]` projection from Hugging Face's
 /// `rotate_half` pairing `(i, i + head_size/2)` to adjacent pairs `(2i, 2i + 1)`: new row
 /// `2i` of each head is old row `i`, new row `2i + 1` is old row `i + head_size/2`.
+///
+/// # Errors
+/// `w` holds fewer than `n_heads * head_size` rows of `cols`.
 pub fn rotate_half_to_adjacent(
     w: &[f32],
     n_heads: usize,
     head_size: usize,
     cols: usize,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     let half = head_size / 2;
     let mut out = vec![0.0; w.len()];
+    let row = |r: usize| r * cols..(r + 1) * cols;
     for h in 0..n_heads {
         for i in 0..half {
             for (new, old) in [(2 * i, i), (2 * i + 1, i + half)] {
-                let (dst, src) = ((h * head_size + new) * cols, (h * head_size + old) * cols);
-                out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
+                let (dst, src) = (row(h * head_size + new), row(h * head_size + old));
+                let (Some(dst), Some(src)) = (out.get_mut(dst), w.get(src)) else {
+                    bail!(
+                        "projection of {} values is smaller than {n_heads} heads × {head_size} rows × {cols}",
+                        w.len()
+                    );
+                };
+                dst.copy_from_slice(src);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// The architecture named by `config.json`.
@@ -285,9 +293,9 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
         let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
         let mut data = ck.take(&hf, &shape)?;
         if name.ends_with(".wq") {
-            data = rotate_half_to_adjacent(&data, n_heads, head_size, cols);
+            data = rotate_half_to_adjacent(&data, n_heads, head_size, cols)?;
         } else if name.ends_with(".wk") {
-            data = rotate_half_to_adjacent(&data, n_kv_heads, head_size, cols);
+            data = rotate_half_to_adjacent(&data, n_kv_heads, head_size, cols)?;
         }
         tensors.push(Tensor { name, rows, cols, data });
     }
@@ -296,7 +304,9 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
     }
     let unused: Vec<String> =
         ck.remaining().into_iter().filter(|n| !n.ends_with("rotary_emb.inv_freq")).collect();
-    ensure!(unused.is_empty(), "tensor {} is not part of a Llama model (unsupported)", unused[0]);
+    if let Some(first) = unused.first() {
+        bail!("tensor {first} is not part of a Llama model (unsupported)");
+    }
 
     let (vocab, tok_line) = hf_tokenizer::read(dir, config, p.vocab_size)?;
     let dtype_key = key(config, "torch_dtype").or_else(|| key(config, "dtype"));
@@ -323,13 +333,8 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
 
 /// `[rows, cols]` → `[cols, rows]` (Conv1D weights are stored `[in, out]`).
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; w.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = w[r * cols + c];
-        }
-    }
-    out
+    // Column `c` of `w` is every `cols`-th value from `c`.
+    (0..cols).flat_map(|c| w.iter().skip(c).step_by(cols).take(rows)).copied().collect()
 }
 
 fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
@@ -382,9 +387,16 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
         let w = ck.take(&format!("{prefix}h.{l}.attn.c_attn.weight"), &[dim, 3 * dim])?;
         let w = transpose(&w, dim, 3 * dim);
         let b = ck.take(&format!("{prefix}h.{l}.attn.c_attn.bias"), &[3 * dim])?;
-        let part = |v: &[f32], n: usize, i: usize| v[i * n..(i + 1) * n].to_vec();
-        qkv.push([0, 1, 2].map(|i| part(&w, dim * dim, i)));
-        qkv_bias.push([0, 1, 2].map(|i| part(&b, dim, i)));
+        let split = |v: &[f32], n: usize| -> Result<[Vec<f32>; 3]> {
+            let part = |i: usize| {
+                v.get(i * n..(i + 1) * n)
+                    .map(<[f32]>::to_vec)
+                    .with_context(|| format!("layer {l}: c_attn is shorter than 3 × n_embd"))
+            };
+            Ok([part(0)?, part(1)?, part(2)?])
+        };
+        qkv.push(split(&w, dim * dim)?);
+        qkv_bias.push(split(&b, dim)?);
     }
     for (name, rows, cols) in canonical_names(&p)? {
         let data = match name.split_once('.').map_or(("", name.as_str()), |(_, r)| ("l", r)) {
@@ -397,15 +409,21 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
                 let (l, kind) = rest.split_once('.').unwrap_or((rest, ""));
                 let li: usize = l.parse().unwrap_or(0);
                 let t = |s: &str| format!("{prefix}h.{l}.{s}");
+                let part = |all: &[[Vec<f32>; 3]], j: usize| -> Result<Vec<f32>> {
+                    all.get(li)
+                        .and_then(|p| p.get(j))
+                        .cloned()
+                        .with_context(|| format!("no c_attn for layer {li}"))
+                };
                 match kind {
                     "attention_norm" => ck.take(&t("ln_1.weight"), &[cols])?,
                     "attention_norm_bias" => ck.take(&t("ln_1.bias"), &[cols])?,
-                    "wq" => qkv[li][0].clone(),
-                    "wk" => qkv[li][1].clone(),
-                    "wv" => qkv[li][2].clone(),
-                    "bq" => qkv_bias[li][0].clone(),
-                    "bk" => qkv_bias[li][1].clone(),
-                    "bv" => qkv_bias[li][2].clone(),
+                    "wq" => part(&qkv, 0)?,
+                    "wk" => part(&qkv, 1)?,
+                    "wv" => part(&qkv, 2)?,
+                    "bq" => part(&qkv_bias, 0)?,
+                    "bk" => part(&qkv_bias, 1)?,
+                    "bv" => part(&qkv_bias, 2)?,
                     "wo" => transpose(&ck.take(&t("attn.c_proj.weight"), &[dim, dim])?, dim, dim),
                     "bo" => ck.take(&t("attn.c_proj.bias"), &[dim])?,
                     "ffn_norm" => ck.take(&t("ln_2.weight"), &[cols])?,
@@ -431,7 +449,9 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
         .into_iter()
         .filter(|n| !(n.ends_with(".attn.bias") || n.ends_with(".attn.masked_bias")))
         .collect();
-    ensure!(unused.is_empty(), "tensor {} is not part of a GPT-2 model (unsupported)", unused[0]);
+    if let Some(first) = unused.first() {
+        bail!("tensor {first} is not part of a GPT-2 model (unsupported)");
+    }
     let (vocab, tok_line) = hf_tokenizer::read(dir, config, p.vocab_size)?;
     let recognised = vec![
         format!(
@@ -480,6 +500,7 @@ fn hf_llama_name(name: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -515,12 +536,12 @@ mod tests {
         let hs = 8;
         let x: Vec<f32> = (0..2 * hs).map(|i| (i as f32 * 0.37).sin()).collect();
         // The projection output in HF layout is x; permuting the rows permutes the output.
-        let permuted = rotate_half_to_adjacent(&x, 2, hs, 1);
+        let permuted = rotate_half_to_adjacent(&x, 2, hs, 1).unwrap();
         for pos in [0.0, 1.0, 7.0, 100.0] {
             for h in 0..2 {
                 let hf = rope_rotate_half(&x[h * hs..(h + 1) * hs], pos, 10000.0);
                 let ours = rope_adjacent(&permuted[h * hs..(h + 1) * hs], pos, 10000.0);
-                let hf_permuted = rotate_half_to_adjacent(&hf, 1, hs, 1);
+                let hf_permuted = rotate_half_to_adjacent(&hf, 1, hs, 1).unwrap();
                 for (a, b) in hf_permuted.iter().zip(&ours) {
                     assert!((a - b).abs() < 1e-5, "pos {pos}: {hf_permuted:?} vs {ours:?}");
                 }
@@ -528,7 +549,8 @@ mod tests {
         }
         // Without the permutation the two conventions disagree.
         let unpermuted = rope_adjacent(&x[..hs], 7.0, 10000.0);
-        let hf = rotate_half_to_adjacent(&rope_rotate_half(&x[..hs], 7.0, 10000.0), 1, hs, 1);
+        let hf =
+            rotate_half_to_adjacent(&rope_rotate_half(&x[..hs], 7.0, 10000.0), 1, hs, 1).unwrap();
         assert!(unpermuted.iter().zip(&hf).any(|(a, b)| (a - b).abs() > 1e-2));
     }
 

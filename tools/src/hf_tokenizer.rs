@@ -8,6 +8,8 @@
 //! (`NO_MERGE`), exactly as llama2.c treats scores at or below −1e10. The acceptance tests
 //! check the result against the reference prompt ids and Hugging Face `tokenizers`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -35,12 +37,12 @@ pub fn merges(model: &Value) -> Result<Vec<(String, String)>> {
         .context("tokenizer.json: model has no \"merges\" list")?;
     list.iter()
         .enumerate()
-        .map(|(i, m)| match m {
-            Value::String(s) => s
+        .map(|(i, m)| match (m, m.as_array().map(Vec::as_slice)) {
+            (Value::String(s), _) => s
                 .split_once(' ')
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .with_context(|| format!("tokenizer.json: merge {i} {s:?} is not \"a b\"")),
-            Value::Array(a) if a.len() == 2 => match (a[0].as_str(), a[1].as_str()) {
+            (_, Some([a, b])) => match (a.as_str(), b.as_str()) {
                 (Some(x), Some(y)) => Ok((x.to_string(), y.to_string())),
                 _ => bail!("tokenizer.json: merge {i} is not a pair of strings"),
             },
@@ -58,15 +60,14 @@ fn id_table(tok: &Value, vocab_size: usize) -> Result<Vec<Option<String>>> {
     let mut table: Vec<Option<String>> = vec![None; vocab_size];
     let mut put = |s: &str, id: Option<u64>| -> Result<()> {
         let id = id.with_context(|| format!("tokenizer.json: token {s:?} has no integer id"))?;
-        ensure!(
-            (id as usize) < vocab_size,
-            "tokenizer.json: token {s:?} has id {id}, outside the model's vocabulary of {vocab_size}"
-        );
-        match &table[id as usize] {
+        let slot = table.get_mut(id as usize).with_context(|| {
+            format!("tokenizer.json: token {s:?} has id {id}, outside the model's vocabulary of {vocab_size}")
+        })?;
+        match slot {
             Some(prev) if prev != s => {
                 bail!("tokenizer.json: id {id} is both {prev:?} and {s:?}")
             }
-            _ => table[id as usize] = Some(s.to_string()),
+            _ => *slot = Some(s.to_string()),
         }
         Ok(())
     };
@@ -180,7 +181,7 @@ fn special_id(
 pub fn byte_to_unicode() -> [char; 256] {
     let mut map = ['\0'; 256];
     let mut next = 256u32;
-    for b in 0..=255u8 {
+    for (b, m) in (0..=255u8).zip(&mut map) {
         let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
         let c = if printable {
             u32::from(b)
@@ -188,7 +189,7 @@ pub fn byte_to_unicode() -> [char; 256] {
             next += 1;
             next - 1
         };
-        map[b as usize] = char::from_u32(c).unwrap_or('\0');
+        *m = char::from_u32(c).unwrap_or('\0');
     }
     map
 }
@@ -270,7 +271,8 @@ fn read_byte_level(
     };
     let name = |id: Option<u32>| {
         id.map_or("none".to_string(), |i| {
-            format!("{} = {:?}", i, table[i as usize].as_deref().unwrap_or("?"))
+            let t = table.get(i as usize).and_then(Option::as_deref);
+            format!("{} = {:?}", i, t.unwrap_or("?"))
         })
     };
     let line = format!(
@@ -347,7 +349,8 @@ pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, Str
     };
     let name = |id: Option<u32>| {
         id.map_or("none".to_string(), |i| {
-            format!("{} = {:?}", i, table[i as usize].as_deref().unwrap_or("?"))
+            let t = table.get(i as usize).and_then(Option::as_deref);
+            format!("{} = {:?}", i, t.unwrap_or("?"))
         })
     };
     let line = format!(

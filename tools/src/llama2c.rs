@@ -9,8 +9,11 @@
 //! Tokenizer: an `i32` max token length, then per token an `f32` score, an `i32` length and
 //! the bytes.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use anyhow::{bail, ensure, Context, Result};
 
+use chispa_core::format::byte_groups;
 use chispa_core::model::{MAX_DIM, MAX_LAYERS, MAX_SEQ, MAX_VOCAB};
 
 use crate::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
@@ -40,17 +43,20 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
         "checkpoint is truncated: {} bytes, the header alone needs {HEADER_BYTES}",
         ckpt.len()
     );
-    let h: Vec<i32> = (0..7).filter_map(|i| read_i32(ckpt, 4 * i)).collect();
-    let vocab = h[5];
+    let mut h = [0i32; 7];
+    for (v, b) in h.iter_mut().zip(byte_groups(ckpt)) {
+        *v = i32::from_le_bytes(b);
+    }
+    let [dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab, seq_len] = h;
     ensure!(vocab != 0 && vocab != i32::MIN, "checkpoint header: vocab_size = {vocab}");
     let p = Params {
-        dim: positive("dim", h[0], MAX_DIM)?,
-        hidden_dim: positive("hidden_dim", h[1], MAX_DIM)?,
-        n_layers: positive("n_layers", h[2], MAX_LAYERS)?,
-        n_heads: positive("n_heads", h[3], MAX_DIM)?,
-        n_kv_heads: positive("n_kv_heads", h[4], MAX_DIM)?,
+        dim: positive("dim", dim, MAX_DIM)?,
+        hidden_dim: positive("hidden_dim", hidden_dim, MAX_DIM)?,
+        n_layers: positive("n_layers", n_layers, MAX_LAYERS)?,
+        n_heads: positive("n_heads", n_heads, MAX_DIM)?,
+        n_kv_heads: positive("n_kv_heads", n_kv_heads, MAX_DIM)?,
         vocab_size: positive("vocab_size", vocab.saturating_abs(), MAX_VOCAB)?,
-        max_seq_len: positive("seq_len", h[6], MAX_SEQ)?,
+        max_seq_len: positive("seq_len", seq_len, MAX_SEQ)?,
         rope_theta: 10000.0,
         norm_eps: 1e-5,
         shared_classifier: vocab > 0,
@@ -114,11 +120,12 @@ pub fn read(ckpt: &[u8], tokenizer: &[u8]) -> Result<SourceModel> {
     let mut at = HEADER_BYTES;
     let mut chunks = std::collections::HashMap::new();
     for (name, n) in order {
-        let bytes = &ckpt[at..at + n * 4];
-        let data: Vec<f32> =
-            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-            bail!("checkpoint tensor {name}: element {i} is {} (not finite)", data[i]);
+        let bytes = ckpt
+            .get(at..at + n * 4)
+            .with_context(|| format!("checkpoint is truncated in tensor {name}"))?;
+        let data: Vec<f32> = byte_groups(bytes).map(f32::from_le_bytes).collect();
+        if let Some((i, v)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            bail!("checkpoint tensor {name}: element {i} is {v} (not finite)");
         }
         chunks.insert(name, data);
         at += n * 4;
@@ -134,7 +141,10 @@ pub fn read(ckpt: &[u8], tokenizer: &[u8]) -> Result<SourceModel> {
         };
         let all = chunks.get(key.as_str()).with_context(|| format!("no tensor {key}"))?;
         let n = rows * cols;
-        let data = all[layer * n..(layer + 1) * n].to_vec();
+        let data = all
+            .get(layer * n..(layer + 1) * n)
+            .with_context(|| format!("checkpoint tensor {key} has no layer {layer}"))?
+            .to_vec();
         tensors.push(Tensor { name, rows, cols, data });
     }
     let vocab = read_tokenizer(tokenizer, p.vocab_size)?;
@@ -177,9 +187,12 @@ pub fn read_tokenizer(b: &[u8], vocab_size: usize) -> Result<Vocab> {
         b.len() - at,
         vocab_size - 1
     );
-    let byte_fallback_base = (pieces.len() >= 3 + 256
-        && (0..256).all(|i| pieces[3 + i] == format!("<0x{i:02X}>").as_bytes()))
-    .then_some(3);
+    let byte_fallback_base = pieces
+        .get(3..3 + 256)
+        .is_some_and(|bytes| {
+            bytes.iter().enumerate().all(|(i, p)| *p == format!("<0x{i:02X}>").as_bytes())
+        })
+        .then_some(3);
     Ok(Vocab {
         kind: chispa_core::format::TokenizerKind::ScoreBpe,
         pieces,
@@ -195,6 +208,7 @@ pub fn read_tokenizer(b: &[u8], vocab_size: usize) -> Result<Vocab> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 
