@@ -2,7 +2,7 @@
 //! the work done on whatever parses.
 
 use chispa_core::format::{file_checksum, Arch, TokenizerKind, CHECKSUM_OFFSET, HEADER_BYTES};
-use chispa_core::{Model, Session, SessionOptions};
+use chispa_core::{KvType, Model, Session, SessionOptions};
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
 use chispa_tools::writer::{build, WriteOptions};
@@ -89,7 +89,9 @@ pub fn parse_and_exercise(bytes: &[u8]) {
     let aligned = AlignedBytes::copy_from(bytes);
     let Ok(model) = Model::parse(aligned.as_slice()) else { return };
     let c = *model.config();
-    let options = SessionOptions { context: c.max_seq_len.min(4), ..Default::default() };
+    // Every KV-cache type, chosen by the input's length.
+    let kv = KvType::ALL[bytes.len() % KvType::ALL.len()];
+    let options = SessionOptions { context: c.max_seq_len.min(4), kv };
     let Ok(plan) = model.plan(&options) else { return };
     if plan.arena_bytes > 64 << 20 {
         return; // a valid but huge model: planning said so without touching memory
