@@ -53,9 +53,9 @@ fn bench(c: &mut Criterion) {
                         if kernels::set_backend(b).is_err() {
                             return;
                         }
-                        set_threads(threads);
+                        set_threads(threads).expect("start the thread pool");
                         bench.iter(|| kernels::matvec_i8(&mut out, &w, &ws, &xq, &xs, cols, group));
-                        set_threads(1);
+                        set_threads(1).expect("one thread");
                     });
                 }
             }

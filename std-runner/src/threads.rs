@@ -1,25 +1,38 @@
-//! Desktop threads for the int8 matmuls: rows split across `n` threads, each running the
-//! active kernel on its own rows. Rows are independent and each keeps its own group order, so
-//! the result is bit-identical to one thread (tested in `tests/tests/threads.rs`).
+//! Desktop threads for the int8 matmuls: rows split across `n` threads of one persistent
+//! pool (rayon; started once by [`set_threads`], so a matmul pays a wake-up, not a spawn),
+//! each running the active kernel on its own rows. Rows are independent and each keeps its
+//! own group order, so the result is bit-identical to one thread (tested in
+//! `tests/tests/threads.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::RwLock;
 
 use chispa_core::kernels::{self, Backend};
 use half::f16;
+use rayon::prelude::*;
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
+static POOL: RwLock<Option<rayon::ThreadPool>> = RwLock::new(None);
 
-/// Below this many multiply-accumulates a matmul stays on the calling thread. Threads are
-/// started per matmul (scoped, no `unsafe`), which cost 100–200 µs each on the loaded 2-core
-/// CI machine (criterion `kernels` bench): only matrices like the 32,000-row classifiers are
-/// worth it. A persistent pool is the next step.
-pub const MIN_PARALLEL_MACS: usize = 4 * 1024 * 1024;
+/// Below this many multiply-accumulates a matmul stays on the calling thread: waking the
+/// pool's threads costs a few microseconds, about what one core needs for this many MACs.
+pub const MIN_PARALLEL_MACS: usize = 64 * 1024;
 
 /// Uses `n` threads (1 = the core's direct call) for every later int8 matmul.
-pub fn set_threads(n: usize) {
+///
+/// # Errors
+/// The operating system refused to start the threads.
+pub fn set_threads(n: usize) -> Result<(), rayon::ThreadPoolBuildError> {
     let n = n.max(1);
+    let pool =
+        if n > 1 { Some(rayon::ThreadPoolBuilder::new().num_threads(n).build()?) } else { None };
+    match POOL.write() {
+        Ok(mut p) => *p = pool,
+        Err(poisoned) => *poisoned.into_inner() = pool,
+    }
     THREADS.store(n, Ordering::Relaxed);
     kernels::set_matvec_i8_hook(if n > 1 { Some(parallel_matvec_i8) } else { None });
+    Ok(())
 }
 
 /// Threads in use.
@@ -44,18 +57,16 @@ fn parallel_matvec_i8(
     if n <= 1 || !fits || rows * cols < MIN_PARALLEL_MACS || rows < 2 * n {
         return kernels::matvec_i8_with(b, out, w, ws, xq, xs, cols, group);
     }
+    let guard = POOL.read();
+    let Some(pool) = guard.as_ref().ok().and_then(|p| p.as_ref()) else {
+        return kernels::matvec_i8_with(b, out, w, ws, xq, xs, cols, group);
+    };
     // Whole blocks of 4 rows per thread (the x86 kernels' blocking), the last takes the rest.
     let per = rows.div_ceil(n).div_ceil(4) * 4;
-    std::thread::scope(|s| {
-        let mut parts = out.chunks_mut(per).enumerate();
-        let first = parts.next();
-        for (i, o) in parts {
+    pool.install(|| {
+        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| {
             let r0 = i * per;
-            let (w, ws) = (&w[r0 * cols..], &ws[r0 * groups..]);
-            s.spawn(move || kernels::matvec_i8_with(b, o, w, ws, xq, xs, cols, group));
-        }
-        if let Some((_, o)) = first {
-            kernels::matvec_i8_with(b, o, w, ws, xq, xs, cols, group);
-        }
+            kernels::matvec_i8_with(b, o, &w[r0 * cols..], &ws[r0 * groups..], xq, xs, cols, group);
+        });
     });
 }

@@ -35,14 +35,14 @@ fn threads_give_the_one_thread_bits() {
             let mut want = vec![0f32; rows];
             kernels::matvec_i8_with(Backend::Scalar, &mut want, &w, &ws, &xq, &xs, cols, group);
             for n in [1usize, 2, 3, 5] {
-                set_threads(n);
+                set_threads(n).expect("start the thread pool");
                 let mut got = vec![f32::NAN; rows];
                 kernels::matvec_i8(&mut got, &w, &ws, &xq, &xs, cols, group);
                 let gb: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
                 let wb: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
                 assert_eq!(gb, wb, "{} threads, backend {}, {rows}x{cols}/{group}", n, b.name());
             }
-            set_threads(1);
+            set_threads(1).expect("one thread");
         }
     }
 }

@@ -85,7 +85,8 @@ impl From<Kv> for KvType {
 
 pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded> {
     select_backend(m.backend)?;
-    chispa_runner::threads::set_threads(m.threads as usize);
+    chispa_runner::threads::set_threads(m.threads as usize)
+        .with_context(|| format!("cannot start {} threads", m.threads))?;
     let dtype = match m.dtype {
         Dtype::Int8 => DType::I8,
         Dtype::F32 => DType::F32,
