@@ -263,7 +263,7 @@ impl<'a> Gguf<'a> {
 }
 
 /// The GGUF name of a canonical Llama tensor.
-fn gguf_name(name: &str) -> String {
+pub fn gguf_name(name: &str) -> String {
     let Some(rest) = name.strip_prefix("layers.") else {
         return match name {
             "tok_embeddings" => "token_embd.weight",

@@ -3,6 +3,7 @@
 //! Q/K already in adjacent-pair RoPE order, sentencepiece-style vocabulary with `▁`), so
 //! `chispa-convert gguf` is tested on files made at test time and never committed.
 
+use crate::gguf::gguf_name;
 use crate::source::SourceModel;
 
 /// Tensor storage in the written file.
@@ -82,29 +83,6 @@ fn q8_0(data: &[f32]) -> Vec<u8> {
     out
 }
 
-fn gguf_name(name: &str) -> String {
-    let Some(rest) = name.strip_prefix("layers.") else {
-        return match name {
-            "tok_embeddings" => "token_embd.weight",
-            "norm" => "output_norm.weight",
-            _ => "output.weight",
-        }
-        .into();
-    };
-    let (layer, kind) = rest.split_once('.').unwrap_or((rest, ""));
-    let s = match kind {
-        "attention_norm" => "attn_norm",
-        "wq" => "attn_q",
-        "wk" => "attn_k",
-        "wv" => "attn_v",
-        "wo" => "attn_output",
-        "ffn_norm" => "ffn_norm",
-        "w1" => "ffn_gate",
-        "w2" => "ffn_down",
-        _ => "ffn_up",
-    };
-    format!("blk.{layer}.{s}.weight")
-}
 
 /// The GGUF bytes of a Llama model.
 pub fn write(m: &SourceModel, ty: GgufType) -> Vec<u8> {
