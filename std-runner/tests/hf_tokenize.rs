@@ -13,7 +13,7 @@ fn convert_to(name: &str, out: &Path) -> serde_json::Value {
     let config = data_file(&format!("reference/hf/{name}/config.json")).expect("data");
     let dir = config.parent().expect("folder");
     let c = chispa_tools::hf::read_dir(dir).expect("converts");
-    let opts = WriteOptions { dtype: DType::F32, group_size: None };
+    let opts = WriteOptions::new(DType::F32, None);
     let (image, _) = writer::build(&c.model, &opts, |_, _| {}).expect("builds");
     writer::write_atomic(out, image.as_slice()).expect("writes");
     let text = std::fs::read_to_string(dir.join("reference.json")).expect("reference");

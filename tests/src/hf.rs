@@ -9,7 +9,7 @@ use chispa_core::format::DType;
 use chispa_runner::data::data_file;
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::hf;
-use chispa_tools::writer::{self, WriteOptions};
+use chispa_tools::writer::{self, Groups, WriteOptions};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::Reference;
@@ -31,13 +31,31 @@ pub fn hf_reference(name: &str) -> Result<Reference> {
     crate::reference(&format!("reference/hf/{name}/reference.json"))
 }
 
-/// Converts a folder in memory.
+/// Converts a folder in memory as `chispa-convert hf` does by default (int8: calibrated
+/// groups).
 ///
 /// # Errors
 /// Whatever the converter refuses.
 pub fn convert_dir(dir: &Path, dtype: DType) -> Result<AlignedBytes> {
+    convert_dir_with(dir, &WriteOptions::new(dtype, None))
+}
+
+/// Converts a folder to int8 with the fixed groups: for tests where the groups do not
+/// matter (tokenizers, malformed files), without the calibration passes.
+///
+/// # Errors
+/// Whatever the converter refuses.
+pub fn convert_dir_fixed(dir: &Path) -> Result<AlignedBytes> {
+    convert_dir_with(dir, &WriteOptions { dtype: DType::I8, groups: Groups::Fixed })
+}
+
+/// Converts a folder in memory with `opts`.
+///
+/// # Errors
+/// Whatever the converter refuses.
+pub fn convert_dir_with(dir: &Path, opts: &WriteOptions) -> Result<AlignedBytes> {
     let c = hf::read_dir(dir)?;
-    Ok(writer::build(&c.model, &WriteOptions { dtype, group_size: None }, |_, _| {})?.0)
+    Ok(writer::build(&c.model, opts, |_, _| {})?.0)
 }
 
 /// Tensors by name: shape and f32 elements.

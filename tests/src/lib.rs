@@ -68,8 +68,16 @@ pub fn stories_reference() -> Result<Reference> {
 /// # Errors
 /// The model files are missing (the message says where to get them).
 pub fn stories_model(dtype: DType, group_size: Option<usize>) -> Result<AlignedBytes> {
+    stories_model_with(&WriteOptions::new(dtype, group_size))
+}
+
+/// stories260K converted in memory with `opts`.
+///
+/// # Errors
+/// The model files are missing (the message says where to get them).
+pub fn stories_model_with(opts: &WriteOptions) -> Result<AlignedBytes> {
     let (ckpt, tok) = default_model()?;
-    convert_llama2c(&ckpt, &tok, &WriteOptions { dtype, group_size })
+    convert_llama2c(&ckpt, &tok, opts)
 }
 
 /// Quality of logits against reference logits.

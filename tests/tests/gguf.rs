@@ -16,7 +16,7 @@ fn convert(ty: GgufType, dtype: DType) -> anyhow::Result<chispa_tools::aligned::
     let file = write(&source, ty);
     let (model, recognised) = gguf::read(&file)?;
     assert!(recognised[0].starts_with("GGUF v3, llama"), "{recognised:?}");
-    Ok(writer::build(&model, &WriteOptions { dtype, group_size: None }, |_, _| {})?.0)
+    Ok(writer::build(&model, &WriteOptions::new(dtype, None), |_, _| {})?.0)
 }
 
 fn encode(model: &Model<'_>, text: &str) -> Vec<u32> {

@@ -2,14 +2,14 @@
 //! is a model or a typed error, never a panic, and the files that still validate run (forward
 //! and byte-level encoding).
 
-use chispa_core::format::{file_checksum, DType, CHECKSUM_OFFSET, HEADER_BYTES};
+use chispa_core::format::{file_checksum, CHECKSUM_OFFSET, HEADER_BYTES};
 use chispa_core::{Model, Session, SessionOptions};
-use chispa_tests::hf::{convert_dir, hf_dir};
+use chispa_tests::hf::{convert_dir_fixed, hf_dir};
 use chispa_tools::aligned::AlignedBytes;
 
 #[test]
 fn resealed_random_edits_of_a_gpt2_file_never_panic() -> anyhow::Result<()> {
-    let file = convert_dir(&hf_dir("gpt2-tiny")?, DType::I8)?.as_slice().to_vec();
+    let file = convert_dir_fixed(&hf_dir("gpt2-tiny")?)?.as_slice().to_vec();
     let tok_start =
         Model::parse(AlignedBytes::copy_from(&file).as_slice())?.header().scores_offset as usize;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;

@@ -5,8 +5,8 @@ use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_runner::run::teacher_forced;
 use chispa_tests::hf::{
-    convert_dir, copy_tokenizer, hf_dir, hf_reference, read_f32_tensors, temp_dir,
-    write_checkpoint, Store,
+    convert_dir, convert_dir_fixed, copy_tokenizer, hf_dir, hf_reference, read_f32_tensors,
+    temp_dir, write_checkpoint, Store,
 };
 use chispa_tests::{agreement, combine, greedy};
 
@@ -81,8 +81,10 @@ fn gpt2_tiny_int8_quality() -> anyhow::Result<()> {
         a.max_abs_err,
         a.positions
     );
-    assert!(a.top1 >= 0.9, "top-1 {}", a.top1);
-    assert!(a.mean_kl <= 0.02, "mean KL {}", a.mean_kl);
+    // Measured with the default (calibrated) groups: mean KL 7.98e-4, top-1 98.2 % (README);
+    // the fixed groups give 5.74e-3 and 92.2 %.
+    assert!(a.top1 >= 0.97, "top-1 {}", a.top1);
+    assert!(a.mean_kl <= 1e-3, "mean KL {}", a.mean_kl);
     Ok(())
 }
 
@@ -90,7 +92,7 @@ fn gpt2_tiny_int8_quality() -> anyhow::Result<()> {
 #[test]
 fn gpt2_tokenizer_matches_hugging_face_tokenizers() -> anyhow::Result<()> {
     let dir = hf_dir("gpt2-tiny")?;
-    let bytes = convert_dir(&dir, DType::I8)?;
+    let bytes = convert_dir_fixed(&dir)?;
     let model = Model::parse(bytes.as_slice())?;
     let hf = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;

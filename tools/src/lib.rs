@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aligned;
+pub mod calibrate;
 pub mod gguf;
 pub mod gguf_writer;
 pub mod hf;

@@ -66,13 +66,21 @@ fn vocab(n: usize) -> Vocab {
 /// # Errors
 /// An unknown shape.
 pub fn model(shape: &str, seed: u64) -> Result<SourceModel> {
-    let params = params(shape)?;
+    random_model(params(shape)?, seed, 0.05)
+}
+
+/// A model with `params`, weights uniform in ±`amplitude` (xorshift from `seed`) and unit
+/// norms; the vocabulary as in [`model`] (`vocab_size` ≥ 259 for its byte pieces).
+///
+/// # Errors
+/// Parameters outside the core's limits.
+pub fn random_model(params: Params, seed: u64, amplitude: f32) -> Result<SourceModel> {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut next = move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
+        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * (2.0 * amplitude)
     };
     let tensors = canonical_names(&params)?
         .into_iter()

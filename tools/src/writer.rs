@@ -14,44 +14,70 @@ use chispa_core::model::MAX_GROUP;
 use chispa_core::Model;
 
 use crate::aligned::AlignedBytes;
+use crate::calibrate::{choose_groups, Calibration};
 use crate::quant::{quantize, QuantStats};
 use crate::source::{canonical_names, SourceModel, Vocab};
 
-/// Default quantization group for most matrices (see the README for the measurement).
+/// Fixed quantization group for most matrices (see the README for the measurement).
 pub const DEFAULT_GROUP: usize = 32;
-/// Default group for `w2`, whose input (the SwiGLU product) has outliers.
+/// Fixed group for `w2`, whose input (the SwiGLU product) has outliers.
 pub const W2_GROUP: usize = 16;
-/// Default group for the classifier, whose error lands directly in the logits.
+/// Fixed group for the classifier, whose error lands directly in the logits.
 pub const CLASSIFIER_GROUP: usize = 8;
 
+/// The fixed quantization group for a matrix of `kind` (`shared`: the classifier is the
+/// embedding).
+pub fn fixed_group(kind: TensorKind, shared: bool) -> usize {
+    match kind {
+        TensorKind::W2 => W2_GROUP,
+        TensorKind::Classifier => CLASSIFIER_GROUP,
+        TensorKind::TokEmbed if shared => CLASSIFIER_GROUP,
+        _ => DEFAULT_GROUP,
+    }
+}
+
+/// How int8 matrices are grouped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Groups {
+    /// Per matrix, from the logit SNR measured on calibration text sampled from the model
+    /// ([`crate::calibrate`]): the fixed groups if they reach the target, finer groups for
+    /// the most sensitive matrices otherwise. The default.
+    Calibrated {
+        /// Target logit SNR in dB.
+        target_snr_db: f32,
+    },
+    /// [`DEFAULT_GROUP`], [`W2_GROUP`] for `w2`, [`CLASSIFIER_GROUP`] for the classifier;
+    /// nothing measured.
+    Fixed,
+    /// One group for every matrix.
+    Uniform(usize),
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        Self::Calibrated { target_snr_db: crate::calibrate::DEFAULT_TARGET_SNR_DB }
+    }
+}
+
 /// How to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WriteOptions {
-    /// Element type of the matrices.
+    /// Element type of the matrices (int8 by default).
     pub dtype: DType,
-    /// One quantization group for every int8 matrix; `None` for the measured default
-    /// ([`DEFAULT_GROUP`], [`W2_GROUP`] for `w2`, [`CLASSIFIER_GROUP`] for the classifier).
-    pub group_size: Option<usize>,
+    /// Quantization groups of the int8 matrices.
+    pub groups: Groups,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { dtype: DType::I8, group_size: None }
+        Self { dtype: DType::I8, groups: Groups::default() }
     }
 }
 
 impl WriteOptions {
-    /// The quantization group for a matrix of `kind` (`shared`: the classifier is the embedding).
-    pub fn group_for(&self, kind: TensorKind, shared: bool) -> usize {
-        if let Some(g) = self.group_size {
-            return g;
-        }
-        match kind {
-            TensorKind::W2 => W2_GROUP,
-            TensorKind::Classifier => CLASSIFIER_GROUP,
-            TensorKind::TokEmbed if shared => CLASSIFIER_GROUP,
-            _ => DEFAULT_GROUP,
-        }
+    /// `dtype` with the default groups, or one group for every matrix.
+    pub fn new(dtype: DType, group_size: Option<usize>) -> Self {
+        Self { dtype, groups: group_size.map_or_else(Groups::default, Groups::Uniform) }
     }
 }
 
@@ -66,6 +92,8 @@ pub struct TensorReport {
     pub cols: usize,
     /// Stored element type.
     pub dtype: DType,
+    /// Quantization group (int8; 0 for f32).
+    pub group: usize,
     /// Bytes stored (elements and scales).
     pub bytes: usize,
     /// Quantization error (int8 only).
@@ -81,6 +109,8 @@ pub struct Report {
     pub parameters: usize,
     /// Bytes of the whole file.
     pub file_bytes: usize,
+    /// What calibration measured and chose ([`Groups::Calibrated`], int8 only).
+    pub calibration: Option<Calibration>,
 }
 
 fn pad(out: &mut Vec<u8>) -> u32 {
@@ -88,11 +118,13 @@ fn pad(out: &mut Vec<u8>) -> u32 {
     out.len() as u32
 }
 
-fn check(model: &SourceModel, opts: &WriteOptions) -> Result<()> {
+fn check_group(g: usize) -> Result<()> {
+    ensure!((1..=MAX_GROUP as usize).contains(&g), "group size {g} is not in 1..={MAX_GROUP}");
+    Ok(())
+}
+
+fn check(model: &SourceModel) -> Result<()> {
     let p = &model.params;
-    if let (DType::I8, Some(g)) = (opts.dtype, opts.group_size) {
-        ensure!((1..=MAX_GROUP as usize).contains(&g), "group size {g} is not in 1..={MAX_GROUP}");
-    }
     let names = canonical_names(p)?;
     ensure!(
         names.len() == model.tensors.len(),
@@ -141,7 +173,8 @@ fn sorted_index(v: &Vocab) -> Result<Vec<u32>> {
 }
 
 /// Builds a `.chispa` image in memory and checks that `chispa_core` accepts it.
-/// `progress(done, total)` is called after each tensor.
+/// `progress(done, total)` is called after each tensor of the final image (calibration, if
+/// any, comes first).
 ///
 /// # Errors
 /// Inconsistent shapes, non-finite weights, a vocabulary of the wrong size or with duplicate
@@ -149,9 +182,50 @@ fn sorted_index(v: &Vocab) -> Result<Vec<u32>> {
 pub fn build(
     model: &SourceModel,
     opts: &WriteOptions,
+    progress: impl FnMut(usize, usize),
+) -> Result<(AlignedBytes, Report)> {
+    check(model)?;
+    let shape = model.params.shape();
+    let per_kind = |f: &dyn Fn(TensorKind) -> usize| -> Vec<usize> {
+        (0..model.tensors.len())
+            .map(|i| match chispa_core::format::canonical_tensor(&shape, i) {
+                Some((kind, ..)) if !kind.is_vector() => f(kind),
+                _ => 0,
+            })
+            .collect()
+    };
+    let shared = model.params.shared_classifier;
+    let (groups, calibration) = match (opts.dtype, opts.groups) {
+        (DType::F32, _) => (vec![0; model.tensors.len()], None),
+        (DType::I8, Groups::Uniform(g)) => {
+            check_group(g)?;
+            (per_kind(&|_| g), None)
+        }
+        (DType::I8, Groups::Fixed) => (per_kind(&|k| fixed_group(k, shared)), None),
+        (DType::I8, Groups::Calibrated { target_snr_db }) => {
+            let c = choose_groups(model, target_snr_db as f64)?;
+            (c.groups.clone(), Some(c))
+        }
+    };
+    let (image, mut report) = build_with_groups(model, opts.dtype, &groups, progress)?;
+    report.calibration = calibration;
+    Ok((image, report))
+}
+
+/// [`build`] with an explicit group per tensor in canonical order (0 for vectors; ignored
+/// for f32). Matrices that read the same activation (`wq`/`wk`/`wv`, `w1`/`w3`) must share
+/// one group.
+///
+/// # Errors
+/// As [`build`].
+pub fn build_with_groups(
+    model: &SourceModel,
+    weight_dtype: DType,
+    groups: &[usize],
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(AlignedBytes, Report)> {
-    check(model, opts)?;
+    check(model)?;
+    ensure!(groups.len() == model.tensors.len(), "one group per tensor");
     let p = &model.params;
     let v = &model.vocab;
     let n = model.tensors.len();
@@ -164,10 +238,13 @@ pub fn build(
     for (i, t) in model.tensors.iter().enumerate() {
         let (kind, layer, ..) = chispa_core::format::canonical_tensor(&shape, i)
             .context("tensor beyond the canonical list")?;
-        let dtype = if kind.is_vector() { DType::F32 } else { opts.dtype };
+        let dtype = if kind.is_vector() { DType::F32 } else { weight_dtype };
         let group = match dtype {
             DType::F32 => 0,
-            DType::I8 => opts.group_for(kind, p.shared_classifier),
+            DType::I8 => {
+                check_group(groups[i])?;
+                groups[i]
+            }
         };
         let mut e = TensorEntry {
             kind: kind as u16,
@@ -202,6 +279,7 @@ pub fn build(
             rows: t.rows,
             cols: t.cols,
             dtype,
+            group,
             bytes: (e.data_len + e.scales_len) as usize,
             stats,
         });
@@ -241,7 +319,7 @@ pub fn build(
         file_bytes: out.len() as u32,
         checksum: 0,
         arch: p.arch as u32,
-        weight_dtype: opts.dtype as u32,
+        weight_dtype: weight_dtype as u32,
         dim: p.dim as u32,
         hidden_dim: p.hidden_dim as u32,
         n_layers: p.n_layers as u32,
@@ -276,7 +354,7 @@ pub fn build(
     let image = AlignedBytes::copy_from(&out);
     Model::parse(image.as_slice()).context("the written file does not parse (a writer bug)")?;
     let parameters = model.tensors.iter().map(|t| t.data.len()).sum();
-    Ok((image, Report { tensors: reports, parameters, file_bytes: out.len() }))
+    Ok((image, Report { tensors: reports, parameters, file_bytes: out.len(), calibration: None }))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, renamed into

@@ -94,7 +94,7 @@ pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded>
     load::load(&ModelSource {
         path,
         tokenizer: m.tokenizer.clone(),
-        convert: WriteOptions { dtype, group_size: None },
+        convert: WriteOptions::new(dtype, None),
     })
 }
 

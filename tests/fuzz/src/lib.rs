@@ -5,7 +5,12 @@ use chispa_core::format::{file_checksum, Arch, TokenizerKind, CHECKSUM_OFFSET, H
 use chispa_core::{KvType, Model, Session, SessionOptions};
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
-use chispa_tools::writer::{build, WriteOptions};
+use chispa_tools::writer::{build, Groups, WriteOptions};
+
+/// The fixed groups: calibration (the default) runs the model hundreds of times, too slow per
+/// fuzz input; `chispa_tools::calibrate` has its own tests.
+const FIXED: WriteOptions =
+    WriteOptions { dtype: chispa_core::format::DType::I8, groups: Groups::Fixed };
 
 /// A tiny Llama with a byte-fallback vocabulary of 300 pieces, random weights from `seed`.
 /// hidden_dim 24 is not a multiple of the default group, so short groups are exercised.
@@ -69,7 +74,7 @@ pub fn tiny_model(seed: u64) -> SourceModel {
 
 /// The tiny model as `.chispa` bytes.
 pub fn tiny_image(seed: u64) -> Vec<u8> {
-    match build(&tiny_model(seed), &WriteOptions::default(), |_, _| {}) {
+    match build(&tiny_model(seed), &FIXED, |_, _| {}) {
         Ok((image, _)) => image.as_slice().to_vec(),
         Err(e) => panic!("the tiny model must build: {e:#}"),
     }
@@ -142,7 +147,7 @@ pub fn convert_and_exercise(model: &SourceModel) {
     if model.tensors.iter().map(|t| t.data.len()).sum::<usize>() > 1 << 20 {
         return; // valid but large: the writer's time, not a bug
     }
-    if let Ok((image, _)) = build(model, &WriteOptions::default(), |_, _| {}) {
+    if let Ok((image, _)) = build(model, &FIXED, |_, _| {}) {
         let parsed = Model::parse(image.as_slice()).map(|_| ());
         assert_eq!(parsed, Ok(()), "the writer verified this file by parsing it");
         parse_and_exercise(image.as_slice());

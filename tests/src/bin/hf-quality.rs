@@ -12,11 +12,23 @@ use chispa_tests::hf::{hf_dir, hf_reference};
 use chispa_tests::{agreement, combine, Agreement};
 use chispa_tools::gguf_writer::{self, GgufType};
 use chispa_tools::source::SourceModel;
-use chispa_tools::writer::{self, WriteOptions};
+use chispa_tools::writer::{self, Groups, WriteOptions};
 use chispa_tools::{gguf, hf};
 
 fn measure(name: &str, source: &SourceModel, opts: WriteOptions) -> Result<(Agreement, usize)> {
     let (bytes, report) = writer::build(source, &opts, |_, _| {})?;
+    if let Some(c) = &report.calibration {
+        let groups: Vec<String> =
+            c.units.iter().map(|u| format!("{} {}", u.name, u.group)).collect();
+        eprintln!(
+            "{name}: calibration {:.1} dB fixed → {:.1} dB (target {:.1}), {} passes: {}",
+            c.fixed_snr_db,
+            c.snr_db,
+            c.target_snr_db,
+            c.evaluations,
+            groups.join(", ")
+        );
+    }
     let model = Model::parse(bytes.as_slice())?;
     let parts = hf_reference(name)?
         .cases
@@ -41,21 +53,22 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|");
     for name in ["llama-tiny", "gpt2-tiny"] {
         let source = hf::read_dir(&hf_dir(name)?)?.model;
-        for (label, dtype, group) in [
-            ("f32", DType::F32, None),
-            ("int8 default", DType::I8, None),
-            ("int8 group 8", DType::I8, Some(8)),
-            ("int8 group 4", DType::I8, Some(4)),
-            ("int8 group 2", DType::I8, Some(2)),
+        for (label, dtype, groups) in [
+            ("f32", DType::F32, Groups::Fixed),
+            ("int8 default (calibrated groups)", DType::I8, Groups::default()),
+            ("int8 fixed groups", DType::I8, Groups::Fixed),
+            ("int8 group 8", DType::I8, Groups::Uniform(8)),
+            ("int8 group 4", DType::I8, Groups::Uniform(4)),
+            ("int8 group 2", DType::I8, Groups::Uniform(2)),
         ] {
-            let (a, bytes) = measure(name, &source, WriteOptions { dtype, group_size: group })?;
+            let (a, bytes) = measure(name, &source, WriteOptions { dtype, groups })?;
             row(&format!("{name}, {label}"), &a, bytes);
         }
     }
     let source = hf::read_dir(&hf_dir("llama-tiny")?)?.model;
     let (q8, _) = gguf::read(&gguf_writer::write(&source, GgufType::Q8_0))?;
     for (label, dtype) in [("f32", DType::F32), ("int8 default", DType::I8)] {
-        let (a, bytes) = measure("llama-tiny", &q8, WriteOptions { dtype, group_size: None })?;
+        let (a, bytes) = measure("llama-tiny", &q8, WriteOptions::new(dtype, None))?;
         row(&format!("llama-tiny via GGUF Q8_0, {label}"), &a, bytes);
     }
     Ok(())

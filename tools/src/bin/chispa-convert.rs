@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
+use chispa_tools::calibrate::DEFAULT_TARGET_SNR_DB;
 use chispa_tools::source::SourceModel;
-use chispa_tools::writer::{self, WriteOptions, CLASSIFIER_GROUP, DEFAULT_GROUP, W2_GROUP};
+use chispa_tools::writer::{self, Groups, WriteOptions};
 use chispa_tools::{gguf, hf, inspect, llama2c, synth};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -107,10 +108,16 @@ struct OutputArgs {
     #[arg(long, value_enum, default_value_t = Dtype::Int8)]
     dtype: Dtype,
     /// int8 quantization group for every matrix: inputs that share one f16 scale. Any
-    /// width works (the last group of a row may be shorter). Default: 32, with 16 for w2 and
-    /// 8 for the classifier, whose inputs are hardest to quantize (measured; see README).
+    /// width works (the last group of a row may be shorter). Without it, groups are chosen
+    /// per matrix (see --target-snr).
     #[arg(long)]
     group_size: Option<usize>,
+    /// Logit SNR (dB) the int8 model must reach on calibration text sampled from the model
+    /// itself: the fixed groups (32, 16 for w2, 8 for the classifier) are kept if they reach
+    /// it, otherwise the most sensitive matrices get finer groups (measured; see README).
+    /// 0: the fixed groups, no calibration.
+    #[arg(long, default_value_t = DEFAULT_TARGET_SNR_DB, conflicts_with = "group_size")]
+    target_snr: f32,
     /// Print only the summary, not the per-tensor report.
     #[arg(long, short)]
     quiet: bool,
@@ -118,7 +125,12 @@ struct OutputArgs {
 
 impl OutputArgs {
     fn options(&self) -> WriteOptions {
-        WriteOptions { dtype: self.dtype.into(), group_size: self.group_size }
+        let groups = match self.group_size {
+            Some(g) => Groups::Uniform(g),
+            None if self.target_snr > 0.0 => Groups::Calibrated { target_snr_db: self.target_snr },
+            None => Groups::Fixed,
+        };
+        WriteOptions { dtype: self.dtype.into(), groups }
     }
 }
 
@@ -188,8 +200,8 @@ fn write_model(
     bar.finish_and_clear();
     if !quiet {
         println!(
-            "{:<24} {:>13} {:>6} {:>9} {:>10} {:>11}",
-            "tensor", "shape", "dtype", "bytes", "SNR dB", "max |err|"
+            "{:<24} {:>13} {:>6} {:>5} {:>9} {:>10} {:>11}",
+            "tensor", "shape", "dtype", "group", "bytes", "SNR dB", "max |err|"
         );
         for t in &report.tensors {
             let (snr, err) = match t.stats {
@@ -197,15 +209,41 @@ fn write_model(
                 None => ("exact".into(), "0".into()),
             };
             println!(
-                "{:<24} {:>13} {:>6} {:>9} {:>10} {:>11}",
+                "{:<24} {:>13} {:>6} {:>5} {:>9} {:>10} {:>11}",
                 t.name,
                 format!("[{}, {}]", t.rows, t.cols),
                 t.dtype.name(),
+                if t.group == 0 { "-".to_string() } else { t.group.to_string() },
                 t.bytes,
                 snr,
                 err
             );
         }
+    }
+    if let Some(c) = &report.calibration {
+        let refined: Vec<String> = c
+            .units
+            .iter()
+            .filter(|u| u.group != u.fixed_group)
+            .map(|u| format!("{} {}", u.name, u.group))
+            .collect();
+        eprintln!(
+            "calibration logit SNR {:.1} dB with the fixed groups on {} sampled positions (target {:.1} dB){}",
+            c.fixed_snr_db,
+            c.positions,
+            c.target_snr_db,
+            if refined.is_empty() {
+                ": kept".to_string()
+            } else {
+                format!(
+                    "; {:.1} dB (predicted {:.1}) after {} passes with finer groups for {}",
+                    c.snr_db,
+                    c.predicted_snr_db,
+                    c.evaluations,
+                    refined.join(", ")
+                )
+            }
+        );
     }
     let worst = report
         .tensors
@@ -220,11 +258,16 @@ fn write_model(
         report.file_bytes,
         opts.dtype.name(),
         match opts.dtype {
-            DType::I8 => match opts.group_size {
-                Some(g) => format!("group size {g}"),
-                None => format!(
-                    "group size {DEFAULT_GROUP} ({W2_GROUP} for w2, {CLASSIFIER_GROUP} for the classifier)"
-                ),
+            DType::I8 => match opts.groups {
+                Groups::Uniform(g) => format!("group size {g}"),
+                Groups::Fixed => "fixed groups (32, 16 for w2, 8 for the classifier)".into(),
+                Groups::Calibrated { .. } => match &report.calibration {
+                    Some(c) if c.units.iter().any(|u| u.group != u.fixed_group) => {
+                        "groups chosen by calibration".into()
+                    }
+                    _ => "fixed groups (32, 16 for w2, 8 for the classifier), kept by calibration"
+                        .into(),
+                },
             },
             DType::F32 => "no quantization".into(),
         },
@@ -247,7 +290,7 @@ fn run(cli: Cli) -> Result<()> {
             let source = synth::model(&shape, seed)?;
             let (image, report) = writer::build(
                 &source,
-                &WriteOptions { dtype, group_size: Some(group_size) },
+                &WriteOptions { dtype, groups: Groups::Uniform(group_size) },
                 |_, _| {},
             )?;
             writer::write_atomic(&output, image.as_slice())?;

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
-use chispa_core::format::DType;
 use chispa_runner::data::default_model;
 use chispa_runner::load::convert_llama2c;
 use chispa_tools::writer::{write_atomic, WriteOptions};
@@ -167,7 +166,7 @@ fn root() -> PathBuf {
 fn default_chispa() -> Result<PathBuf> {
     let out = root().join("target/xtask/stories260K.chispa");
     let (ckpt, tok) = default_model()?;
-    let bytes = convert_llama2c(&ckpt, &tok, &WriteOptions { dtype: DType::I8, group_size: None })?;
+    let bytes = convert_llama2c(&ckpt, &tok, &WriteOptions::default())?;
     if std::fs::read(&out).ok().as_deref() != Some(bytes.as_slice()) {
         std::fs::create_dir_all(out.parent().unwrap_or(Path::new(".")))?;
         write_atomic(&out, bytes.as_slice())?;
@@ -268,9 +267,7 @@ fn main() -> ExitCode {
             test::test_qemu(&boards, steps, !no_real_boards).map(|()| 0)
         }
         Cmd::Model { out } => default_model()
-            .and_then(|(c, t)| {
-                convert_llama2c(&c, &t, &WriteOptions { dtype: DType::I8, group_size: None })
-            })
+            .and_then(|(c, t)| convert_llama2c(&c, &t, &WriteOptions::default()))
             .and_then(|b| {
                 if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)?;
