@@ -83,7 +83,6 @@ fn q8_0(data: &[f32]) -> Vec<u8> {
     out
 }
 
-
 /// The GGUF bytes of a Llama model.
 pub fn write(m: &SourceModel, ty: GgufType) -> Vec<u8> {
     let p = &m.params;
