@@ -99,15 +99,15 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 2_901_356,
-        code_bytes: 71_072,
-        stack_bytes: 2_496,
+        instructions_per_token: 1_916_022,
+        code_bytes: 79_516,
+        stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 2_808_199,
-        code_bytes: 71_872,
-        stack_bytes: 2_496,
+        instructions_per_token: 1_822_938,
+        code_bytes: 80_252,
+        stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m55",
