@@ -155,6 +155,38 @@ pub(crate) trait Rows {
     fn rotated(&self) -> bool {
         false
     }
+    /// Whether [`scores2`](Self::scores2) and [`mix2`](Self::mix2) do better than one head
+    /// after the other (attention pairs heads only then; the defaults keep the code small).
+    const PAIRS: bool = false;
+    /// Two heads reading the same rows: `att_a[t] = dot(t, off, q_a) / scale` for
+    /// t < `att_a.len()`, and likewise `att_b` with `q_b`.
+    #[allow(clippy::too_many_arguments)]
+    fn scores2(
+        &self,
+        off: usize,
+        q_a: &[f32],
+        q_b: &[f32],
+        scale: f32,
+        att_a: &mut [f32],
+        att_b: &mut [f32],
+    ) {
+        for (t, a) in att_a.iter_mut().enumerate() {
+            *a = self.dot(t, off, q_a) / scale;
+        }
+        for (t, b) in att_b.iter_mut().enumerate() {
+            *b = self.dot(t, off, q_b) / scale;
+        }
+    }
+    /// Two heads reading the same rows: `out_a[i] += att_a[t] · row(t)[off + i]` for t in
+    /// order (each `axpy`), and likewise `out_b` with `att_b`.
+    fn mix2(&self, off: usize, att_a: &[f32], att_b: &[f32], out_a: &mut [f32], out_b: &mut [f32]) {
+        for (t, a) in att_a.iter().enumerate() {
+            self.axpy(t, off, *a, out_a);
+        }
+        for (t, b) in att_b.iter().enumerate() {
+            self.axpy(t, off, *b, out_b);
+        }
+    }
 }
 
 /// f32 rows.
@@ -208,6 +240,7 @@ impl Rows for F16Rows<'_> {
 }
 
 impl Rows for I8Rows<'_> {
+    const PAIRS: bool = true;
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
         let r = t * self.2 + off;
         let mut s = 0.0f32;
@@ -223,6 +256,103 @@ impl Rows for I8Rows<'_> {
             *o += a * f32::from(*v);
         }
     }
+    fn scores2(
+        &self,
+        off: usize,
+        q_a: &[f32],
+        q_b: &[f32],
+        scale: f32,
+        att_a: &mut [f32],
+        att_b: &mut [f32],
+    ) {
+        if let (Ok(qa), Ok(qb)) = (<&[f32; 8]>::try_from(q_a), <&[f32; 8]>::try_from(q_b)) {
+            if att_a.len() == att_b.len() {
+                return i8_scores2(self, off, qa, qb, scale, att_a, att_b);
+            }
+        }
+        for (t, a) in att_a.iter_mut().enumerate() {
+            *a = self.dot(t, off, q_a) / scale;
+        }
+        for (t, b) in att_b.iter_mut().enumerate() {
+            *b = self.dot(t, off, q_b) / scale;
+        }
+    }
+    fn mix2(&self, off: usize, att_a: &[f32], att_b: &[f32], out_a: &mut [f32], out_b: &mut [f32]) {
+        if let (Ok(oa), Ok(ob)) =
+            (<&mut [f32; 8]>::try_from(&mut *out_a), <&mut [f32; 8]>::try_from(&mut *out_b))
+        {
+            if att_a.len() == att_b.len() {
+                return i8_mix2(self, off, att_a, att_b, oa, ob);
+            }
+        }
+        for (t, a) in att_a.iter().enumerate() {
+            self.axpy(t, off, *a, out_a);
+        }
+        for (t, b) in att_b.iter().enumerate() {
+            self.axpy(t, off, *b, out_b);
+        }
+    }
+}
+
+/// [`Rows::scores2`] of int8 rows for heads of 8: each key row widened once for both heads;
+/// per head the same sums as [`I8Rows::dot`] (from 0.0, i in order), times the row's scale,
+/// divided by `scale`.
+#[inline(always)]
+fn i8_scores2(
+    rows: &I8Rows<'_>,
+    off: usize,
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    let (q_a, q_b) = (*q_a, *q_b);
+    let keys = rows.0.chunks_exact(rows.2.max(1));
+    for (((a, b), row), s) in att_a.iter_mut().zip(att_b.iter_mut()).zip(keys).zip(rows.1) {
+        let Some(k) = row.get(off..off + 8) else { break };
+        let mut kf = [0.0f32; 8];
+        for (f, k) in kf.iter_mut().zip(k) {
+            *f = f32::from(*k);
+        }
+        let (mut sa, mut sb) = (0.0f32, 0.0f32);
+        for i in 0..8 {
+            sa += q_a[i] * kf[i];
+            sb += q_b[i] * kf[i];
+        }
+        *a = sa * s / scale;
+        *b = sb * s / scale;
+    }
+}
+
+/// [`Rows::mix2`] of int8 rows for heads of 8: each value row widened once for both heads;
+/// per head the same steps as [`I8Rows::axpy`] (`(a · scale) · v`, t and i in order), the
+/// outputs held in registers.
+#[inline(always)]
+fn i8_mix2(
+    rows: &I8Rows<'_>,
+    off: usize,
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    let (mut oa, mut ob) = (*out_a, *out_b);
+    let values = rows.0.chunks_exact(rows.2.max(1));
+    for (((a, b), row), s) in att_a.iter().zip(att_b).zip(values).zip(rows.1) {
+        let Some(v) = row.get(off..off + 8) else { break };
+        let mut vf = [0.0f32; 8];
+        for (f, v) in vf.iter_mut().zip(v) {
+            *f = f32::from(*v);
+        }
+        let (a, b) = (a * s, b * s);
+        for i in 0..8 {
+            oa[i] += a * vf[i];
+            ob[i] += b * vf[i];
+        }
+    }
+    *out_a = oa;
+    *out_b = ob;
 }
 
 impl Rows for PackedRows<'_> {

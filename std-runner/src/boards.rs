@@ -99,21 +99,21 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 1_916_022,
-        code_bytes: 79_516,
+        instructions_per_token: 1_206_209,
+        code_bytes: 83_356,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 1_822_938,
-        code_bytes: 80_252,
+        instructions_per_token: 1_187_212,
+        code_bytes: 84_412,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 1_840_055,
-        code_bytes: 73_824,
-        stack_bytes: 2_076,
+        instructions_per_token: 1_356_605,
+        code_bytes: 78_108,
+        stack_bytes: 1_644,
     },
 ];
 

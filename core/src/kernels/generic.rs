@@ -8,11 +8,19 @@ use half::f16;
 pub fn quantize_i8(x: &[f32], group: usize, q: &mut [i8], scales: &mut [f32]) {
     debug_assert!(q.len() >= x.len() && scales.len() >= x.len().div_ceil(group));
     for ((xg, qg), s) in x.chunks(group).zip(q.chunks_mut(group)).zip(scales.iter_mut()) {
-        let max = xg.iter().fold(0.0f32, |m, v| m.max(libm::fabsf(*v)));
+        // `m.max(|v|)`: NaNs are skipped (the maximum starts at 0 and never becomes NaN).
+        let max = xg.iter().fold(0.0f32, |m, v| {
+            let a = libm::fabsf(*v);
+            if a > m {
+                a
+            } else {
+                m
+            }
+        });
         if max > 0.0 {
             let inv = 127.0 / max;
             for (qi, xi) in qg.iter_mut().zip(xg) {
-                *qi = libm::roundf(*xi * inv).clamp(-127.0, 127.0) as i8;
+                *qi = round_clamp_i8(*xi * inv);
             }
             *s = max / 127.0;
         } else {
@@ -20,6 +28,24 @@ pub fn quantize_i8(x: &[f32], group: usize, q: &mut [i8], scales: &mut [f32]) {
             *s = 0.0;
         }
     }
+}
+
+/// `libm::roundf(y).clamp(-127.0, 127.0) as i8` (round half away from zero; NaN gives 0),
+/// computed as clamp then round (the same for every `y`, the bounds being integers): the
+/// truncation `t` and the exact remainder `y - t` decide the rounding.
+#[inline(always)]
+fn round_clamp_i8(y: f32) -> i8 {
+    let c = y.clamp(-127.0, 127.0);
+    let t = c as i32; // towards zero; NaN → 0
+    let f = c - t as f32; // exact: |c| <= 127
+    let r = if f >= 0.5 {
+        t + 1
+    } else if f <= -0.5 {
+        t - 1
+    } else {
+        t
+    };
+    r as i8
 }
 
 /// `out[r] = Σ_g (Σ_{j∈g} w[r,j]·xq[j]) · (ws[r,g] · xs[g])`, groups in order.
@@ -91,6 +117,27 @@ mod tests {
         for (i, v) in x.iter().enumerate() {
             let back = q[i] as f32 * s[i / 3];
             assert!((back - v).abs() <= s[i / 3] * 0.5 + 1e-7, "{i}: {back} vs {v}");
+        }
+    }
+
+    #[test]
+    fn round_clamp_is_libm_roundf_clamped() {
+        // Every 257th bit pattern (all signs and exponents) and the halves around each integer.
+        let want = |y: f32| libm::roundf(y).clamp(-127.0, 127.0) as i8;
+        let mut b = 0u32;
+        loop {
+            let y = f32::from_bits(b);
+            assert_eq!(round_clamp_i8(y), want(y), "{y} ({b:#x})");
+            match b.checked_add(257) {
+                Some(n) => b = n,
+                None => break,
+            }
+        }
+        for i in -130i32..=130 {
+            let h = i as f32 + 0.5;
+            for y in [h, f32::from_bits(h.to_bits() - 1), f32::from_bits(h.to_bits() + 1)] {
+                assert_eq!(round_clamp_i8(y), want(y), "{y}");
+            }
         }
     }
 
