@@ -111,8 +111,8 @@ pub const CORES: &[CoreFigures] = &[
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 1_356_605,
-        code_bytes: 78_108,
+        instructions_per_token: 620_984,
+        code_bytes: 80_124,
         stack_bytes: 1_644,
     },
 ];
