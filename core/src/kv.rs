@@ -267,7 +267,9 @@ impl Rows for I8Rows<'_> {
     ) {
         if let (Ok(qa), Ok(qb)) = (<&[f32; 8]>::try_from(q_a), <&[f32; 8]>::try_from(q_b)) {
             if att_a.len() == att_b.len() {
-                return i8_scores2(self, off, qa, qb, scale, att_a, att_b);
+                return kernels::scores2_i8(
+                    self.0, self.2, off, self.1, qa, qb, scale, att_a, att_b,
+                );
             }
         }
         for (t, a) in att_a.iter_mut().enumerate() {
@@ -282,7 +284,7 @@ impl Rows for I8Rows<'_> {
             (<&mut [f32; 8]>::try_from(&mut *out_a), <&mut [f32; 8]>::try_from(&mut *out_b))
         {
             if att_a.len() == att_b.len() {
-                return i8_mix2(self, off, att_a, att_b, oa, ob);
+                return kernels::mix2_i8(self.0, self.2, off, self.1, att_a, att_b, oa, ob);
             }
         }
         for (t, a) in att_a.iter().enumerate() {
@@ -292,67 +294,6 @@ impl Rows for I8Rows<'_> {
             self.axpy(t, off, *b, out_b);
         }
     }
-}
-
-/// [`Rows::scores2`] of int8 rows for heads of 8: each key row widened once for both heads;
-/// per head the same sums as [`I8Rows::dot`] (from 0.0, i in order), times the row's scale,
-/// divided by `scale`.
-#[inline(always)]
-fn i8_scores2(
-    rows: &I8Rows<'_>,
-    off: usize,
-    q_a: &[f32; 8],
-    q_b: &[f32; 8],
-    scale: f32,
-    att_a: &mut [f32],
-    att_b: &mut [f32],
-) {
-    let (q_a, q_b) = (*q_a, *q_b);
-    let keys = rows.0.chunks_exact(rows.2.max(1));
-    for (((a, b), row), s) in att_a.iter_mut().zip(att_b.iter_mut()).zip(keys).zip(rows.1) {
-        let Some(k) = row.get(off..off + 8) else { break };
-        let mut kf = [0.0f32; 8];
-        for (f, k) in kf.iter_mut().zip(k) {
-            *f = f32::from(*k);
-        }
-        let (mut sa, mut sb) = (0.0f32, 0.0f32);
-        for i in 0..8 {
-            sa += q_a[i] * kf[i];
-            sb += q_b[i] * kf[i];
-        }
-        *a = sa * s / scale;
-        *b = sb * s / scale;
-    }
-}
-
-/// [`Rows::mix2`] of int8 rows for heads of 8: each value row widened once for both heads;
-/// per head the same steps as [`I8Rows::axpy`] (`(a · scale) · v`, t and i in order), the
-/// outputs held in registers.
-#[inline(always)]
-fn i8_mix2(
-    rows: &I8Rows<'_>,
-    off: usize,
-    att_a: &[f32],
-    att_b: &[f32],
-    out_a: &mut [f32; 8],
-    out_b: &mut [f32; 8],
-) {
-    let (mut oa, mut ob) = (*out_a, *out_b);
-    let values = rows.0.chunks_exact(rows.2.max(1));
-    for (((a, b), row), s) in att_a.iter().zip(att_b).zip(values).zip(rows.1) {
-        let Some(v) = row.get(off..off + 8) else { break };
-        let mut vf = [0.0f32; 8];
-        for (f, v) in vf.iter_mut().zip(v) {
-            *f = f32::from(*v);
-        }
-        let (a, b) = (a * s, b * s);
-        for i in 0..8 {
-            oa[i] += a * vf[i];
-            ob[i] += b * vf[i];
-        }
-    }
-    *out_a = oa;
-    *out_b = ob;
 }
 
 impl Rows for PackedRows<'_> {

@@ -80,19 +80,9 @@ pub(crate) fn rope(v: &mut [f32], head_size: usize, cos: &[f32], sin: &[f32]) {
 }
 
 /// In-place softmax: subtract the maximum, exponentiate ([`expf`], which is `libm::expf`),
-/// normalise.
+/// normalise (`kernels::generic::softmax`, with the active backend).
 pub fn softmax(x: &mut [f32]) {
-    // NaNs are skipped, as `f32::max` skips them; which zero wins a tie of +0 and -0 does not
-    // matter (`x - max` is then ±0 or the same value, and exp(±0) = 1).
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
-    let mut sum = 0.0f32;
-    for v in x.iter_mut() {
-        *v = expf(*v - max);
-        sum += *v;
-    }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
+    kernels::softmax(x);
 }
 
 /// `gate = silu(gate) ⊙ up` (SwiGLU).

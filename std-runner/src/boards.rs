@@ -99,21 +99,21 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 1_206_209,
-        code_bytes: 83_356,
+        instructions_per_token: 1_051_873,
+        code_bytes: 83_068,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 1_187_212,
-        code_bytes: 84_412,
+        instructions_per_token: 1_040_937,
+        code_bytes: 84_060,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 620_984,
-        code_bytes: 80_124,
-        stack_bytes: 1_644,
+        instructions_per_token: 580_007,
+        code_bytes: 80_156,
+        stack_bytes: 1_700,
     },
 ];
 

@@ -506,3 +506,340 @@ pub fn matvec_i8(
         c0 += n;
     }
 }
+
+/// Eight int8 at `{p}` (one head's elements of a cached row) widened to f32 in s0–s7, then
+/// `{p}` moved to the next row (`{stride}` bytes on): `LDRSB` pairs, `VMOV` two core registers
+/// to two S registers, `VCVT` (exact: every i8 is an f32).
+#[cfg(chispa_fp16)]
+macro_rules! widen8 {
+    () => {
+        concat!(
+            "ldrsb {t0}, [{p}]\n",
+            "ldrsb {t1}, [{p}, #1]\n",
+            "vmov s0, s1, {t0}, {t1}\n",
+            "ldrsb {t0}, [{p}, #2]\n",
+            "ldrsb {t1}, [{p}, #3]\n",
+            "vmov s2, s3, {t0}, {t1}\n",
+            "ldrsb {t0}, [{p}, #4]\n",
+            "ldrsb {t1}, [{p}, #5]\n",
+            "vmov s4, s5, {t0}, {t1}\n",
+            "ldrsb {t0}, [{p}, #6]\n",
+            "ldrsb {t1}, [{p}, #7]\n",
+            "vmov s6, s7, {t0}, {t1}\n",
+            "add {p}, {p}, {stride}\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "vcvt.f32.s32 s1, s1\n",
+            "vcvt.f32.s32 s2, s2\n",
+            "vcvt.f32.s32 s3, s3\n",
+            "vcvt.f32.s32 s4, s4\n",
+            "vcvt.f32.s32 s5, s5\n",
+            "vcvt.f32.s32 s6, s6\n",
+            "vcvt.f32.s32 s7, s7\n",
+        )
+    };
+}
+
+/// `$a += $qa · s_i` and `$b += $qb · s_i` for i = 0..8 (s0–s7), i in order, with the two
+/// heads' eight factors in s16–s23 and s24–s31. `VMLA` rounds the product before adding (it is
+/// not fused), so each step is the scalar `x + q · k`.
+#[cfg(chispa_fp16)]
+macro_rules! mla16 {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "vmla.f32 ",
+            $a,
+            ", s16, s0\n",
+            "vmla.f32 ",
+            $b,
+            ", s24, s0\n",
+            "vmla.f32 ",
+            $a,
+            ", s17, s1\n",
+            "vmla.f32 ",
+            $b,
+            ", s25, s1\n",
+            "vmla.f32 ",
+            $a,
+            ", s18, s2\n",
+            "vmla.f32 ",
+            $b,
+            ", s26, s2\n",
+            "vmla.f32 ",
+            $a,
+            ", s19, s3\n",
+            "vmla.f32 ",
+            $b,
+            ", s27, s3\n",
+            "vmla.f32 ",
+            $a,
+            ", s20, s4\n",
+            "vmla.f32 ",
+            $b,
+            ", s28, s4\n",
+            "vmla.f32 ",
+            $a,
+            ", s21, s5\n",
+            "vmla.f32 ",
+            $b,
+            ", s29, s5\n",
+            "vmla.f32 ",
+            $a,
+            ", s22, s6\n",
+            "vmla.f32 ",
+            $b,
+            ", s30, s6\n",
+            "vmla.f32 ",
+            $a,
+            ", s23, s7\n",
+            "vmla.f32 ",
+            $b,
+            ", s31, s7\n",
+        )
+    };
+}
+
+/// See `generic::scores2_i8` (lengths checked by `kernels::scores2_i8_with`): each row widened
+/// once, the two heads' queries held in s16–s31.
+#[cfg(chispa_fp16)]
+#[allow(clippy::too_many_arguments)]
+pub fn scores2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    let n = att_a.len().min(att_b.len());
+    if n == 0 {
+        return;
+    }
+    // SAFETY: `kernels::scores2_i8_with` checked that `rows` holds `n` rows of `row_len` with
+    // `off + 8 <= row_len` and `row_scales` `n` scales; `att_a`/`att_b` take `n` words each.
+    // The FP registers used (s0–s13, s16–s31) are saved and restored, the core registers are
+    // operands.
+    unsafe {
+        asm!(
+            "vpush {{s0-s13}}",
+            "vpush {{s16-s31}}",
+            "vldm {qa}, {{s16-s23}}",
+            "vldm {qb}, {{s24-s31}}",
+            "vmov s12, {t0}",
+            "movs {t0}, #0",
+            "vmov s13, {t0}",
+            "2:",
+            widen8!(),
+            "vmov.f32 s8, s13",
+            "vmov.f32 s9, s13",
+            mla16!("s8", "s9"),
+            "vldmia {ks}!, {{s10}}",
+            "vmul.f32 s8, s8, s10",
+            "vmul.f32 s9, s9, s10",
+            "vdiv.f32 s8, s8, s12",
+            "vdiv.f32 s9, s9, s12",
+            "vstmia {oa}!, {{s8}}",
+            "vstmia {ob}!, {{s9}}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vpop {{s16-s31}}",
+            "vpop {{s0-s13}}",
+            p = inout(reg) rows.as_ptr().add(off) => _,
+            stride = in(reg) row_len,
+            ks = inout(reg) row_scales.as_ptr() => _,
+            qa = in(reg) q_a.as_ptr(),
+            qb = in(reg) q_b.as_ptr(),
+            oa = inout(reg) att_a.as_mut_ptr() => _,
+            ob = inout(reg) att_b.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            t0 = inout(reg) scale.to_bits() => _,
+            t1 = out(reg) _,
+        );
+    }
+}
+
+/// See `generic::mix2_i8` (lengths checked by `kernels::mix2_i8_with`): each row widened once,
+/// the two heads' outputs held in s16–s31.
+#[cfg(chispa_fp16)]
+#[allow(clippy::too_many_arguments)]
+pub fn mix2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    let n = att_a.len().min(att_b.len());
+    if n == 0 {
+        return;
+    }
+    // SAFETY: as `scores2_i8`: `n` rows and scales checked by `kernels::mix2_i8_with`, `n`
+    // weights in each of `att_a`/`att_b`, 8 words in each output; the FP registers used are
+    // saved and restored, the core registers are operands.
+    unsafe {
+        asm!(
+            "vpush {{s0-s10}}",
+            "vpush {{s16-s31}}",
+            "vldm {oa}, {{s16-s23}}",
+            "vldm {ob}, {{s24-s31}}",
+            "2:",
+            widen8!(),
+            "vldmia {aa}!, {{s8}}",
+            "vldmia {ab}!, {{s9}}",
+            "vldmia {vs}!, {{s10}}",
+            "vmul.f32 s8, s8, s10",
+            "vmul.f32 s9, s9, s10",
+            "vmla.f32 s16, s8, s0",
+            "vmla.f32 s24, s9, s0",
+            "vmla.f32 s17, s8, s1",
+            "vmla.f32 s25, s9, s1",
+            "vmla.f32 s18, s8, s2",
+            "vmla.f32 s26, s9, s2",
+            "vmla.f32 s19, s8, s3",
+            "vmla.f32 s27, s9, s3",
+            "vmla.f32 s20, s8, s4",
+            "vmla.f32 s28, s9, s4",
+            "vmla.f32 s21, s8, s5",
+            "vmla.f32 s29, s9, s5",
+            "vmla.f32 s22, s8, s6",
+            "vmla.f32 s30, s9, s6",
+            "vmla.f32 s23, s8, s7",
+            "vmla.f32 s31, s9, s7",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vstm {oa}, {{s16-s23}}",
+            "vstm {ob}, {{s24-s31}}",
+            "vpop {{s16-s31}}",
+            "vpop {{s0-s10}}",
+            p = inout(reg) rows.as_ptr().add(off) => _,
+            stride = in(reg) row_len,
+            vs = inout(reg) row_scales.as_ptr() => _,
+            aa = inout(reg) att_a.as_ptr() => _,
+            ab = inout(reg) att_b.as_ptr() => _,
+            oa = in(reg) out_a.as_mut_ptr(),
+            ob = in(reg) out_b.as_mut_ptr(),
+            n = inout(reg) n => _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+        );
+    }
+}
+
+/// `libm::expf`'s constants (by their bits) and the others the softmax loop keeps in
+/// s16–s23: 1/ln2, -1/2, ln2 (high part), ln2 (low part), P1, P2, 2, 1.
+#[cfg(chispa_fp16)]
+static EXP_CONSTANTS: [u32; 8] = [
+    0x3fb8_aa3b,
+    0xbf00_0000,
+    0x3f31_7200,
+    0x35bf_be8e,
+    0x3e2a_aa8f,
+    0xbb35_5215,
+    0x4000_0000,
+    0x3f80_0000,
+];
+
+/// `x[i] = expf(x[i] - max)` and `sum += x[i]` for i in order while `x[i] - max` is in
+/// `expf`'s main range with a negative sign (1.5·ln2 < |x| < 87.34: `k = (x/ln2 - 1/2) as i32`,
+/// -126 <= k <= -2, and `scalbnf(y, k)` is the one multiplication by 2^k); stops at the first
+/// other value. Returns how many were done and the sum. The operations are
+/// `crate::ops::expf`'s, in its order (`VCVT.S32.F32` truncates and saturates like `as i32`).
+#[cfg(chispa_fp16)]
+fn exp_run(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
+    let n = x.len();
+    if n == 0 {
+        return (0, sum);
+    }
+    let start = x.as_mut_ptr();
+    let (end, sum_bits): (*mut f32, u32);
+    // SAFETY: reads and writes `x[..n]` through `p` (one word per iteration, at most `n`);
+    // reads the 8 words of `EXP_CONSTANTS`; the FP registers used (s0–s8, s16–s25) are saved
+    // and restored; the core registers are operands.
+    unsafe {
+        asm!(
+            "vpush {{s0-s8}}",
+            "vpush {{s16-s25}}",
+            "vldm {c}, {{s16-s23}}",
+            "vmov s24, {mx}",
+            "vmov s25, {sm}",
+            "2:",
+            "vldr s0, [{p}]",
+            "vsub.f32 s0, s0, s24",
+            "vmov {b}, s0",
+            "cmp {b}, {lo}",
+            "bls 3f",
+            "cmp {b}, {hi}",
+            "bhs 3f",
+            "vmul.f32 s1, s0, s16",
+            "vadd.f32 s1, s1, s17",
+            "vcvt.s32.f32 s1, s1",
+            "vmov {b}, s1",
+            "vcvt.f32.s32 s1, s1",
+            "vmul.f32 s2, s1, s18",
+            "vsub.f32 s2, s0, s2",
+            "vmul.f32 s3, s1, s19",
+            "vsub.f32 s4, s2, s3",
+            "vmul.f32 s5, s4, s4",
+            "vmul.f32 s6, s5, s21",
+            "vadd.f32 s6, s20, s6",
+            "vmul.f32 s6, s5, s6",
+            "vsub.f32 s6, s4, s6",
+            "vmul.f32 s7, s4, s6",
+            "vsub.f32 s8, s22, s6",
+            "vdiv.f32 s7, s7, s8",
+            "vsub.f32 s7, s7, s3",
+            "vadd.f32 s7, s7, s2",
+            "vadd.f32 s7, s23, s7",
+            "add {b}, {one}, {b}, lsl #23",
+            "vmov s8, {b}",
+            "vmul.f32 s7, s7, s8",
+            "vstmia {p}!, {{s7}}",
+            "vadd.f32 s25, s25, s7",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            "vmov {sm}, s25",
+            "vpop {{s16-s25}}",
+            "vpop {{s0-s8}}",
+            c = in(reg) EXP_CONSTANTS.as_ptr(),
+            mx = in(reg) max.to_bits(),
+            sm = inout(reg) sum.to_bits() => sum_bits,
+            p = inout(reg) start => end,
+            n = inout(reg) n => _,
+            b = out(reg) _,
+            lo = in(reg) 0xbf85_1592u32,
+            hi = in(reg) 0xc2ae_ac50u32,
+            one = in(reg) 0x3f80_0000u32,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the words done, inside `x` or one past its end.
+    let done = unsafe { end.offset_from(start) } as usize;
+    (done, f32::from_bits(sum_bits))
+}
+
+/// See `generic::softmax`: the same maximum, exponentials, sum and divisions; runs of values
+/// in `expf`'s main range go through [`exp_run`], the others through `crate::ops::expf`.
+#[cfg(chispa_fp16)]
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+    let mut sum = 0.0f32;
+    let mut i = 0;
+    while i < x.len() {
+        let (done, s) = exp_run(&mut x[i..], max, sum);
+        i += done;
+        sum = s;
+        if let Some(v) = x.get_mut(i) {
+            *v = crate::ops::expf(*v - max);
+            sum += *v;
+            i += 1;
+        }
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}

@@ -90,6 +90,89 @@ pub fn matvec_f32(out: &mut [f32], w: &[f32], x: &[f32]) {
     }
 }
 
+/// In-place softmax: the maximum (NaNs skipped), `exp(v - max)` with [`crate::ops::expf`]
+/// (`libm::expf` bit for bit), summed in order, then each divided by the sum.
+pub fn softmax(x: &mut [f32]) {
+    // NaNs are skipped, as `f32::max` skips them; which zero wins a tie of +0 and -0 does not
+    // matter (`x - max` is then ±0 or the same value, and exp(±0) = 1).
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = crate::ops::expf(*v - max);
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Attention scores of two heads of 8 over int8 rows (`rows` of `row_len`, each with an f32
+/// scale in `row_scales`; the heads read elements `off..off + 8`): for t < `att_a.len()`,
+/// `att_a[t] = ((Σ_i q_a[i] · k_t[i]) · row_scales[t]) / scale`, the sum from 0.0 with i in
+/// order (no fused multiply-add), and likewise `att_b` with `q_b`. `att_b` is as long as
+/// `att_a`, and `rows` holds their rows.
+#[allow(clippy::too_many_arguments)]
+pub fn scores2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    let (q_a, q_b) = (*q_a, *q_b);
+    let keys = rows.chunks(row_len.max(1));
+    for (((a, b), row), s) in att_a.iter_mut().zip(att_b.iter_mut()).zip(keys).zip(row_scales) {
+        let Some(k) = row.get(off..off + 8) else { break };
+        let mut kf = [0.0f32; 8];
+        for (f, k) in kf.iter_mut().zip(k) {
+            *f = f32::from(*k);
+        }
+        let (mut sa, mut sb) = (0.0f32, 0.0f32);
+        for i in 0..8 {
+            sa += q_a[i] * kf[i];
+            sb += q_b[i] * kf[i];
+        }
+        *a = sa * s / scale;
+        *b = sb * s / scale;
+    }
+}
+
+/// Attention outputs of two heads of 8 over int8 rows (as [`scores2_i8`]): for t in order,
+/// `a = att_a[t] · row_scales[t]`, then `out_a[i] += a · v_t[i]` for i in order (no fused
+/// multiply-add), and likewise `out_b` with `att_b`.
+#[allow(clippy::too_many_arguments)]
+pub fn mix2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    let (mut oa, mut ob) = (*out_a, *out_b);
+    let values = rows.chunks(row_len.max(1));
+    for (((a, b), row), s) in att_a.iter().zip(att_b).zip(values).zip(row_scales) {
+        let Some(v) = row.get(off..off + 8) else { break };
+        let mut vf = [0.0f32; 8];
+        for (f, v) in vf.iter_mut().zip(v) {
+            *f = f32::from(*v);
+        }
+        let (a, b) = (a * s, b * s);
+        for i in 0..8 {
+            oa[i] += a * vf[i];
+            ob[i] += b * vf[i];
+        }
+    }
+    *out_a = oa;
+    *out_b = ob;
+}
+
 /// Widens one quantized row back to f32: `out[j] = q[j] · scale[j / group]`.
 pub fn dequantize_row_i8(q: &[i8], scales: &[f16], group: usize, out: &mut [f32]) {
     for ((og, qg), s) in out.chunks_mut(group).zip(q.chunks(group)).zip(scales) {

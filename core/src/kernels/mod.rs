@@ -295,6 +295,115 @@ pub fn matvec_i8_with(
     }
 }
 
+/// [`generic::softmax`] with the active backend.
+pub fn softmax(x: &mut [f32]) {
+    softmax_with(backend(), x)
+}
+
+/// [`generic::softmax`] with backend `b` (the scalar code where `b` has none).
+pub fn softmax_with(b: Backend, x: &mut [f32]) {
+    let _ = b;
+    match b {
+        #[cfg(chispa_fp16)]
+        Backend::Dsp | Backend::Mve => dsp::softmax(x),
+        _ => generic::softmax(x),
+    }
+}
+
+/// Whether the arguments of [`scores2_i8`]/[`mix2_i8`] cover what the kernels read.
+fn attention_fits(rows: &[i8], row_len: usize, off: usize, scales: &[f32], n: usize) -> bool {
+    n == 0
+        || (off + 8 <= row_len
+            && scales.len() >= n
+            && (n - 1).checked_mul(row_len).is_some_and(|r| r + row_len <= rows.len()))
+}
+
+/// [`generic::scores2_i8`] with the active backend.
+#[allow(clippy::too_many_arguments)]
+pub fn scores2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    scores2_i8_with(backend(), rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
+}
+
+/// [`generic::scores2_i8`] with backend `b` (the scalar code where `b` has none).
+#[allow(clippy::too_many_arguments)]
+pub fn scores2_i8_with(
+    b: Backend,
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    let n = att_a.len();
+    if att_b.len() != n || !attention_fits(rows, row_len, off, row_scales, n) {
+        return generic::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b);
+    }
+    let _ = b;
+    match b {
+        #[cfg(chispa_fp16)]
+        Backend::Dsp | Backend::Mve => {
+            dsp::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
+        }
+        _ => generic::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b),
+    }
+}
+
+/// [`generic::mix2_i8`] with the active backend.
+#[allow(clippy::too_many_arguments)]
+pub fn mix2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    mix2_i8_with(backend(), rows, row_len, off, row_scales, att_a, att_b, out_a, out_b)
+}
+
+/// [`generic::mix2_i8`] with backend `b` (the scalar code where `b` has none).
+#[allow(clippy::too_many_arguments)]
+pub fn mix2_i8_with(
+    b: Backend,
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    let n = att_a.len();
+    if att_b.len() != n || !attention_fits(rows, row_len, off, row_scales, n) {
+        return generic::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b);
+    }
+    let _ = b;
+    match b {
+        #[cfg(chispa_fp16)]
+        Backend::Dsp | Backend::Mve => {
+            dsp::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b)
+        }
+        _ => generic::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b),
+    }
+}
+
 /// The per-group f32 step every backend shares: `acc + isum · (ws · xs)`, in that order.
 #[inline(always)]
 pub(crate) fn group_step(acc: f32, isum: i32, ws: f16, xs: f32) -> f32 {
