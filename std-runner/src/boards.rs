@@ -111,9 +111,9 @@ pub const CORES: &[CoreFigures] = &[
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 580_007,
-        code_bytes: 80_156,
-        stack_bytes: 1_700,
+        instructions_per_token: 408_674,
+        code_bytes: 81_780,
+        stack_bytes: 1_840,
     },
 ];
 

@@ -50,6 +50,8 @@ pub mod mve;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 pub mod neon;
+#[cfg(any(test, feature = "selftest"))]
+pub mod selftest;
 
 pub use generic::{dequantize_row_i8, matvec_f32, quantize_i8};
 
@@ -303,7 +305,10 @@ pub fn softmax(x: &mut [f32]) {
 /// [`generic::softmax`] with backend `b` (the scalar code where `b` has none).
 pub fn softmax_with(b: Backend, x: &mut [f32]) {
     let _ = b;
+    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
     match b {
+        #[cfg(chispa_mve)]
+        Backend::Mve => mve::softmax(x),
         #[cfg(chispa_fp16)]
         Backend::Dsp | Backend::Mve => dsp::softmax(x),
         _ => generic::softmax(x),
@@ -353,7 +358,12 @@ pub fn scores2_i8_with(
         return generic::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b);
     }
     let _ = b;
+    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
     match b {
+        #[cfg(chispa_mve)]
+        Backend::Mve => {
+            mve::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
+        }
         #[cfg(chispa_fp16)]
         Backend::Dsp | Backend::Mve => {
             dsp::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
@@ -395,7 +405,10 @@ pub fn mix2_i8_with(
         return generic::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b);
     }
     let _ = b;
+    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
     match b {
+        #[cfg(chispa_mve)]
+        Backend::Mve => mve::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b),
         #[cfg(chispa_fp16)]
         Backend::Dsp | Backend::Mve => {
             dsp::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b)

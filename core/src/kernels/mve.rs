@@ -320,3 +320,424 @@ pub fn matvec_i8(
     let (out, w, ws) = (&mut out[done..], &w[done * cols..], &ws[done * groups..]);
     super::rows_by_group(out, w, ws, xq, xs, cols, group, group_sum);
 }
+
+/// The vector exponential's constants: the main range's bounds as f32 bits of negative
+/// values (above 1.5·ln2, below 87.34 in magnitude), then `libm::expf`'s ln2 (low part), P1,
+/// P2, 1, 1/ln2, -1/2, ln2 (high part), and 2.
+static VEXP: [u32; 10] = [
+    0xbf85_1592,
+    0xc2ae_ac50,
+    0x35bf_be8e,
+    0x3e2a_aa8f,
+    0xbb35_5215,
+    0x3f80_0000,
+    0x3fb8_aa3b,
+    0xbf00_0000,
+    0x3f31_7200,
+    0x4000_0000,
+];
+
+/// Four at a time, `x[i] = expf(x[i] - max)` and `sum += x[i]` (i in order, lane by lane),
+/// while all four of a block are in `expf`'s main negative range and no subnormal was
+/// flushed (FPSCR's IDC/UFC stay clear); stops before the first block that is not. The lanes
+/// take `crate::ops::expf`'s operations in its order (the divisions are scalar `VDIV`s, as
+/// Helium has none; `VCVT.S32.F32` truncates like `as i32`). Returns the values done and
+/// the sum.
+fn exp_run4(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
+    let blocks = x.len() / 4;
+    if blocks == 0 {
+        return (0, sum);
+    }
+    let start = x.as_mut_ptr();
+    let (end, sum_bits): (*mut f32, u32);
+    // SAFETY: reads and writes `x[..4 · blocks]` through `p`, 16 bytes per block done; reads
+    // `VEXP`; every vector register is declared clobbered, the core registers are operands.
+    unsafe {
+        asm!(
+            "vmrs {t0}, fpscr",
+            "bic {t0}, {t0}, #0x9f",
+            "vmsr fpscr, {t0}",
+            "ldr {t0}, [{c}, #36]",
+            "vdup.32 q6, {t0}",
+            "2:",
+            "vldrw.u32 q0, [{p}]",
+            "vsub.f32 q0, q0, {mx}",
+            "mov {t0}, #-1",
+            "movs {t1}, #0",
+            "vminv.u32 {t0}, q0",
+            "vmaxv.u32 {t1}, q0",
+            "ldrd {t2}, {t3}, [{c}]",
+            "cmp {t0}, {t2}",
+            "bls 3f",
+            "cmp {t1}, {t3}",
+            "bhs 3f",
+            "vmul.f32 q1, q0, {inv}",
+            "vadd.f32 q1, q1, {mhalf}",
+            "vcvt.s32.f32 q1, q1",
+            "vshl.i32 q7, q1, #23",
+            "vcvt.f32.s32 q1, q1",
+            "vmul.f32 q2, q1, {ln2hi}",
+            "vsub.f32 q2, q0, q2",
+            "ldrd {t0}, {t1}, [{c}, #8]",
+            "ldrd {t2}, {t3}, [{c}, #16]",
+            "vmul.f32 q3, q1, {t0}",
+            "vsub.f32 q4, q2, q3",
+            "vmul.f32 q5, q4, q4",
+            "vmul.f32 q1, q5, {t2}",
+            "vadd.f32 q1, q1, {t1}",
+            "vmul.f32 q1, q5, q1",
+            "vsub.f32 q1, q4, q1",
+            "vmul.f32 q5, q4, q1",
+            "vsub.f32 q1, q6, q1",
+            "vdiv.f32 s20, s20, s4",
+            "vdiv.f32 s21, s21, s5",
+            "vdiv.f32 s22, s22, s6",
+            "vdiv.f32 s23, s23, s7",
+            "vsub.f32 q5, q5, q3",
+            "vadd.f32 q5, q5, q2",
+            "vadd.f32 q5, q5, {t3}",
+            "vadd.i32 q7, q7, {t3}",
+            "vmul.f32 q5, q5, q7",
+            "vmrs {t0}, fpscr",
+            "tst {t0}, #0x88",
+            "bne 3f",
+            "vstrw.32 q5, [{p}], #16",
+            "vmov s0, {sm}",
+            "vadd.f32 s0, s0, s20",
+            "vadd.f32 s0, s0, s21",
+            "vadd.f32 s0, s0, s22",
+            "vadd.f32 s0, s0, s23",
+            "vmov {sm}, s0",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            c = in(reg) VEXP.as_ptr(),
+            mx = in(reg) max.to_bits(),
+            sm = inout(reg) sum.to_bits() => sum_bits,
+            p = inout(reg) start => end,
+            n = inout(reg) blocks => _,
+            inv = in(reg) VEXP[6],
+            mhalf = in(reg) VEXP[7],
+            ln2hi = in(reg) VEXP[8],
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+            out("d0") _,
+            out("d1") _,
+            out("d2") _,
+            out("d3") _,
+            out("d4") _,
+            out("d5") _,
+            out("d6") _,
+            out("d7") _,
+            out("d8") _,
+            out("d9") _,
+            out("d10") _,
+            out("d11") _,
+            out("d12") _,
+            out("d13") _,
+            out("d14") _,
+            out("d15") _,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the values done, inside `x` or one past its end.
+    let done = unsafe { end.offset_from(start) } as usize;
+    (done, f32::from_bits(sum_bits))
+}
+
+/// See `generic::softmax`: the same maximum, exponentials (blocks of four in expf's main range
+/// through [`exp_run4`], the others through the scalar kernel), sum and divisions.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+    let mut sum = 0.0f32;
+    let mut i = 0;
+    while i < x.len() {
+        let (done, s) = exp_run4(&mut x[i..], max, sum);
+        i += done;
+        sum = s;
+        // The block that stopped the run (or the last values), one by one.
+        let end = (i + 4).min(x.len());
+        for v in &mut x[i..end] {
+            *v = crate::ops::expf(*v - max);
+            sum += *v;
+        }
+        i = end;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// One element of a head for four positions: the byte `{rb}` + [0, 1, 2, 3] · row (offsets in
+/// q4) gathered, widened, times the two heads' query element (the next pair at `{qp}`), added
+/// to the sums in q1 (head a) and q2 (head b).
+macro_rules! score_step {
+    () => {
+        concat!(
+            "ldrd {qa}, {qb}, [{qp}], #8\n",
+            "vldrb.s32 q0, [{rb}, q4]\n",
+            "adds {rb}, #1\n",
+            "vcvt.f32.s32 q0, q0\n",
+            "vmul.f32 q3, q0, {qa}\n",
+            "vadd.f32 q1, q1, q3\n",
+            "vmul.f32 q3, q0, {qb}\n",
+            "vadd.f32 q2, q2, q3\n",
+        )
+    };
+}
+
+/// See `generic::scores2_i8` (lengths checked by `kernels::scores2_i8_with`): four positions
+/// per step, one in each lane, each lane's sum in the scalar order (from 0.0, elements in
+/// order, not fused); the divisions are scalar `VDIV`s. If a subnormal was flushed (FPSCR's
+/// IDC/UFC), or for the last positions short of four, the scalar kernel does the work.
+#[allow(clippy::too_many_arguments)]
+pub fn scores2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    let n = att_a.len().min(att_b.len());
+    let blocks = n / 4;
+    let done = 4 * blocks;
+    if blocks > 0 {
+        // The query pairs, then the gather offsets of four rows, then the scale.
+        let mut q = [0u32; 21];
+        for i in 0..8 {
+            q[2 * i] = q_a[i].to_bits();
+            q[2 * i + 1] = q_b[i].to_bits();
+        }
+        for r in 0..4 {
+            q[16 + r] = (r * row_len) as u32;
+        }
+        q[20] = scale.to_bits();
+        let fpscr: u32;
+        // SAFETY: `kernels::scores2_i8_with` checked that `rows` holds `n` rows of `row_len`
+        // with `off + 8 <= row_len` and `row_scales` `n` scales: the gathers read the 8 bytes
+        // at `off` of rows 0..4·blocks, `ks` 4·blocks words; `att_a`/`att_b` take 4·blocks
+        // words each; `q` is read in full. Every vector register is declared
+        // clobbered, the core registers are operands.
+        unsafe {
+            asm!(
+                "vmrs {qa}, fpscr",
+                "bic {qa}, {qa}, #0x9f",
+                "vmsr fpscr, {qa}",
+                "ldr {qb}, [{q}, #80]",
+                "vdup.32 q6, {qb}",
+                "vldrw.u32 q4, [{q}, #64]",
+                "2:",
+                "mov {rb}, {p}",
+                "mov {qp}, {q}",
+                "vmov.i32 q1, #0",
+                "vmov.i32 q2, #0",
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                "vldrw.u32 q5, [{ks}], #16",
+                "vmul.f32 q1, q1, q5",
+                "vmul.f32 q2, q2, q5",
+                "vdiv.f32 s4, s4, s24",
+                "vdiv.f32 s5, s5, s24",
+                "vdiv.f32 s6, s6, s24",
+                "vdiv.f32 s7, s7, s24",
+                "vdiv.f32 s8, s8, s24",
+                "vdiv.f32 s9, s9, s24",
+                "vdiv.f32 s10, s10, s24",
+                "vdiv.f32 s11, s11, s24",
+                "vstrw.32 q1, [{oa}], #16",
+                "vstrw.32 q2, [{ob}], #16",
+                "add {p}, {stride}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vmrs {qa}, fpscr",
+                p = inout(reg) rows.as_ptr().add(off) => _,
+                stride = in(reg) 4 * row_len,
+                ks = inout(reg) row_scales.as_ptr() => _,
+                q = in(reg) q.as_ptr(),
+                oa = inout(reg) att_a.as_mut_ptr() => _,
+                ob = inout(reg) att_b.as_mut_ptr() => _,
+                n = inout(reg) blocks => _,
+                rb = out(reg) _,
+                qp = out(reg) _,
+                qa = out(reg) fpscr,
+                qb = out(reg) _,
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+                out("d4") _,
+                out("d5") _,
+                out("d6") _,
+                out("d7") _,
+                out("d8") _,
+                out("d9") _,
+                out("d10") _,
+                out("d11") _,
+                out("d12") _,
+                out("d13") _,
+                out("d14") _,
+                out("d15") _,
+            );
+        }
+        if fpscr & 0x88 != 0 {
+            return super::dsp::scores2_i8(
+                rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b,
+            );
+        }
+    }
+    if done < n {
+        let rows = &rows[done * row_len..];
+        super::dsp::scores2_i8(
+            rows,
+            row_len,
+            off,
+            &row_scales[done..],
+            q_a,
+            q_b,
+            scale,
+            &mut att_a[done..n],
+            &mut att_b[done..n],
+        );
+    }
+}
+
+/// One position `t` (lane `$j` of the weights block) of [`mix2_i8`]: the row's 8 values
+/// (at r0) widened in two halves, times each head's weight, added to the outputs (head a in
+/// q0, q1; head b in q2, q3); r0 moves to the next row.
+macro_rules! mix_step {
+    ($sa:literal, $sb:literal) => {
+        concat!(
+            "vmov {ra}, ",
+            $sa,
+            "\n",
+            "vmov {rb}, ",
+            $sb,
+            "\n",
+            "vldrb.s32 q6, [r0]\n",
+            "vcvt.f32.s32 q6, q6\n",
+            "vmul.f32 q7, q6, {ra}\n",
+            "vadd.f32 q0, q0, q7\n",
+            "vmul.f32 q7, q6, {rb}\n",
+            "vadd.f32 q2, q2, q7\n",
+            "vldrb.s32 q6, [r0, #4]\n",
+            "vcvt.f32.s32 q6, q6\n",
+            "vmul.f32 q7, q6, {ra}\n",
+            "vadd.f32 q1, q1, q7\n",
+            "vmul.f32 q7, q6, {rb}\n",
+            "vadd.f32 q3, q3, q7\n",
+            "add r0, {stride}\n",
+        )
+    };
+}
+
+/// See `generic::mix2_i8` (lengths checked by `kernels::mix2_i8_with`): the outputs in
+/// vectors (output element i in a lane: the scalar order per element), four positions per
+/// step with their weights times the row scales computed as a vector. If a subnormal was
+/// flushed (FPSCR's IDC/UFC) the scalar kernel redoes the work; it also takes the last
+/// positions short of four.
+#[allow(clippy::too_many_arguments)]
+pub fn mix2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    let n = att_a.len().min(att_b.len());
+    let blocks = n / 4;
+    let done = 4 * blocks;
+    if blocks > 0 {
+        let (start_a, start_b) = (*out_a, *out_b);
+        let fpscr: u32;
+        // SAFETY: `kernels::mix2_i8_with` checked that `rows` holds `n` rows of `row_len`
+        // with `off + 8 <= row_len` and `row_scales` `n` scales; 4·blocks rows, weights and
+        // scales are read, the 8 words of each output read and written. Every vector register
+        // is declared clobbered, the core registers are operands (r0: widening loads need a
+        // low register).
+        unsafe {
+            asm!(
+                "vmrs {ra}, fpscr",
+                "bic {ra}, {ra}, #0x9f",
+                "vmsr fpscr, {ra}",
+                "vldrw.u32 q0, [{oa}]",
+                "vldrw.u32 q1, [{oa}, #16]",
+                "vldrw.u32 q2, [{ob}]",
+                "vldrw.u32 q3, [{ob}, #16]",
+                "2:",
+                "vldrw.u32 q4, [{aa}], #16",
+                "vldrw.u32 q5, [{ab}], #16",
+                "vldrw.u32 q6, [{vs}], #16",
+                "vmul.f32 q4, q4, q6",
+                "vmul.f32 q5, q5, q6",
+                mix_step!("s16", "s20"),
+                mix_step!("s17", "s21"),
+                mix_step!("s18", "s22"),
+                mix_step!("s19", "s23"),
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vstrw.32 q0, [{oa}]",
+                "vstrw.32 q1, [{oa}, #16]",
+                "vstrw.32 q2, [{ob}]",
+                "vstrw.32 q3, [{ob}, #16]",
+                "vmrs {ra}, fpscr",
+                inout("r0") rows.as_ptr().add(off) => _,
+                stride = in(reg) row_len,
+                aa = inout(reg) att_a.as_ptr() => _,
+                ab = inout(reg) att_b.as_ptr() => _,
+                vs = inout(reg) row_scales.as_ptr() => _,
+                oa = in(reg) out_a.as_mut_ptr(),
+                ob = in(reg) out_b.as_mut_ptr(),
+                n = inout(reg) blocks => _,
+                ra = out(reg) fpscr,
+                rb = out(reg) _,
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+                out("d4") _,
+                out("d5") _,
+                out("d6") _,
+                out("d7") _,
+                out("d8") _,
+                out("d9") _,
+                out("d10") _,
+                out("d11") _,
+                out("d12") _,
+                out("d13") _,
+                out("d14") _,
+                out("d15") _,
+            );
+        }
+        if fpscr & 0x88 != 0 {
+            *out_a = start_a;
+            *out_b = start_b;
+            return super::dsp::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b);
+        }
+    }
+    if done < n {
+        super::dsp::mix2_i8(
+            &rows[done * row_len..],
+            row_len,
+            off,
+            &row_scales[done..],
+            &att_a[done..n],
+            &att_b[done..n],
+            out_a,
+            out_b,
+        );
+    }
+}

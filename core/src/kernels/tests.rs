@@ -348,3 +348,12 @@ fn softmax_matches_the_scalar_code() {
         }
     }
 }
+
+#[test]
+fn selftest_passes_for_every_backend() {
+    for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+        let r = selftest::run(b);
+        assert!(r.checks > 1000, "{}: {r:?}", b.name());
+        assert_eq!(r.failures, 0, "{}: {r:?}", b.name());
+    }
+}
