@@ -99,20 +99,20 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 1_051_873,
-        code_bytes: 83_068,
+        instructions_per_token: 1_036_102,
+        code_bytes: 82_748,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 1_040_937,
-        code_bytes: 84_060,
+        instructions_per_token: 1_029_575,
+        code_bytes: 83_804,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 408_674,
-        code_bytes: 81_780,
+        instructions_per_token: 402_850,
+        code_bytes: 80_820,
         stack_bytes: 1_840,
     },
 ];
