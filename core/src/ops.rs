@@ -85,12 +85,9 @@ pub fn softmax(x: &mut [f32]) {
     kernels::softmax(x);
 }
 
-/// `gate = silu(gate) ⊙ up` (SwiGLU).
+/// `gate = silu(gate) ⊙ up` (SwiGLU; `kernels::generic::swiglu`, with the active backend).
 pub(crate) fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, u) in gate.iter_mut().zip(up) {
-        *g *= 1.0 / (1.0 + expf(-*g));
-        *g *= u;
-    }
+    kernels::swiglu(gate, up);
 }
 
 /// `libm::expf`, bit for bit, for every input: the same operations (FreeBSD's `e_expf.c`) in

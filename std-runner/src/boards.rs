@@ -99,20 +99,20 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 1_036_102,
-        code_bytes: 82_748,
+        instructions_per_token: 1_026_353,
+        code_bytes: 82_876,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 1_029_575,
-        code_bytes: 83_804,
+        instructions_per_token: 1_019_826,
+        code_bytes: 83_932,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 402_850,
-        code_bytes: 80_820,
+        instructions_per_token: 354_790,
+        code_bytes: 81_416,
         stack_bytes: 1_840,
     },
 ];

@@ -822,6 +822,41 @@ fn exp_run(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
     (done, f32::from_bits(sum_bits))
 }
 
+/// `x[i] /= sum` for every i, eight at a time (`VLDM`, eight `VDIV`, `VSTM`).
+#[cfg(chispa_fp16)]
+fn div_run8(x: &mut [f32], sum: f32) {
+    let blocks = x.len() / 8;
+    if blocks > 0 {
+        // SAFETY: reads and writes `x[..8 · blocks]`; s0–s8 are saved and restored.
+        unsafe {
+            asm!(
+                "vpush {{s0-s8}}",
+                "vmov s8, {s}",
+                "2:",
+                "vldm {p}, {{s0-s7}}",
+                "vdiv.f32 s0, s0, s8",
+                "vdiv.f32 s1, s1, s8",
+                "vdiv.f32 s2, s2, s8",
+                "vdiv.f32 s3, s3, s8",
+                "vdiv.f32 s4, s4, s8",
+                "vdiv.f32 s5, s5, s8",
+                "vdiv.f32 s6, s6, s8",
+                "vdiv.f32 s7, s7, s8",
+                "vstmia {p}!, {{s0-s7}}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vpop {{s0-s8}}",
+                p = inout(reg) x.as_mut_ptr() => _,
+                n = inout(reg) blocks => _,
+                s = in(reg) sum.to_bits(),
+            );
+        }
+    }
+    for v in &mut x[8 * blocks..] {
+        *v /= sum;
+    }
+}
+
 /// See `generic::softmax`: the same maximum, exponentials, sum and divisions; runs of values
 /// in `expf`'s main range go through [`exp_run`], the others through `crate::ops::expf`.
 #[cfg(chispa_fp16)]
@@ -839,7 +874,5 @@ pub fn softmax(x: &mut [f32]) {
             i += 1;
         }
     }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
+    div_run8(x, sum);
 }

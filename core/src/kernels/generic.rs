@@ -99,6 +99,15 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
+/// `gate = silu(gate) ⊙ up` (SwiGLU): `g · (1 / (1 + expf(-g)))`, then `· u`, with
+/// [`crate::ops::expf`] (`libm::expf` bit for bit).
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g *= 1.0 / (1.0 + crate::ops::expf(-*g));
+        *g *= u;
+    }
+}
+
 /// Attention scores of two heads of 8 over int8 rows (`rows` of `row_len`, each with an f32
 /// scale in `row_scales`; the heads read elements `off..off + 8`): for t < `att_a.len()`,
 /// `att_a[t] = ((Σ_i q_a[i] · k_t[i]) · row_scales[t]) / scale`, the sum from 0.0 with i in

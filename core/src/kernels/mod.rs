@@ -315,6 +315,21 @@ pub fn softmax_with(b: Backend, x: &mut [f32]) {
     }
 }
 
+/// [`generic::swiglu`] with the active backend.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    swiglu_with(backend(), gate, up)
+}
+
+/// [`generic::swiglu`] with backend `b` (the scalar code where `b` has none).
+pub fn swiglu_with(b: Backend, gate: &mut [f32], up: &[f32]) {
+    let _ = b;
+    match b {
+        #[cfg(chispa_mve)]
+        Backend::Mve => mve::swiglu(gate, up),
+        _ => generic::swiglu(gate, up),
+    }
+}
+
 /// Whether the arguments of [`scores2_i8`]/[`mix2_i8`] cover what the kernels read.
 fn attention_fits(rows: &[i8], row_len: usize, off: usize, scales: &[f32], n: usize) -> bool {
     n == 0

@@ -19,6 +19,8 @@ use core::arch::asm;
 
 use half::f16;
 
+use super::generic;
+
 /// Exact Σ w[j]·x[j].
 #[inline]
 fn group_sum(w: &[i8], x: &[i8]) -> i32 {
@@ -321,27 +323,97 @@ pub fn matvec_i8(
     super::rows_by_group(out, w, ws, xq, xs, cols, group, group_sum);
 }
 
-/// The vector exponential's constants: the main range's bounds as f32 bits of negative
-/// values (above 1.5·ln2, below 87.34 in magnitude), then `libm::expf`'s ln2 (low part), P1,
-/// P2, 1, 1/ln2, -1/2, ln2 (high part), and 2.
-static VEXP: [u32; 10] = [
-    0xbf85_1592,
-    0xc2ae_ac50,
+/// The vector exponential's constants: the bound on |x| of `expf`'s arithmetic path (as
+/// bits; above it, and NaN, go to the scalar code), the bounds of its other branches (1.5·ln2,
+/// ln2/2, 2^-14), then ln2 (low part), P1, P2, 1, 2, 1/ln2, ln2 (high part).
+static VEXP: [u32; 11] = [
+    0x42ae_ac50,
+    0x3f85_1592,
+    0x3eb1_7218,
+    0x3900_0000,
     0x35bf_be8e,
     0x3e2a_aa8f,
     0xbb35_5215,
     0x3f80_0000,
-    0x3fb8_aa3b,
-    0xbf00_0000,
-    0x3f31_7200,
     0x4000_0000,
+    0x3fb8_aa3b,
+    0x3f31_7200,
 ];
 
+/// `q5 = expf(q0)` lane by lane, `crate::ops::expf`'s operations in its order, or a branch to
+/// `3f` if a lane's |x| is 87.34 or more (or NaN). Its branches become lane selects: `k` is
+/// `(x/ln2 ± 1/2) as i32` above 1.5·ln2, ±1 above ln2/2, else 0 — and k = 0 is exactly the
+/// scalar `hi = x, lo = 0` branch (0·ln2 = +0, x - 0 = x, y · 2^0 = y); lanes at most 2^-14
+/// take `1 + x`. The divisions are scalar `VDIV`s (Helium has none); `VCVT.S32.F32`
+/// truncates like `as i32`. Uses q1–q5, q7 and {t0}–{t3}; needs {c} = `VEXP`, {inv}, {ln2hi}.
+macro_rules! vexp {
+    () => {
+        concat!(
+            "vmov q1, q0\n",
+            "vbic.i32 q1, #0x80000000\n",
+            "movs {t1}, #0\n",
+            "vmaxv.u32 {t1}, q1\n",
+            "ldr {t2}, [{c}]\n",
+            "cmp {t1}, {t2}\n",
+            "bhs 3f\n",
+            // k: the formula, else ±1, else 0.
+            "vshr.u32 q2, q0, #31\n",
+            "vshl.i32 q2, q2, #31\n",
+            "vorr.i32 q2, #0x3f000000\n",
+            "vmul.f32 q3, q0, {inv}\n",
+            "vadd.f32 q2, q3, q2\n",
+            "vcvt.s32.f32 q2, q2\n",
+            "vshr.s32 q3, q0, #31\n",
+            "vorr.i32 q3, #1\n",
+            "vmov.i32 q4, #0\n",
+            "ldrd {t0}, {t1}, [{c}, #4]\n",
+            "vcmp.u32 hi, q1, {t1}\n",
+            "vpsel q3, q3, q4\n",
+            "vcmp.u32 hi, q1, {t0}\n",
+            "vpsel q2, q2, q3\n",
+            "vshl.i32 q7, q2, #23\n",
+            "vcvt.f32.s32 q2, q2\n",
+            // hi = x - kf·ln2hi, lo = kf·ln2lo, xr = hi - lo, xx = xr²
+            "ldrd {t0}, {t1}, [{c}, #16]\n",
+            "vmul.f32 q3, q2, {t0}\n",
+            "vmul.f32 q2, q2, {ln2hi}\n",
+            "vsub.f32 q2, q0, q2\n",
+            "vsub.f32 q4, q2, q3\n",
+            "vmul.f32 q5, q4, q4\n",
+            // c = xr - xx·(P1 + xx·P2)
+            "ldrd {t2}, {t3}, [{c}, #24]\n",
+            "vmul.f32 q1, q5, {t2}\n",
+            "vadd.f32 q1, q1, {t1}\n",
+            "vmul.f32 q1, q5, q1\n",
+            "vsub.f32 q1, q4, q1\n",
+            // y = 1 + (xr·c / (2 - c) - lo + hi), then · 2^k
+            "vmul.f32 q5, q4, q1\n",
+            "ldr {t0}, [{c}, #32]\n",
+            "vneg.f32 q1, q1\n",
+            "vadd.f32 q1, q1, {t0}\n",
+            "vdiv.f32 s20, s20, s4\n",
+            "vdiv.f32 s21, s21, s5\n",
+            "vdiv.f32 s22, s22, s6\n",
+            "vdiv.f32 s23, s23, s7\n",
+            "vsub.f32 q5, q5, q3\n",
+            "vadd.f32 q5, q5, q2\n",
+            "vadd.f32 q5, q5, {t3}\n",
+            "vadd.i32 q7, q7, {t3}\n",
+            "vmul.f32 q5, q5, q7\n",
+            // |x| <= 2^-14: 1 + x
+            "vmov q1, q0\n",
+            "vbic.i32 q1, #0x80000000\n",
+            "ldr {t0}, [{c}, #12]\n",
+            "vcmp.u32 hi, q1, {t0}\n",
+            "vadd.f32 q4, q0, {t3}\n",
+            "vpsel q5, q5, q4\n",
+        )
+    };
+}
+
 /// Four at a time, `x[i] = expf(x[i] - max)` and `sum += x[i]` (i in order, lane by lane),
-/// while all four of a block are in `expf`'s main negative range and no subnormal was
-/// flushed (FPSCR's IDC/UFC stay clear); stops before the first block that is not. The lanes
-/// take `crate::ops::expf`'s operations in its order (the divisions are scalar `VDIV`s, as
-/// Helium has none; `VCVT.S32.F32` truncates like `as i32`). Returns the values done and
+/// while no lane of a block is out of [`vexp!`]'s range and no subnormal was flushed (FPSCR's
+/// IDC/UFC stay clear); stops before the first block that is. Returns the values done and
 /// the sum.
 fn exp_run4(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
     let blocks = x.len() / 4;
@@ -357,47 +429,10 @@ fn exp_run4(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
             "vmrs {t0}, fpscr",
             "bic {t0}, {t0}, #0x9f",
             "vmsr fpscr, {t0}",
-            "ldr {t0}, [{c}, #36]",
-            "vdup.32 q6, {t0}",
             "2:",
             "vldrw.u32 q0, [{p}]",
             "vsub.f32 q0, q0, {mx}",
-            "mov {t0}, #-1",
-            "movs {t1}, #0",
-            "vminv.u32 {t0}, q0",
-            "vmaxv.u32 {t1}, q0",
-            "ldrd {t2}, {t3}, [{c}]",
-            "cmp {t0}, {t2}",
-            "bls 3f",
-            "cmp {t1}, {t3}",
-            "bhs 3f",
-            "vmul.f32 q1, q0, {inv}",
-            "vadd.f32 q1, q1, {mhalf}",
-            "vcvt.s32.f32 q1, q1",
-            "vshl.i32 q7, q1, #23",
-            "vcvt.f32.s32 q1, q1",
-            "vmul.f32 q2, q1, {ln2hi}",
-            "vsub.f32 q2, q0, q2",
-            "ldrd {t0}, {t1}, [{c}, #8]",
-            "ldrd {t2}, {t3}, [{c}, #16]",
-            "vmul.f32 q3, q1, {t0}",
-            "vsub.f32 q4, q2, q3",
-            "vmul.f32 q5, q4, q4",
-            "vmul.f32 q1, q5, {t2}",
-            "vadd.f32 q1, q1, {t1}",
-            "vmul.f32 q1, q5, q1",
-            "vsub.f32 q1, q4, q1",
-            "vmul.f32 q5, q4, q1",
-            "vsub.f32 q1, q6, q1",
-            "vdiv.f32 s20, s20, s4",
-            "vdiv.f32 s21, s21, s5",
-            "vdiv.f32 s22, s22, s6",
-            "vdiv.f32 s23, s23, s7",
-            "vsub.f32 q5, q5, q3",
-            "vadd.f32 q5, q5, q2",
-            "vadd.f32 q5, q5, {t3}",
-            "vadd.i32 q7, q7, {t3}",
-            "vmul.f32 q5, q5, q7",
+            vexp!(),
             "vmrs {t0}, fpscr",
             "tst {t0}, #0x88",
             "bne 3f",
@@ -416,9 +451,8 @@ fn exp_run4(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
             sm = inout(reg) sum.to_bits() => sum_bits,
             p = inout(reg) start => end,
             n = inout(reg) blocks => _,
-            inv = in(reg) VEXP[6],
-            mhalf = in(reg) VEXP[7],
-            ln2hi = in(reg) VEXP[8],
+            inv = in(reg) VEXP[9],
+            ln2hi = in(reg) VEXP[10],
             t0 = out(reg) _,
             t1 = out(reg) _,
             t2 = out(reg) _,
@@ -446,10 +480,86 @@ fn exp_run4(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
     (done, f32::from_bits(sum_bits))
 }
 
-/// See `generic::softmax`: the same maximum, exponentials (blocks of four in expf's main range
-/// through [`exp_run4`], the others through the scalar kernel), sum and divisions.
+/// The maximum of `x` (NaNs skipped) with `VMAXNM` four lanes at a time, or `None` if a lane
+/// was flushed (a subnormal: FPSCR.IDC) or signalled (a signalling NaN: FPSCR.IOC, which
+/// `VMAXNM` would not skip). A tie of +0 and -0 may resolve either way, which softmax does
+/// not see (`x - max` is then ±0 or the same value, and exp(±0) = 1).
+fn max_run4(x: &[f32]) -> Option<f32> {
+    let blocks = x.len() / 4;
+    let mut m = f32::NEG_INFINITY.to_bits();
+    let mut fpscr = 0u32;
+    if blocks > 0 {
+        // SAFETY: reads `x[..4 · blocks]`; q0, q1 declared clobbered; core registers are
+        // operands.
+        unsafe {
+            asm!(
+                "vmrs {f}, fpscr",
+                "bic {f}, {f}, #0x9f",
+                "vmsr fpscr, {f}",
+                "vdup.32 q0, {m}",
+                "2:",
+                "vldrw.u32 q1, [{p}], #16",
+                "vmaxnm.f32 q0, q0, q1",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vmaxnmv.f32 {m}, q0",
+                "vmrs {f}, fpscr",
+                p = inout(reg) x.as_ptr() => _,
+                n = inout(reg) blocks => _,
+                m = inout(reg) m,
+                f = inout(reg) fpscr,
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+            );
+        }
+    }
+    if fpscr & 0x81 != 0 {
+        return None;
+    }
+    let m = f32::from_bits(m);
+    Some(x[4 * blocks..].iter().fold(m, |m, v| if *v > m { *v } else { m }))
+}
+
+/// `x[i] /= sum` for every i (scalar `VDIV`s on the lanes of four-value loads: exact).
+fn div_run4(x: &mut [f32], sum: f32) {
+    let blocks = x.len() / 4;
+    if blocks > 0 {
+        // SAFETY: reads and writes `x[..4 · blocks]`; q0 and s4 (q1) declared clobbered.
+        unsafe {
+            asm!(
+                "vmov s4, {s}",
+                "2:",
+                "vldrw.u32 q0, [{p}]",
+                "vdiv.f32 s0, s0, s4",
+                "vdiv.f32 s1, s1, s4",
+                "vdiv.f32 s2, s2, s4",
+                "vdiv.f32 s3, s3, s4",
+                "vstrw.32 q0, [{p}], #16",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) x.as_mut_ptr() => _,
+                n = inout(reg) blocks => _,
+                s = in(reg) sum.to_bits(),
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+            );
+        }
+    }
+    for v in &mut x[4 * blocks..] {
+        *v /= sum;
+    }
+}
+
+/// See `generic::softmax`: the same maximum ([`max_run4`]), exponentials (blocks of four in
+/// expf's main range through [`exp_run4`], the others through the scalar kernel), sum and
+/// divisions ([`div_run4`]).
 pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+    let max = max_run4(x)
+        .unwrap_or_else(|| x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m }));
     let mut sum = 0.0f32;
     let mut i = 0;
     while i < x.len() {
@@ -464,9 +574,7 @@ pub fn softmax(x: &mut [f32]) {
         }
         i = end;
     }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
+    div_run4(x, sum);
 }
 
 /// One element of a head for four positions: the byte `{rb}` + [0, 1, 2, 3] · row (offsets in
@@ -739,5 +847,91 @@ pub fn mix2_i8(
             out_a,
             out_b,
         );
+    }
+}
+
+/// Four at a time, `g = g · (1 / (1 + expf(-g)))`, then `g = g · u`, while no `-g` of a block
+/// is out of [`vexp!`]'s range and no subnormal was flushed; stops before the first block
+/// that is. Each lane takes the scalar operations in their order (the divisions are scalar
+/// `VDIV`s). Returns the values done.
+fn swiglu_run4(gate: &mut [f32], up: &[f32]) -> usize {
+    let blocks = gate.len().min(up.len()) / 4;
+    if blocks == 0 {
+        return 0;
+    }
+    let start = gate.as_mut_ptr();
+    let end: *mut f32;
+    // SAFETY: reads and writes `gate[..4 · blocks]` and reads `up[..4 · blocks]`, 16 bytes
+    // each per block done; reads `VEXP`; every vector register is declared clobbered, the
+    // core registers are operands.
+    unsafe {
+        asm!(
+            "vmrs {t0}, fpscr",
+            "bic {t0}, {t0}, #0x9f",
+            "vmsr fpscr, {t0}",
+            "2:",
+            "vldrw.u32 q6, [{g}]",
+            "vneg.f32 q0, q6",
+            vexp!(),
+            // 1 / (1 + e), then g · that · u
+            "vadd.f32 q5, q5, {t3}",
+            "vmov s0, {t3}",
+            "vdiv.f32 s4, s0, s20",
+            "vdiv.f32 s5, s0, s21",
+            "vdiv.f32 s6, s0, s22",
+            "vdiv.f32 s7, s0, s23",
+            "vmul.f32 q6, q6, q1",
+            "vldrw.u32 q1, [{u}]",
+            "vmul.f32 q6, q6, q1",
+            "vmrs {t0}, fpscr",
+            "tst {t0}, #0x88",
+            "bne 3f",
+            "vstrw.32 q6, [{g}], #16",
+            "adds {u}, #16",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            c = in(reg) VEXP.as_ptr(),
+            g = inout(reg) start => end,
+            u = inout(reg) up.as_ptr() => _,
+            n = inout(reg) blocks => _,
+            inv = in(reg) VEXP[9],
+            ln2hi = in(reg) VEXP[10],
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+            out("d0") _,
+            out("d1") _,
+            out("d2") _,
+            out("d3") _,
+            out("d4") _,
+            out("d5") _,
+            out("d6") _,
+            out("d7") _,
+            out("d8") _,
+            out("d9") _,
+            out("d10") _,
+            out("d11") _,
+            out("d12") _,
+            out("d13") _,
+            out("d14") _,
+            out("d15") _,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the values done, inside `gate` or one past its end.
+    unsafe { end.offset_from(start) as usize }
+}
+
+/// See `generic::swiglu`: blocks of four through [`swiglu_run4`], the block that stops it and
+/// the last values through the scalar code.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let mut i = 0;
+    while i < n {
+        i += swiglu_run4(&mut gate[i..n], &up[i..n]);
+        let end = (i + 4).min(n);
+        generic::swiglu(&mut gate[i..end], &up[i..end]);
+        i = end;
     }
 }

@@ -11,7 +11,8 @@
 
 use half::f16;
 
-use super::{generic, matvec_i8_with, mix2_i8_with, scores2_i8_with, softmax_with, Backend};
+use super::Backend;
+use super::{generic, matvec_i8_with, mix2_i8_with, scores2_i8_with, softmax_with, swiglu_with};
 
 /// What [`run`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,6 +76,7 @@ pub fn run(b: Backend) -> Report {
     matvec(b, &mut r);
     attention(b, &mut r);
     softmax(b, &mut r);
+    swiglu(b, &mut r);
     r
 }
 
@@ -220,5 +222,29 @@ fn softmax(b: Backend, r: &mut Report) {
             softmax_with(b, &mut got[..n]);
             r.check("softmax, specials", &got[..n], &want[..n]);
         }
+    }
+}
+
+fn swiglu(b: Backend, r: &mut Report) {
+    let mut rng = Rng(0x5111_5e1f);
+    let (mut g, mut u) = ([0f32; POS], [0f32; POS]);
+    for n in [1, 3, 4, 5, 8, 13, POS] {
+        for spread in [0.01f32, 1.0, 4.0, 30.0, 100.0] {
+            g.iter_mut().for_each(|v| *v = rng.f32() * spread);
+            u.iter_mut().for_each(|v| *v = rng.f32() * 2.0);
+            let (mut want, mut got) = (g, g);
+            generic::swiglu(&mut want[..n], &u[..n]);
+            swiglu_with(b, &mut got[..n], &u[..n]);
+            r.check("swiglu", &got[..n], &want[..n]);
+        }
+        // Gates where exp(-g) is huge or tiny, subnormal products, specials.
+        for (i, v) in g.iter_mut().enumerate() {
+            *v = [87.2f32, -87.2, 86.0, -60.0, 1.0e-39, f32::NAN, 0.0, -0.0][i % 8];
+        }
+        u.iter_mut().enumerate().for_each(|(i, v)| *v = if i % 3 == 0 { 1.0e-30 } else { 0.7 });
+        let (mut want, mut got) = (g, g);
+        generic::swiglu(&mut want[..n], &u[..n]);
+        swiglu_with(b, &mut got[..n], &u[..n]);
+        r.check("swiglu, extremes", &got[..n], &want[..n]);
     }
 }
