@@ -1,13 +1,16 @@
 //! Selects the Arm kernels from the target: `chispa_dsp` (SXTB16/SMLAD) for Cortex-M4/M7
 //! (thumbv7em), ARMv7-A and Cortex-M33/M55/M85 (thumbv8m.main with `-C target-cpu=` one of
 //! those), `chispa_mve` (Helium) for Cortex-M55/M85. Plain thumbv8m.main does not promise the
-//! DSP extension, so it gets neither without a `target-cpu`.
+//! DSP extension, so it gets neither without a `target-cpu`. `chispa_fp16` (with `chispa_dsp`):
+//! the FPU converts half precision (`VCVTB`), as on the hard-float thumbv7em (FPv4/FPv5) and
+//! thumbv8m.main (FPv5) targets, or with `-C target-feature=+fp16` (e.g. ARMv7-A with VFPv4).
 
 use std::env;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(chispa_dsp)");
     println!("cargo::rustc-check-cfg=cfg(chispa_mve)");
+    println!("cargo::rustc-check-cfg=cfg(chispa_fp16)");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -34,6 +37,14 @@ fn main() {
         || has("dsp");
     if dsp {
         println!("cargo::rustc-cfg=chispa_dsp");
+    }
+    // Half-precision conversions (VCVTB/VCVTT): FPv4 (Cortex-M4F) and FPv5 (M7, M33, M55),
+    // i.e. the hard-float thumbv7em and thumbv8m.main targets, or an explicit feature.
+    let fp16 = (target.starts_with("thumbv7em") || target.starts_with("thumbv8m.main"))
+        && target.ends_with("eabihf")
+        || ["fp16", "vfp4", "fp-armv8"].iter().any(|f| has(f) || flags.contains(&format!("+{f}")));
+    if dsp && fp16 {
+        println!("cargo::rustc-cfg=chispa_fp16");
     }
     if helium && target.starts_with("thumbv8m.main") {
         println!("cargo::rustc-cfg=chispa_mve");

@@ -22,12 +22,15 @@ pub(crate) struct Heads {
 /// For each head: scores `q·k_t / sqrt(head_size)` for t = 0..=pos, softmax, then
 /// `out = Σ_t att_t v_t`, t in order. `keys`/`values` are this layer's `[ctx, kv_dim]` rows;
 /// `att` `[ctx]` is reused by one head after the other. `obs` sees each head's weights for
-/// `layer`.
+/// `layer`. Two heads that share a key/value head go together when `att2` (any idle buffer)
+/// holds `pos + 1` scores: each cached row is then read and widened once for both; every
+/// number is the same as one head at a time.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend<R: Rows, O: Observer>(
     out: &mut [f32],
     q: &mut [f32],
     att: &mut [f32],
+    att2: &mut [f32],
     keys: &R,
     values: &R,
     pos: usize,
@@ -37,13 +40,42 @@ pub(crate) fn attend<R: Rows, O: Observer>(
 ) {
     let hs = h.head_size;
     let scale = libm::sqrtf(hs as f32);
-    for head in 0..h.n_heads {
+    let n = pos + 1;
+    let paired = R::PAIRS && h.kv_mul >= 2 && att2.len() >= n;
+    let mut head = 0;
+    while head < h.n_heads {
+        let kv_off = (head / h.kv_mul) * hs;
+        if paired && head % h.kv_mul + 1 < h.kv_mul {
+            // `head` and `head + 1` read the same key/value head.
+            let q = &mut q[head * hs..(head + 2) * hs];
+            if keys.rotated() {
+                hadamard_heads(q, hs);
+            }
+            let (q_a, q_b) = q.split_at(hs);
+            let (att_a, att_b) = (&mut att[..n], &mut att2[..n]);
+            keys.scores2(kv_off, q_a, q_b, scale, att_a, att_b);
+            softmax(att_a);
+            obs.attention(layer, head, att_a);
+            softmax(att_b);
+            obs.attention(layer, head + 1, att_b);
+            let out = &mut out[head * hs..(head + 2) * hs];
+            out.fill(0.0);
+            let (out_a, out_b) = out.split_at_mut(hs);
+            values.mix2(kv_off, att_a, att_b, out_a, out_b);
+            if values.rotated() {
+                hadamard_heads(out, hs);
+                for o in out.iter_mut() {
+                    *o /= hs as f32;
+                }
+            }
+            head += 2;
+            continue;
+        }
         let q = &mut q[head * hs..(head + 1) * hs];
         if keys.rotated() {
             hadamard_heads(q, hs);
         }
-        let att = &mut att[..pos + 1];
-        let kv_off = (head / h.kv_mul) * hs;
+        let att = &mut att[..n];
         for (t, a) in att.iter_mut().enumerate() {
             *a = keys.dot(t, kv_off, q) / scale;
         }
@@ -60,6 +92,7 @@ pub(crate) fn attend<R: Rows, O: Observer>(
                 *o /= hs as f32;
             }
         }
+        head += 1;
     }
 }
 
@@ -75,20 +108,22 @@ pub(crate) fn attend_layer<O: Observer>(
     obs: &mut O,
 ) {
     b.kv.store(l * ctx + pos, b.k, b.v, heads.head_size);
+    // `b.probs` (the sampler's buffer, idle during the forward pass) holds a second head's
+    // scores.
     let (rows, layer) = (l * ctx..(l + 1) * ctx, l * ctx * kv_dim..(l + 1) * ctx * kv_dim);
     match &b.kv {
         KvCache::F32 { k, v } => {
             let (k, v) = (F32Rows(&k[layer.clone()], kv_dim), F32Rows(&v[layer], kv_dim));
-            attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+            attend(b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
         }
         KvCache::F16 { k, v } => {
             let (k, v) = (F16Rows(&k[layer.clone()], kv_dim), F16Rows(&v[layer], kv_dim));
-            attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+            attend(b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
         }
         KvCache::I8 { k, v, ks, vs } => {
             let k = I8Rows(&k[layer.clone()], &ks[rows.clone()], kv_dim);
             let v = I8Rows(&v[layer], &vs[rows], kv_dim);
-            attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+            attend(b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
         }
         KvCache::K10V7 { k, v, ks, vs } => {
             let rotated_by = if rotates(heads.head_size) { heads.head_size } else { 1 };
@@ -110,7 +145,7 @@ pub(crate) fn attend_layer<O: Observer>(
                 bits: V_ROW_BITS,
                 rotated_by,
             };
-            attend(b.xb, b.q, b.att, &k, &v, pos, heads, l, obs);
+            attend(b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
         }
     }
 }

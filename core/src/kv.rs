@@ -155,6 +155,38 @@ pub(crate) trait Rows {
     fn rotated(&self) -> bool {
         false
     }
+    /// Whether [`scores2`](Self::scores2) and [`mix2`](Self::mix2) do better than one head
+    /// after the other (attention pairs heads only then; the defaults keep the code small).
+    const PAIRS: bool = false;
+    /// Two heads reading the same rows: `att_a[t] = dot(t, off, q_a) / scale` for
+    /// t < `att_a.len()`, and likewise `att_b` with `q_b`.
+    #[allow(clippy::too_many_arguments)]
+    fn scores2(
+        &self,
+        off: usize,
+        q_a: &[f32],
+        q_b: &[f32],
+        scale: f32,
+        att_a: &mut [f32],
+        att_b: &mut [f32],
+    ) {
+        for (t, a) in att_a.iter_mut().enumerate() {
+            *a = self.dot(t, off, q_a) / scale;
+        }
+        for (t, b) in att_b.iter_mut().enumerate() {
+            *b = self.dot(t, off, q_b) / scale;
+        }
+    }
+    /// Two heads reading the same rows: `out_a[i] += att_a[t] · row(t)[off + i]` for t in
+    /// order (each `axpy`), and likewise `out_b` with `att_b`.
+    fn mix2(&self, off: usize, att_a: &[f32], att_b: &[f32], out_a: &mut [f32], out_b: &mut [f32]) {
+        for (t, a) in att_a.iter().enumerate() {
+            self.axpy(t, off, *a, out_a);
+        }
+        for (t, b) in att_b.iter().enumerate() {
+            self.axpy(t, off, *b, out_b);
+        }
+    }
 }
 
 /// f32 rows.
@@ -208,6 +240,7 @@ impl Rows for F16Rows<'_> {
 }
 
 impl Rows for I8Rows<'_> {
+    const PAIRS: bool = true;
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
         let r = t * self.2 + off;
         let mut s = 0.0f32;
@@ -221,6 +254,44 @@ impl Rows for I8Rows<'_> {
         let a = a * self.1[t];
         for (o, v) in out.iter_mut().zip(&self.0[r..r + n]) {
             *o += a * f32::from(*v);
+        }
+    }
+    fn scores2(
+        &self,
+        off: usize,
+        q_a: &[f32],
+        q_b: &[f32],
+        scale: f32,
+        att_a: &mut [f32],
+        att_b: &mut [f32],
+    ) {
+        if let (Ok(qa), Ok(qb)) = (<&[f32; 8]>::try_from(q_a), <&[f32; 8]>::try_from(q_b)) {
+            if att_a.len() == att_b.len() {
+                return kernels::scores2_i8(
+                    self.0, self.2, off, self.1, qa, qb, scale, att_a, att_b,
+                );
+            }
+        }
+        for (t, a) in att_a.iter_mut().enumerate() {
+            *a = self.dot(t, off, q_a) / scale;
+        }
+        for (t, b) in att_b.iter_mut().enumerate() {
+            *b = self.dot(t, off, q_b) / scale;
+        }
+    }
+    fn mix2(&self, off: usize, att_a: &[f32], att_b: &[f32], out_a: &mut [f32], out_b: &mut [f32]) {
+        if let (Ok(oa), Ok(ob)) =
+            (<&mut [f32; 8]>::try_from(&mut *out_a), <&mut [f32; 8]>::try_from(&mut *out_b))
+        {
+            if att_a.len() == att_b.len() {
+                return kernels::mix2_i8(self.0, self.2, off, self.1, att_a, att_b, oa, ob);
+            }
+        }
+        for (t, a) in att_a.iter().enumerate() {
+            self.axpy(t, off, *a, out_a);
+        }
+        for (t, b) in att_b.iter().enumerate() {
+            self.axpy(t, off, *b, out_b);
         }
     }
 }

@@ -5,6 +5,8 @@
 //! stack high-water mark (stack painting) and flash bytes.
 #![no_std]
 #![no_main]
+// The self-test build runs no model: most of the file is unused there.
+#![cfg_attr(feature = "selftest", allow(dead_code, unused))]
 
 mod board;
 mod settings {
@@ -33,14 +35,19 @@ struct Arena([u8; ARENA_BYTES]);
 const REPORT_AT: [usize; 4] = [1, 64, 128, 199];
 
 /// Exit codes: 0 success, 1 bad model or settings, 3 panic, 4 stack overflow, 5 hard fault
-/// (`board::HardFault`).
+/// (`board::HardFault`), 6 a kernel differs from the scalar code (feature `selftest`).
 const EXIT_BAD_INPUT: i32 = 1;
 const EXIT_STACK: i32 = 4;
+#[cfg(feature = "selftest")]
+const EXIT_SELFTEST: i32 = 6;
 
 #[entry]
 fn main() -> ! {
     board::paint_stack();
     let clock = Clock::start();
+    #[cfg(feature = "selftest")]
+    let code = selftest();
+    #[cfg(not(feature = "selftest"))]
     let code = run(&clock);
     let stack = board::stack_high_water();
     let ram = board::static_ram_bytes();
@@ -192,6 +199,26 @@ fn run(clock: &Clock) -> i32 {
     }
     defmt::println!("digest: {=str}", hex(digest.value()).as_str());
     0
+}
+
+/// The active backend's kernels against the scalar code (`chispa_core::kernels::selftest`).
+#[cfg(feature = "selftest")]
+fn selftest() -> i32 {
+    let b = chispa_core::kernels::backend();
+    let r = chispa_core::kernels::selftest::run(b);
+    defmt::println!(
+        "selftest on {=str}: backend {=str}, {=u32} checks, {=u32} failures (first: {})",
+        BOARD,
+        b.name(),
+        r.checks,
+        r.failures,
+        r.first_failure
+    );
+    if r.failures == 0 {
+        0
+    } else {
+        EXIT_SELFTEST
+    }
 }
 
 /// Appends a decoded piece (control bytes dropped, as the desktop's `printable` does) and

@@ -99,21 +99,21 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 2_901_356,
-        code_bytes: 71_072,
-        stack_bytes: 2_496,
+        instructions_per_token: 1_026_353,
+        code_bytes: 82_876,
+        stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 2_808_199,
-        code_bytes: 71_872,
-        stack_bytes: 2_496,
+        instructions_per_token: 1_019_826,
+        code_bytes: 83_932,
+        stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 1_840_055,
-        code_bytes: 73_824,
-        stack_bytes: 2_076,
+        instructions_per_token: 354_790,
+        code_bytes: 81_416,
+        stack_bytes: 1_840,
     },
 ];
 

@@ -50,6 +50,8 @@ pub mod mve;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 pub mod neon;
+#[cfg(any(test, feature = "selftest"))]
+pub mod selftest;
 
 pub use generic::{dequantize_row_i8, matvec_f32, quantize_i8};
 
@@ -292,6 +294,141 @@ pub fn matvec_i8_with(
         #[cfg(chispa_mve)]
         Backend::Mve => mve::matvec_i8(out, w, ws, xq, xs, cols, group),
         _ => generic::matvec_i8(out, w, ws, xq, xs, cols, group),
+    }
+}
+
+/// [`generic::softmax`] with the active backend.
+pub fn softmax(x: &mut [f32]) {
+    softmax_with(backend(), x)
+}
+
+/// [`generic::softmax`] with backend `b` (the scalar code where `b` has none).
+pub fn softmax_with(b: Backend, x: &mut [f32]) {
+    let _ = b;
+    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
+    match b {
+        #[cfg(chispa_mve)]
+        Backend::Mve => mve::softmax(x),
+        #[cfg(chispa_fp16)]
+        Backend::Dsp | Backend::Mve => dsp::softmax(x),
+        _ => generic::softmax(x),
+    }
+}
+
+/// [`generic::swiglu`] with the active backend.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    swiglu_with(backend(), gate, up)
+}
+
+/// [`generic::swiglu`] with backend `b` (the scalar code where `b` has none).
+pub fn swiglu_with(b: Backend, gate: &mut [f32], up: &[f32]) {
+    let _ = b;
+    match b {
+        #[cfg(chispa_mve)]
+        Backend::Mve => mve::swiglu(gate, up),
+        _ => generic::swiglu(gate, up),
+    }
+}
+
+/// Whether the arguments of [`scores2_i8`]/[`mix2_i8`] cover what the kernels read.
+fn attention_fits(rows: &[i8], row_len: usize, off: usize, scales: &[f32], n: usize) -> bool {
+    n == 0
+        || (off + 8 <= row_len
+            && scales.len() >= n
+            && (n - 1).checked_mul(row_len).is_some_and(|r| r + row_len <= rows.len()))
+}
+
+/// [`generic::scores2_i8`] with the active backend.
+#[allow(clippy::too_many_arguments)]
+pub fn scores2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    scores2_i8_with(backend(), rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
+}
+
+/// [`generic::scores2_i8`] with backend `b` (the scalar code where `b` has none).
+#[allow(clippy::too_many_arguments)]
+pub fn scores2_i8_with(
+    b: Backend,
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    let n = att_a.len();
+    if att_b.len() != n || !attention_fits(rows, row_len, off, row_scales, n) {
+        return generic::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b);
+    }
+    let _ = b;
+    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
+    match b {
+        #[cfg(chispa_mve)]
+        Backend::Mve => {
+            mve::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
+        }
+        #[cfg(chispa_fp16)]
+        Backend::Dsp | Backend::Mve => {
+            dsp::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
+        }
+        _ => generic::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b),
+    }
+}
+
+/// [`generic::mix2_i8`] with the active backend.
+#[allow(clippy::too_many_arguments)]
+pub fn mix2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    mix2_i8_with(backend(), rows, row_len, off, row_scales, att_a, att_b, out_a, out_b)
+}
+
+/// [`generic::mix2_i8`] with backend `b` (the scalar code where `b` has none).
+#[allow(clippy::too_many_arguments)]
+pub fn mix2_i8_with(
+    b: Backend,
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    let n = att_a.len();
+    if att_b.len() != n || !attention_fits(rows, row_len, off, row_scales, n) {
+        return generic::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b);
+    }
+    let _ = b;
+    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
+    match b {
+        #[cfg(chispa_mve)]
+        Backend::Mve => mve::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b),
+        #[cfg(chispa_fp16)]
+        Backend::Dsp | Backend::Mve => {
+            dsp::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b)
+        }
+        _ => generic::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b),
     }
 }
 

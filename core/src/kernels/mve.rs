@@ -1,12 +1,25 @@
 //! Arm Helium (MVE, Cortex-M55/M85) int8 matmul, bit-exact with `generic::matvec_i8`.
 //!
-//! 16 int8 per step: two `VLDRB.8` loads and one `VMLADAVA.S8`, which multiplies the sixteen
-//! lane pairs and adds every product to a general register exactly (32-bit, no saturation).
-//! Tail bytes are scalar; the f32 step is the scalar one, groups in order.
+//! Integer sums: 16 int8 per step, two `VLDRB.8` loads and one `VMLADAV(A).S8`, which
+//! multiplies the sixteen lane pairs and adds every product to a general register exactly
+//! (32-bit, no saturation); groups of 8 load sign-extended halfwords (`VLDRB.S16`, `.S16`).
+//!
+//! The main path runs four rows at a time in one assembly loop: each group's four sums go to
+//! the lanes of a vector and take the contract's f32 step lane by lane, `acc + isum · (ws ·
+//! xs)` (the four f16 scales gathered with `VLDRH.U32` and widened by `VCVTB.F32.F16`, then
+//! `VMUL`, `VMUL`, `VADD`: the same roundings as the scalar code, not fused). Helium's float
+//! instructions flush subnormal inputs and results to zero (the architecture's "standard
+//! FPSCR" behaviour, unlike scalar VFP), so the loop clears the FPSCR's input-denormal and
+//! underflow flags first and checks them after: if either is set, the whole matmul is redone
+//! by the exact row-by-row path below. NaN payloads may differ (any NaN stays a NaN, as the
+//! tests accept). Other shapes (and rows beyond a multiple of four) take the row-by-row path:
+//! `VMLADAVA` sums, scalar f32 steps, groups in order.
 
 use core::arch::asm;
 
 use half::f16;
+
+use super::generic;
 
 /// Exact Σ w[j]·x[j].
 #[inline]
@@ -41,6 +54,259 @@ fn group_sum(w: &[i8], x: &[i8]) -> i32 {
     acc
 }
 
+// Registers of the four-row loop (fixed: widening loads need r0–r7 bases, VMLADAV even
+// accumulators): inputs r1, weights of rows 0–3 r2–r5, their sums r0, r8, r10, r12, scales
+// r9, input scales r11, loop count lr; q0–q3 loads, q4 scale offsets, q5 scales, q6 sums,
+// q7 the four rows' f32 accumulators.
+
+/// One group of four rows, 16 inputs into the sums: `$op` is `vmladav` (first chunk) or
+/// `vmladava`.
+macro_rules! chunk16 {
+    ($op:literal) => {
+        concat!(
+            "vldrb.u8 q0, [r1], #16\n",
+            "vldrb.u8 q1, [r2], #16\n",
+            $op,
+            ".s8 r0, q1, q0\n",
+            "vldrb.u8 q2, [r3], #16\n",
+            $op,
+            ".s8 r8, q2, q0\n",
+            "vldrb.u8 q3, [r4], #16\n",
+            $op,
+            ".s8 r10, q3, q0\n",
+            "vldrb.u8 q1, [r5], #16\n",
+            $op,
+            ".s8 r12, q1, q0\n",
+        )
+    };
+}
+
+/// Eight inputs, sign-extended to halfwords (groups of 8).
+macro_rules! chunk8 {
+    () => {
+        concat!(
+            "vldrb.s16 q0, [r1], #8\n",
+            "vldrb.s16 q1, [r2], #8\n",
+            "vmladav.s16 r0, q1, q0\n",
+            "vldrb.s16 q2, [r3], #8\n",
+            "vmladav.s16 r8, q2, q0\n",
+            "vldrb.s16 q3, [r4], #8\n",
+            "vmladav.s16 r10, q3, q0\n",
+            "vldrb.s16 q1, [r5], #8\n",
+            "vmladav.s16 r12, q1, q0\n",
+        )
+    };
+}
+
+/// The f32 step of one group for the four rows: sums to lanes (row i in lane i), the four
+/// f16 scales gathered (`q4` holds the byte offsets of rows 0–3) and widened, times the
+/// group's input scale (the next word at r11), times the sums, added to the accumulators.
+macro_rules! f32_step {
+    () => {
+        concat!(
+            "stm sp, {{r0, r8, r10, r12}}\n",
+            "vldrw.u32 q6, [sp]\n",
+            "vcvt.f32.s32 q6, q6\n",
+            "vldrh.u32 q5, [r9, q4]\n",
+            "add r9, r9, #2\n",
+            "vcvtb.f32.f16 q5, q5\n",
+            "ldr r0, [r11], #4\n",
+            "vmul.f32 q5, q5, r0\n",
+            "vmul.f32 q6, q6, q5\n",
+            "vadd.f32 q7, q7, q6\n",
+        )
+    };
+}
+
+/// The short last group of k[6] inputs (a multiple of 4 below 16), predicated: no lane
+/// beyond it is read.
+macro_rules! tail {
+    () => {
+        concat!(
+            "ldr lr, [sp, #40]\n",
+            "vctp.8 lr\n",
+            "vpstttt\n",
+            "vldrbt.u8 q0, [r1]\n",
+            "vldrbt.u8 q1, [r2]\n",
+            "vmladavt.s8 r0, q1, q0\n",
+            "vldrbt.u8 q2, [r3]\n",
+            "vpstttt\n",
+            "vmladavt.s8 r8, q2, q0\n",
+            "vldrbt.u8 q3, [r4]\n",
+            "vmladavt.s8 r10, q3, q0\n",
+            "vldrbt.u8 q1, [r5]\n",
+            "vpst\n",
+            "vmladavt.s8 r12, q1, q0\n",
+            "add r2, lr\n",
+            "add r3, lr\n",
+            "add r4, lr\n",
+            "add r5, lr\n",
+            f32_step!(),
+        )
+    };
+}
+
+/// Defines `$name(k, w, sc)`: a single-pass matmul of whole blocks of four rows whose groups
+/// take `$group` and whose short last group takes `$tail`. `k` = [`cols`, bytes of three
+/// rows' scales, bytes of one row's scales, inputs, input scales, whole groups per row
+/// (>= 1), short group length (0: none), `out`, blocks]. Returns FPSCR after the loop.
+macro_rules! blocks_kernel {
+    ($name:ident, $group:expr, $tail:expr) => {
+        /// # Safety
+        /// See [`blocks`].
+        #[inline(always)]
+        unsafe fn $name(k: &[usize; 9], w: *const i8, sc: *const f16) -> u32 {
+            let fpscr: u32;
+            // SAFETY: the caller (`blocks`) guarantees every read (each block's four rows of
+            // weights and scales, the inputs and their scales) and the `out` words written.
+            // The parameters are copied from `k` to the stack and dropped at the end; every
+            // register written is an operand or declared clobbered (all vector registers).
+            unsafe {
+                asm!(
+                    // k[0..9] to the stack.
+                    "add r0, r1, #16",
+                    "ldm r0, {{r0, r3, r4, r5, r8}}",
+                    "push {{r0, r3, r4, r5, r8}}",
+                    "ldm r1, {{r0, r3, r4, r5}}",
+                    "push {{r0, r3, r4, r5}}",
+                    // 16 bytes of scratch below them: k[i] is at [sp, #16 + 4i].
+                    "sub sp, sp, #16",
+                    // Clear the cumulative FP exception flags (bits 0-4, 7).
+                    "vmrs r0, fpscr",
+                    "bic r0, r0, #0x9f",
+                    "vmsr fpscr, r0",
+                    // q4 = byte offsets of rows 0..3's scales: [0, 1, 2, 3] · stride.
+                    "movs r0, #0",
+                    "vidup.u32 q4, r0, #1",
+                    "ldr r0, [sp, #24]",
+                    "vmul.i32 q4, q4, r0",
+                    "2:",
+                    "ldr r1, [sp, #28]",
+                    "ldr r11, [sp, #32]",
+                    "ldr r0, [sp, #16]",
+                    "add r3, r2, r0",
+                    "add r4, r3, r0",
+                    "add r5, r4, r0",
+                    "vmov.i32 q7, #0",
+                    "ldr lr, [sp, #36]",
+                    "dls lr, lr",
+                    "3:",
+                    $group,
+                    f32_step!(),
+                    "le lr, 3b",
+                    $tail,
+                    "ldr r0, [sp, #44]",
+                    "vstrw.32 q7, [r0], #16",
+                    "str r0, [sp, #44]",
+                    "mov r2, r5",
+                    "ldr r0, [sp, #20]",
+                    "add r9, r0",
+                    "ldr r0, [sp, #48]",
+                    "subs r0, #1",
+                    "str r0, [sp, #48]",
+                    "bne 2b",
+                    "add sp, sp, #52",
+                    "vmrs r0, fpscr",
+                    inout("r1") k.as_ptr() => _,
+                    inout("r2") w => _,
+                    inout("r9") sc => _,
+                    lateout("r0") fpscr,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    out("r8") _,
+                    out("r10") _,
+                    out("r11") _,
+                    out("r12") _,
+                    out("lr") _,
+                    out("d0") _,
+                    out("d1") _,
+                    out("d2") _,
+                    out("d3") _,
+                    out("d4") _,
+                    out("d5") _,
+                    out("d6") _,
+                    out("d7") _,
+                    out("d8") _,
+                    out("d9") _,
+                    out("d10") _,
+                    out("d11") _,
+                    out("d12") _,
+                    out("d13") _,
+                    out("d14") _,
+                    out("d15") _,
+                );
+            }
+            fpscr
+        }
+    };
+}
+
+blocks_kernel!(blocks_g8, chunk8!(), "");
+blocks_kernel!(blocks_g8_tail, chunk8!(), tail!());
+blocks_kernel!(blocks_g16, chunk16!("vmladav"), "");
+blocks_kernel!(blocks_g16_tail, chunk16!("vmladav"), tail!());
+blocks_kernel!(blocks_g32, concat!(chunk16!("vmladav"), chunk16!("vmladava")), "");
+blocks_kernel!(blocks_g32_tail, concat!(chunk16!("vmladav"), chunk16!("vmladava")), tail!());
+
+/// The four-row assembly path for groups of 8, 16 and 32 (a short last group below 16, a
+/// multiple of 4): whole blocks of four rows; returns the rows done (0: nothing done, as for
+/// other shapes, or when a flushed subnormal made the lanes differ from the scalar code).
+fn blocks(
+    out: &mut [f32],
+    w: &[i8],
+    ws: &[f16],
+    xq: &[i8],
+    xs: &[f32],
+    cols: usize,
+    group: usize,
+) -> usize {
+    let (full, last) = (cols / group, cols % group);
+    let groups = full + usize::from(last > 0);
+    let n_blocks = out.len() / 4;
+    if !matches!(group, 8 | 16 | 32)
+        || full == 0
+        || n_blocks == 0
+        || last % 4 != 0
+        || last >= 16
+        || w.len() < out.len() * cols
+        || ws.len() < out.len() * groups
+        || xs.len() < groups
+        || xq.len() < cols
+    {
+        return 0;
+    }
+    let k = [
+        cols,
+        3 * groups * 2,
+        groups * 2,
+        xq.as_ptr() as usize,
+        xs.as_ptr() as usize,
+        full,
+        last,
+        out.as_mut_ptr() as usize,
+        n_blocks,
+    ];
+    let (wp, sc) = (w.as_ptr(), ws.as_ptr());
+    // SAFETY: `out` holds `4 · n_blocks` rows, `w` their `cols` weights each and `ws` their
+    // `groups` scales each; `xq` and `xs` hold one row's inputs and scales; `full >= 1`.
+    let fpscr = unsafe {
+        match (group, last > 0) {
+            (8, false) => blocks_g8(&k, wp, sc),
+            (8, true) => blocks_g8_tail(&k, wp, sc),
+            (16, false) => blocks_g16(&k, wp, sc),
+            (16, true) => blocks_g16_tail(&k, wp, sc),
+            (32, false) => blocks_g32(&k, wp, sc),
+            _ => blocks_g32_tail(&k, wp, sc),
+        }
+    };
+    // IDC (bit 7) or UFC (bit 3): a subnormal was flushed somewhere; redo exactly.
+    if fpscr & 0x88 != 0 {
+        return 0;
+    }
+    4 * n_blocks
+}
+
 /// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`).
 pub fn matvec_i8(
     out: &mut [f32],
@@ -51,5 +317,621 @@ pub fn matvec_i8(
     cols: usize,
     group: usize,
 ) {
+    let done = blocks(out, w, ws, xq, xs, cols, group);
+    let groups = cols.div_ceil(group);
+    let (out, w, ws) = (&mut out[done..], &w[done * cols..], &ws[done * groups..]);
     super::rows_by_group(out, w, ws, xq, xs, cols, group, group_sum);
+}
+
+/// The vector exponential's constants: the bound on |x| of `expf`'s arithmetic path (as
+/// bits; above it, and NaN, go to the scalar code), the bounds of its other branches (1.5·ln2,
+/// ln2/2, 2^-14), then ln2 (low part), P1, P2, 1, 2, 1/ln2, ln2 (high part).
+static VEXP: [u32; 11] = [
+    0x42ae_ac50,
+    0x3f85_1592,
+    0x3eb1_7218,
+    0x3900_0000,
+    0x35bf_be8e,
+    0x3e2a_aa8f,
+    0xbb35_5215,
+    0x3f80_0000,
+    0x4000_0000,
+    0x3fb8_aa3b,
+    0x3f31_7200,
+];
+
+/// `q5 = expf(q0)` lane by lane, `crate::ops::expf`'s operations in its order, or a branch to
+/// `3f` if a lane's |x| is 87.34 or more (or NaN). Its branches become lane selects: `k` is
+/// `(x/ln2 ± 1/2) as i32` above 1.5·ln2, ±1 above ln2/2, else 0 — and k = 0 is exactly the
+/// scalar `hi = x, lo = 0` branch (0·ln2 = +0, x - 0 = x, y · 2^0 = y); lanes at most 2^-14
+/// take `1 + x`. The divisions are scalar `VDIV`s (Helium has none); `VCVT.S32.F32`
+/// truncates like `as i32`. Uses q1–q5, q7 and {t0}–{t3}; needs {c} = `VEXP`, {inv}, {ln2hi}.
+macro_rules! vexp {
+    () => {
+        concat!(
+            "vmov q1, q0\n",
+            "vbic.i32 q1, #0x80000000\n",
+            "movs {t1}, #0\n",
+            "vmaxv.u32 {t1}, q1\n",
+            "ldr {t2}, [{c}]\n",
+            "cmp {t1}, {t2}\n",
+            "bhs 3f\n",
+            // k: the formula, else ±1, else 0.
+            "vshr.u32 q2, q0, #31\n",
+            "vshl.i32 q2, q2, #31\n",
+            "vorr.i32 q2, #0x3f000000\n",
+            "vmul.f32 q3, q0, {inv}\n",
+            "vadd.f32 q2, q3, q2\n",
+            "vcvt.s32.f32 q2, q2\n",
+            "vshr.s32 q3, q0, #31\n",
+            "vorr.i32 q3, #1\n",
+            "vmov.i32 q4, #0\n",
+            "ldrd {t0}, {t1}, [{c}, #4]\n",
+            "vcmp.u32 hi, q1, {t1}\n",
+            "vpsel q3, q3, q4\n",
+            "vcmp.u32 hi, q1, {t0}\n",
+            "vpsel q2, q2, q3\n",
+            "vshl.i32 q7, q2, #23\n",
+            "vcvt.f32.s32 q2, q2\n",
+            // hi = x - kf·ln2hi, lo = kf·ln2lo, xr = hi - lo, xx = xr²
+            "ldrd {t0}, {t1}, [{c}, #16]\n",
+            "vmul.f32 q3, q2, {t0}\n",
+            "vmul.f32 q2, q2, {ln2hi}\n",
+            "vsub.f32 q2, q0, q2\n",
+            "vsub.f32 q4, q2, q3\n",
+            "vmul.f32 q5, q4, q4\n",
+            // c = xr - xx·(P1 + xx·P2)
+            "ldrd {t2}, {t3}, [{c}, #24]\n",
+            "vmul.f32 q1, q5, {t2}\n",
+            "vadd.f32 q1, q1, {t1}\n",
+            "vmul.f32 q1, q5, q1\n",
+            "vsub.f32 q1, q4, q1\n",
+            // y = 1 + (xr·c / (2 - c) - lo + hi), then · 2^k
+            "vmul.f32 q5, q4, q1\n",
+            "ldr {t0}, [{c}, #32]\n",
+            "vneg.f32 q1, q1\n",
+            "vadd.f32 q1, q1, {t0}\n",
+            "vdiv.f32 s20, s20, s4\n",
+            "vdiv.f32 s21, s21, s5\n",
+            "vdiv.f32 s22, s22, s6\n",
+            "vdiv.f32 s23, s23, s7\n",
+            "vsub.f32 q5, q5, q3\n",
+            "vadd.f32 q5, q5, q2\n",
+            "vadd.f32 q5, q5, {t3}\n",
+            "vadd.i32 q7, q7, {t3}\n",
+            "vmul.f32 q5, q5, q7\n",
+            // |x| <= 2^-14: 1 + x
+            "vmov q1, q0\n",
+            "vbic.i32 q1, #0x80000000\n",
+            "ldr {t0}, [{c}, #12]\n",
+            "vcmp.u32 hi, q1, {t0}\n",
+            "vadd.f32 q4, q0, {t3}\n",
+            "vpsel q5, q5, q4\n",
+        )
+    };
+}
+
+/// Four at a time, `x[i] = expf(x[i] - max)` and `sum += x[i]` (i in order, lane by lane),
+/// while no lane of a block is out of [`vexp!`]'s range and no subnormal was flushed (FPSCR's
+/// IDC/UFC stay clear); stops before the first block that is. Returns the values done and
+/// the sum.
+fn exp_run4(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
+    let blocks = x.len() / 4;
+    if blocks == 0 {
+        return (0, sum);
+    }
+    let start = x.as_mut_ptr();
+    let (end, sum_bits): (*mut f32, u32);
+    // SAFETY: reads and writes `x[..4 · blocks]` through `p`, 16 bytes per block done; reads
+    // `VEXP`; every vector register is declared clobbered, the core registers are operands.
+    unsafe {
+        asm!(
+            "vmrs {t0}, fpscr",
+            "bic {t0}, {t0}, #0x9f",
+            "vmsr fpscr, {t0}",
+            "2:",
+            "vldrw.u32 q0, [{p}]",
+            "vsub.f32 q0, q0, {mx}",
+            vexp!(),
+            "vmrs {t0}, fpscr",
+            "tst {t0}, #0x88",
+            "bne 3f",
+            "vstrw.32 q5, [{p}], #16",
+            "vmov s0, {sm}",
+            "vadd.f32 s0, s0, s20",
+            "vadd.f32 s0, s0, s21",
+            "vadd.f32 s0, s0, s22",
+            "vadd.f32 s0, s0, s23",
+            "vmov {sm}, s0",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            c = in(reg) VEXP.as_ptr(),
+            mx = in(reg) max.to_bits(),
+            sm = inout(reg) sum.to_bits() => sum_bits,
+            p = inout(reg) start => end,
+            n = inout(reg) blocks => _,
+            inv = in(reg) VEXP[9],
+            ln2hi = in(reg) VEXP[10],
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+            out("d0") _,
+            out("d1") _,
+            out("d2") _,
+            out("d3") _,
+            out("d4") _,
+            out("d5") _,
+            out("d6") _,
+            out("d7") _,
+            out("d8") _,
+            out("d9") _,
+            out("d10") _,
+            out("d11") _,
+            out("d12") _,
+            out("d13") _,
+            out("d14") _,
+            out("d15") _,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the values done, inside `x` or one past its end.
+    let done = unsafe { end.offset_from(start) } as usize;
+    (done, f32::from_bits(sum_bits))
+}
+
+/// The maximum of `x` (NaNs skipped) with `VMAXNM` four lanes at a time, or `None` if a lane
+/// was flushed (a subnormal: FPSCR.IDC) or signalled (a signalling NaN: FPSCR.IOC, which
+/// `VMAXNM` would not skip). A tie of +0 and -0 may resolve either way, which softmax does
+/// not see (`x - max` is then ±0 or the same value, and exp(±0) = 1).
+fn max_run4(x: &[f32]) -> Option<f32> {
+    let blocks = x.len() / 4;
+    let mut m = f32::NEG_INFINITY.to_bits();
+    let mut fpscr = 0u32;
+    if blocks > 0 {
+        // SAFETY: reads `x[..4 · blocks]`; q0, q1 declared clobbered; core registers are
+        // operands.
+        unsafe {
+            asm!(
+                "vmrs {f}, fpscr",
+                "bic {f}, {f}, #0x9f",
+                "vmsr fpscr, {f}",
+                "vdup.32 q0, {m}",
+                "2:",
+                "vldrw.u32 q1, [{p}], #16",
+                "vmaxnm.f32 q0, q0, q1",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vmaxnmv.f32 {m}, q0",
+                "vmrs {f}, fpscr",
+                p = inout(reg) x.as_ptr() => _,
+                n = inout(reg) blocks => _,
+                m = inout(reg) m,
+                f = inout(reg) fpscr,
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+            );
+        }
+    }
+    if fpscr & 0x81 != 0 {
+        return None;
+    }
+    let m = f32::from_bits(m);
+    Some(x[4 * blocks..].iter().fold(m, |m, v| if *v > m { *v } else { m }))
+}
+
+/// `x[i] /= sum` for every i (scalar `VDIV`s on the lanes of four-value loads: exact).
+fn div_run4(x: &mut [f32], sum: f32) {
+    let blocks = x.len() / 4;
+    if blocks > 0 {
+        // SAFETY: reads and writes `x[..4 · blocks]`; q0 and s4 (q1) declared clobbered.
+        unsafe {
+            asm!(
+                "vmov s4, {s}",
+                "2:",
+                "vldrw.u32 q0, [{p}]",
+                "vdiv.f32 s0, s0, s4",
+                "vdiv.f32 s1, s1, s4",
+                "vdiv.f32 s2, s2, s4",
+                "vdiv.f32 s3, s3, s4",
+                "vstrw.32 q0, [{p}], #16",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) x.as_mut_ptr() => _,
+                n = inout(reg) blocks => _,
+                s = in(reg) sum.to_bits(),
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+            );
+        }
+    }
+    for v in &mut x[4 * blocks..] {
+        *v /= sum;
+    }
+}
+
+/// See `generic::softmax`: the same maximum ([`max_run4`]), exponentials (blocks of four in
+/// expf's main range through [`exp_run4`], the others through the scalar kernel), sum and
+/// divisions ([`div_run4`]).
+pub fn softmax(x: &mut [f32]) {
+    let max = max_run4(x)
+        .unwrap_or_else(|| x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m }));
+    let mut sum = 0.0f32;
+    let mut i = 0;
+    while i < x.len() {
+        let (done, s) = exp_run4(&mut x[i..], max, sum);
+        i += done;
+        sum = s;
+        // The block that stopped the run (or the last values), one by one.
+        let end = (i + 4).min(x.len());
+        for v in &mut x[i..end] {
+            *v = crate::ops::expf(*v - max);
+            sum += *v;
+        }
+        i = end;
+    }
+    div_run4(x, sum);
+}
+
+/// One element of a head for four positions: the byte `{rb}` + [0, 1, 2, 3] · row (offsets in
+/// q4) gathered, widened, times the two heads' query element (the next pair at `{qp}`), added
+/// to the sums in q1 (head a) and q2 (head b).
+macro_rules! score_step {
+    () => {
+        concat!(
+            "ldrd {qa}, {qb}, [{qp}], #8\n",
+            "vldrb.s32 q0, [{rb}, q4]\n",
+            "adds {rb}, #1\n",
+            "vcvt.f32.s32 q0, q0\n",
+            "vmul.f32 q3, q0, {qa}\n",
+            "vadd.f32 q1, q1, q3\n",
+            "vmul.f32 q3, q0, {qb}\n",
+            "vadd.f32 q2, q2, q3\n",
+        )
+    };
+}
+
+/// See `generic::scores2_i8` (lengths checked by `kernels::scores2_i8_with`): four positions
+/// per step, one in each lane, each lane's sum in the scalar order (from 0.0, elements in
+/// order, not fused); the divisions are scalar `VDIV`s. If a subnormal was flushed (FPSCR's
+/// IDC/UFC), or for the last positions short of four, the scalar kernel does the work.
+#[allow(clippy::too_many_arguments)]
+pub fn scores2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    q_a: &[f32; 8],
+    q_b: &[f32; 8],
+    scale: f32,
+    att_a: &mut [f32],
+    att_b: &mut [f32],
+) {
+    let n = att_a.len().min(att_b.len());
+    let blocks = n / 4;
+    let done = 4 * blocks;
+    if blocks > 0 {
+        // The query pairs, then the gather offsets of four rows, then the scale.
+        let mut q = [0u32; 21];
+        for i in 0..8 {
+            q[2 * i] = q_a[i].to_bits();
+            q[2 * i + 1] = q_b[i].to_bits();
+        }
+        for r in 0..4 {
+            q[16 + r] = (r * row_len) as u32;
+        }
+        q[20] = scale.to_bits();
+        let fpscr: u32;
+        // SAFETY: `kernels::scores2_i8_with` checked that `rows` holds `n` rows of `row_len`
+        // with `off + 8 <= row_len` and `row_scales` `n` scales: the gathers read the 8 bytes
+        // at `off` of rows 0..4·blocks, `ks` 4·blocks words; `att_a`/`att_b` take 4·blocks
+        // words each; `q` is read in full. Every vector register is declared
+        // clobbered, the core registers are operands.
+        unsafe {
+            asm!(
+                "vmrs {qa}, fpscr",
+                "bic {qa}, {qa}, #0x9f",
+                "vmsr fpscr, {qa}",
+                "ldr {qb}, [{q}, #80]",
+                "vdup.32 q6, {qb}",
+                "vldrw.u32 q4, [{q}, #64]",
+                "2:",
+                "mov {rb}, {p}",
+                "mov {qp}, {q}",
+                "vmov.i32 q1, #0",
+                "vmov.i32 q2, #0",
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                score_step!(),
+                "vldrw.u32 q5, [{ks}], #16",
+                "vmul.f32 q1, q1, q5",
+                "vmul.f32 q2, q2, q5",
+                "vdiv.f32 s4, s4, s24",
+                "vdiv.f32 s5, s5, s24",
+                "vdiv.f32 s6, s6, s24",
+                "vdiv.f32 s7, s7, s24",
+                "vdiv.f32 s8, s8, s24",
+                "vdiv.f32 s9, s9, s24",
+                "vdiv.f32 s10, s10, s24",
+                "vdiv.f32 s11, s11, s24",
+                "vstrw.32 q1, [{oa}], #16",
+                "vstrw.32 q2, [{ob}], #16",
+                "add {p}, {stride}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vmrs {qa}, fpscr",
+                p = inout(reg) rows.as_ptr().add(off) => _,
+                stride = in(reg) 4 * row_len,
+                ks = inout(reg) row_scales.as_ptr() => _,
+                q = in(reg) q.as_ptr(),
+                oa = inout(reg) att_a.as_mut_ptr() => _,
+                ob = inout(reg) att_b.as_mut_ptr() => _,
+                n = inout(reg) blocks => _,
+                rb = out(reg) _,
+                qp = out(reg) _,
+                qa = out(reg) fpscr,
+                qb = out(reg) _,
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+                out("d4") _,
+                out("d5") _,
+                out("d6") _,
+                out("d7") _,
+                out("d8") _,
+                out("d9") _,
+                out("d10") _,
+                out("d11") _,
+                out("d12") _,
+                out("d13") _,
+                out("d14") _,
+                out("d15") _,
+            );
+        }
+        if fpscr & 0x88 != 0 {
+            return super::dsp::scores2_i8(
+                rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b,
+            );
+        }
+    }
+    if done < n {
+        let rows = &rows[done * row_len..];
+        super::dsp::scores2_i8(
+            rows,
+            row_len,
+            off,
+            &row_scales[done..],
+            q_a,
+            q_b,
+            scale,
+            &mut att_a[done..n],
+            &mut att_b[done..n],
+        );
+    }
+}
+
+/// One position `t` (lane `$j` of the weights block) of [`mix2_i8`]: the row's 8 values
+/// (at r0) widened in two halves, times each head's weight, added to the outputs (head a in
+/// q0, q1; head b in q2, q3); r0 moves to the next row.
+macro_rules! mix_step {
+    ($sa:literal, $sb:literal) => {
+        concat!(
+            "vmov {ra}, ",
+            $sa,
+            "\n",
+            "vmov {rb}, ",
+            $sb,
+            "\n",
+            "vldrb.s32 q6, [r0]\n",
+            "vcvt.f32.s32 q6, q6\n",
+            "vmul.f32 q7, q6, {ra}\n",
+            "vadd.f32 q0, q0, q7\n",
+            "vmul.f32 q7, q6, {rb}\n",
+            "vadd.f32 q2, q2, q7\n",
+            "vldrb.s32 q6, [r0, #4]\n",
+            "vcvt.f32.s32 q6, q6\n",
+            "vmul.f32 q7, q6, {ra}\n",
+            "vadd.f32 q1, q1, q7\n",
+            "vmul.f32 q7, q6, {rb}\n",
+            "vadd.f32 q3, q3, q7\n",
+            "add r0, {stride}\n",
+        )
+    };
+}
+
+/// See `generic::mix2_i8` (lengths checked by `kernels::mix2_i8_with`): the outputs in
+/// vectors (output element i in a lane: the scalar order per element), four positions per
+/// step with their weights times the row scales computed as a vector. If a subnormal was
+/// flushed (FPSCR's IDC/UFC) the scalar kernel redoes the work; it also takes the last
+/// positions short of four.
+#[allow(clippy::too_many_arguments)]
+pub fn mix2_i8(
+    rows: &[i8],
+    row_len: usize,
+    off: usize,
+    row_scales: &[f32],
+    att_a: &[f32],
+    att_b: &[f32],
+    out_a: &mut [f32; 8],
+    out_b: &mut [f32; 8],
+) {
+    let n = att_a.len().min(att_b.len());
+    let blocks = n / 4;
+    let done = 4 * blocks;
+    if blocks > 0 {
+        let (start_a, start_b) = (*out_a, *out_b);
+        let fpscr: u32;
+        // SAFETY: `kernels::mix2_i8_with` checked that `rows` holds `n` rows of `row_len`
+        // with `off + 8 <= row_len` and `row_scales` `n` scales; 4·blocks rows, weights and
+        // scales are read, the 8 words of each output read and written. Every vector register
+        // is declared clobbered, the core registers are operands (r0: widening loads need a
+        // low register).
+        unsafe {
+            asm!(
+                "vmrs {ra}, fpscr",
+                "bic {ra}, {ra}, #0x9f",
+                "vmsr fpscr, {ra}",
+                "vldrw.u32 q0, [{oa}]",
+                "vldrw.u32 q1, [{oa}, #16]",
+                "vldrw.u32 q2, [{ob}]",
+                "vldrw.u32 q3, [{ob}, #16]",
+                "2:",
+                "vldrw.u32 q4, [{aa}], #16",
+                "vldrw.u32 q5, [{ab}], #16",
+                "vldrw.u32 q6, [{vs}], #16",
+                "vmul.f32 q4, q4, q6",
+                "vmul.f32 q5, q5, q6",
+                mix_step!("s16", "s20"),
+                mix_step!("s17", "s21"),
+                mix_step!("s18", "s22"),
+                mix_step!("s19", "s23"),
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vstrw.32 q0, [{oa}]",
+                "vstrw.32 q1, [{oa}, #16]",
+                "vstrw.32 q2, [{ob}]",
+                "vstrw.32 q3, [{ob}, #16]",
+                "vmrs {ra}, fpscr",
+                inout("r0") rows.as_ptr().add(off) => _,
+                stride = in(reg) row_len,
+                aa = inout(reg) att_a.as_ptr() => _,
+                ab = inout(reg) att_b.as_ptr() => _,
+                vs = inout(reg) row_scales.as_ptr() => _,
+                oa = in(reg) out_a.as_mut_ptr(),
+                ob = in(reg) out_b.as_mut_ptr(),
+                n = inout(reg) blocks => _,
+                ra = out(reg) fpscr,
+                rb = out(reg) _,
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+                out("d4") _,
+                out("d5") _,
+                out("d6") _,
+                out("d7") _,
+                out("d8") _,
+                out("d9") _,
+                out("d10") _,
+                out("d11") _,
+                out("d12") _,
+                out("d13") _,
+                out("d14") _,
+                out("d15") _,
+            );
+        }
+        if fpscr & 0x88 != 0 {
+            *out_a = start_a;
+            *out_b = start_b;
+            return super::dsp::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b);
+        }
+    }
+    if done < n {
+        super::dsp::mix2_i8(
+            &rows[done * row_len..],
+            row_len,
+            off,
+            &row_scales[done..],
+            &att_a[done..n],
+            &att_b[done..n],
+            out_a,
+            out_b,
+        );
+    }
+}
+
+/// Four at a time, `g = g · (1 / (1 + expf(-g)))`, then `g = g · u`, while no `-g` of a block
+/// is out of [`vexp!`]'s range and no subnormal was flushed; stops before the first block
+/// that is. Each lane takes the scalar operations in their order (the divisions are scalar
+/// `VDIV`s). Returns the values done.
+fn swiglu_run4(gate: &mut [f32], up: &[f32]) -> usize {
+    let blocks = gate.len().min(up.len()) / 4;
+    if blocks == 0 {
+        return 0;
+    }
+    let start = gate.as_mut_ptr();
+    let end: *mut f32;
+    // SAFETY: reads and writes `gate[..4 · blocks]` and reads `up[..4 · blocks]`, 16 bytes
+    // each per block done; reads `VEXP`; every vector register is declared clobbered, the
+    // core registers are operands.
+    unsafe {
+        asm!(
+            "vmrs {t0}, fpscr",
+            "bic {t0}, {t0}, #0x9f",
+            "vmsr fpscr, {t0}",
+            "2:",
+            "vldrw.u32 q6, [{g}]",
+            "vneg.f32 q0, q6",
+            vexp!(),
+            // 1 / (1 + e), then g · that · u
+            "vadd.f32 q5, q5, {t3}",
+            "vmov s0, {t3}",
+            "vdiv.f32 s4, s0, s20",
+            "vdiv.f32 s5, s0, s21",
+            "vdiv.f32 s6, s0, s22",
+            "vdiv.f32 s7, s0, s23",
+            "vmul.f32 q6, q6, q1",
+            "vldrw.u32 q1, [{u}]",
+            "vmul.f32 q6, q6, q1",
+            "vmrs {t0}, fpscr",
+            "tst {t0}, #0x88",
+            "bne 3f",
+            "vstrw.32 q6, [{g}], #16",
+            "adds {u}, #16",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            c = in(reg) VEXP.as_ptr(),
+            g = inout(reg) start => end,
+            u = inout(reg) up.as_ptr() => _,
+            n = inout(reg) blocks => _,
+            inv = in(reg) VEXP[9],
+            ln2hi = in(reg) VEXP[10],
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+            out("d0") _,
+            out("d1") _,
+            out("d2") _,
+            out("d3") _,
+            out("d4") _,
+            out("d5") _,
+            out("d6") _,
+            out("d7") _,
+            out("d8") _,
+            out("d9") _,
+            out("d10") _,
+            out("d11") _,
+            out("d12") _,
+            out("d13") _,
+            out("d14") _,
+            out("d15") _,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the values done, inside `gate` or one past its end.
+    unsafe { end.offset_from(start) as usize }
+}
+
+/// See `generic::swiglu`: blocks of four through [`swiglu_run4`], the block that stops it and
+/// the last values through the scalar code.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let mut i = 0;
+    while i < n {
+        i += swiglu_run4(&mut gate[i..n], &up[i..n]);
+        let end = (i + 4).min(n);
+        generic::swiglu(&mut gate[i..end], &up[i..end]);
+        i = end;
+    }
 }

@@ -62,12 +62,23 @@ impl Case {
     }
 
     fn run(&self, b: Backend) -> [f32; MAX_ROWS] {
+        self.run_at(b, 0)
+    }
+
+    /// Runs with the weights copied `offset` bytes past a 16-byte boundary (the Arm kernels
+    /// take their word-aligned paths only when the weights allow it).
+    fn run_at(&self, b: Backend, offset: usize) -> [f32; MAX_ROWS] {
+        #[repr(C, align(16))]
+        struct Aligned([i8; MAX_ROWS * MAX_COLS + 16]);
+        let n = self.rows * self.cols;
+        let mut a = Aligned([0; MAX_ROWS * MAX_COLS + 16]);
+        a.0[offset..offset + n].copy_from_slice(&self.w[..n]);
         let groups = self.cols.div_ceil(self.group);
         let mut out = [f32::NAN; MAX_ROWS];
         matvec_i8_with(
             b,
             &mut out[..self.rows],
-            &self.w[..self.rows * self.cols],
+            &a.0[offset..offset + n],
             &self.ws[..self.rows * groups],
             &self.xq[..self.cols],
             &self.xs[..groups],
@@ -79,9 +90,14 @@ impl Case {
 
     /// Every supported backend equals `generic` bit for bit.
     fn check(&self, what: &str) {
+        self.check_at(what, 0);
+    }
+
+    /// [`Case::check`] with the weights `offset` bytes past an aligned address.
+    fn check_at(&self, what: &str, offset: usize) {
         let want = self.run(Backend::Scalar);
         for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
-            let got = self.run(b);
+            let got = self.run_at(b, offset);
             for r in 0..self.rows {
                 // NaN payloads are not specified by Rust (Miri randomises them): a NaN
                 // matches a NaN; every other value matches bit for bit.
@@ -158,6 +174,23 @@ fn random_shapes_match_the_scalar_kernel() {
 }
 
 #[test]
+fn model_shapes_aligned_or_not() {
+    // stories260K's matmuls (64 inputs in groups of 32 or 8, 172 in groups of 16: a short
+    // last group of 12), their neighbours, and multi-pass widths (over 256 inputs), with the
+    // weights word-aligned (the Arm kernels' fast paths) and not.
+    let mut rng = Rng(0x5eed);
+    let shapes = [(64, 32), (64, 8), (172, 16), (64, 16), (60, 32), (68, 8), (172, 32), (256, 8)];
+    let more = [(260, 16), (300, 32), (288, 8), (296, 4), (264, 12)];
+    for &(cols, group) in shapes.iter().chain(&more) {
+        for rows in [1, 2, 7, MAX_ROWS] {
+            for offset in 0..4 {
+                Case::random(&mut rng, rows, cols, group).check_at("model shape", offset);
+            }
+        }
+    }
+}
+
+#[test]
 fn special_scales_propagate_identically() {
     let mut rng = Rng(99);
     let specials = [0.0f32, -0.0, 1e-7, 65504.0, f32::INFINITY, f32::NAN, 6e-8];
@@ -188,4 +221,139 @@ fn the_target_kernels_are_compiled_in() {
     assert!(Backend::Dsp.is_supported());
     #[cfg(chispa_mve)]
     assert!(Backend::Mve.is_supported());
+}
+
+/// The attention kernels of every backend against the scalar code, bit for bit: random
+/// queries, rows, scales and weights; positions 1 to 70 (past any unrolling), every head
+/// offset of a 32-wide row, and rows that are not multiples of a word apart.
+#[test]
+fn attention_kernels_match_the_scalar_code() {
+    const N: usize = 70;
+    let mut rng = Rng(0xa77e);
+    for &(row_len, off) in &[(32usize, 0usize), (32, 8), (32, 24), (8, 0), (13, 5), (40, 32)] {
+        let mut rows = [0i8; N * 40];
+        rows.iter_mut().for_each(|v| *v = rng.i8());
+        let mut scales = [0f32; N];
+        scales.iter_mut().for_each(|v| *v = rng.f32() * 0.05);
+        let mut q_a = [0f32; 8];
+        let mut q_b = [0f32; 8];
+        q_a.iter_mut().chain(q_b.iter_mut()).for_each(|v| *v = rng.f32() * 4.0);
+        let mut w_a = [0f32; N];
+        let mut w_b = [0f32; N];
+        w_a.iter_mut().chain(w_b.iter_mut()).for_each(|v| *v = rng.f32().abs());
+        for n in [1, 2, 3, 7, 8, 9, 31, N] {
+            let rows = &rows[..n * row_len];
+            let scale = 8f32.sqrt();
+            let (mut want_a, mut want_b) = ([0f32; N], [0f32; N]);
+            generic::scores2_i8(
+                rows,
+                row_len,
+                off,
+                &scales,
+                &q_a,
+                &q_b,
+                scale,
+                &mut want_a[..n],
+                &mut want_b[..n],
+            );
+            let (mut mix_a, mut mix_b) = ([0.5f32; 8], [-0.25f32; 8]);
+            generic::mix2_i8(
+                rows,
+                row_len,
+                off,
+                &scales,
+                &w_a[..n],
+                &w_b[..n],
+                &mut mix_a,
+                &mut mix_b,
+            );
+            for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+                let (mut a, mut bb) = ([f32::NAN; N], [f32::NAN; N]);
+                scores2_i8_with(
+                    b,
+                    rows,
+                    row_len,
+                    off,
+                    &scales,
+                    &q_a,
+                    &q_b,
+                    scale,
+                    &mut a[..n],
+                    &mut bb[..n],
+                );
+                let same =
+                    |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same(&a[..n], &want_a[..n]), "{} scores a, n {n}", b.name());
+                assert!(same(&bb[..n], &want_b[..n]), "{} scores b, n {n}", b.name());
+                let (mut ma, mut mb) = ([0.5f32; 8], [-0.25f32; 8]);
+                mix2_i8_with(
+                    b,
+                    rows,
+                    row_len,
+                    off,
+                    &scales,
+                    &w_a[..n],
+                    &w_b[..n],
+                    &mut ma,
+                    &mut mb,
+                );
+                assert!(same(&ma, &mix_a), "{} mix a, n {n}", b.name());
+                assert!(same(&mb, &mix_b), "{} mix b, n {n}", b.name());
+            }
+        }
+    }
+}
+
+/// Softmax of every backend against the scalar code, bit for bit: values spread so that
+/// `x - max` falls in every branch of `expf` (main range, the two short ranges, tiny, and
+/// underflow), lengths 1 to 40, and NaN/infinity cases.
+#[test]
+fn softmax_matches_the_scalar_code() {
+    let mut rng = Rng(0x50f7);
+    for n in 1..=40 {
+        for spread in [0.001f32, 0.3, 1.0, 3.0, 30.0, 120.0] {
+            let mut x = [0f32; 40];
+            x[..n].iter_mut().for_each(|v| *v = rng.f32() * spread);
+            let mut want = x;
+            generic::softmax(&mut want[..n]);
+            for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+                let mut got = x;
+                softmax_with(b, &mut got[..n]);
+                for i in 0..n {
+                    let same = got[i].to_bits() == want[i].to_bits()
+                        || (got[i].is_nan() && want[i].is_nan());
+                    assert!(
+                        same,
+                        "{} n {n} spread {spread} [{i}]: {} vs {}",
+                        b.name(),
+                        got[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+    for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0] {
+        let mut x = [1.0f32, -2.0, special, -90.0, 0.5];
+        let mut want = x;
+        generic::softmax(&mut want);
+        for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+            softmax_with(b, &mut x);
+            for i in 0..5 {
+                let same =
+                    x[i].to_bits() == want[i].to_bits() || (x[i].is_nan() && want[i].is_nan());
+                assert!(same, "{} special {special} [{i}]", b.name());
+            }
+            x = [1.0f32, -2.0, special, -90.0, 0.5];
+        }
+    }
+}
+
+#[test]
+fn selftest_passes_for_every_backend() {
+    for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+        let r = selftest::run(b);
+        assert!(r.checks > 1000, "{}: {r:?}", b.name());
+        assert_eq!(r.failures, 0, "{}: {r:?}", b.name());
+    }
 }

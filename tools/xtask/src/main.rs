@@ -3,7 +3,8 @@
 //! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55] [--model F.chispa] [--prompt T]
 //!   [--steps N] ...`: builds the firmware for the board with that model and those settings,
 //!   runs it under QEMU (always under `timeout`) and prints the decoded defmt log. The exit
-//!   status is the firmware's.
+//!   status is the firmware's. With `--selftest` the firmware runs the kernel self-test
+//!   instead (`chispa_core::kernels::selftest`: the board's kernels against the scalar code).
 //! * `cargo xtask build --board NAME ...`: builds only (any board, real ones too) and prints
 //!   the ELF's path and its flash and RAM use.
 //! * `cargo xtask model [-o FILE]`: converts the default stories260K to int8 `.chispa`.
@@ -154,6 +155,10 @@ struct Firmware {
     /// Execute an undefined instruction at start (tests the HardFault handler: exit 5).
     #[arg(long)]
     fault_test: bool,
+    /// Run the kernel self-test instead of generating: the active backend against the scalar
+    /// code, bit for bit (exit 6 on a difference).
+    #[arg(long)]
+    selftest: bool,
     /// Seconds before QEMU is stopped.
     #[arg(long, default_value_t = 600)]
     timeout: u32,
@@ -188,9 +193,11 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         Kv::Int8 => "int8",
         Kv::K10v7 => "k10v7",
     };
+    let features =
+        if f.selftest { format!("{},selftest", f.board.name()) } else { f.board.name().into() };
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&fw)
-        .args(["build", "--release", "--no-default-features", "--features", f.board.name()])
+        .args(["build", "--release", "--no-default-features", "--features", &features])
         .args(["--target", f.board.target()])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", format!("-C target-cpu={}", f.board.cpu()))

@@ -1,6 +1,7 @@
 //! `cargo xtask test-qemu`: the firmware under QEMU against `chispa run` on the desktop.
 //!
-//! For each QEMU board: stories260K int8, prompt "Once upon a time", greedy, N tokens, int8
+//! For each QEMU board, first the kernel self-test (the board's kernels against the scalar code
+//! on the board), then: stories260K int8, prompt "Once upon a time", greedy, N tokens, int8
 //! KV over the full 512-token context in at most 200 KiB of RAM; the generated ids, the text
 //! and the digest must equal `chispa run MODEL -p ... -n N --temperature 0 --digest --kv int8`.
 //! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, a corrupted model (must exit 1 with an error, not
@@ -51,6 +52,7 @@ fn firmware_kv(
         ram_kib,
         corrupt_byte: None,
         fault_test: false,
+        selftest: false,
         timeout: 600,
     }
 }
@@ -189,6 +191,21 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
             failures += 1;
         }
     };
+
+    // The kernels of each board against the scalar code on the board itself (Helium's cannot
+    // run anywhere else), including the inputs that take them off their fast paths.
+    for &board in boards {
+        let r = (|| {
+            let mut fw = firmware(board, steps, 0, None);
+            fw.selftest = true;
+            let (code, log) = run_qemu(&fw, true)?;
+            print!("{log}");
+            ensure!(code == 0, "{}: kernel self-test exit status {code}", board.name());
+            ensure!(log.contains(", 0 failures"), "{}: no self-test report", board.name());
+            Ok(())
+        })();
+        check(&format!("{} kernels = scalar code (self-test)", board.name()), r);
+    }
 
     let full = desktop(steps, 0)?;
     println!("desktop (context 512, int8 KV): {} ids, digest {}", full.ids.len(), full.digest);

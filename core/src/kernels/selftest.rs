@@ -1,0 +1,250 @@
+//! The kernels of one backend against the scalar specification, bit for bit, where they run:
+//! the firmware calls [`run`] (feature `selftest`, `cargo xtask qemu --selftest`) because the
+//! Helium kernels cannot run under the host's tests, and the host's tests call it for every
+//! backend they have. Besides random data it feeds what takes the assembly kernels off their
+//! fast paths: subnormal f16 scales and products (Helium flushes them, so its kernels must
+//! notice and redo the work), NaN and infinite scales, misaligned weights, short groups,
+//! row and position counts that are not multiples of the kernels' blocks, and softmax inputs
+//! in every branch of `expf` (subnormal results included).
+//!
+//! No heap and about 8 KiB of stack.
+
+use half::f16;
+
+use super::Backend;
+use super::{generic, matvec_i8_with, mix2_i8_with, scores2_i8_with, softmax_with, swiglu_with};
+
+/// What [`run`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Report {
+    /// Outputs compared.
+    pub checks: u32,
+    /// Outputs that differ from the scalar code.
+    pub failures: u32,
+    /// The kind of the first case that failed.
+    pub first_failure: Option<&'static str>,
+}
+
+impl Report {
+    fn check(&mut self, what: &'static str, got: &[f32], want: &[f32]) {
+        for (g, w) in got.iter().zip(want) {
+            self.checks += 1;
+            // NaN payloads are not specified: a NaN matches a NaN.
+            if g.to_bits() != w.to_bits() && !(g.is_nan() && w.is_nan()) {
+                self.failures += 1;
+                self.first_failure.get_or_insert(what);
+            }
+        }
+    }
+}
+
+/// xorshift64*, as the unit tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn i8(&mut self) -> i8 {
+        (self.next() >> 56) as u8 as i8
+    }
+    /// Uniform in [-1, 1).
+    fn f32(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+const ROWS: usize = 9;
+const COLS: usize = 300;
+const GROUPS: usize = COLS;
+
+/// Weights 16-byte aligned, so an offset gives any alignment.
+#[repr(C, align(16))]
+struct Weights([i8; ROWS * COLS + 16]);
+
+/// Special values for the f16 scales: subnormal, zero, NaN, infinity, the largest.
+const SPECIAL_WS: [f32; 6] = [3.0e-6, 6.0e-8, 0.0, f32::NAN, f32::INFINITY, 65504.0];
+
+/// Every kernel of backend `b` against the scalar code (`b` unsupported: the scalar code
+/// against itself).
+pub fn run(b: Backend) -> Report {
+    let mut r = Report::default();
+    matvec(b, &mut r);
+    attention(b, &mut r);
+    softmax(b, &mut r);
+    swiglu(b, &mut r);
+    r
+}
+
+fn matvec(b: Backend, r: &mut Report) {
+    let mut rng = Rng(0x5e1f_7e57);
+    // (rows, cols, group): the model's shapes (64 in groups of 32 or 8, 172 in 16 with a
+    // short group of 12), rows that are not a multiple of 4, short groups of every kind,
+    // several passes (over 256 inputs), odd groups.
+    let shapes: [(usize, usize, usize); 13] = [
+        (8, 64, 32),
+        (8, 64, 8),
+        (8, 172, 16),
+        (9, 64, 32),
+        (5, 172, 16),
+        (4, 60, 32),
+        (4, 68, 16),
+        (4, 76, 32),
+        (6, 300, 32),
+        (3, 264, 8),
+        (4, 96, 12),
+        (2, 33, 7),
+        (1, 5, 2),
+    ];
+    let mut w = Weights([0; ROWS * COLS + 16]);
+    let mut ws = [f16::ZERO; ROWS * GROUPS];
+    let mut xq = [0i8; COLS];
+    let mut xs = [0f32; GROUPS];
+    for (variant, &(rows, cols, group)) in (0..4).flat_map(|v| shapes.iter().map(move |s| (v, s))) {
+        let groups = cols.div_ceil(group);
+        let offset = variant % 4;
+        w.0.iter_mut().for_each(|v| *v = rng.i8());
+        xq.iter_mut().for_each(|v| *v = rng.i8());
+        ws.iter_mut().for_each(|v| *v = f16::from_f32(rng.f32() * 0.05));
+        xs.iter_mut().for_each(|v| *v = rng.f32() * 0.1);
+        let what = match variant {
+            0 => "matvec",
+            1 => {
+                // Subnormal f16 scales here and there.
+                for i in (0..rows * groups).step_by(5) {
+                    ws[i] = f16::from_f32(SPECIAL_WS[(i / 5) % 2]);
+                }
+                "matvec, subnormal scales"
+            }
+            2 => {
+                // Input scales so small that the products are subnormal.
+                xs[..groups].iter_mut().for_each(|v| *v *= 1.0e-34);
+                "matvec, subnormal products"
+            }
+            _ => {
+                for (i, s) in SPECIAL_WS.iter().enumerate() {
+                    ws[(i * 7) % (rows * groups)] = f16::from_f32(*s);
+                }
+                xs[groups - 1] = f32::NAN;
+                "matvec, special scales"
+            }
+        };
+        let wv = &w.0[offset..offset + rows * cols];
+        let (mut want, mut got) = ([f32::NAN; ROWS], [f32::NAN; ROWS]);
+        let (ws, xs) = (&ws[..rows * groups], &xs[..groups]);
+        generic::matvec_i8(&mut want[..rows], wv, ws, &xq[..cols], xs, cols, group);
+        matvec_i8_with(b, &mut got[..rows], wv, ws, &xq[..cols], xs, cols, group);
+        r.check(what, &got[..rows], &want[..rows]);
+    }
+}
+
+const POS: usize = 70;
+
+fn attention(b: Backend, r: &mut Report) {
+    let mut rng = Rng(0xa77e_5e1f);
+    let mut rows = [0i8; POS * 40];
+    let mut scales = [0f32; POS];
+    let (mut q_a, mut q_b) = ([0f32; 8], [0f32; 8]);
+    let (mut w_a, mut w_b) = ([0f32; POS], [0f32; POS]);
+    for variant in 0..3 {
+        for &(row_len, off) in &[(32usize, 0usize), (32, 24), (8, 0), (13, 5)] {
+            rows.iter_mut().for_each(|v| *v = rng.i8());
+            scales.iter_mut().for_each(|v| *v = rng.f32() * 0.05);
+            q_a.iter_mut().chain(q_b.iter_mut()).for_each(|v| *v = rng.f32() * 4.0);
+            w_a.iter_mut().chain(w_b.iter_mut()).for_each(|v| *v = rng.f32().abs());
+            let what = match variant {
+                0 => "attention",
+                1 => {
+                    // Subnormal queries and weights: Helium flushes them.
+                    q_a[3] = 1.0e-39;
+                    w_b[5] = 2.0e-39;
+                    "attention, subnormal inputs"
+                }
+                _ => {
+                    // Products that are subnormal.
+                    scales[2] = 1.0e-37;
+                    w_a[9] = 1.0e-30;
+                    "attention, subnormal products"
+                }
+            };
+            for n in [1, 3, 4, 5, 8, 13, POS] {
+                let rows = &rows[..n * row_len];
+                let scale = libm::sqrtf(8.0);
+                let (mut want_a, mut want_b) = ([0f32; POS], [0f32; POS]);
+                let (mut got_a, mut got_b) = ([f32::NAN; POS], [f32::NAN; POS]);
+                let (wa, wb) = (&mut want_a[..n], &mut want_b[..n]);
+                generic::scores2_i8(rows, row_len, off, &scales, &q_a, &q_b, scale, wa, wb);
+                let (ga, gb) = (&mut got_a[..n], &mut got_b[..n]);
+                scores2_i8_with(b, rows, row_len, off, &scales, &q_a, &q_b, scale, ga, gb);
+                r.check(what, &got_a[..n], &want_a[..n]);
+                r.check(what, &got_b[..n], &want_b[..n]);
+                let (mut want_a, mut want_b) = ([0.5f32; 8], [-0.25f32; 8]);
+                let (mut got_a, mut got_b) = ([0.5f32; 8], [-0.25f32; 8]);
+                let (wa, wb) = (&w_a[..n], &w_b[..n]);
+                generic::mix2_i8(rows, row_len, off, &scales, wa, wb, &mut want_a, &mut want_b);
+                mix2_i8_with(b, rows, row_len, off, &scales, wa, wb, &mut got_a, &mut got_b);
+                r.check(what, &got_a, &want_a);
+                r.check(what, &got_b, &want_b);
+            }
+        }
+    }
+}
+
+fn softmax(b: Backend, r: &mut Report) {
+    let mut rng = Rng(0x50f7_5e1f);
+    let mut x = [0f32; POS];
+    for n in [1, 2, 3, 4, 5, 7, 8, 9, 16, 33, POS] {
+        for spread in [0.001f32, 0.3, 1.0, 3.0, 30.0, 120.0] {
+            x.iter_mut().for_each(|v| *v = rng.f32() * spread);
+            let (mut want, mut got) = (x, x);
+            generic::softmax(&mut want[..n]);
+            softmax_with(b, &mut got[..n]);
+            r.check("softmax", &got[..n], &want[..n]);
+        }
+        // x - max near -87.34, where expf's result becomes subnormal, and specials.
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = -87.336 + (i % 9) as f32 * 0.0005 - if i % 5 == 0 { 0.01 } else { 0.0 };
+        }
+        x[0] = 0.0;
+        let (mut want, mut got) = (x, x);
+        generic::softmax(&mut want[..n]);
+        softmax_with(b, &mut got[..n]);
+        r.check("softmax, subnormal exponentials", &got[..n], &want[..n]);
+        for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0] {
+            x.iter_mut().for_each(|v| *v = rng.f32() * 5.0);
+            x[n / 2] = special;
+            let (mut want, mut got) = (x, x);
+            generic::softmax(&mut want[..n]);
+            softmax_with(b, &mut got[..n]);
+            r.check("softmax, specials", &got[..n], &want[..n]);
+        }
+    }
+}
+
+fn swiglu(b: Backend, r: &mut Report) {
+    let mut rng = Rng(0x5111_5e1f);
+    let (mut g, mut u) = ([0f32; POS], [0f32; POS]);
+    for n in [1, 3, 4, 5, 8, 13, POS] {
+        for spread in [0.01f32, 1.0, 4.0, 30.0, 100.0] {
+            g.iter_mut().for_each(|v| *v = rng.f32() * spread);
+            u.iter_mut().for_each(|v| *v = rng.f32() * 2.0);
+            let (mut want, mut got) = (g, g);
+            generic::swiglu(&mut want[..n], &u[..n]);
+            swiglu_with(b, &mut got[..n], &u[..n]);
+            r.check("swiglu", &got[..n], &want[..n]);
+        }
+        // Gates where exp(-g) is huge or tiny, subnormal products, specials.
+        for (i, v) in g.iter_mut().enumerate() {
+            *v = [87.2f32, -87.2, 86.0, -60.0, 1.0e-39, f32::NAN, 0.0, -0.0][i % 8];
+        }
+        u.iter_mut().enumerate().for_each(|(i, v)| *v = if i % 3 == 0 { 1.0e-30 } else { 0.7 });
+        let (mut want, mut got) = (g, g);
+        generic::swiglu(&mut want[..n], &u[..n]);
+        swiglu_with(b, &mut got[..n], &u[..n]);
+        r.check("swiglu, extremes", &got[..n], &want[..n]);
+    }
+}
