@@ -1,5 +1,5 @@
-//! llama2.c checkpoint and tokenizer readers on arbitrary bytes: the first four bytes say
-//! how long the checkpoint is; the tokenizer is the rest.
+//! llama2.c checkpoint and tokenizer readers on arbitrary bytes (the first four bytes say
+//! how long the checkpoint is; the tokenizer is the rest), then the writer and the core.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let split = len[0];
     let _ = chispa_tools::llama2c::read_params(ckpt);
     if let Ok(model) = chispa_tools::llama2c::read(ckpt, tok) {
-        let _ = chispa_tools::writer::build(&model, &Default::default(), |_, _| {});
+        chispa_fuzz::convert_and_exercise(&model);
     }
     let _ = chispa_tools::llama2c::read_tokenizer(tok, (split as usize) + 1);
 });
