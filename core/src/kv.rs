@@ -147,7 +147,7 @@ fn unpack(row: &[u8], bits: usize, i: usize) -> i32 {
 
 /// One layer's rows, `[ctx, kv_dim]`, as attention reads them.
 pub(crate) trait Rows {
-    /// `Σ_i q[i] · row(t)[off + i]` (times the row's scale), i in order.
+    /// `Σ_i q[i] · row(t)[off + i]` (times the row's scale) in the order of [`dot_lanes`].
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32;
     /// `out[i] += a · row(t)[off + i]`, i in order.
     fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]);
@@ -189,6 +189,33 @@ pub(crate) trait Rows {
     }
 }
 
+/// `Σ_i q[i] · f(k[i])` in the order every backend keeps: eight partial sums from 0.0 (lane j
+/// takes the i ≡ j mod 8, i in order, multiply then add, never fused), then the lanes added
+/// 0 to 7 from 0.0 ([`sum_lanes`]). Eight lanes let the compiler vectorise a head's dot product
+/// (a single sum in order is one long chain of dependent adds); with 8 elements or fewer each
+/// lane holds one product and this is the plain sum in order, bit for bit.
+#[inline(always)]
+fn dot_lanes<K: Copy>(q: &[f32], k: &[K], f: impl Fn(K) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (qc, kc) = (q.chunks_exact(8), k.chunks_exact(8));
+    let (qr, kr) = (qc.remainder(), kc.remainder());
+    for (qa, ka) in qc.zip(kc) {
+        for ((l, qi), ki) in lanes.iter_mut().zip(qa).zip(ka) {
+            *l += qi * f(*ki);
+        }
+    }
+    for ((l, qi), ki) in lanes.iter_mut().zip(qr).zip(kr) {
+        *l += qi * f(*ki);
+    }
+    sum_lanes(lanes)
+}
+
+/// The lanes of [`dot_lanes`] added in order from 0.0.
+#[inline(always)]
+fn sum_lanes(lanes: [f32; 8]) -> f32 {
+    lanes.iter().fold(0.0, |s, v| s + v)
+}
+
 /// f32 rows.
 pub(crate) struct F32Rows<'c>(pub &'c [f32], pub usize);
 /// f16 rows.
@@ -208,11 +235,7 @@ pub(crate) struct PackedRows<'c> {
 impl Rows for F32Rows<'_> {
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
         let r = t * self.1 + off;
-        let mut s = 0.0f32;
-        for (qi, ki) in q.iter().zip(&self.0[r..r + q.len()]) {
-            s += qi * ki;
-        }
-        s
+        dot_lanes(q, &self.0[r..r + q.len()], |k| k)
     }
     fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
         let (r, n) = (t * self.1 + off, out.len());
@@ -225,11 +248,7 @@ impl Rows for F32Rows<'_> {
 impl Rows for F16Rows<'_> {
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
         let r = t * self.1 + off;
-        let mut s = 0.0f32;
-        for (qi, ki) in q.iter().zip(&self.0[r..r + q.len()]) {
-            s += qi * ki.to_f32();
-        }
-        s
+        dot_lanes(q, &self.0[r..r + q.len()], f16::to_f32)
     }
     fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
         let (r, n) = (t * self.1 + off, out.len());
@@ -243,11 +262,7 @@ impl Rows for I8Rows<'_> {
     const PAIRS: bool = true;
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
         let r = t * self.2 + off;
-        let mut s = 0.0f32;
-        for (qi, ki) in q.iter().zip(&self.0[r..r + q.len()]) {
-            s += qi * f32::from(*ki);
-        }
-        s * self.1[t]
+        dot_lanes(q, &self.0[r..r + q.len()], f32::from) * self.1[t]
     }
     fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
         let (r, n) = (t * self.2 + off, out.len());
@@ -299,11 +314,11 @@ impl Rows for I8Rows<'_> {
 impl Rows for PackedRows<'_> {
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
         let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
-        let mut s = 0.0f32;
-        for (qi, k) in q.iter().zip(Fields::new(row, self.bits, off)) {
-            s += qi * k as f32;
+        let mut lanes = [0.0f32; 8];
+        for (i, (qi, k)) in q.iter().zip(Fields::new(row, self.bits, off)).enumerate() {
+            lanes[i % 8] += qi * k as f32;
         }
-        s * (self.scales[t].to_f32() / self.rotated_by as f32)
+        sum_lanes(lanes) * (self.scales[t].to_f32() / self.rotated_by as f32)
     }
     fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
         let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
@@ -357,6 +372,42 @@ impl KvCache<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pseudo-random f32 in [-1, 1) (xorshift), several magnitudes apart so order matters.
+    fn values(seed: u64, n: usize) -> [f32; 80] {
+        let mut s = seed;
+        let mut out = [0f32; 80];
+        for (i, v) in out.iter_mut().take(n).enumerate() {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let mag = [1.0, 1e-3, 1e3][i % 3];
+            *v = ((s >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * mag;
+        }
+        out
+    }
+
+    #[test]
+    fn dot_lanes_is_the_plain_sum_up_to_eight_and_eight_lanes_beyond() {
+        for n in 0..=80 {
+            let (q, k) = (values(1 + n as u64, n), values(100 + n as u64, n));
+            let got = dot_lanes(&q[..n], &k[..n], |v| v);
+            // The definition, written out: lane j takes i ≡ j (mod 8) in order.
+            let mut lanes = [0f32; 8];
+            for i in 0..n {
+                lanes[i % 8] += q[i] * k[i];
+            }
+            let mut want = 0.0f32;
+            for l in lanes {
+                want += l;
+            }
+            assert_eq!(got.to_bits(), want.to_bits(), "n = {n}");
+            if n <= 8 {
+                let plain = q[..n].iter().zip(&k[..n]).fold(0.0f32, |s, (a, b)| s + a * b);
+                assert_eq!(got.to_bits(), plain.to_bits(), "n = {n}: not the plain sum");
+            }
+        }
+    }
 
     #[test]
     fn packed_fields_round_trip_at_every_bit_offset() {

@@ -125,7 +125,7 @@ fn extremes_are_exact() {
     for &(wv, xv) in &[(-128i8, -128i8), (127, 127), (-128, 127), (127, -128)] {
         for &cols in &[1usize, 16, 33, 64, 255, 300] {
             for &group in &GROUPS {
-                let mut c = Case::new(5, cols, group.min(cols));
+                let mut c = Case::new(9, cols, group.min(cols));
                 c.w.iter_mut().for_each(|v| *v = wv);
                 c.xq.iter_mut().for_each(|v| *v = xv);
                 c.check("extremes");
@@ -195,10 +195,31 @@ fn special_scales_propagate_identically() {
     let mut rng = Rng(99);
     let specials = [0.0f32, -0.0, 1e-7, 65504.0, f32::INFINITY, f32::NAN, 6e-8];
     for (i, &s) in specials.iter().enumerate() {
-        let mut c = Case::random(&mut rng, 6, 96, 32);
-        c.ws[i] = f16::from_f32(s);
-        c.xs[1] = s;
-        c.check("special scales");
+        for rows in [6, MAX_ROWS] {
+            let mut c = Case::random(&mut rng, rows, 96, 32);
+            c.ws[i] = f16::from_f32(s);
+            c.ws[rows * 3 - 1] = f16::from_f32(s); // the last row's last (odd) group
+            c.xs[1] = s;
+            c.check("special scales");
+        }
+    }
+}
+
+#[test]
+fn groups_of_32_in_blocks_of_eight_rows() {
+    // The AVX-512 path for groups of 32 takes eight rows and two groups per step, an odd last
+    // group alone: every row count around 8, even and odd group counts, with extremes.
+    let mut rng = Rng(0x3232);
+    for rows in 7..=MAX_ROWS {
+        for groups in 1..=9 {
+            Case::random(&mut rng, rows, 32 * groups, 32).check("groups of 32");
+            let mut c = Case::random(&mut rng, rows, 32 * groups, 32);
+            for (j, v) in c.w.iter_mut().enumerate() {
+                *v = if j % 3 == 0 { -128 } else { 127 };
+            }
+            c.xq.iter_mut().enumerate().for_each(|(j, v)| *v = if j % 2 == 0 { -128 } else { 127 });
+            c.check("groups of 32, extremes");
+        }
     }
 }
 
