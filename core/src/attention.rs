@@ -76,16 +76,12 @@ pub(crate) fn attend<R: Rows, O: Observer>(
             hadamard_heads(q, hs);
         }
         let att = &mut att[..n];
-        for (t, a) in att.iter_mut().enumerate() {
-            *a = keys.dot(t, kv_off, q) / scale;
-        }
+        keys.scores(kv_off, q, scale, att);
         softmax(att);
         obs.attention(layer, head, att);
         let out = &mut out[head * hs..(head + 1) * hs];
         out.fill(0.0);
-        for (t, a) in att.iter().enumerate() {
-            values.axpy(t, kv_off, *a, out);
-        }
+        values.mix(kv_off, att, out);
         if values.rotated() {
             hadamard_heads(out, hs);
             for o in out.iter_mut() {

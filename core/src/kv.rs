@@ -20,6 +20,7 @@
 use half::f16;
 
 use crate::kernels;
+use crate::kernels::generic::{dot_lanes, sum_lanes};
 
 /// The cache of all layers, `[n_layers, ctx, kv_dim]` each for keys and values.
 #[derive(Debug)]
@@ -147,13 +148,26 @@ fn unpack(row: &[u8], bits: usize, i: usize) -> i32 {
 
 /// One layer's rows, `[ctx, kv_dim]`, as attention reads them.
 pub(crate) trait Rows {
-    /// `Σ_i q[i] · row(t)[off + i]` (times the row's scale) in the order of [`dot_lanes`].
+    /// `Σ_i q[i] · row(t)[off + i]` (times the row's scale) in the order of
+    /// [`dot_lanes`].
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32;
     /// `out[i] += a · row(t)[off + i]`, i in order.
     fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]);
     /// Whether the rows hold each head multiplied by the Walsh–Hadamard matrix.
     fn rotated(&self) -> bool {
         false
+    }
+    /// One head: `att[t] = dot(t, off, q) / scale` for t < `att.len()`.
+    fn scores(&self, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
+        for (t, a) in att.iter_mut().enumerate() {
+            *a = self.dot(t, off, q) / scale;
+        }
+    }
+    /// One head: `out[i] += att[t] · row(t)[off + i]` for t in order (each `axpy`).
+    fn mix(&self, off: usize, att: &[f32], out: &mut [f32]) {
+        for (t, a) in att.iter().enumerate() {
+            self.axpy(t, off, *a, out);
+        }
     }
     /// Whether [`scores2`](Self::scores2) and [`mix2`](Self::mix2) do better than one head
     /// after the other (attention pairs heads only then; the defaults keep the code small).
@@ -189,33 +203,6 @@ pub(crate) trait Rows {
     }
 }
 
-/// `Σ_i q[i] · f(k[i])` in the order every backend keeps: eight partial sums from 0.0 (lane j
-/// takes the i ≡ j mod 8, i in order, multiply then add, never fused), then the lanes added
-/// 0 to 7 from 0.0 ([`sum_lanes`]). Eight lanes let the compiler vectorise a head's dot product
-/// (a single sum in order is one long chain of dependent adds); with 8 elements or fewer each
-/// lane holds one product and this is the plain sum in order, bit for bit.
-#[inline(always)]
-fn dot_lanes<K: Copy>(q: &[f32], k: &[K], f: impl Fn(K) -> f32) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (qc, kc) = (q.chunks_exact(8), k.chunks_exact(8));
-    let (qr, kr) = (qc.remainder(), kc.remainder());
-    for (qa, ka) in qc.zip(kc) {
-        for ((l, qi), ki) in lanes.iter_mut().zip(qa).zip(ka) {
-            *l += qi * f(*ki);
-        }
-    }
-    for ((l, qi), ki) in lanes.iter_mut().zip(qr).zip(kr) {
-        *l += qi * f(*ki);
-    }
-    sum_lanes(lanes)
-}
-
-/// The lanes of [`dot_lanes`] added in order from 0.0.
-#[inline(always)]
-fn sum_lanes(lanes: [f32; 8]) -> f32 {
-    lanes.iter().fold(0.0, |s, v| s + v)
-}
-
 /// f32 rows.
 pub(crate) struct F32Rows<'c>(pub &'c [f32], pub usize);
 /// f16 rows.
@@ -242,6 +229,12 @@ impl Rows for F32Rows<'_> {
         for (o, v) in out.iter_mut().zip(&self.0[r..r + n]) {
             *o += a * v;
         }
+    }
+    fn scores(&self, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
+        kernels::scores_f32(self.0, self.1, off, q, scale, att);
+    }
+    fn mix(&self, off: usize, att: &[f32], out: &mut [f32]) {
+        kernels::mix_f32(self.0, self.1, off, att, out);
     }
 }
 

@@ -166,3 +166,31 @@ unsafe fn rows4(
     unsafe { _mm_storeu_ps(o.as_mut_ptr(), acc) };
     o
 }
+
+/// `generic::scores_f32` compiled for AVX2: the same source, so the same operations in the
+/// same order (Rust never fuses a multiply and an add), with 8-lane vectors.
+pub fn scores_f32(
+    rows: &[f32],
+    row_len: usize,
+    off: usize,
+    q: &[f32],
+    scale: f32,
+    att: &mut [f32],
+) {
+    #[target_feature(enable = "avx2")]
+    fn inner(rows: &[f32], row_len: usize, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
+        generic::scores_f32(rows, row_len, off, q, scale, att)
+    }
+    // SAFETY: the caller (`kernels::scores_f32_with`) checked that the CPU has AVX2.
+    unsafe { inner(rows, row_len, off, q, scale, att) }
+}
+
+/// `generic::mix_f32` compiled for AVX2 (as [`scores_f32`]).
+pub fn mix_f32(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut [f32]) {
+    #[target_feature(enable = "avx2")]
+    fn inner(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut [f32]) {
+        generic::mix_f32(rows, row_len, off, att, out)
+    }
+    // SAFETY: the caller (`kernels::mix_f32_with`) checked that the CPU has AVX2.
+    unsafe { inner(rows, row_len, off, att, out) }
+}

@@ -175,6 +175,71 @@ pub fn mix2_i8(
     *out_b = ob;
 }
 
+/// `Σ_i q[i] · f(k[i])` in the order every backend keeps: eight partial sums from 0.0 (lane j
+/// takes the i ≡ j mod 8, i in order, multiply then add, never fused), then the lanes added
+/// 0 to 7 from 0.0 ([`sum_lanes`]). Eight lanes let a head's dot product vectorise (a single
+/// sum in order is one long chain of dependent adds); with 8 elements or fewer each lane holds
+/// one product and this is the plain sum in order, bit for bit.
+#[inline(always)]
+pub fn dot_lanes<K: Copy>(q: &[f32], k: &[K], f: impl Fn(K) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (qc, kc) = (q.chunks_exact(8), k.chunks_exact(8));
+    let (qr, kr) = (qc.remainder(), kc.remainder());
+    for (qa, ka) in qc.zip(kc) {
+        for ((l, qi), ki) in lanes.iter_mut().zip(qa).zip(ka) {
+            *l += qi * f(*ki);
+        }
+    }
+    for ((l, qi), ki) in lanes.iter_mut().zip(qr).zip(kr) {
+        *l += qi * f(*ki);
+    }
+    sum_lanes(lanes)
+}
+
+/// The lanes of [`dot_lanes`] added in order from 0.0.
+#[inline(always)]
+pub fn sum_lanes(lanes: [f32; 8]) -> f32 {
+    lanes.iter().fold(0.0, |s, v| s + v)
+}
+
+/// Attention scores of one head over f32 rows (`rows` of `row_len`, the head at
+/// `off..off + q.len()`): `att[t] = dot_lanes(q, k_t) / scale` for t < `att.len()`.
+/// `rows` holds `att.len()` rows.
+#[inline(always)]
+pub fn scores_f32(
+    rows: &[f32],
+    row_len: usize,
+    off: usize,
+    q: &[f32],
+    scale: f32,
+    att: &mut [f32],
+) {
+    let hs = q.len();
+    for (a, row) in att.iter_mut().zip(rows.chunks(row_len.max(1))) {
+        let Some(k) = row.get(off..off + hs) else { break };
+        *a = dot_lanes(q, k, |v| v) / scale;
+    }
+}
+
+/// Attention output of one head over f32 rows (as [`scores_f32`]): for t in order,
+/// `out[i] += att[t] · v_t[i]` (multiply then add). Computed sixteen outputs at a time with
+/// every t, so the sums stay in registers; each output's additions keep their order.
+#[inline(always)]
+pub fn mix_f32(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut [f32]) {
+    for (c, oc) in out.chunks_mut(16).enumerate() {
+        let (i0, n) = (off + c * 16, oc.len());
+        let mut acc = [0.0f32; 16];
+        acc[..n].copy_from_slice(oc);
+        for (a, row) in att.iter().zip(rows.chunks(row_len.max(1))) {
+            let Some(v) = row.get(i0..i0 + n) else { break };
+            for (o, v) in acc.iter_mut().zip(v) {
+                *o += a * v;
+            }
+        }
+        oc.copy_from_slice(&acc[..n]);
+    }
+}
+
 /// Widens one quantized row back to f32: `out[j] = q[j] · scale[j / group]`.
 pub fn dequantize_row_i8(q: &[i8], scales: &[f16], group: usize, out: &mut [f32]) {
     for ((og, qg), s) in out.chunks_mut(group).zip(q.chunks(group)).zip(scales) {

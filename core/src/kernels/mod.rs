@@ -338,6 +338,62 @@ fn attention_fits(rows: &[i8], row_len: usize, off: usize, scales: &[f32], n: us
             && (n - 1).checked_mul(row_len).is_some_and(|r| r + row_len <= rows.len()))
 }
 
+/// [`generic::scores_f32`] with the active backend.
+pub fn scores_f32(
+    rows: &[f32],
+    row_len: usize,
+    off: usize,
+    q: &[f32],
+    scale: f32,
+    att: &mut [f32],
+) {
+    scores_f32_with(backend(), rows, row_len, off, q, scale, att)
+}
+
+/// [`generic::scores_f32`] with backend `b` (the scalar code where `b` has none).
+pub fn scores_f32_with(
+    b: Backend,
+    rows: &[f32],
+    row_len: usize,
+    off: usize,
+    q: &[f32],
+    scale: f32,
+    att: &mut [f32],
+) {
+    let _ = b;
+    match b {
+        #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+        Backend::Avx2 | Backend::Avx512 if avx2::detected() => {
+            avx2::scores_f32(rows, row_len, off, q, scale, att)
+        }
+        _ => generic::scores_f32(rows, row_len, off, q, scale, att),
+    }
+}
+
+/// [`generic::mix_f32`] with the active backend.
+pub fn mix_f32(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut [f32]) {
+    mix_f32_with(backend(), rows, row_len, off, att, out)
+}
+
+/// [`generic::mix_f32`] with backend `b` (the scalar code where `b` has none).
+pub fn mix_f32_with(
+    b: Backend,
+    rows: &[f32],
+    row_len: usize,
+    off: usize,
+    att: &[f32],
+    out: &mut [f32],
+) {
+    let _ = b;
+    match b {
+        #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+        Backend::Avx2 | Backend::Avx512 if avx2::detected() => {
+            avx2::mix_f32(rows, row_len, off, att, out)
+        }
+        _ => generic::mix_f32(rows, row_len, off, att, out),
+    }
+}
+
 /// [`generic::scores2_i8`] with the active backend.
 #[allow(clippy::too_many_arguments)]
 pub fn scores2_i8(

@@ -378,3 +378,59 @@ fn selftest_passes_for_every_backend() {
         assert_eq!(r.failures, 0, "{}: {r:?}", b.name());
     }
 }
+
+/// The f32 attention kernels of every backend against their definitions, bit for bit: head
+/// sizes around the 8 lanes and the 16 outputs per pass, every position count to 40.
+#[test]
+fn f32_attention_kernels_match_their_definitions() {
+    const N: usize = 40;
+    const ROW: usize = 80;
+    let mut rng = Rng(0xf32a);
+    let mut rows = [0f32; N * ROW];
+    rows.iter_mut().enumerate().for_each(|(i, v)| *v = rng.f32() * [1.0, 1e-3, 1e3][i % 3]);
+    for &(hs, off) in
+        &[(1usize, 0usize), (7, 3), (8, 8), (9, 0), (16, 16), (17, 40), (48, 32), (64, 16), (80, 0)]
+    {
+        let mut q = [0f32; ROW];
+        q.iter_mut().for_each(|v| *v = rng.f32() * 3.0);
+        let q = &q[..hs];
+        let mut att = [0f32; N];
+        att.iter_mut().for_each(|v| *v = rng.f32().abs());
+        for n in [1, 2, 7, 8, 9, 33, N] {
+            let rows = &rows[..n * ROW];
+            let mut want_s = [0f32; N];
+            for (t, w) in want_s.iter_mut().take(n).enumerate() {
+                let k = &rows[t * ROW + off..t * ROW + off + hs];
+                *w = generic::dot_lanes(q, k, |v| v) / 1.7;
+            }
+            let mut want_m = [0.25f32; ROW];
+            for (t, a) in att.iter().take(n).enumerate() {
+                for (o, v) in want_m.iter_mut().zip(&rows[t * ROW + off..t * ROW + off + hs]) {
+                    *o += a * v;
+                }
+            }
+            for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+                let mut got_s = [0f32; N];
+                scores_f32_with(b, rows, ROW, off, q, 1.7, &mut got_s[..n]);
+                let mut got_m = [0.25f32; ROW];
+                mix_f32_with(b, rows, ROW, off, &att[..n], &mut got_m[..hs]);
+                for t in 0..n {
+                    assert_eq!(
+                        got_s[t].to_bits(),
+                        want_s[t].to_bits(),
+                        "{}: scores hs {hs} n {n} t {t}",
+                        b.name()
+                    );
+                }
+                for i in 0..hs {
+                    assert_eq!(
+                        got_m[i].to_bits(),
+                        want_m[i].to_bits(),
+                        "{}: mix hs {hs} n {n} i {i}",
+                        b.name()
+                    );
+                }
+            }
+        }
+    }
+}
