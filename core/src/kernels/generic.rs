@@ -222,22 +222,51 @@ pub fn scores_f32(
 }
 
 /// Attention output of one head over f32 rows (as [`scores_f32`]): for t in order,
-/// `out[i] += att[t] · v_t[i]` (multiply then add). Computed sixteen outputs at a time with
-/// every t, so the sums stay in registers; each output's additions keep their order.
+/// `out[i] += att[t] · v_t[i]` (multiply then add). Computed 64, 32 or 16 outputs at a time
+/// with every t, so the sums stay in registers as independent chains; each output's
+/// additions keep their order.
 #[inline(always)]
 pub fn mix_f32(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut [f32]) {
-    for (c, oc) in out.chunks_mut(16).enumerate() {
-        let (i0, n) = (off + c * 16, oc.len());
-        let mut acc = [0.0f32; 16];
-        acc[..n].copy_from_slice(oc);
-        for (a, row) in att.iter().zip(rows.chunks(row_len.max(1))) {
-            let Some(v) = row.get(i0..i0 + n) else { break };
-            for (o, v) in acc.iter_mut().zip(v) {
-                *o += a * v;
+    let mut i0 = 0;
+    while i0 < out.len() {
+        let rest = &mut out[i0..];
+        i0 += match rest.len() {
+            64.. => mix_pass::<64>(rows, row_len, off + i0, att, rest),
+            32.. => mix_pass::<32>(rows, row_len, off + i0, att, rest),
+            16.. => mix_pass::<16>(rows, row_len, off + i0, att, rest),
+            _ => {
+                for (a, row) in att.iter().zip(rows.chunks(row_len.max(1))) {
+                    let Some(v) = row.get(off + i0..off + i0 + rest.len()) else { break };
+                    for (o, v) in rest.iter_mut().zip(v) {
+                        *o += a * v;
+                    }
+                }
+                rest.len()
             }
-        }
-        oc.copy_from_slice(&acc[..n]);
+        };
     }
+}
+
+/// The first `W` outputs of [`mix_f32`] (`out` holds at least `W`, the rows' values start at
+/// `col`); returns `W`.
+#[inline(always)]
+fn mix_pass<const W: usize>(
+    rows: &[f32],
+    row_len: usize,
+    col: usize,
+    att: &[f32],
+    out: &mut [f32],
+) -> usize {
+    let Some(Ok(out)) = out.get_mut(..W).map(<&mut [f32; W]>::try_from) else { return W };
+    let mut acc = *out;
+    for (a, row) in att.iter().zip(rows.chunks(row_len.max(1))) {
+        let Some(Ok(v)) = row.get(col..col + W).map(<&[f32; W]>::try_from) else { break };
+        for (o, v) in acc.iter_mut().zip(v) {
+            *o += a * v;
+        }
+    }
+    *out = acc;
+    W
 }
 
 /// Widens one quantized row back to f32: `out[j] = q[j] · scale[j / group]`.
