@@ -1,6 +1,9 @@
 //! The int8 matmul per backend and thread count, in the shapes of stories110M's matrices:
 //! `cargo bench -p chispa-runner --bench kernels`. Throughput is reported in elements = MACs
-//! (GMAC/s; ×2 for GOP/s) and, in a second group, in bytes of weights read per second.
+//! (GMAC/s; ×2 for GOP/s) and, in a second group, in bytes of weights read per second. A
+//! third group is the yardstick: plain reads of 256 MiB (a sum of u64 words, one and two
+//! threads), the machine's read bandwidth from DRAM. A fourth: one head's f32 attention
+//! (scores and weighted sum) per backend.
 
 use chispa_core::kernels::{self, Backend, ALL_BACKENDS};
 use chispa_runner::threads::set_threads;
@@ -64,5 +67,58 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Σ of the words, four independent sums (the loop vectorises; the sum keeps it from being
+/// optimised away).
+fn sum_words(v: &[u64]) -> u64 {
+    let mut acc = [0u64; 4];
+    for c in v.chunks_exact(4) {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*x);
+        }
+    }
+    acc.iter().fold(0, |s, a| s.wrapping_add(*a))
+}
+
+fn bandwidth(c: &mut Criterion) {
+    let words = 256 << 17; // 256 MiB of u64
+    let v: Vec<u64> = (0..words as u64).collect();
+    let mut g = c.benchmark_group("DRAM read bytes/s");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes((words * 8) as u64));
+    g.bench_function("1t/256MiB", |b| b.iter(|| std::hint::black_box(sum_words(&v))));
+    g.bench_function("2t/256MiB", |b| {
+        b.iter(|| {
+            let (lo, hi) = v.split_at(words / 2);
+            let (a, s) = std::thread::scope(|s| {
+                let h = s.spawn(|| sum_words(hi));
+                (sum_words(lo), h.join())
+            });
+            std::hint::black_box(a.wrapping_add(s.unwrap_or(0)))
+        })
+    });
+    g.finish();
+}
+
+/// One head's attention over f32 rows (stories110M: head 64 of a 768-wide row, 256
+/// positions), scores then the weighted sum of values, per backend; elements = positions.
+fn attention(c: &mut Criterion) {
+    let (n, row, hs) = (256usize, 768usize, 64usize);
+    let rows: Vec<f32> = rand_i8(n * row, 3).iter().map(|v| f32::from(*v) / 64.0).collect();
+    let q: Vec<f32> = rand_i8(hs, 4).iter().map(|v| f32::from(*v) / 64.0).collect();
+    let mut att = vec![0f32; n];
+    let mut out = vec![0f32; hs];
+    let mut g = c.benchmark_group("attention f32 positions/s");
+    g.throughput(Throughput::Elements(n as u64));
+    for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+        g.bench_function(BenchmarkId::new(b.name(), "head 64 x 256"), |bench| {
+            bench.iter(|| {
+                kernels::scores_f32_with(b, &rows, row, 128, &q, 8.0, &mut att);
+                kernels::mix_f32_with(b, &rows, row, 128, &att, &mut out);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bandwidth, attention);
 criterion_main!(benches);

@@ -1,15 +1,14 @@
-//! Desktop threads for the int8 matmuls: rows split across `n` threads of one persistent
-//! pool (rayon; started once by [`set_threads`], so a matmul pays a wake-up, not a spawn),
-//! each running the active kernel on its own rows. Rows are independent and each keeps its
+//! Desktop threads for the int8 matmuls: rows split across `n` threads — the calling thread
+//! and `n - 1` of one persistent pool (rayon; started once by [`set_threads`], so a matmul
+//! pays a wake-up, not a spawn) — each running the active kernel on its own rows. Rows are independent and each keeps its
 //! own group order, so the result is bit-identical to one thread (tested in
-//! `tests/tests/threads.rs`).
+//! `std-runner/tests/threads.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 use chispa_core::kernels::{self, Backend};
 use half::f16;
-use rayon::prelude::*;
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 static POOL: RwLock<Option<rayon::ThreadPool>> = RwLock::new(None);
@@ -24,8 +23,12 @@ pub const MIN_PARALLEL_MACS: usize = 64 * 1024;
 /// The operating system refused to start the threads.
 pub fn set_threads(n: usize) -> Result<(), rayon::ThreadPoolBuildError> {
     let n = n.max(1);
-    let pool =
-        if n > 1 { Some(rayon::ThreadPoolBuilder::new().num_threads(n).build()?) } else { None };
+    // The calling thread takes one share of every matmul itself: the pool holds the others.
+    let pool = if n > 1 {
+        Some(rayon::ThreadPoolBuilder::new().num_threads(n - 1).build()?)
+    } else {
+        None
+    };
     match POOL.write() {
         Ok(mut p) => *p = pool,
         Err(poisoned) => *poisoned.into_inner() = pool,
@@ -61,12 +64,21 @@ fn parallel_matvec_i8(
     let Some(pool) = guard.as_ref().ok().and_then(|p| p.as_ref()) else {
         return kernels::matvec_i8_with(b, out, w, ws, xq, xs, cols, group);
     };
-    // Whole blocks of 4 rows per thread (the x86 kernels' blocking), the last takes the rest.
-    let per = rows.div_ceil(n).div_ceil(4) * 4;
-    pool.install(|| {
-        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| {
-            let r0 = i * per;
-            kernels::matvec_i8_with(b, o, &w[r0 * cols..], &ws[r0 * groups..], xq, xs, cols, group);
-        });
+    // Whole blocks of 8 rows per thread (the x86 kernels' blocking), the last takes the rest.
+    let per = rows.div_ceil(n).div_ceil(8) * 8;
+    let run = |i: usize, o: &mut [f32]| {
+        let r0 = i * per;
+        kernels::matvec_i8_with(b, o, &w[r0 * cols..], &ws[r0 * groups..], xq, xs, cols, group);
+    };
+    let mut shares = out.chunks_mut(per).enumerate();
+    let first = shares.next();
+    pool.in_place_scope(|s| {
+        for (i, o) in shares {
+            s.spawn(move |_| run(i, o));
+        }
+        // This thread's share, while the pool runs the rest.
+        if let Some((i, o)) = first {
+            run(i, o);
+        }
     });
 }

@@ -21,7 +21,7 @@ fn data(n: usize, seed: u64) -> Vec<u64> {
 #[test]
 fn threads_give_the_one_thread_bits() {
     for &(rows, cols, group) in
-        &[(4099usize, 1025usize, 32usize), (5003, 840, 16), (1027, 4100, 4100)]
+        &[(4099usize, 1025usize, 32usize), (4099, 1024, 32), (5003, 840, 16), (1027, 4100, 4100)]
     {
         assert!(rows * cols >= MIN_PARALLEL_MACS, "the shape must be large enough to split");
         let groups = cols.div_ceil(group);

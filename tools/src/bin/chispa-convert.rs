@@ -11,7 +11,7 @@ use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::calibrate::DEFAULT_TARGET_SNR_DB;
 use chispa_tools::source::SourceModel;
 use chispa_tools::writer::{self, Groups, WriteOptions};
-use chispa_tools::{gguf, hf, inspect, llama2c, synth};
+use chispa_tools::{gguf, gguf_writer, hf, inspect, llama2c, synth};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -73,6 +73,10 @@ enum Command {
         /// int8 quantization group for every matrix (llama.cpp's Q8_0 uses 32).
         #[arg(long, default_value_t = 32)]
         group_size: usize,
+        /// Also write the same random weights as a GGUF file (matrices Q8_0), so another
+        /// engine (llama.cpp's llama-bench) can be measured on identical shapes and values.
+        #[arg(long, value_name = "FILE")]
+        gguf: Option<PathBuf>,
     },
     /// Describe a .chispa file: header, tensors, tokenizer, memory plans.
     Inspect {
@@ -284,7 +288,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Hf { dir, out } => convert_hf(&dir, &out.output, out.options(), out.quiet),
         Command::Gguf { file, out } => convert_gguf(&file, &out.output, out.options(), out.quiet),
-        Command::Synth { shape, output, seed, dtype, group_size } => {
+        Command::Synth { shape, output, seed, dtype, group_size, gguf } => {
             let dtype: DType = dtype.into();
             let start = Instant::now();
             let source = synth::model(&shape, seed)?;
@@ -302,6 +306,15 @@ fn run(cli: Cli) -> Result<()> {
                 dtype.name(),
                 start.elapsed().as_secs_f64()
             );
+            if let Some(path) = gguf {
+                let bytes = gguf_writer::write(&source, gguf_writer::GgufType::Q8_0);
+                writer::write_atomic(&path, &bytes)?;
+                println!(
+                    "wrote {}: the same weights as GGUF (Q8_0), {} bytes",
+                    path.display(),
+                    bytes.len()
+                );
+            }
             Ok(())
         }
         Command::Inspect { file } => {
