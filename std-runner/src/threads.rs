@@ -13,9 +13,13 @@ use half::f16;
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 static POOL: RwLock<Option<rayon::ThreadPool>> = RwLock::new(None);
 
-/// Below this many multiply-accumulates a matmul stays on the calling thread: waking the
-/// pool's threads costs a few microseconds, about what one core needs for this many MACs.
-pub const MIN_PARALLEL_MACS: usize = 64 * 1024;
+/// Below this many multiply-accumulates a matmul stays on the calling thread. Waking a pool
+/// thread costs tens of microseconds when it has gone to sleep between matmuls, which is
+/// what a core needs for about a million MACs with the AVX-512 kernel; measured (`chispa
+/// bench --threads 2`, synth shapes, 2-core EPYC): with 64 K every model ran slower on two
+/// threads than on one; with 1 M stories15M / 42M gain 1.1–1.2× (stories110M, whose
+/// matrices stream from DRAM, gains nothing: two cores read only 1.16× what one reads).
+pub const MIN_PARALLEL_MACS: usize = 1 << 20;
 
 /// Uses `n` threads (1 = the core's direct call) for every later int8 matmul.
 ///
