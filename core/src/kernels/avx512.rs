@@ -20,7 +20,7 @@ use core::arch::x86_64::*;
 
 use half::f16;
 
-use super::avx2::{reduce4, step4, tail_sum};
+use super::avx2::{reduce4, step4, tail_sum, MIN_GROUP};
 use super::generic;
 
 /// Whether the CPU has AVX-512 F/BW and VNNI (and AVX2, used for tails).
@@ -44,6 +44,9 @@ pub fn matvec_i8(
     cols: usize,
     group: usize,
 ) {
+    if group < MIN_GROUP {
+        return generic::matvec_i8(out, w, ws, xq, xs, cols, group);
+    }
     let groups = cols.div_ceil(group);
     let rows = out.len();
     if group == 32 && cols % 32 == 0 && groups <= MAX_GROUPS_32 && rows >= 8 {

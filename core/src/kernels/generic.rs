@@ -222,7 +222,7 @@ pub fn scores_f32(
 }
 
 /// Attention output of one head over f32 rows (as [`scores_f32`]): for t in order,
-/// `out[i] += att[t] · v_t[i]` (multiply then add). Computed 64, 32 or 16 outputs at a time
+/// `out[i] += att[t] · v_t[i]` (multiply then add). Computed 64, 32, 16 or 8 outputs at a time
 /// with every t, so the sums stay in registers as independent chains; each output's
 /// additions keep their order.
 #[inline(always)]
@@ -234,6 +234,7 @@ pub fn mix_f32(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut 
             64.. => mix_pass::<64>(rows, row_len, off + i0, att, rest),
             32.. => mix_pass::<32>(rows, row_len, off + i0, att, rest),
             16.. => mix_pass::<16>(rows, row_len, off + i0, att, rest),
+            8.. => mix_pass::<8>(rows, row_len, off + i0, att, rest),
             _ => {
                 for (a, row) in att.iter().zip(rows.chunks(row_len.max(1))) {
                     let Some(v) = row.get(off + i0..off + i0 + rest.len()) else { break };
