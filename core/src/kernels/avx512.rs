@@ -4,7 +4,7 @@
 //! models use), `cols % 32 == 0`: eight rows and two groups per step ([`rows8_g32`]) —
 //! weights offset to unsigned and multiplied by VNNI's `vpdpbusd`, the offset taken back out
 //! exactly, eight rows' group sums reduced into one vector, then the contract's f32 step with
-//! one row per lane. 3× the throughput of the general path below on cache-resident matrices.
+//! one row per lane. 43 GMAC/s on cache-resident matrices, 2.6× the AVX2 kernel (README).
 //!
 //! Every other shape: the AVX2 kernel's layout with 512-bit registers: 32 int8 per step
 //! widened to i16 (`vpmovsxbw`) and multiply-accumulated pairwise into i32 by VNNI's
@@ -120,10 +120,11 @@ fn reduce8x2(v: [__m512i; 8]) -> __m512i {
     // Per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3], then [a, b, c, d] each a lane's total.
     let pair = |a, b| _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
     let quad = |a, b| _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
-    let lo = quad(pair(v[0], v[1]), pair(v[2], v[3])); // rows 0–3, one per i32 of each lane
-    let hi = quad(pair(v[4], v[5]), pair(v[6], v[7])); // rows 4–7
-                                                       // 128-bit lanes 0, 1 hold the first group, 2, 3 the second: add 0 + 1 and 2 + 3, rows 0–3
-                                                       // then 4–7.
+    // Rows 0–3, then 4–7: one row per i32 of each 128-bit lane.
+    let lo = quad(pair(v[0], v[1]), pair(v[2], v[3]));
+    let hi = quad(pair(v[4], v[5]), pair(v[6], v[7]));
+    // 128-bit lanes 0, 1 hold the first group, 2, 3 the second: add 0 + 1 and 2 + 3, rows
+    // 0–3 then 4–7.
     let first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
     let second = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
     _mm512_add_epi32(
