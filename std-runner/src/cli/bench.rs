@@ -61,13 +61,17 @@ pub(crate) fn cmd_bench(
         p_rates.push(rate(prompt.len() - 1, pt));
         g_rates.push(rate(gn, gt));
     }
+    // Every generated token reads every matrix once: the model's bytes (tokenizer and
+    // header included, a small overestimate) times the rate is the weight read bandwidth.
+    let g_rate = median(g_rates);
+    let gb_s = model.bytes().len() as f64 * g_rate / 1e9;
     println!(
-        "{}: {} params, {} — prompt {:.0} tok/s, generation {:.0} tok/s (median of {}, {} + {} tokens, {} thread(s), {} kernels)",
+        "{}: {} params, {} — prompt {:.0} tok/s, generation {:.0} tok/s ≈ {gb_s:.1} GB/s of weights (median of {}, {} + {} tokens, {} thread(s), {} kernels)",
         loaded.name,
         c.parameter_count(),
         c.dtype.name(),
         median(p_rates),
-        median(g_rates),
+        g_rate,
         repeats.max(1),
         prompt_tokens,
         gen_tokens,
