@@ -172,8 +172,8 @@ pub(crate) trait Rows {
     /// Whether [`scores2`](Self::scores2) and [`mix2`](Self::mix2) do better than one head
     /// after the other (attention pairs heads only then; the defaults keep the code small).
     const PAIRS: bool = false;
-    /// Two heads reading the same rows: `att_a[t] = dot(t, off, q_a) / scale` for
-    /// t < `att_a.len()`, and likewise `att_b` with `q_b`.
+    /// Two heads reading the same rows: [`scores`](Self::scores) for `q_a` into `att_a`,
+    /// then for `q_b` into `att_b`.
     #[allow(clippy::too_many_arguments)]
     fn scores2(
         &self,
@@ -184,22 +184,14 @@ pub(crate) trait Rows {
         att_a: &mut [f32],
         att_b: &mut [f32],
     ) {
-        for (t, a) in att_a.iter_mut().enumerate() {
-            *a = self.dot(t, off, q_a) / scale;
-        }
-        for (t, b) in att_b.iter_mut().enumerate() {
-            *b = self.dot(t, off, q_b) / scale;
-        }
+        self.scores(off, q_a, scale, att_a);
+        self.scores(off, q_b, scale, att_b);
     }
-    /// Two heads reading the same rows: `out_a[i] += att_a[t] · row(t)[off + i]` for t in
-    /// order (each `axpy`), and likewise `out_b` with `att_b`.
+    /// Two heads reading the same rows: [`mix`](Self::mix) of `att_a` into `out_a`, then of
+    /// `att_b` into `out_b`.
     fn mix2(&self, off: usize, att_a: &[f32], att_b: &[f32], out_a: &mut [f32], out_b: &mut [f32]) {
-        for (t, a) in att_a.iter().enumerate() {
-            self.axpy(t, off, *a, out_a);
-        }
-        for (t, b) in att_b.iter().enumerate() {
-            self.axpy(t, off, *b, out_b);
-        }
+        self.mix(off, att_a, out_a);
+        self.mix(off, att_b, out_b);
     }
 }
 
@@ -280,12 +272,8 @@ impl Rows for I8Rows<'_> {
                 );
             }
         }
-        for (t, a) in att_a.iter_mut().enumerate() {
-            *a = self.dot(t, off, q_a) / scale;
-        }
-        for (t, b) in att_b.iter_mut().enumerate() {
-            *b = self.dot(t, off, q_b) / scale;
-        }
+        self.scores(off, q_a, scale, att_a);
+        self.scores(off, q_b, scale, att_b);
     }
     fn mix2(&self, off: usize, att_a: &[f32], att_b: &[f32], out_a: &mut [f32], out_b: &mut [f32]) {
         if let (Ok(oa), Ok(ob)) =
@@ -295,12 +283,8 @@ impl Rows for I8Rows<'_> {
                 return kernels::mix2_i8(self.0, self.2, off, self.1, att_a, att_b, oa, ob);
             }
         }
-        for (t, a) in att_a.iter().enumerate() {
-            self.axpy(t, off, *a, out_a);
-        }
-        for (t, b) in att_b.iter().enumerate() {
-            self.axpy(t, off, *b, out_b);
-        }
+        self.mix(off, att_a, out_a);
+        self.mix(off, att_b, out_b);
     }
 }
 

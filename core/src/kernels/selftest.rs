@@ -39,21 +39,26 @@ impl Report {
     }
 }
 
-/// xorshift64*, as the unit tests.
-struct Rng(u64);
+/// xorshift64*: deterministic test data on every target (the unit tests use it too).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn i8(&mut self) -> i8 {
+    /// Below `n` (`n > 0`).
+    #[cfg(test)]
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() >> 33) as usize % n
+    }
+    pub(crate) fn i8(&mut self) -> i8 {
         (self.next() >> 56) as u8 as i8
     }
     /// Uniform in [-1, 1).
-    fn f32(&mut self) -> f32 {
+    pub(crate) fn f32(&mut self) -> f32 {
         ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 }

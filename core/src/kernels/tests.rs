@@ -2,28 +2,8 @@
 //! length 1, lengths that are not multiples of any vector width, short last groups, row counts
 //! that are not multiples of the row blocking, and random property tests.
 
+use super::selftest::Rng;
 use super::*;
-
-/// xorshift64*: deterministic test data on every target.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() >> 33) as usize % n
-    }
-    fn i8(&mut self) -> i8 {
-        (self.next() >> 56) as u8 as i8
-    }
-    fn f32(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
 
 const MAX_ROWS: usize = 11;
 const MAX_COLS: usize = 300;
