@@ -112,6 +112,17 @@ impl fmt::Display for FormatError {
                 f,
                 "not a .chispa file (magic {found:02x?}, expected \"CHSP\"); convert it with chispa-convert"
             ),
+            Self::UnsupportedVersion { major, minor }
+                if major < crate::format::VERSION_MAJOR =>
+            {
+                write!(
+                    f,
+                    "format version {major}.{minor} is older than this build's {}.x (its int8 \
+                     scales are laid out differently): convert the model again with \
+                     chispa-convert",
+                    crate::format::VERSION_MAJOR
+                )
+            }
             Self::UnsupportedVersion { major, minor } => write!(
                 f,
                 "format version {major}.{minor} is not supported (this build reads {}.x)",

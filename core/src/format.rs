@@ -4,7 +4,8 @@
 //! ```text
 //! offset 0     Header (HEADER_BYTES, little-endian fields in the order of `Header`)
 //!              tensor directory: n_tensors × TensorEntry (TENSOR_ENTRY_BYTES each)
-//!              tensors: data (f32 or i8) and, for i8, f16 scales — each at an ALIGN boundary
+//!              tensors: data (f32 or i8) and, for i8, the scales: one f32 per row, then
+//!                       one u8 multiplier per row and group — each at an ALIGN boundary
 //!              tokenizer: scores [vocab] f32, piece offsets [vocab + 1] u32,
 //!                         piece bytes, sorted index [vocab] u32 — each at an ALIGN boundary
 //! file_bytes   end (no trailing bytes)
@@ -25,7 +26,7 @@
 /// First four bytes of every `.chispa` file.
 pub const MAGIC: [u8; 4] = *b"CHSP";
 /// Readers refuse a file of another major version.
-pub const VERSION_MAJOR: u16 = 1;
+pub const VERSION_MAJOR: u16 = 2;
 /// Minor versions add meaning to reserved (zero) fields only.
 pub const VERSION_MINOR: u16 = 0;
 /// Size of the fixed header.
@@ -267,7 +268,8 @@ impl Arch {
 pub enum DType {
     /// 32-bit float.
     F32 = 0,
-    /// Symmetric int8 with one f16 scale per group of the tensor's `group` inputs.
+    /// Symmetric int8 in groups of the tensor's `group` inputs: an f32 scale per row and a u8
+    /// multiplier per group (the group's scale is `row scale · multiplier`).
     I8 = 1,
 }
 
@@ -563,9 +565,10 @@ pub struct TensorEntry {
     pub data_offset: u32,
     /// Bytes of the elements.
     pub data_len: u32,
-    /// Offset of the f16 scales (i8 only, else 0).
+    /// Offset of the scales (i8 only, else 0): `[rows]` f32 row scales, then
+    /// `[rows, groups_per_row]` u8 group multipliers.
     pub scales_offset: u32,
-    /// Bytes of the scales (i8 only, else 0).
+    /// Bytes of the scales (i8 only, else 0): `rows · (4 + groups_per_row)`.
     pub scales_len: u32,
 }
 
@@ -615,6 +618,11 @@ const _: () = assert!(4 * <u16 as Field>::SIZE + 6 * <u32 as Field>::SIZE == TEN
 /// Number of quantization groups in a row of `cols` inputs (the last one may be short).
 pub const fn groups_per_row(cols: usize, group_size: usize) -> usize {
     cols.div_ceil(group_size)
+}
+
+/// Bytes of an int8 matrix's scales: an f32 per row, then a u8 per row and group.
+pub const fn i8_scales_len(rows: usize, cols: usize, group_size: usize) -> usize {
+    rows * (4 + groups_per_row(cols, group_size))
 }
 
 /// Rounds `n` up to the next multiple of [`ALIGN`].

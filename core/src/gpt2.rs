@@ -67,7 +67,7 @@ pub(crate) fn forward<O: Observer>(
             c.norm_eps,
         );
         let wq = w(TensorKind::Wq);
-        let act = prepare(b.xb, &wq, b.xq, b.xs);
+        let act = prepare(b.xb, &wq, b.xq);
         matvec(b.q, &wq, &act);
         matvec(b.k, &w(TensorKind::Wk), &act);
         matvec(b.v, &w(TensorKind::Wv), &act);
@@ -76,7 +76,7 @@ pub(crate) fn forward<O: Observer>(
         add(b.v, v(w(TensorKind::Bv)));
         attend_layer(b, l, pos, ctx, heads, kv_dim, obs);
         let wo = w(TensorKind::Wo);
-        let act = prepare(b.xb, &wo, b.xq, b.xs);
+        let act = prepare(b.xb, &wo, b.xq);
         matvec(b.xb2, &wo, &act);
         add(b.xb2, v(w(TensorKind::Bo)));
         add(b.x, b.xb2);
@@ -84,12 +84,12 @@ pub(crate) fn forward<O: Observer>(
         // Feed-forward (GELU).
         layernorm(b.xb, b.x, v(w(TensorKind::FfnNorm)), v(w(TensorKind::FfnNormBias)), c.norm_eps);
         let w1 = w(TensorKind::W1);
-        let act = prepare(b.xb, &w1, b.xq, b.xs);
+        let act = prepare(b.xb, &w1, b.xq);
         matvec(b.hb, &w1, &act);
         add(b.hb, v(w(TensorKind::B1)));
         gelu_tanh(b.hb);
         let w2 = w(TensorKind::W2);
-        let act = prepare(b.hb, &w2, b.xq, b.xs);
+        let act = prepare(b.hb, &w2, b.xq);
         matvec(b.xb, &w2, &act);
         add(b.xb, v(w(TensorKind::B2)));
         add(b.x, b.xb);
@@ -108,7 +108,7 @@ pub(crate) fn forward<O: Observer>(
     } else {
         model.global(TensorKind::Classifier)
     };
-    let act = prepare(b.x, &cls, b.xq, b.xs);
+    let act = prepare(b.x, &cls, b.xq);
     matvec(b.logits, &cls, &act);
 }
 

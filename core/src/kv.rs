@@ -3,8 +3,8 @@
 //! * `F32`: exact (the reference; identical to the engine before this type existed).
 //! * `F16`: each element rounded to `half::f16` (round to nearest even).
 //! * `I8`: each cached row `[kv_dim]` (one layer, one position) quantized with the kernels'
-//!   `quantize_i8` as one group: `scale = max|x| / 127` (f32, stored beside the row),
-//!   `q = round_half_away(x · 127 / max|x|)`. Attention then computes
+//!   `quantize_row_i8`: `scale = max|x| / 127` (f32, stored beside the row),
+//!   `q = round_half_even(x · 127 / max|x|)`. Attention then computes
 //!   `score = (Σ_i q_i · k_i) · scale_k` and `out += (a · scale_v) · v_i`, index order fixed.
 //! * `K10V7`: the same bytes as `I8` (72 per row of 32 keys and 32 values, scales included)
 //!   spent where the error is: keys carry almost all of int8's KL, values little. Each head's
@@ -336,8 +336,8 @@ impl KvCache<'_> {
                 }
             }
             Self::I8 { k: kc, v: vc, ks, vs } => {
-                kernels::quantize_i8(k, d, &mut kc[at.clone()], &mut ks[row..row + 1]);
-                kernels::quantize_i8(v, d, &mut vc[at], &mut vs[row..row + 1]);
+                ks[row] = kernels::quantize_row_i8(k, &mut kc[at.clone()]);
+                vs[row] = kernels::quantize_row_i8(v, &mut vc[at]);
             }
             Self::K10V7 { k: kc, v: vc, ks, vs } => {
                 if rotates(head_size) {

@@ -32,7 +32,7 @@ pub(crate) fn forward<O: Observer>(
         // Attention.
         rmsnorm(b.xb, b.x, model.vector(w(TensorKind::AttnNorm)), c.norm_eps);
         let wq = w(TensorKind::Wq);
-        let act = prepare(b.xb, &wq, b.xq, b.xs);
+        let act = prepare(b.xb, &wq, b.xq);
         matvec(b.q, &wq, &act);
         matvec(b.k, &w(TensorKind::Wk), &act);
         matvec(b.v, &w(TensorKind::Wv), &act);
@@ -40,19 +40,19 @@ pub(crate) fn forward<O: Observer>(
         rope(b.k, hs, b.cos, b.sin);
         attend_layer(b, l, pos, ctx, heads, kv_dim, obs);
         let wo = w(TensorKind::Wo);
-        let act = prepare(b.xb, &wo, b.xq, b.xs);
+        let act = prepare(b.xb, &wo, b.xq);
         matvec(b.xb2, &wo, &act);
         add(b.x, b.xb2);
 
         // Feed-forward (SwiGLU).
         rmsnorm(b.xb, b.x, model.vector(w(TensorKind::FfnNorm)), c.norm_eps);
         let w1 = w(TensorKind::W1);
-        let act = prepare(b.xb, &w1, b.xq, b.xs);
+        let act = prepare(b.xb, &w1, b.xq);
         matvec(b.hb, &w1, &act);
         matvec(b.hb2, &w(TensorKind::W3), &act);
         swiglu(b.hb, b.hb2);
         let w2 = w(TensorKind::W2);
-        let act = prepare(b.hb, &w2, b.xq, b.xs);
+        let act = prepare(b.hb, &w2, b.xq);
         matvec(b.xb, &w2, &act);
         add(b.x, b.xb);
     }
@@ -64,6 +64,6 @@ pub(crate) fn forward<O: Observer>(
     } else {
         model.global(TensorKind::Classifier)
     };
-    let act = prepare(b.x, &cls, b.xq, b.xs);
+    let act = prepare(b.x, &cls, b.xq);
     matvec(b.logits, &cls, &act);
 }

@@ -2,11 +2,9 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use half::f16;
-
 use crate::error::FormatError;
 use crate::format::{
-    self, byte_groups, canonical_tensor, file_checksum, groups_per_row, tensor_count, Arch, DType,
+    self, byte_groups, canonical_tensor, file_checksum, i8_scales_len, tensor_count, Arch, DType,
     Header, Shape, TensorEntry, TensorKind, TokenizerKind, ALIGN, BASE_ALIGN,
     FLAG_SHARED_CLASSIFIER, HEADER_BYTES, NONE, TENSOR_ENTRY_BYTES,
 };
@@ -20,8 +18,8 @@ pub const MAX_VOCAB: u32 = 1 << 20;
 pub const MAX_LAYERS: u32 = 1024;
 /// Largest accepted context.
 pub const MAX_SEQ: u32 = 1 << 20;
-/// Largest accepted quantization group (keeps the i32 group sum exact).
-pub const MAX_GROUP: u32 = 4096;
+/// Largest accepted quantization group (keeps a group's i32 sum exact).
+pub const MAX_GROUP: u32 = crate::kernels::MAX_GROUP as u32;
 
 /// Hyper-parameters of a parsed model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,7 +28,7 @@ pub struct Config {
     pub arch: Arch,
     /// Element type of the matrices.
     pub dtype: DType,
-    /// Smallest quantization group of any matrix (0 for f32); sizes the activation scales.
+    /// Smallest quantization group of any matrix (0 for f32).
     pub min_group: usize,
     /// Model width.
     pub dim: usize,
@@ -107,12 +105,15 @@ impl Config {
 pub enum Weights<'a> {
     /// f32 elements `[rows, cols]`.
     F32(&'a [f32]),
-    /// int8 elements `[rows, cols]` with f16 scales `[rows, groups_per_row]`.
+    /// int8 elements `[rows, cols]`; element `j` of row `r` is
+    /// `q[r, j] · (row_scales[r] · mults[r, j / group])`.
     I8 {
         /// Quantized elements.
         q: &'a [i8],
-        /// One scale per group.
-        scales: &'a [f16],
+        /// One f32 scale per row.
+        row_scales: &'a [f32],
+        /// One multiplier per row and group, `[rows, groups_per_row]`.
+        mults: &'a [u8],
     },
 }
 
@@ -277,7 +278,7 @@ impl<'a> Model<'a> {
             let (data_len, scales_len) = match dtype {
                 DType::F32 if group == 0 => (elems * 4, 0),
                 DType::I8 if (1..=MAX_GROUP as usize).contains(&group) => {
-                    (elems, rows * groups_per_row(cols, group) * 2)
+                    (elems, i8_scales_len(rows, cols, group))
                 }
                 _ => return Err(bad("quantization group out of range")),
             };
@@ -302,8 +303,9 @@ impl<'a> Model<'a> {
             section(bytes, "tensor data", e.data_offset, data_len)?;
             if dtype == DType::I8 {
                 let s = section(bytes, "tensor scales", e.scales_offset, scales_len)?;
-                if byte_groups(s).any(|b| !f16::from_le_bytes(b).is_finite()) {
-                    return Err(bad("a scale is not finite"));
+                let row_scales = s.get(..rows * 4).unwrap_or_default();
+                if byte_groups(row_scales).any(|b| !f32::from_le_bytes(b).is_finite()) {
+                    return Err(bad("a row scale is not finite"));
                 }
             } else if e.scales_offset != 0 {
                 return Err(bad("f32 tensor with scales"));
@@ -353,9 +355,12 @@ impl<'a> Model<'a> {
         let e = self.tensor_entry(index).unwrap_or_default();
         let data = slice(self.bytes, e.data_offset, e.data_len);
         let weights = if e.dtype == DType::I8 as u16 {
+            let scales = slice(self.bytes, e.scales_offset, e.scales_len);
+            let (row_scales, mults) = scales.split_at(scales.len().min(e.rows as usize * 4));
             Weights::I8 {
                 q: bytemuck::cast_slice(data),
-                scales: bytemuck::cast_slice(slice(self.bytes, e.scales_offset, e.scales_len)),
+                row_scales: bytemuck::cast_slice(row_scales),
+                mults,
             }
         } else {
             Weights::F32(bytemuck::cast_slice(data))

@@ -8,22 +8,17 @@ use crate::model::{Matrix, Weights};
 /// A matmul input: f32 as is, or quantized once and shared by every matrix that reads it.
 pub(crate) enum Act<'b> {
     F32(&'b [f32]),
-    I8(&'b [i8], &'b [f32]),
+    /// The int16 elements and their one scale.
+    I8(&'b [i16], f32),
 }
 
-/// Quantizes `x` (if `w` is int8) with the group of `w`, the first matrix that reads it.
-pub(crate) fn prepare<'b>(
-    x: &'b [f32],
-    w: &Matrix<'_>,
-    xq: &'b mut [i8],
-    xs: &'b mut [f32],
-) -> Act<'b> {
+/// Quantizes `x` (if `w` is int8) once for every matrix that reads it.
+pub(crate) fn prepare<'b>(x: &'b [f32], w: &Matrix<'_>, xq: &'b mut [i16]) -> Act<'b> {
     match w.weights {
         Weights::F32(_) => Act::F32(x),
         Weights::I8 { .. } => {
-            let g = w.group;
-            let (q, s) = (&mut xq[..x.len()], &mut xs[..groups_per_row(x.len(), g)]);
-            kernels::quantize_i8(x, g, q, s);
+            let q = &mut xq[..x.len()];
+            let s = kernels::quantize_act(x, q);
             Act::I8(q, s)
         }
     }
@@ -33,8 +28,9 @@ pub(crate) fn prepare<'b>(
 pub(crate) fn matvec(out: &mut [f32], w: &Matrix<'_>, x: &Act<'_>) {
     match (w.weights, x) {
         (Weights::F32(m), Act::F32(x)) => kernels::matvec_f32(out, m, x),
-        (Weights::I8 { q, scales }, Act::I8(xq, xs)) => {
-            kernels::matvec_i8(out, q, scales, xq, xs, w.cols, w.group)
+        (Weights::I8 { q, row_scales, mults }, Act::I8(xq, xs)) => {
+            let m = kernels::I8Matrix { q, row_scales, mults, cols: w.cols, group: w.group };
+            kernels::matvec_i8(out, &m, xq, *xs)
         }
         // `parse` guarantees one element type for every matrix.
         _ => out.fill(0.0),
@@ -46,10 +42,10 @@ pub(crate) fn embed(table: &Matrix<'_>, row: usize, out: &mut [f32]) {
     let dim = table.cols;
     match table.weights {
         Weights::F32(w) => out.copy_from_slice(&w[row * dim..(row + 1) * dim]),
-        Weights::I8 { q, scales } => {
+        Weights::I8 { q, row_scales, mults } => {
             let gpr = groups_per_row(dim, table.group);
-            let (q, s) = (&q[row * dim..(row + 1) * dim], &scales[row * gpr..(row + 1) * gpr]);
-            kernels::dequantize_row_i8(q, s, table.group, out);
+            let (q, m) = (&q[row * dim..(row + 1) * dim], &mults[row * gpr..(row + 1) * gpr]);
+            kernels::dequantize_row_i8(q, row_scales[row], m, table.group, out);
         }
     }
 }

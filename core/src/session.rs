@@ -6,7 +6,7 @@
 //! argument checks.
 
 use crate::error::{PlanError, RunError};
-use crate::format::{groups_per_row, Arch, DType};
+use crate::format::{Arch, DType};
 use crate::kv::KvCache;
 use crate::model::{Config, Model};
 use crate::observe::{NoObserver, Observer};
@@ -86,11 +86,10 @@ pub struct Plan {
 }
 
 /// Buffers in carving order: (elements, element bytes).
-const N_BUFFERS: usize = 21;
+const N_BUFFERS: usize = 20;
 
 fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N_BUFFERS]> {
     let widest = c.dim.max(c.hidden_dim);
-    let groups = if c.min_group == 0 { 0 } else { groups_per_row(widest, c.min_group) };
     let xq = if c.dtype == DType::I8 { widest } else { 0 };
     let rows = c.n_layers.checked_mul(ctx)?;
     let (key_row, value_row, scale) = kv.row_bytes(c.kv_dim())?;
@@ -108,8 +107,7 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
         (c.vocab_size, 4),      // logits [vocab]
         (c.vocab_size, 4),      // probs [vocab]
         (c.vocab_size, 4),      // sampler scratch [vocab] u32
-        (xq, 1),                // quantized activation [max(dim, hidden)] i8
-        (groups, 4),            // its scales [groups] f32
+        (xq, 2),                // quantized activation [max(dim, hidden)] i16
         (c.head_size() / 2, 4), // RoPE frequencies [head_size / 2]
         (c.head_size() / 2, 4), // cos at this position
         (c.head_size() / 2, 4), // sin at this position
@@ -204,9 +202,7 @@ pub(crate) struct Buffers<'a> {
     /// [vocab] sampler's candidate ids.
     pub(crate) sample: &'a mut [u32],
     /// [max(dim, hidden)] quantized activation.
-    pub(crate) xq: &'a mut [i8],
-    /// [groups] activation scales.
-    pub(crate) xs: &'a mut [f32],
+    pub(crate) xq: &'a mut [i16],
     /// [head_size / 2] RoPE frequencies.
     pub(crate) freq: &'a mut [f32],
     /// [head_size / 2] cos(pos · freq).
@@ -261,27 +257,26 @@ impl<'m, 'a> Session<'m, 'a> {
             probs: a.take(s[10].0)?,
             sample: a.take(s[11].0)?,
             xq: a.take(s[12].0)?,
-            xs: a.take(s[13].0)?,
-            freq: a.take(s[14].0)?,
-            cos: a.take(s[15].0)?,
-            sin: a.take(s[16].0)?,
+            freq: a.take(s[13].0)?,
+            cos: a.take(s[14].0)?,
+            sin: a.take(s[15].0)?,
             kv: {
                 // Cache buffers are sized in bytes; `take` wants elements of its type.
                 let n = |i: usize, size: usize| s[i].0 * s[i].1 / size;
                 match options.kv {
-                    KvType::F32 => KvCache::F32 { k: a.take(n(17, 4))?, v: a.take(n(18, 4))? },
-                    KvType::F16 => KvCache::F16 { k: a.take(n(17, 2))?, v: a.take(n(18, 2))? },
+                    KvType::F32 => KvCache::F32 { k: a.take(n(16, 4))?, v: a.take(n(17, 4))? },
+                    KvType::F16 => KvCache::F16 { k: a.take(n(16, 2))?, v: a.take(n(17, 2))? },
                     KvType::I8 => KvCache::I8 {
-                        k: a.take(n(17, 1))?,
-                        v: a.take(n(18, 1))?,
-                        ks: a.take(n(19, 4))?,
-                        vs: a.take(n(20, 4))?,
+                        k: a.take(n(16, 1))?,
+                        v: a.take(n(17, 1))?,
+                        ks: a.take(n(18, 4))?,
+                        vs: a.take(n(19, 4))?,
                     },
                     KvType::K10V7 => KvCache::K10V7 {
-                        k: a.take(n(17, 1))?,
-                        v: a.take(n(18, 1))?,
-                        ks: a.take(n(19, 2))?,
-                        vs: a.take(n(20, 2))?,
+                        k: a.take(n(16, 1))?,
+                        v: a.take(n(17, 1))?,
+                        ks: a.take(n(18, 2))?,
+                        vs: a.take(n(19, 2))?,
                     },
                 }
             },

@@ -10,7 +10,7 @@ use chispa_core::{
 #[repr(C, align(16))]
 struct Aligned<const N: usize>([u8; N]);
 
-static TINY: Aligned<17216> =
+static TINY: Aligned<18496> =
     Aligned(*include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa"));
 
 #[repr(C, align(16))]
@@ -54,7 +54,7 @@ fn tiny_model_generates_and_round_trips_text() {
 fn corruptions_are_typed_errors() {
     let bytes = &TINY.0;
     assert!(matches!(Model::parse(&bytes[..bytes.len() - 16]), Err(FormatError::Truncated { .. })));
-    let mut copy = Aligned([0u8; 17216]);
+    let mut copy = Aligned([0u8; 18496]);
     // Miri interprets every instruction: a few flips there, many natively.
     let step = if cfg!(miri) { 24_001 } else { 997 };
     for bit in (0..bytes.len() * 8).step_by(step) {

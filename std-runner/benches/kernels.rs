@@ -8,7 +8,6 @@
 use chispa_core::kernels::{self, Backend, ALL_BACKENDS};
 use chispa_runner::threads::set_threads;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use half::f16;
 
 fn rand_i8(n: usize, mut s: u64) -> Vec<i8> {
     (0..n)
@@ -36,10 +35,11 @@ fn bench(c: &mut Criterion) {
         for &(shape, rows, cols) in &shapes {
             let groups = cols / group;
             let w = rand_i8(rows * cols, 1);
-            let ws = vec![f16::from_f32(0.01); rows * groups];
-            let xq = rand_i8(cols, 2);
-            let xs = vec![0.02f32; groups];
-            let bytes = rows * cols + rows * groups * 2;
+            let rs = vec![0.0001f32; rows];
+            let mults = vec![100u8; rows * groups];
+            let xq: Vec<i16> = rand_i8(cols, 2).iter().map(|v| i16::from(*v) * 200).collect();
+            let m = kernels::I8Matrix { q: &w, row_scales: &rs, mults: &mults, cols, group };
+            let bytes = rows * cols + rows * (4 + groups);
             g.throughput(if unit {
                 Throughput::Bytes(bytes as u64)
             } else {
@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
                             return;
                         }
                         set_threads(threads).expect("start the thread pool");
-                        bench.iter(|| kernels::matvec_i8(&mut out, &w, &ws, &xq, &xs, cols, group));
+                        bench.iter(|| kernels::matvec_i8(&mut out, &m, &xq, 0.02));
                         set_threads(1).expect("one thread");
                     });
                 }

@@ -100,13 +100,13 @@ pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
         instructions_per_token: 1_026_353,
-        code_bytes: 82_876,
+        code_bytes: 92_416,
         stack_bytes: 2_352,
     },
     CoreFigures {
         core: "cortex-m33",
         instructions_per_token: 1_019_826,
-        code_bytes: 83_932,
+        code_bytes: 93_280,
         stack_bytes: 2_352,
     },
     CoreFigures {

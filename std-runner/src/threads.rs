@@ -7,8 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
-use chispa_core::kernels::{self, Backend};
-use half::f16;
+use chispa_core::kernels::{self, Backend, I8Matrix};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 static POOL: RwLock<Option<rayon::ThreadPool>> = RwLock::new(None);
@@ -47,32 +46,21 @@ pub fn threads() -> usize {
     THREADS.load(Ordering::Relaxed)
 }
 
-fn parallel_matvec_i8(
-    out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-) {
+fn parallel_matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     let b: Backend = kernels::backend();
     let n = threads();
     let rows = out.len();
-    let groups = cols.div_ceil(group.max(1));
-    let fits = group > 0 && w.len() >= rows * cols && ws.len() >= rows * groups;
-    if n <= 1 || !fits || rows * cols < MIN_PARALLEL_MACS || rows < 2 * n {
-        return kernels::matvec_i8_with(b, out, w, ws, xq, xs, cols, group);
+    if n <= 1 || !w.holds(rows) || rows * w.cols < MIN_PARALLEL_MACS || rows < 2 * n {
+        return kernels::matvec_i8_with(b, out, w, xq, x_scale);
     }
     let guard = POOL.read();
     let Some(pool) = guard.as_ref().ok().and_then(|p| p.as_ref()) else {
-        return kernels::matvec_i8_with(b, out, w, ws, xq, xs, cols, group);
+        return kernels::matvec_i8_with(b, out, w, xq, x_scale);
     };
     // Whole blocks of 8 rows per thread (the x86 kernels' blocking), the last takes the rest.
     let per = rows.div_ceil(n).div_ceil(8) * 8;
     let run = |i: usize, o: &mut [f32]| {
-        let r0 = i * per;
-        kernels::matvec_i8_with(b, o, &w[r0 * cols..], &ws[r0 * groups..], xq, xs, cols, group);
+        kernels::matvec_i8_with(b, o, &w.from_row(i * per), xq, x_scale);
     };
     let mut shares = out.chunks_mut(per).enumerate();
     let first = shares.next();

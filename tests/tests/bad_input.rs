@@ -57,9 +57,15 @@ fn empty_truncated_trailing_and_random_bytes_are_typed_errors() {
 #[test]
 fn wrong_version_is_named() {
     let mut file = good();
-    file[4] = 2; // version_major
+    file[4] = 3; // version_major
     reseal(&mut file);
-    assert_eq!(parse(&file), Err(FormatError::UnsupportedVersion { major: 2, minor: 0 }));
+    assert_eq!(parse(&file), Err(FormatError::UnsupportedVersion { major: 3, minor: 0 }));
+    // A version 1 file (the int8 scales laid out differently) is told to convert again.
+    file[4] = 1;
+    reseal(&mut file);
+    let e = parse(&file).expect_err("version 1 is refused");
+    assert_eq!(e, FormatError::UnsupportedVersion { major: 1, minor: 0 });
+    assert!(e.to_string().contains("convert the model again with chispa-convert"), "{e}");
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! Group-wise symmetric int8 quantization of weights, and what it costs.
 //!
 //! Each row is cut into groups of `group` inputs (the last group of a row may be shorter, so
-//! every width works — stories260K's hidden_dim of 172 included); a group's scale is
-//! `max|w| / 127` rounded to f16, and elements are rounded against that f16 scale, so the
-//! file dequantizes to exactly what was measured here.
-
-use half::f16;
+//! every width works — stories260K's hidden_dim of 172 included). A group's scale is
+//! `row_scale · m` with one f32 `row_scale` per row and a u8 multiplier `m` per group (so the
+//! core sums a row in integers and scales it once): the row scale is the largest group scale
+//! over 255, each multiplier the better of the two integers around the group's own scale, and
+//! elements are rounded against that exact product, so the file dequantizes to exactly what
+//! was measured here.
 
 /// Quantization error of one tensor.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -21,31 +22,40 @@ pub struct QuantStats {
 pub struct Quantized {
     /// Elements `[rows, cols]`.
     pub q: Vec<i8>,
-    /// Scales `[rows, cols.div_ceil(group)]`.
-    pub scales: Vec<f16>,
+    /// One scale per row.
+    pub row_scales: Vec<f32>,
+    /// Multipliers `[rows, cols.div_ceil(group)]`.
+    pub mults: Vec<u8>,
     /// Error against the input.
     pub stats: QuantStats,
 }
 
-/// Squared error of `g` quantized with scale `s`.
-fn group_error(g: &[f32], s: f32) -> f64 {
-    g.iter()
-        .map(|v| {
-            let q = if s > 0.0 { (v / s).round().clamp(-127.0, 127.0) } else { 0.0 };
-            ((q * s - v) as f64).powi(2)
-        })
-        .sum()
+/// The largest multiplier.
+const M_MAX: f32 = 255.0;
+
+/// `v` rounded against scale `s` (0 for a zero scale), as the file stores it.
+fn round_to(v: f32, s: f32) -> i8 {
+    if s > 0.0 {
+        (v / s).round().clamp(-127.0, 127.0) as i8
+    } else {
+        0
+    }
 }
 
-/// The f16 scale with the least squared error among `max|g| / 127 × f`, f = 1.00, 0.99, …,
-/// 0.80: clipping the largest weight a little often rounds the rest better.
-fn best_scale(g: &[f32]) -> f16 {
+/// Squared error of `g` quantized with scale `s`.
+fn group_error(g: &[f32], s: f32) -> f64 {
+    g.iter().map(|v| ((round_to(*v, s) as f32 * s - v) as f64).powi(2)).sum()
+}
+
+/// The scale with the least squared error among `max|g| / 127 × f`, f = 1.00, 0.99, …, 0.80:
+/// clipping the largest weight a little often rounds the rest better.
+fn best_scale(g: &[f32]) -> f32 {
     let max = g.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let mut best = f16::from_f32(max / 127.0);
-    let mut best_err = group_error(g, best.to_f32());
+    let mut best = max / 127.0;
+    let mut best_err = group_error(g, best);
     for step in 1..=20 {
-        let cand = f16::from_f32(max / 127.0 * (1.0 - 0.01 * step as f32));
-        let err = group_error(g, cand.to_f32());
+        let cand = max / 127.0 * (1.0 - 0.01 * step as f32);
+        let err = group_error(g, cand);
         if err < best_err {
             (best, best_err) = (cand, err);
         }
@@ -53,18 +63,35 @@ fn best_scale(g: &[f32]) -> f16 {
     best
 }
 
+/// The multiplier (of `row_scale`) with the least error for group `g` whose own best scale is
+/// `s`: the integer below or above `s / row_scale`, within 1..=255.
+fn best_mult(g: &[f32], s: f32, row_scale: f32) -> u8 {
+    if s <= 0.0 || row_scale <= 0.0 {
+        return 0;
+    }
+    let r = (s / row_scale).clamp(1.0, M_MAX);
+    let (lo, hi) = (r.floor(), r.ceil());
+    let err = |m: f32| group_error(g, row_scale * m);
+    (if err(hi) < err(lo) { hi } else { lo }) as u8
+}
+
 /// Quantizes `data` (`[rows, cols]`, row-major) in groups of `group` along each row.
 pub fn quantize(data: &[f32], cols: usize, group: usize) -> Quantized {
     let mut q = Vec::with_capacity(data.len());
-    let mut scales = Vec::with_capacity(data.len() / group + 1);
+    let mut row_scales = Vec::with_capacity(data.len() / cols.max(1));
+    let mut mults = Vec::with_capacity(data.len() / group + 1);
     let (mut signal, mut noise, mut max_err) = (0f64, 0f64, 0f32);
     for row in data.chunks(cols) {
-        for g in row.chunks(group) {
-            let s16 = best_scale(g);
-            let s = s16.to_f32();
-            scales.push(s16);
+        let best: Vec<f32> = row.chunks(group).map(best_scale).collect();
+        let rs = best.iter().fold(0f32, |m, s| m.max(*s)) / M_MAX;
+        row_scales.push(rs);
+        for (g, s) in row.chunks(group).zip(&best) {
+            let m = best_mult(g, *s, rs);
+            mults.push(m);
+            // The product the core forms (`dequantize_row_i8`).
+            let s = rs * f32::from(m);
             for v in g {
-                let qi = if s > 0.0 { (v / s).round().clamp(-127.0, 127.0) as i8 } else { 0 };
+                let qi = round_to(*v, s);
                 q.push(qi);
                 let err = (qi as f32 * s - v).abs();
                 max_err = max_err.max(err);
@@ -74,7 +101,7 @@ pub fn quantize(data: &[f32], cols: usize, group: usize) -> Quantized {
         }
     }
     let snr_db = if noise == 0.0 { f64::INFINITY } else { 10.0 * (signal / noise).log10() };
-    Quantized { q, scales, stats: QuantStats { snr_db, max_abs_err: max_err } }
+    Quantized { q, row_scales, mults, stats: QuantStats { snr_db, max_abs_err: max_err } }
 }
 
 #[cfg(test)]
@@ -88,9 +115,11 @@ mod tests {
         let data: Vec<f32> =
             (0..cols).map(|i| if i >= 160 { 100.0 } else { 0.01 * i as f32 }).collect();
         let r = quantize(&data, cols, 32);
-        assert_eq!(r.scales.len(), 6);
+        assert_eq!(r.mults.len(), 6);
+        assert_eq!(r.row_scales.len(), 1);
         assert_eq!(*r.q.last().expect("non-empty"), 127);
-        assert!((r.scales[5].to_f32() - 100.0 / 127.0).abs() < 1e-3);
+        assert_eq!(r.mults[5], 255);
+        assert!((r.row_scales[0] * 255.0 - 100.0 / 127.0).abs() < 1e-3);
         assert!(r.stats.snr_db > 40.0, "{:?}", r.stats);
     }
 
@@ -99,5 +128,25 @@ mod tests {
         let r = quantize(&[0.0; 8], 8, 4);
         assert!(r.q.iter().all(|v| *v == 0));
         assert_eq!(r.stats.snr_db, f64::INFINITY);
+    }
+}
+
+#[cfg(test)]
+mod multiplier_tests {
+    use super::*;
+
+    #[test]
+    fn groups_of_different_sizes_keep_their_own_scale() {
+        // Two groups 100× apart: the small one's multiplier is about 255 / 100.
+        let data: Vec<f32> =
+            (0..64).map(|i| if i < 32 { 0.01 } else { 1.0 } * (i as f32 - 31.5)).collect();
+        let r = quantize(&data, 64, 32);
+        assert_eq!(r.mults[1], 255);
+        assert!((2..=3).contains(&r.mults[0]), "{:?}", r.mults);
+        // Every element dequantizes within half of its group's step.
+        for (j, v) in data.iter().enumerate() {
+            let s = r.row_scales[0] * f32::from(r.mults[j / 32]);
+            assert!((r.q[j] as f32 * s - v).abs() <= s * 0.5 + 1e-6, "{j}");
+        }
     }
 }

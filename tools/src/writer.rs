@@ -266,8 +266,9 @@ pub fn build_with_groups(
                 out.extend(qz.q.iter().map(|x| *x as u8));
                 e.data_len = qz.q.len() as u32;
                 e.scales_offset = pad(&mut out);
-                out.extend(qz.scales.iter().flat_map(|s| s.to_le_bytes()));
-                e.scales_len = (qz.scales.len() * 2) as u32;
+                out.extend(qz.row_scales.iter().flat_map(|s| s.to_le_bytes()));
+                out.extend(&qz.mults);
+                e.scales_len = (qz.row_scales.len() * 4 + qz.mults.len()) as u32;
                 Some(qz.stats)
             }
         };

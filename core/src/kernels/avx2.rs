@@ -1,16 +1,14 @@
 //! x86-64 AVX2 int8 matmul, bit-exact with `generic::matvec_i8`.
 //!
-//! Four rows at a time share each loaded slice of activations. Within a group, int8 values are
-//! widened to i16 (`vpmovsxbw`) and multiplied pairwise into i32 (`vpmaddwd`): exact for every
-//! i8 input, −128 included. The four rows' group sums are reduced into one 4-lane vector, and the
-//! f32 step `acc += isum · (ws · xs)` runs with one row per lane — each lane is one row's scalar
-//! accumulation, groups in order, plain multiply then add (never fused), as the contract says.
+//! Four rows at a time share each loaded slice of the int16 activations. Within a group, the
+//! int8 weights are widened to i16 (`vpmovsxbw`) and multiplied pairwise into i32
+//! (`vpmaddwd`): exact for every input, −128 included. The four rows' group sums are reduced into one 4-lane vector, times
+//! the rows' group multipliers into 64-bit lanes (`vpmuldq`), summed exactly; each row ends in
+//! `generic::finish_row`.
 
 use core::arch::x86_64::*;
 
-use half::f16;
-
-use super::generic;
+use super::generic::{self, I8Matrix};
 
 /// Groups below this size take the scalar kernel (same bits): each of their few products pays
 /// a vector reduction and a padded copy here, and the scalar loop is faster — measured with
@@ -18,7 +16,7 @@ use super::generic;
 /// 561, AVX-512 593; at 8 the vector kernels are level or ahead (loaded machine).
 pub(super) const MIN_GROUP: usize = 8;
 
-/// Whether the CPU has AVX2 and F16C (for the weight scales).
+/// Whether the CPU has AVX2 and F16C (for the f16 KV cache).
 pub fn detected() -> bool {
     extern crate std;
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
@@ -26,77 +24,136 @@ pub fn detected() -> bool {
 
 /// See `generic::matvec_i8`. The caller (`kernels::matvec_i8_with`) has checked every length
 /// and that the CPU has AVX2.
-pub fn matvec_i8(
-    out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-) {
-    if group < MIN_GROUP {
-        return generic::matvec_i8(out, w, ws, xq, xs, cols, group);
+pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+    if w.group < MIN_GROUP {
+        return generic::matvec_i8(out, w, xq, x_scale);
     }
-    let groups = cols.div_ceil(group);
-    let rows = out.len();
-    let main = rows - rows % 4;
+    // SAFETY: `matvec_i8_with` checked that `w` holds `out.len()` rows, `xq` `w.cols` inputs
+    // and that the CPU has AVX2.
+    unsafe { by_four(out, w, xq, x_scale, rows4) }
+}
+
+/// The kernel of four rows: pointers offset to the first row's weights and multipliers; returns
+/// their exact sums `Σ_g m_g · isum_g`.
+pub(super) type Rows4 = unsafe fn(*const i8, *const u8, &[i16], &I8Matrix<'_>) -> [i64; 4];
+
+/// Rows four at a time with `rows4`, the rest by the scalar kernel.
+///
+/// # Safety
+/// `w` holds `out.len()` rows, `xq` `w.cols` inputs, and the CPU has what `rows4` needs.
+#[inline(always)]
+pub(super) unsafe fn by_four(
+    out: &mut [f32],
+    w: &I8Matrix<'_>,
+    xq: &[i16],
+    x_scale: f32,
+    rows4: Rows4,
+) {
+    let (cols, groups) = (w.cols, w.groups());
+    let main = out.len() - out.len() % 4;
     let (head, tail) = out.split_at_mut(main);
     for (blk, o) in head.chunks_exact_mut(4).enumerate() {
         let r = blk * 4;
-        // SAFETY: `matvec_i8_with` checked `w.len() >= rows·cols`, `ws.len() >= rows·groups`,
-        // `xq.len() >= cols`, `xs.len() >= groups` and that the CPU has AVX2; rows r..r+4 exist.
-        let v = unsafe {
-            rows4(w.as_ptr().add(r * cols), ws.as_ptr().add(r * groups), xq, xs, cols, group)
-        };
-        o.copy_from_slice(&v);
+        // SAFETY: rows r..r+4 exist (the caller's guarantee), with `cols` bytes and `groups`
+        // multipliers each.
+        let acc =
+            unsafe { rows4(w.q.as_ptr().add(r * cols), w.mults.as_ptr().add(r * groups), xq, w) };
+        for ((o, a), rs) in o.iter_mut().zip(acc).zip(&w.row_scales[r..r + 4]) {
+            *o = generic::finish_row(a, *rs, x_scale);
+        }
     }
     if !tail.is_empty() {
-        generic::matvec_i8(tail, &w[main * cols..], &ws[main * groups..], xq, xs, cols, group);
+        generic::matvec_i8(tail, &w.from_row(main), xq, x_scale);
     }
 }
 
-/// Σ over `n` (< 16) bytes of `w[j]·x[j]` in i32 lanes: one 8-byte step, then zero-padded
-/// copies (padding adds 0).
+/// Defines a [`Rows4`] kernel `$name` with the target features `$features` from a function
+/// `$row_group(w, x, n)` giving 8 i32 lanes that sum to one row's group of `n` products.
+macro_rules! rows4_kernel {
+    ($name:ident, $features:literal, $row_group:ident) => {
+        /// Rows `r..r+4` (pointers offset to row r): their exact sums `Σ_g m_g · isum_g`.
+        ///
+        /// # Safety
+        /// The four rows at `wp` / `mp` have `w.cols` bytes and `w.groups()` multipliers each,
+        /// `xq` holds `w.cols` inputs, and the CPU has the target features.
+        #[target_feature(enable = $features)]
+        unsafe fn $name(wp: *const i8, mp: *const u8, xq: &[i16], w: &I8Matrix<'_>) -> [i64; 4] {
+            let (cols, group, groups) = (w.cols, w.group, w.groups());
+            let x = xq.as_ptr();
+            let mut acc = [0i64; 4];
+            // SAFETY: within the caller's rows and inputs (j0 + n <= cols); the features are
+            // there.
+            unsafe {
+                let mut acc64 = _mm256_setzero_si256();
+                for g in 0..groups {
+                    let j0 = g * group;
+                    let n = group.min(cols - j0);
+                    let s0 = $row_group(wp.add(j0), x.add(j0), n);
+                    let s1 = $row_group(wp.add(cols + j0), x.add(j0), n);
+                    let s2 = $row_group(wp.add(2 * cols + j0), x.add(j0), n);
+                    let s3 = $row_group(wp.add(3 * cols + j0), x.add(j0), n);
+                    acc64 = super::avx2::step4(
+                        acc64,
+                        super::avx2::reduce4(s0, s1, s2, s3),
+                        mp.add(g),
+                        groups,
+                    );
+                }
+                _mm256_storeu_si256(acc.as_mut_ptr().cast(), acc64);
+            }
+            acc
+        }
+    };
+}
+pub(super) use rows4_kernel;
+
+rows4_kernel!(rows4, "avx2,f16c", row_group);
+
+/// Σ over `n` (< 16) elements of `w[j]·x[j]` in i32 lanes: one 8-element step, then
+/// zero-padded copies (padding adds 0).
+///
+/// # Safety
+/// `n` readable elements at `w` and `x`, n < 16; the CPU has AVX2.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-pub(super) unsafe fn tail_sum(w: *const i8, x: *const i8, n: usize) -> __m256i {
-    let mut acc = _mm256_setzero_si256();
+pub(super) unsafe fn tail_sum(w: *const i8, x: *const i16, n: usize) -> __m256i {
+    let mut acc = _mm_setzero_si128();
     let mut j = 0;
-    // SAFETY: the caller guarantees `n` readable bytes at `w` and `x`, and n < 16.
+    // SAFETY: the caller guarantees `n` readable elements at `w` and `x`, and n < 16.
     unsafe {
         if n >= 8 {
             let wv = _mm_cvtepi8_epi16(_mm_loadl_epi64(w.cast()));
-            let xv = _mm_cvtepi8_epi16(_mm_loadl_epi64(x.cast()));
-            acc = _mm256_castsi128_si256(_mm_madd_epi16(wv, xv));
+            acc = _mm_madd_epi16(wv, _mm_loadu_si128(x.cast()));
             j = 8;
         }
         if j < n {
             let mut wb = [0i8; 8];
-            let mut xb = [0i8; 8];
+            let mut xb = [0i16; 8];
             core::ptr::copy_nonoverlapping(w.add(j), wb.as_mut_ptr(), n - j);
             core::ptr::copy_nonoverlapping(x.add(j), xb.as_mut_ptr(), n - j);
             let wv = _mm_cvtepi8_epi16(_mm_loadl_epi64(wb.as_ptr().cast()));
-            let xv = _mm_cvtepi8_epi16(_mm_loadl_epi64(xb.as_ptr().cast()));
-            let p = _mm256_castsi128_si256(_mm_madd_epi16(wv, xv));
-            // The upper 128 bits of a cast are undefined: keep only the lower half.
-            acc = _mm256_add_epi32(acc, _mm256_inserti128_si256::<1>(p, _mm_setzero_si128()));
+            acc = _mm_add_epi32(acc, _mm_madd_epi16(wv, _mm_loadu_si128(xb.as_ptr().cast())));
         }
-        _mm256_inserti128_si256::<1>(acc, _mm_setzero_si128())
+        _mm256_inserti128_si256::<0>(_mm256_setzero_si256(), acc)
     }
 }
 
-/// Group sums of one row as 8 i32 lanes (their total is the exact group sum).
+/// Group sums of one row as 8 i32 lanes (their total is the exact group sum): 16 weights
+/// widened to i16 (`vpmovsxbw`) times 16 inputs, pairwise into i32 (`vpmaddwd`; a pair is at
+/// most 2 · 128 · 32768 = 2^23).
+///
+/// # Safety
+/// `n` readable elements at `w` and `x`; the CPU has AVX2.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn row_group(w: *const i8, x: *const i8, n: usize) -> __m256i {
-    // SAFETY: the caller guarantees `n` readable bytes at `w` and `x`.
+unsafe fn row_group(w: *const i8, x: *const i16, n: usize) -> __m256i {
+    // SAFETY: the caller guarantees `n` readable elements at `w` and `x`.
     unsafe {
         let mut acc = _mm256_setzero_si256();
         let mut j = 0;
         while j + 16 <= n {
             let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(j).cast()));
-            let xv = _mm256_cvtepi8_epi16(_mm_loadu_si128(x.add(j).cast()));
+            let xv = _mm256_loadu_si256(x.add(j).cast());
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(wv, xv));
             j += 16;
         }
@@ -116,64 +173,25 @@ pub(super) fn reduce4(s0: __m256i, s1: __m256i, s2: __m256i, s3: __m256i) -> __m
     _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
 }
 
-/// `acc + isum · (ws · xs)` per lane (one row per lane), multiply then add, never fused.
+/// `acc + isum · m` per 64-bit lane (one row per lane), exact: the four rows' multipliers at
+/// `m`, `m + groups`, `m + 2·groups`, `m + 3·groups`.
+///
+/// # Safety
+/// Those four bytes are readable; the CPU has AVX2.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-pub(super) unsafe fn step4(
-    acc: __m128,
-    isum: __m128i,
-    ws: *const f16,
-    groups: usize,
-    xs: f32,
-) -> __m128 {
-    // SAFETY: the caller guarantees scales at ws, ws + groups, ws + 2·groups, ws + 3·groups.
-    // F16C's widening is exact, like `f16::to_f32`.
-    let wsc = unsafe {
-        _mm_cvtph_ps(_mm_set_epi16(
-            0,
-            0,
-            0,
-            0,
-            (*ws.add(3 * groups)).to_bits() as i16,
-            (*ws.add(2 * groups)).to_bits() as i16,
-            (*ws.add(groups)).to_bits() as i16,
-            (*ws).to_bits() as i16,
-        ))
+pub(super) unsafe fn step4(acc: __m256i, isum: __m128i, m: *const u8, groups: usize) -> __m256i {
+    // SAFETY: the caller guarantees the four multipliers.
+    let mv = unsafe {
+        _mm_setr_epi32(
+            i32::from(*m),
+            i32::from(*m.add(groups)),
+            i32::from(*m.add(2 * groups)),
+            i32::from(*m.add(3 * groups)),
+        )
     };
-    let scale = _mm_mul_ps(wsc, _mm_set1_ps(xs));
-    _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(isum), scale))
-}
-
-/// Rows `r..r+4` (pointers already offset to row r): returns their four outputs.
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn rows4(
-    w: *const i8,
-    ws: *const f16,
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-) -> [f32; 4] {
-    let groups = cols.div_ceil(group);
-    let mut acc = _mm_setzero_ps();
-    let x = xq.as_ptr();
-    for (g, &x_scale) in xs.iter().enumerate().take(groups) {
-        let j0 = g * group;
-        let n = group.min(cols - j0);
-        // SAFETY: rows r..r+4 each have `cols` bytes and `groups` scales (checked by the caller);
-        // j0 + n <= cols.
-        unsafe {
-            let s0 = row_group(w.add(j0), x.add(j0), n);
-            let s1 = row_group(w.add(cols + j0), x.add(j0), n);
-            let s2 = row_group(w.add(2 * cols + j0), x.add(j0), n);
-            let s3 = row_group(w.add(3 * cols + j0), x.add(j0), n);
-            acc = step4(acc, reduce4(s0, s1, s2, s3), ws.add(g), groups, x_scale);
-        }
-    }
-    let mut o = [0f32; 4];
-    // SAFETY: `o` has room for four f32.
-    unsafe { _mm_storeu_ps(o.as_mut_ptr(), acc) };
-    o
+    let p = _mm256_mul_epi32(_mm256_cvtepi32_epi64(isum), _mm256_cvtepi32_epi64(mv));
+    _mm256_add_epi64(acc, p)
 }
 
 /// `generic::scores_f32` compiled for AVX2: the same source, so the same operations in the

@@ -1,28 +1,30 @@
 //! Arm DSP-extension int8 matmul (Cortex-M4/M7/M33/M55, ARMv7-A), bit-exact with
 //! `generic::matvec_i8`.
 //!
-//! CMSIS-NN's inner loop: a word of four int8 is split by `SXTB16` into two words of two
-//! sign-extended halfwords (bytes 0,2 and, rotated by 8, bytes 1,3), and `SMLAD` adds both
-//! 16×16 products to the accumulator, exact for every i8 input (a pair is at most 32,768).
+//! CMSIS-NN's inner loop: a word of four int8 weights is split by `SXTB16` into two words of
+//! two sign-extended halfwords (bytes 0,2 and, rotated by 8, bytes 1,3), and `SMLAD` adds both
+//! 16×16 products with the int16 inputs (paired to match, once per matmul) to the accumulator,
+//! exact for every input (a pair is at most 2 · 128 · 32768 = 2^23).
 //!
-//! The fast path (every group a whole number of words, word-aligned rows) splits the
-//! activations once per call, into a buffer on the stack (`XBUF_COLS` inputs at a time), so a
-//! row's eight inputs cost one `LDM` of four pre-split words, one `LDRD` of eight weights, four
-//! `SXTB16` and four `SMLAD`: 10 instructions per 8 MACs. Each group then takes the scalar f32
-//! step of the contract, groups in order; the f16 scale is widened by `VCVTB.F32.F16` where the
-//! FPU has it (exact: every f16 is an f32). Other shapes take the word-at-a-time loop below.
+//! The fast path (every group a whole number of words, word-aligned rows, at most `XBUF_COLS`
+//! inputs) splits the activations once per call, into a buffer on the stack, so a row's eight
+//! inputs cost one `LDM` of four pre-split words, one `LDRD` of eight weights, four `SXTB16`
+//! and four `SMLAD`: 10 instructions per 8 MACs. Each group's sum times its multiplier is
+//! added in integers; each row ends as in the scalar code. Other shapes take the
+//! word-at-a-time loop below.
 
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
-use half::f16;
+use super::generic::I8Matrix;
 
-/// Inputs split per pass of the fast path (two words per four inputs on the stack).
+/// Most inputs the fast path splits (two words per four inputs on the stack).
 const XBUF_COLS: usize = 256;
 
-/// `acc + Σ_{i<4} w_i·x_i` for one word of four int8 each.
+/// `acc + Σ_{i<4} w_i·x_i` for one word of four int8 weights and four int16 inputs given as
+/// the halfword pairs `[x0, x2]`, `[x1, x3]` (see [`pairs`]).
 #[inline(always)]
-fn mac4(acc: i32, w: u32, x: u32) -> i32 {
+fn mac4(acc: i32, w: u32, xa: u32, xb: u32) -> i32 {
     let out: i32;
     // SAFETY: register-only arithmetic (no memory, no stack, no flags read); SXTB16 and SMLAD
     // exist on every target `build.rs` enables `chispa_dsp` for.
@@ -30,16 +32,13 @@ fn mac4(acc: i32, w: u32, x: u32) -> i32 {
         asm!(
             "sxtb16 {wa}, {w}",
             "sxtb16 {wb}, {w}, ror #8",
-            "sxtb16 {xa}, {x}",
-            "sxtb16 {xb}, {x}, ror #8",
             "smlad {acc}, {wa}, {xa}, {acc}",
             "smlad {acc}, {wb}, {xb}, {acc}",
             w = in(reg) w,
-            x = in(reg) x,
+            xa = in(reg) xa,
+            xb = in(reg) xb,
             wa = out(reg) _,
             wb = out(reg) _,
-            xa = out(reg) _,
-            xb = out(reg) _,
             acc = inout(reg) acc => out,
             options(pure, nomem, nostack),
         );
@@ -47,9 +46,17 @@ fn mac4(acc: i32, w: u32, x: u32) -> i32 {
     out
 }
 
+/// Four int16 inputs as the two words `SMLAD` pairs with a weight word's `SXTB16` halves:
+/// `[x0, x2]` (bytes 0, 2 of the weights) and `[x1, x3]` (bytes 1, 3), low halfword first.
+#[inline(always)]
+fn pairs(x: &[i16]) -> (u32, u32) {
+    let h = |i: usize| u32::from(x.get(i).copied().unwrap_or(0) as u16);
+    (h(0) | h(2) << 16, h(1) | h(3) << 16)
+}
+
 /// Exact Σ w[j]·x[j] (any length, any alignment).
 #[inline]
-fn group_sum(w: &[i8], x: &[i8]) -> i32 {
+fn group_sum(w: &[i8], x: &[i16]) -> i32 {
     let n = w.len().min(x.len());
     let (w, x) = (&w[..n], &x[..n]);
     let mut acc = 0i32;
@@ -57,8 +64,8 @@ fn group_sum(w: &[i8], x: &[i8]) -> i32 {
     let mut xc = x.chunks_exact(4);
     for (a, b) in (&mut wc).zip(&mut xc) {
         let wa = u32::from_le_bytes([a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8]);
-        let xa = u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]);
-        acc = mac4(acc, wa, xa);
+        let (xa, xb) = pairs(b);
+        acc = mac4(acc, wa, xa, xb);
     }
     for (a, b) in wc.remainder().iter().zip(xc.remainder()) {
         acc += *a as i32 * *b as i32;
@@ -66,41 +73,12 @@ fn group_sum(w: &[i8], x: &[i8]) -> i32 {
     acc
 }
 
-/// `h` widened to f32, exactly as `half` does: finite values by placing the f16 fields in an
-/// f32 and multiplying by 2^112 (exact, subnormals included), infinities and NaNs by `half`.
+/// Splits `x` (a whole number of fours) into `buf`: per four inputs, the two words of
+/// [`pairs`].
 #[inline(always)]
-fn widen(h: f16) -> f32 {
-    let b = u32::from(h.to_bits());
-    if b & 0x7c00 == 0x7c00 {
-        return h.to_f32();
-    }
-    f32::from_bits(((b & 0x8000) << 16) | ((b & 0x7fff) << 13)) * f32::from_bits(0x7780_0000)
-}
-
-/// `acc + isum · (ws · xs)`: `kernels::group_step` with [`widen`].
-#[inline(always)]
-fn step(acc: f32, isum: i32, ws: f16, xs: f32) -> f32 {
-    acc + isum as f32 * (widen(ws) * xs)
-}
-
-/// Splits `x` (a whole number of words) into `buf`: per word, `SXTB16` of bytes 0,2 then of
-/// bytes 1,3.
-#[inline(always)]
-fn split(x: &[i8], buf: &mut [MaybeUninit<u32>]) {
+fn split(x: &[i16], buf: &mut [MaybeUninit<u32>]) {
     for (w, o) in x.chunks_exact(4).zip(buf.chunks_exact_mut(2)) {
-        let v = u32::from_le_bytes([w[0] as u8, w[1] as u8, w[2] as u8, w[3] as u8]);
-        let (a, b): (u32, u32);
-        // SAFETY: register-only arithmetic; SXTB16 exists wherever `chispa_dsp` is set.
-        unsafe {
-            asm!(
-                "sxtb16 {a}, {v}",
-                "sxtb16 {b}, {v}, ror #8",
-                v = in(reg) v,
-                a = out(reg) a,
-                b = lateout(reg) b,
-                options(pure, nomem, nostack),
-            );
-        }
+        let (a, b) = pairs(w);
         o[0].write(a);
         o[1].write(b);
     }
@@ -193,317 +171,62 @@ unsafe fn sum_words(n: usize, w: &mut *const u8, x: &mut *const u32) -> i32 {
     acc
 }
 
-/// One pass of the fast path over columns `c0..c0 + xb.len()` (whole groups, `xb` split),
-/// groups `g0..`, for every row; `G` is the group (0: read `group`).
+/// The fast path over all columns (whole groups but perhaps a short last one, `xb` split),
+/// for every row; `G` is the group (0: read `w.group`).
 ///
 /// # Safety
-/// `kernels::matvec_i8_with`'s length checks hold, `w` is word-aligned, `cols` and `group`
-/// are multiples of 4, `c0` a multiple of `group`, and `xb` holds the split inputs of the pass.
-#[allow(clippy::too_many_arguments)]
+/// `kernels::matvec_i8_with`'s length checks hold, `w.q` is word-aligned, `cols` and `group`
+/// are multiples of 4, and `xb` holds the `cols / 2` split input words.
 #[inline(always)]
-unsafe fn pass<const G: usize>(
-    out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-    c0: usize,
-    xb: &[u32],
-) {
-    let group = if G == 0 { group } else { G };
-    let n = xb.len() * 2; // columns in this pass
-    let groups = cols.div_ceil(group);
-    let (full, last) = (n / group, n % group);
-    let g0 = c0 / group;
-    let xs = &xs[g0..g0 + full + usize::from(last > 0)];
-    for (r, o) in out.iter_mut().enumerate() {
-        // SAFETY: row r's columns c0..c0 + n are inside `w` (checked lengths).
-        let mut wp = unsafe { w.as_ptr().add(r * cols + c0) } as *const u8;
-        let sr = &ws[r * groups + g0..r * groups + g0 + xs.len()];
+unsafe fn pass<const G: usize>(out: &mut [f32], w: &I8Matrix<'_>, xb: &[u32], x_scale: f32) {
+    let group = if G == 0 { w.group } else { G };
+    let (cols, groups) = (w.cols, w.groups());
+    let (full, last) = (cols / group, cols % group);
+    for (r, (o, rs)) in out.iter_mut().zip(w.row_scales).enumerate() {
+        // SAFETY: row r's columns are inside `w.q` (checked lengths).
+        let mut wp = unsafe { w.q.as_ptr().add(r * cols) } as *const u8;
+        let mr = &w.mults[r * groups..(r + 1) * groups];
         let mut xp = xb.as_ptr();
-        let mut acc = if c0 == 0 { 0.0 } else { *o };
-        for (s, x_scale) in sr[..full].iter().zip(&xs[..full]) {
-            // SAFETY: `group` bytes of row r and `group / 2` split words remain in the pass.
+        let mut acc = 0i64;
+        for m in &mr[..full] {
+            // SAFETY: `group` bytes of row r and `group / 2` split words remain.
             let isum = unsafe { sum_words(group, &mut wp, &mut xp) };
-            acc = step(acc, isum, *s, *x_scale);
+            acc += i64::from(isum) * i64::from(*m);
         }
         if last > 0 {
-            // SAFETY: the short last group, inside the pass likewise.
+            // SAFETY: the short last group, inside the row likewise.
             let isum = unsafe { sum_words(last, &mut wp, &mut xp) };
-            acc = step(acc, isum, sr[full], xs[full]);
+            acc += i64::from(isum) * i64::from(mr[full]);
         }
-        *o = acc;
+        *o = super::generic::finish_row(acc, *rs, x_scale);
     }
-}
-
-/// Eight products of one row into `{acc}`: four split input words (`LDM` into r0–r3), two
-/// weight words (r4, r5), four `SXTB16`, four `SMLAD`; `$first` starts the sum (`SMUAD`) or
-/// continues it.
-#[cfg(chispa_fp16)]
-macro_rules! mac8 {
-    ($first:literal) => {
-        concat!(
-            "ldm {xp}!, {{r0, r1, r2, r3}}\n",
-            "ldm {wp}!, {{r4, r5}}\n",
-            "sxtb16 {t}, r4\n",
-            "sxtb16 r4, r4, ror #8\n",
-            $first,
-            "\n",
-            "smlad {acc}, r4, r1, {acc}\n",
-            "sxtb16 {t}, r5\n",
-            "sxtb16 r5, r5, ror #8\n",
-            "smlad {acc}, {t}, r2, {acc}\n",
-            "smlad {acc}, r5, r3, {acc}\n",
-        )
-    };
-}
-
-/// The f32 step of one group, the contract's `acc + isum · (ws · xs)` with `acc` in s2:
-/// widen the row's next f16 scale (`VCVTB`, exact), multiply by the group's input scale (the
-/// word after its split inputs), then `VMLA`, which rounds the product before the addition
-/// (not fused), so it is the scalar code's multiply and add.
-#[cfg(chispa_fp16)]
-macro_rules! f32_step {
-    () => {
-        concat!(
-            "ldrh {t}, [{sc}], #2\n",
-            "vmov s0, {t}\n",
-            "vcvtb.f32.f16 s0, s0\n",
-            "vldmia {xp}!, {{s1}}\n",
-            "vmul.f32 s0, s0, s1\n",
-            "vmov s1, {acc}\n",
-            "vcvt.f32.s32 s1, s1\n",
-            "vmla.f32 s2, s1, s0\n",
-        )
-    };
-}
-
-/// A short last group of `[sp, #8]` words (0: none), four products per iteration.
-#[cfg(chispa_fp16)]
-macro_rules! tail {
-    () => {
-        concat!(
-            "ldr {gc}, [sp, #8]\n",
-            "cmp {gc}, #0\n",
-            "beq 5f\n",
-            "movs {acc}, #0\n",
-            "4:\n",
-            "ldm {xp}!, {{r0, r1}}\n",
-            "ldr r4, [{wp}], #4\n",
-            "sxtb16 {t}, r4\n",
-            "sxtb16 r4, r4, ror #8\n",
-            "smlad {acc}, {t}, r0, {acc}\n",
-            "smlad {acc}, r4, r1, {acc}\n",
-            "subs {gc}, {gc}, #1\n",
-            "bne 4b\n",
-            f32_step!(),
-            "5:\n",
-        )
-    };
-}
-
-/// Defines `$name(k, wp, sc)`: every row of a single-pass matmul whose groups take `$group`
-/// (the unrolled products of one whole group) and whose short last group, if any, takes
-/// `$tail`. `k` = [split-input buffer, whole groups per row (≥ 1), words in the short group,
-/// `out` start, `out` end]; `wp` and `sc` point at row 0's weights and f16 scales, and every
-/// later row follows the one before it in both.
-#[cfg(chispa_fp16)]
-macro_rules! rows_kernel {
-    ($name:ident, $group:expr, $tail:expr) => {
-        /// # Safety
-        /// See [`rows_asm`].
-        #[inline(always)]
-        unsafe fn $name(k: [usize; 5], wp: *const u8, sc: *const f16) {
-            // SAFETY: the caller (`rows_asm`) guarantees every read: the rows' weights
-            // (word-aligned, `LDM`), their scales, the split buffer, and the `out` words
-            // written. The asm saves and restores the FP registers it uses (s0–s2) and pops
-            // what it pushes; r0–r5 are declared clobbered, the rest are operands.
-            unsafe {
-                asm!(
-                    "vpush {{s0, s1, s2}}",
-                    "push {{r0, r1, r2, r3, r4}}",
-                    "2:",
-                    "ldr {xp}, [sp]",
-                    "ldr {gc}, [sp, #4]",
-                    "movs {t}, #0",
-                    "vmov s2, {t}",
-                    "3:",
-                    $group,
-                    f32_step!(),
-                    "subs {gc}, {gc}, #1",
-                    "bne 3b",
-                    $tail,
-                    "ldr {t}, [sp, #12]",
-                    "vstmia {t}!, {{s2}}",
-                    "str {t}, [sp, #12]",
-                    "ldr {gc}, [sp, #16]",
-                    "cmp {t}, {gc}",
-                    "bne 2b",
-                    "add sp, sp, #20",
-                    "vpop {{s0, s1, s2}}",
-                    wp = inout(reg) wp => _,
-                    sc = inout(reg) sc => _,
-                    xp = out(reg) _,
-                    gc = out(reg) _,
-                    t = out(reg) _,
-                    acc = out(reg) _,
-                    inout("r0") k[0] => _,
-                    inout("r1") k[1] => _,
-                    inout("r2") k[2] => _,
-                    inout("r3") k[3] => _,
-                    inout("r4") k[4] => _,
-                    out("r5") _,
-                );
-            }
-        }
-    };
-}
-
-#[cfg(chispa_fp16)]
-rows_kernel!(rows_g8, mac8!("smuad {acc}, {t}, r0"), "");
-#[cfg(chispa_fp16)]
-rows_kernel!(rows_g8_tail, mac8!("smuad {acc}, {t}, r0"), tail!());
-#[cfg(chispa_fp16)]
-rows_kernel!(
-    rows_g16,
-    concat!(mac8!("smuad {acc}, {t}, r0"), mac8!("smlad {acc}, {t}, r0, {acc}")),
-    ""
-);
-#[cfg(chispa_fp16)]
-rows_kernel!(
-    rows_g16_tail,
-    concat!(mac8!("smuad {acc}, {t}, r0"), mac8!("smlad {acc}, {t}, r0, {acc}")),
-    tail!()
-);
-#[cfg(chispa_fp16)]
-rows_kernel!(
-    rows_g32,
-    concat!(
-        mac8!("smuad {acc}, {t}, r0"),
-        mac8!("smlad {acc}, {t}, r0, {acc}"),
-        mac8!("smlad {acc}, {t}, r0, {acc}"),
-        mac8!("smlad {acc}, {t}, r0, {acc}")
-    ),
-    ""
-);
-#[cfg(chispa_fp16)]
-rows_kernel!(
-    rows_g32_tail,
-    concat!(
-        mac8!("smuad {acc}, {t}, r0"),
-        mac8!("smlad {acc}, {t}, r0, {acc}"),
-        mac8!("smlad {acc}, {t}, r0, {acc}"),
-        mac8!("smlad {acc}, {t}, r0, {acc}")
-    ),
-    tail!()
-);
-
-/// Split-input words (and one scale word per group) the single-pass kernel holds.
-#[cfg(chispa_fp16)]
-const KBUF_WORDS: usize = XBUF_COLS / 2 + XBUF_COLS / 8 + 1;
-
-/// The single-pass assembly kernels (groups of 8, 16, 32; `cols <= XBUF_COLS`): splits `xq`
-/// group by group, each group's words followed by its input scale, then runs every row.
-/// Returns false (nothing done) for other shapes.
-#[cfg(chispa_fp16)]
-fn rows_asm(
-    out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-) -> bool {
-    let (full, last) = (cols / group, cols % group);
-    let groups = full + usize::from(last > 0);
-    if !matches!(group, 8 | 16 | 32) || cols > XBUF_COLS || full == 0 || out.is_empty() {
-        return false;
-    }
-    // Whole rows, their scales and the inputs must be there (`matvec_i8_with` checks them
-    // too; the kernel relies on them).
-    if w.len() < out.len() * cols || ws.len() < out.len() * groups || xs.len() < groups {
-        return false;
-    }
-    // Written before it is read (the first `at` words); not zeroed, which would cost more
-    // than the split.
-    let mut buf = [MaybeUninit::<u32>::uninit(); KBUF_WORDS];
-    let mut at = 0;
-    for (xg, s) in xq[..cols].chunks(group).zip(xs) {
-        split(xg, &mut buf[at..at + xg.len() / 2]);
-        buf[at + xg.len() / 2].write(s.to_bits());
-        at += xg.len() / 2 + 1;
-    }
-    let range = out.as_mut_ptr_range();
-    let k = [buf.as_ptr() as usize, full, last / 4, range.start as usize, range.end as usize];
-    let (wp, sc) = (w.as_ptr() as *const u8, ws.as_ptr());
-    // SAFETY: `w` is word-aligned and holds `out.len()` rows of `cols` (a multiple of 4)
-    // bytes, `ws` their `groups` scales each, `buf` the split inputs and scales of every group
-    // (`at` words), `out` the rows written; `full >= 1` and `out` is not empty, as the loops
-    // need.
-    unsafe {
-        match (group, last > 0) {
-            (8, false) => rows_g8(k, wp, sc),
-            (8, true) => rows_g8_tail(k, wp, sc),
-            (16, false) => rows_g16(k, wp, sc),
-            (16, true) => rows_g16_tail(k, wp, sc),
-            (32, false) => rows_g32(k, wp, sc),
-            _ => rows_g32_tail(k, wp, sc),
-        }
-    }
-    true
 }
 
 /// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`).
-pub fn matvec_i8(
-    out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-) {
+pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+    let (cols, group) = (w.cols, w.group);
     let fast = cols % 4 == 0
         && group % 4 == 0
-        && group <= XBUF_COLS
-        && (w.as_ptr() as usize) % 4 == 0
-        && w.len() >= out.len() * cols
-        && ws.len() >= out.len() * cols.div_ceil(group)
-        && xs.len() >= cols.div_ceil(group)
+        && cols <= XBUF_COLS
+        && (w.q.as_ptr() as usize) % 4 == 0
+        && w.holds(out.len())
         && xq.len() >= cols;
     if !fast {
-        return super::rows_by_group(out, w, ws, xq, xs, cols, group, group_sum);
-    }
-    #[cfg(chispa_fp16)]
-    if rows_asm(out, w, ws, xq, xs, cols, group) {
-        return;
+        return super::rows_by_group(out, w, xq, x_scale, group_sum);
     }
     let mut buf = [MaybeUninit::<u32>::uninit(); XBUF_COLS / 2];
-    let per_pass = XBUF_COLS / group * group;
-    let mut c0 = 0;
-    while c0 < cols {
-        let n = per_pass.min(cols - c0);
-        let xb = &mut buf[..n / 2];
-        split(&xq[c0..c0 + n], xb);
-        // SAFETY: `split` wrote all `n / 2` words (`n` is a multiple of 4).
-        let xb = unsafe { &*(xb as *const [MaybeUninit<u32>] as *const [u32]) };
-        // SAFETY: the conditions of `fast` are `pass`'s; c0 advances by whole groups.
-        // Unrolled for the common groups where this is the main path (no `chispa_fp16`);
-        // with it, only other shapes come here and one loop keeps the code small.
-        unsafe {
-            match group {
-                #[cfg(not(chispa_fp16))]
-                8 => pass::<8>(out, w, ws, xs, cols, group, c0, xb),
-                #[cfg(not(chispa_fp16))]
-                16 => pass::<16>(out, w, ws, xs, cols, group, c0, xb),
-                #[cfg(not(chispa_fp16))]
-                32 => pass::<32>(out, w, ws, xs, cols, group, c0, xb),
-                _ => pass::<0>(out, w, ws, xs, cols, group, c0, xb),
-            }
+    let xb = &mut buf[..cols / 2];
+    split(&xq[..cols], xb);
+    // SAFETY: `split` wrote all `cols / 2` words (`cols` is a multiple of 4).
+    let xb = unsafe { &*(xb as *const [MaybeUninit<u32>] as *const [u32]) };
+    // SAFETY: the conditions of `fast` are `pass`'s. Unrolled for the common groups.
+    unsafe {
+        match group {
+            8 => pass::<8>(out, w, xb, x_scale),
+            16 => pass::<16>(out, w, xb, x_scale),
+            32 => pass::<32>(out, w, xb, x_scale),
+            _ => pass::<0>(out, w, xb, x_scale),
         }
-        c0 += n;
     }
 }
 

@@ -1,72 +1,152 @@
 //! Scalar kernels: the reference every other backend reproduces bit for bit.
 
-use half::f16;
-
-/// Quantizes `x` to int8 in groups of `group`: writes `q[..x.len()]` and one scale per group.
+/// Quantizes the activation vector `x` to int16 with one scale, which it returns:
+/// `max = max |x_i|` (NaNs skipped); if `max` is at least [`ACT_MIN_MAX`] and finite,
+/// `q_i = round_half_even(x_i · (32767 / max))` (a NaN gives 0) and the scale is
+/// `max / 32767`; otherwise every `q_i` is 0 and the scale 0. Writes `q[..x.len()]`.
 ///
-/// `q.len() >= x.len()` and `scales.len() >= x.len().div_ceil(group)`.
-pub fn quantize_i8(x: &[f32], group: usize, q: &mut [i8], scales: &mut [f32]) {
-    debug_assert!(q.len() >= x.len() && scales.len() >= x.len().div_ceil(group));
-    for ((xg, qg), s) in x.chunks(group).zip(q.chunks_mut(group)).zip(scales.iter_mut()) {
-        // `m.max(|v|)`: NaNs are skipped (the maximum starts at 0 and never becomes NaN).
-        let max = xg.iter().fold(0.0f32, |m, v| {
-            let a = libm::fabsf(*v);
-            if a > m {
-                a
-            } else {
-                m
-            }
-        });
-        if max > 0.0 {
-            let inv = 127.0 / max;
-            for (qi, xi) in qg.iter_mut().zip(xg) {
-                *qi = round_clamp_i8(*xi * inv);
-            }
-            *s = max / 127.0;
+/// Sixteen bits cost the 32-bit cores nothing (`SMLAD` multiplies halfwords; int8 inputs are
+/// widened to them anyway) and make the activations' rounding negligible beside the weights'.
+/// The rounding is the FPU's own (`VCVTR`, `cvtps2dq`, `FCVTNS`); in portable code, adding and
+/// subtracting 1.5 · 2^23 (exact for |y| < 2^22). The floor on `max` keeps every product away
+/// from subnormal numbers, which Helium flushes to zero: below it, a subnormal input times
+/// `32767 / max` is under 1/2 and rounds to 0 whether flushed or not.
+pub fn quantize_act(x: &[f32], q: &mut [i16]) -> f32 {
+    quantize_sym(x, q, 32767.0, |v| v as i16)
+}
+
+/// [`quantize_act`] to int8 (`127` in place of `32767`): one cached key or value row.
+pub fn quantize_row_i8(x: &[f32], q: &mut [i8]) -> f32 {
+    quantize_sym(x, q, 127.0, |v| v as i8)
+}
+
+/// Symmetric rounding of `x` to ±`qmax` with one scale (see [`quantize_act`]).
+#[inline(always)]
+fn quantize_sym<T: Copy + Default>(
+    x: &[f32],
+    q: &mut [T],
+    qmax: f32,
+    narrow: impl Fn(i32) -> T,
+) -> f32 {
+    debug_assert!(q.len() >= x.len());
+    let max = max_abs(x);
+    let q = &mut q[..x.len()];
+    if !(ACT_MIN_MAX..=f32::MAX).contains(&max) {
+        q.fill(T::default());
+        return 0.0;
+    }
+    let inv = qmax / max;
+    for (qi, xi) in q.iter_mut().zip(x) {
+        *qi = narrow(round_half_even(*xi * inv));
+    }
+    max / qmax
+}
+
+/// The smallest `max |x|` [`quantize_act`] quantizes (2^-100); smaller vectors become zeros.
+pub const ACT_MIN_MAX: f32 = f32::from_bits((127 - 100) << 23);
+
+/// `max |x_i|` over the non-NaN elements (0 for none). Order-free: any lane layout gives it.
+#[inline(always)]
+pub fn max_abs(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |m, v| {
+        let a = libm::fabsf(*v);
+        if a > m {
+            a
         } else {
-            qg.iter_mut().for_each(|v| *v = 0);
-            *s = 0.0;
+            m
+        }
+    })
+}
+
+/// `y` rounded to the nearest integer, ties to even, for |y| ≤ 2^22 (NaN gives 0): the sum with
+/// 1.5 · 2^23 drops the fraction in round-to-nearest-even, the difference is exact.
+#[inline(always)]
+pub fn round_half_even(y: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    ((y + MAGIC) - MAGIC) as i32
+}
+
+/// The largest group: 256 products of at most 128 · 32767 sum to under 2^31.
+pub const MAX_GROUP: usize = 256;
+
+/// An int8 matrix as the kernels read it: `q` `[rows, cols]` row-major, one f32 scale per row
+/// and one u8 multiplier per row and group of `group` columns (the last group may be short).
+/// Element `(r, j)` stands for `q[r, j] · (row_scales[r] · mults[r, j / group])`.
+#[derive(Clone, Copy, Debug)]
+pub struct I8Matrix<'a> {
+    /// Elements `[rows, cols]`.
+    pub q: &'a [i8],
+    /// `[rows]` row scales.
+    pub row_scales: &'a [f32],
+    /// `[rows, groups]` multipliers.
+    pub mults: &'a [u8],
+    /// Input width.
+    pub cols: usize,
+    /// Columns per group (≥ 1).
+    pub group: usize,
+}
+
+impl<'a> I8Matrix<'a> {
+    /// Groups per row.
+    #[inline(always)]
+    pub fn groups(&self) -> usize {
+        self.cols.div_ceil(self.group.max(1))
+    }
+
+    /// Whether the slices hold `rows` whole rows (what every kernel reads) and the group is
+    /// one the contract covers (1 to [`MAX_GROUP`]).
+    pub fn holds(&self, rows: usize) -> bool {
+        let g = self.groups();
+        (1..=MAX_GROUP).contains(&self.group)
+            && rows.checked_mul(self.cols).is_some_and(|n| self.q.len() >= n)
+            && self.row_scales.len() >= rows
+            && rows.checked_mul(g).is_some_and(|n| self.mults.len() >= n)
+    }
+
+    /// Rows `from..` of the matrix (empty slices past the end).
+    pub fn from_row(&self, from: usize) -> Self {
+        let g = self.groups();
+        Self {
+            q: self.q.get(from * self.cols..).unwrap_or_default(),
+            row_scales: self.row_scales.get(from..).unwrap_or_default(),
+            mults: self.mults.get(from * g..).unwrap_or_default(),
+            ..*self
         }
     }
 }
 
-/// `libm::roundf(y).clamp(-127.0, 127.0) as i8` (round half away from zero; NaN gives 0), for
-/// every `y` (checked on all 2^32 by an ignored test): `|y| + (1/2 - 2^-25)` rounds up past an
-/// integer exactly when the fraction of `|y|` is at least 1/2, so its truncation is the
-/// rounded magnitude (a sum with 1/2 itself would turn 0.49999997 into 1).
+/// The end of a row of [`matvec_i8`]: the exact integer sum `acc` rounded to f32 (nearest even),
+/// times `row_scale · x_scale`. A sum that fits in i32 converts from i32 (the same value, so
+/// the same rounding) — what a 32-bit core does in one instruction.
 #[inline(always)]
-fn round_clamp_i8(y: f32) -> i8 {
-    const HALF_DOWN: f32 = f32::from_bits(0x3eff_ffff); // 0.49999997 = 1/2 - 2^-25
-    let m = ((libm::fabsf(y) + HALF_DOWN) as i32).min(127); // NaN → 0, ∞ → i32::MAX
-    (if y.is_sign_negative() { -m } else { m }) as i8
+pub fn finish_row(acc: i64, row_scale: f32, x_scale: f32) -> f32 {
+    let a = match i32::try_from(acc) {
+        Ok(a) => a as f32,
+        Err(_) => acc as f32,
+    };
+    a * (row_scale * x_scale)
 }
 
-/// `out[r] = Σ_g (Σ_{j∈g} w[r,j]·xq[j]) · (ws[r,g] · xs[g])`, groups in order.
+/// `out[r] = (Σ_g m[r,g] · Σ_{j∈g} w[r,j]·xq[j]) · (row_scales[r] · x_scale)`: the sum exact in
+/// integers (so any order and any lane layout gives it), rounded once to f32 by [`finish_row`].
 ///
-/// `w` is `[out.len(), cols]` row-major int8, `ws` is `[out.len(), cols.div_ceil(group)]`.
-pub fn matvec_i8(
-    out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-) {
-    let groups = cols.div_ceil(group);
-    debug_assert!(w.len() >= out.len() * cols && ws.len() >= out.len() * groups);
-    for ((o, wr), sr) in out.iter_mut().zip(w.chunks_exact(cols)).zip(ws.chunks_exact(groups)) {
-        let mut acc = 0.0f32;
-        for (((wg, xg), s), x_scale) in
-            wr.chunks(group).zip(xq.chunks(group)).zip(sr).zip(xs.iter())
-        {
+/// `w` holds `out.len()` rows and `xq` `w.cols` elements (checked by `kernels::matvec_i8`).
+/// A group's i32 sum is exact (groups ≤ [`MAX_GROUP`]); the weighted sum fits i64 for any
+/// width.
+pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+    let (cols, group, groups) = (w.cols, w.group.max(1), w.groups());
+    let rows = w.q.chunks_exact(cols.max(1)).zip(w.mults.chunks_exact(groups.max(1)));
+    for ((o, (wr, mr)), rs) in out.iter_mut().zip(rows).zip(w.row_scales) {
+        let mut acc = 0i64;
+        for ((wg, xg), m) in wr.chunks(group).zip(xq.chunks(group)).zip(mr) {
+            // Exact for groups up to MAX_GROUP; wrapping (never a panic) past them.
             let mut isum = 0i32;
             for (a, b) in wg.iter().zip(xg) {
-                isum += *a as i32 * *b as i32;
+                isum = isum.wrapping_add(*a as i32 * *b as i32);
             }
-            acc = super::group_step(acc, isum, *s, *x_scale);
+            acc += i64::from(isum) * i64::from(*m);
         }
-        *o = acc;
+        *o = finish_row(acc, *rs, x_scale);
     }
 }
 
@@ -270,10 +350,10 @@ fn mix_pass<const W: usize>(
     W
 }
 
-/// Widens one quantized row back to f32: `out[j] = q[j] · scale[j / group]`.
-pub fn dequantize_row_i8(q: &[i8], scales: &[f16], group: usize, out: &mut [f32]) {
-    for ((og, qg), s) in out.chunks_mut(group).zip(q.chunks(group)).zip(scales) {
-        let s = s.to_f32();
+/// Widens one quantized row back to f32: `out[j] = q[j] · (row_scale · mults[j / group])`.
+pub fn dequantize_row_i8(q: &[i8], row_scale: f32, mults: &[u8], group: usize, out: &mut [f32]) {
+    for ((og, qg), m) in out.chunks_mut(group.max(1)).zip(q.chunks(group.max(1))).zip(mults) {
+        let s = row_scale * f32::from(*m);
         for (o, v) in og.iter_mut().zip(qg) {
             *o = *v as f32 * s;
         }
@@ -286,30 +366,43 @@ mod tests {
 
     #[test]
     fn quantize_round_trips_within_half_a_step() {
-        let x: [f32; 7] = [0.5, -1.0, 0.25, 0.0, 3.0, -3.0, 0.001];
-        let mut q = [0i8; 7];
-        let mut s = [0f32; 3];
-        quantize_i8(&x, 3, &mut q, &mut s);
-        assert_eq!(q[1], -127);
-        assert_eq!(q[4], 127);
-        assert_eq!(q[5], -127);
-        assert_eq!(q[6], 127);
-        for (i, v) in x.iter().enumerate() {
-            let back = q[i] as f32 * s[i / 3];
-            assert!((back - v).abs() <= s[i / 3] * 0.5 + 1e-7, "{i}: {back} vs {v}");
+        let x: [f32; 7] = [0.5, -1.0, 0.25, 0.0, 3.0, -3.0, 0.00001];
+        let mut q = [0i16; 7];
+        let s = quantize_act(&x, &mut q);
+        assert_eq!(s, 3.0 / 32767.0);
+        assert_eq!(q[4], 32767);
+        assert_eq!(q[5], -32767);
+        assert_eq!(q[6], 0);
+        for (qi, v) in q.iter().zip(x) {
+            let back = *qi as f32 * s;
+            assert!((back - v).abs() <= s * 0.5 + 1e-9, "{back} vs {v}");
         }
+        let mut q8 = [0i8; 7];
+        assert_eq!(quantize_row_i8(&x, &mut q8), 3.0 / 127.0);
+        assert_eq!(q8, [21, -42, 11, 0, 127, -127, 0]);
     }
 
     #[test]
-    fn round_clamp_is_libm_roundf_clamped() {
-        // Every 257th bit pattern (all signs and exponents; a sparser sample under Miri) and
-        // the halves around each integer.
-        let want = |y: f32| libm::roundf(y).clamp(-127.0, 127.0) as i8;
+    fn quantize_rounds_ties_to_even() {
+        // max 127: the inputs are their own quantized values, halves included.
+        let x = [127.0f32, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5];
+        let mut q = [0i8; 8];
+        assert_eq!(quantize_row_i8(&x, &mut q), 1.0);
+        assert_eq!(q, [127, 0, 2, 2, 0, -2, -2, 126]);
+    }
+
+    #[test]
+    fn round_half_even_is_rintf() {
+        // Every 257th bit pattern below 2^22 in magnitude (a sparser sample under Miri), and
+        // the halves around each integer up to 130.
         let step = if cfg!(miri) { 40_000_003 } else { 257 };
+        let limit = 4_194_304.0f32;
         let mut b = 0u32;
         loop {
             let y = f32::from_bits(b);
-            assert_eq!(round_clamp_i8(y), want(y), "{y} ({b:#x})");
+            if libm::fabsf(y) <= limit {
+                assert_eq!(round_half_even(y), libm::rintf(y) as i32, "{y} ({b:#x})");
+            }
             match b.checked_add(step) {
                 Some(n) => b = n,
                 None => break,
@@ -318,54 +411,61 @@ mod tests {
         for i in -130i32..=130 {
             let h = i as f32 + 0.5;
             for y in [h, f32::from_bits(h.to_bits() - 1), f32::from_bits(h.to_bits() + 1)] {
-                assert_eq!(round_clamp_i8(y), want(y), "{y}");
+                assert_eq!(round_half_even(y), libm::rintf(y) as i32, "{y}");
             }
         }
-    }
-
-    /// All 2^32 inputs (seconds with optimisations): `cargo test -p chispa-core --release
-    /// round_clamp_everywhere -- --ignored`.
-    #[test]
-    #[ignore]
-    fn round_clamp_everywhere() {
-        let want = |y: f32| libm::roundf(y).clamp(-127.0, 127.0) as i8;
-        let bad = (0..=u32::MAX)
-            .filter(|b| round_clamp_i8(f32::from_bits(*b)) != want(f32::from_bits(*b)))
-            .count();
-        assert_eq!(bad, 0);
+        assert_eq!(round_half_even(f32::NAN), 0);
     }
 
     #[test]
-    fn all_zero_group_has_zero_scale() {
-        let mut q = [1i8; 4];
-        let mut s = [1f32; 2];
-        quantize_i8(&[0.0, 0.0, 1.0, 0.0], 2, &mut q, &mut s);
-        assert_eq!(s[0], 0.0);
-        assert_eq!(&q[..2], &[0, 0]);
+    fn tiny_infinite_and_nan_vectors_quantize_to_zero() {
+        let mut q = [1i16; 3];
+        assert_eq!(quantize_act(&[0.0, 0.0, 0.0], &mut q), 0.0);
+        assert_eq!(q, [0, 0, 0]);
+        q = [1; 3];
+        assert_eq!(quantize_act(&[ACT_MIN_MAX / 2.0, 0.0, -1e-35], &mut q), 0.0);
+        assert_eq!(q, [0, 0, 0]);
+        q = [1; 3];
+        assert_eq!(quantize_act(&[f32::INFINITY, 1.0, 0.0], &mut q), 0.0);
+        assert_eq!(q, [0, 0, 0]);
+        assert_eq!(quantize_act(&[f32::NAN, 1.0, -1.0], &mut q), 1.0 / 32767.0);
+        assert_eq!(q, [0, 32767, -32767]);
+        // At the floor itself, subnormal neighbours still round to zero.
+        let sub = f32::from_bits(0x007f_ffff);
+        assert_eq!(quantize_act(&[ACT_MIN_MAX, sub, -sub], &mut q), ACT_MIN_MAX / 32767.0);
+        assert_eq!(q, [32767, 0, 0]);
     }
 
     #[test]
     fn matvec_i8_handles_a_short_last_group() {
-        // 1 row, 5 columns, groups of 2 → groups [2, 2, 1].
+        // 1 row, 5 columns, groups of 2 → groups [2, 2, 1] with multipliers 1, 2, 8.
         let w = [1i8, 2, 3, 4, 5];
-        let ws = [f16::from_f32(1.0), f16::from_f32(0.5), f16::from_f32(2.0)];
-        let xq = [1i8, 1, 1, 1, -1];
-        let xs = [1.0f32, 2.0, 4.0];
+        let m = I8Matrix { q: &w, row_scales: &[0.5], mults: &[1, 2, 8], cols: 5, group: 2 };
+        let xq = [1i16, 1, 1, 1, -1];
         let mut out = [0f32];
-        matvec_i8(&mut out, &w, &ws, &xq, &xs, 5, 2);
-        assert_eq!(out[0], 3.0 * 1.0 + 7.0 * 1.0 + -5.0 * 8.0);
+        matvec_i8(&mut out, &m, &xq, 4.0);
+        assert_eq!(out[0], (3.0 * 1.0 + 7.0 * 2.0 + -5.0 * 8.0) * 2.0);
     }
 
     #[test]
     fn extremes_do_not_overflow() {
-        let n = 4096;
-        let w = [-128i8; 4096];
-        let xq = [-128i8; 4096];
-        let ws = [f16::from_f32(1.0); 1];
-        let xs = [1.0f32; 1];
+        // 65,536 columns of −128 · −32768 in the largest groups, multipliers 255.
+        let n = 65_536;
+        let w = [-128i8; 65_536];
+        let x = [i16::MIN; 65_536];
+        let mults = [255u8; 65_536 / MAX_GROUP];
+        let m = I8Matrix { q: &w, row_scales: &[1.0], mults: &mults, cols: n, group: MAX_GROUP };
         let mut out = [0f32];
-        matvec_i8(&mut out, &w, &ws, &xq, &xs, n, n);
-        assert_eq!(out[0], (128 * 128 * n) as f32);
+        matvec_i8(&mut out, &m, &x, 1.0);
+        assert_eq!(out[0], (128i64 * 32768 * 255 * n as i64) as f32);
+    }
+
+    #[test]
+    fn finish_row_rounds_once_from_the_exact_sum() {
+        // 2^24 + 1 is not an f32: nearest even is 2^24, from i32 and from i64 alike.
+        assert_eq!(finish_row((1 << 24) + 1, 1.0, 1.0), 16_777_216.0);
+        assert_eq!(finish_row((1 << 40) + 1, 1.0, 1.0), (1u64 << 40) as f32);
+        assert_eq!(finish_row(-3, 0.5, 2.0), -3.0);
     }
 
     #[test]

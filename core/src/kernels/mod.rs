@@ -2,13 +2,17 @@
 //!
 //! # Contract (the numerics specification)
 //!
-//! * `quantize_i8`: per group of `group` inputs, `scale = max|x| / 127` and
-//!   `q = round_half_away(x * (127 / max|x|))` clamped to ±127; an all-zero group gets scale 0.
-//! * `matvec_i8`: for each output row, in group order, `acc += (Σ w·q as i32) as f32 * (ws * xs)`
-//!   with `ws` the row's f16 scale widened to f32 and `xs` the activation scale. The i32 sum of
-//!   one group is exact (no overflow for groups up to 131,072); the f32 accumulation order is
-//!   group 0, 1, 2, … and every backend must keep it, so results are identical bit for bit.
-//! * `matvec_f32`: for each row, `acc += w[j] * x[j]` for j = 0, 1, 2, … (no fused multiply-add).
+//! Exactness across backends is free where the arithmetic is integer: an integer sum has one
+//! value whatever the order. The matmul is integer up to one rounding per output.
+//!
+//! * `quantize_act`: int16, one scale per activation vector, `scale = max|x| / 32767` and
+//!   `q = round_half_even(x · (32767 / max|x|))` (max below 2^-100, infinite or absent: zeros).
+//! * `matvec_i8`: each weight row has an f32 scale and, per group of `group` inputs, a u8
+//!   multiplier; `out[r] = (Σ_g m[r,g] · Σ_{j∈g} w[r,j]·q[j]) as f32 · (row_scale · x_scale)`,
+//!   the sum exact (i32 within a group of at most 256, i64 across groups), rounded to f32 once (nearest even).
+//!   Any order, any lane layout, any split across threads gives the same bits.
+//! * `matvec_f32` (the unquantized reference files only): for each row, `acc += w[j] · x[j]`
+//!   for j = 0, 1, 2, … (no fused multiply-add).
 //!
 //! `generic` is the scalar twin and the specification; every SIMD backend lives in its own file
 //! beside it and is tested against it (exactly, for every i8 input including −128).
@@ -32,8 +36,6 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
-use half::f16;
-
 #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
 #[allow(unsafe_code)]
 pub mod avx2;
@@ -53,7 +55,9 @@ pub mod neon;
 #[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
 
-pub use generic::{dequantize_row_i8, matvec_f32, quantize_i8};
+pub use generic::{
+    dequantize_row_i8, matvec_f32, quantize_act, quantize_row_i8, I8Matrix, MAX_GROUP,
+};
 
 /// A kernel implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +229,7 @@ fn resolve() -> Backend {
 }
 
 /// The signature of `matvec_i8`, for a host's replacement (see [`set_matvec_i8_hook`]).
-pub type MatvecI8 = fn(&mut [f32], &[i8], &[f16], &[i8], &[f32], usize, usize);
+pub type MatvecI8 = fn(&mut [f32], &I8Matrix<'_>, &[i16], f32);
 
 /// A host's replacement for `matvec_i8`, or null.
 static HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
@@ -241,59 +245,37 @@ pub fn set_matvec_i8_hook(f: Option<MatvecI8>) {
 /// `matvec_i8` (see the contract) with the active backend, or the host's hook if one is set.
 #[inline]
 #[allow(unsafe_code)]
-pub fn matvec_i8(
-    out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-) {
+pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     let h = HOOK.load(Ordering::Acquire);
     if !h.is_null() {
         // SAFETY: only `set_matvec_i8_hook` stores a non-null value, and it stores a `MatvecI8`
         // function pointer cast to `*mut ()`; fn pointers and data pointers have one size here.
         let f = unsafe { core::mem::transmute::<*mut (), MatvecI8>(h) };
-        return f(out, w, ws, xq, xs, cols, group);
+        return f(out, w, xq, x_scale);
     }
-    matvec_i8_with(backend(), out, w, ws, xq, xs, cols, group)
+    matvec_i8_with(backend(), out, w, xq, x_scale)
 }
 
-/// `matvec_i8` with backend `b`; an unsupported `b` runs the scalar code.
-#[allow(clippy::too_many_arguments)]
-pub fn matvec_i8_with(
-    b: Backend,
-    out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-) {
-    let groups = cols.div_ceil(group.max(1));
+/// `matvec_i8` with backend `b`; an unsupported `b` runs the scalar code. A matrix whose slices
+/// do not hold `out.len()` rows, a group over [`MAX_GROUP`] or `xq` shorter than a row sets
+/// `out` to NaN (`Model::parse` rules all three out).
+pub fn matvec_i8_with(b: Backend, out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     // The SIMD kernels index with raw pointers: check every length they rely on here, once.
-    let ok = group > 0
-        && w.len() >= out.len() * cols
-        && ws.len() >= out.len() * groups
-        && xq.len() >= cols
-        && xs.len() >= groups;
-    if !ok {
-        return generic::matvec_i8(out, w, ws, xq, xs, cols, group);
+    if !(w.holds(out.len()) && xq.len() >= w.cols) {
+        return out.fill(f32::NAN);
     }
     match b {
         #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-        Backend::Avx2 if avx2::detected() => avx2::matvec_i8(out, w, ws, xq, xs, cols, group),
+        Backend::Avx2 if avx2::detected() => avx2::matvec_i8(out, w, xq, x_scale),
         #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-        Backend::Avx512 if avx512::detected() => avx512::matvec_i8(out, w, ws, xq, xs, cols, group),
+        Backend::Avx512 if avx512::detected() => avx512::matvec_i8(out, w, xq, x_scale),
         #[cfg(target_arch = "aarch64")]
-        Backend::Neon => neon::matvec_i8(out, w, ws, xq, xs, cols, group),
+        Backend::Neon => neon::matvec_i8(out, w, xq, x_scale),
         #[cfg(chispa_dsp)]
-        Backend::Dsp => dsp::matvec_i8(out, w, ws, xq, xs, cols, group),
+        Backend::Dsp => dsp::matvec_i8(out, w, xq, x_scale),
         #[cfg(chispa_mve)]
-        Backend::Mve => mve::matvec_i8(out, w, ws, xq, xs, cols, group),
-        _ => generic::matvec_i8(out, w, ws, xq, xs, cols, group),
+        Backend::Mve => mve::matvec_i8(out, w, xq, x_scale),
+        _ => generic::matvec_i8(out, w, xq, x_scale),
     }
 }
 
@@ -488,37 +470,26 @@ pub fn mix2_i8_with(
     }
 }
 
-/// The per-group f32 step every backend shares: `acc + isum · (ws · xs)`, in that order.
-#[inline(always)]
-pub(crate) fn group_step(acc: f32, isum: i32, ws: f16, xs: f32) -> f32 {
-    acc + isum as f32 * (ws.to_f32() * xs)
-}
-
 /// The row driver of kernels that vectorise within a group (NEON, DSP, Helium): for each row,
-/// groups in order, `group_sum` (exact i32) then [`group_step`]. Only `group_sum` differs
-/// between them, so the f32 order of the contract lives here once.
+/// `group_sum` (exact i32) of every group times its multiplier, summed in i64, then
+/// [`generic::finish_row`]. Only `group_sum` differs between them.
 #[allow(dead_code)] // used only by the Arm back ends
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn rows_by_group(
     out: &mut [f32],
-    w: &[i8],
-    ws: &[f16],
-    xq: &[i8],
-    xs: &[f32],
-    cols: usize,
-    group: usize,
-    group_sum: impl Fn(&[i8], &[i8]) -> i32,
+    w: &I8Matrix<'_>,
+    xq: &[i16],
+    x_scale: f32,
+    group_sum: impl Fn(&[i8], &[i16]) -> i32,
 ) {
-    let groups = cols.div_ceil(group);
-    for ((o, wr), sr) in out.iter_mut().zip(w.chunks_exact(cols)).zip(ws.chunks_exact(groups)) {
-        let mut acc = 0.0f32;
-        for (((wg, xg), s), x_scale) in
-            wr.chunks(group).zip(xq[..cols].chunks(group)).zip(sr).zip(xs)
-        {
-            acc = group_step(acc, group_sum(wg, xg), *s, *x_scale);
+    let (cols, group, groups) = (w.cols, w.group.max(1), w.groups());
+    let rows = w.q.chunks_exact(cols.max(1)).zip(w.mults.chunks_exact(groups.max(1)));
+    for ((o, (wr, mr)), rs) in out.iter_mut().zip(rows).zip(w.row_scales) {
+        let mut acc = 0i64;
+        for ((wg, xg), m) in wr.chunks(group).zip(xq[..cols].chunks(group)).zip(mr) {
+            acc += i64::from(group_sum(wg, xg)) * i64::from(*m);
         }
-        *o = acc;
+        *o = generic::finish_row(acc, *rs, x_scale);
     }
 }
 

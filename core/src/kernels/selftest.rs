@@ -2,17 +2,17 @@
 //! the firmware calls [`run`] (feature `selftest`, `cargo xtask qemu --selftest`) because the
 //! Helium kernels cannot run under the host's tests, and the host's tests call it for every
 //! backend they have. Besides random data it feeds what takes the assembly kernels off their
-//! fast paths: subnormal f16 scales and products (Helium flushes them, so its kernels must
+//! fast paths: subnormal scales and products (Helium flushes them, so its kernels must
 //! notice and redo the work), NaN and infinite scales, misaligned weights, short groups,
 //! row and position counts that are not multiples of the kernels' blocks, and softmax inputs
 //! in every branch of `expf` (subnormal results included).
 //!
 //! No heap and about 8 KiB of stack.
 
-use half::f16;
-
 use super::Backend;
-use super::{generic, matvec_i8_with, mix2_i8_with, scores2_i8_with, softmax_with, swiglu_with};
+use super::{
+    generic, matvec_i8_with, mix2_i8_with, scores2_i8_with, softmax_with, swiglu_with, I8Matrix,
+};
 
 /// What [`run`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +54,10 @@ impl Rng {
     pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() >> 33) as usize % n
     }
+    pub(crate) fn i16(&mut self) -> i16 {
+        (self.next() >> 48) as u16 as i16
+    }
+
     pub(crate) fn i8(&mut self) -> i8 {
         (self.next() >> 56) as u8 as i8
     }
@@ -71,8 +75,8 @@ const GROUPS: usize = COLS;
 #[repr(C, align(16))]
 struct Weights([i8; ROWS * COLS + 16]);
 
-/// Special values for the f16 scales: subnormal, zero, NaN, infinity, the largest.
-const SPECIAL_WS: [f32; 6] = [3.0e-6, 6.0e-8, 0.0, f32::NAN, f32::INFINITY, 65504.0];
+/// Special values for the row scales: subnormal, zero, NaN, infinity, large.
+const SPECIAL_WS: [f32; 6] = [3.0e-39, 6.0e-45, 0.0, f32::NAN, f32::INFINITY, 65504.0];
 
 /// Every kernel of backend `b` against the scalar code (`b` unsupported: the scalar code
 /// against itself).
@@ -106,43 +110,49 @@ fn matvec(b: Backend, r: &mut Report) {
         (1, 5, 2),
     ];
     let mut w = Weights([0; ROWS * COLS + 16]);
-    let mut ws = [f16::ZERO; ROWS * GROUPS];
-    let mut xq = [0i8; COLS];
-    let mut xs = [0f32; GROUPS];
+    let mut rs = [0f32; ROWS];
+    let mut mults = [0u8; ROWS * GROUPS];
+    let mut xq = [0i16; COLS];
     for (variant, &(rows, cols, group)) in (0..4).flat_map(|v| shapes.iter().map(move |s| (v, s))) {
         let groups = cols.div_ceil(group);
         let offset = variant % 4;
         w.0.iter_mut().for_each(|v| *v = rng.i8());
-        xq.iter_mut().for_each(|v| *v = rng.i8());
-        ws.iter_mut().for_each(|v| *v = f16::from_f32(rng.f32() * 0.05));
-        xs.iter_mut().for_each(|v| *v = rng.f32() * 0.1);
+        xq.iter_mut().for_each(|v| *v = rng.i16());
+        rs.iter_mut().for_each(|v| *v = rng.f32() * 0.05);
+        mults.iter_mut().for_each(|v| *v = rng.i8() as u8);
+        let mut xs = rng.f32() * 0.1;
         let what = match variant {
             0 => "matvec",
             1 => {
-                // Subnormal f16 scales here and there.
-                for i in (0..rows * groups).step_by(5) {
-                    ws[i] = f16::from_f32(SPECIAL_WS[(i / 5) % 2]);
+                // Subnormal row scales here and there.
+                for (i, v) in rs.iter_mut().enumerate().step_by(3) {
+                    *v = SPECIAL_WS[i % 2];
                 }
                 "matvec, subnormal scales"
             }
             2 => {
-                // Input scales so small that the products are subnormal.
-                xs[..groups].iter_mut().for_each(|v| *v *= 1.0e-34);
+                // An input scale so small that the products are subnormal.
+                xs *= 1.0e-34;
                 "matvec, subnormal products"
             }
             _ => {
                 for (i, s) in SPECIAL_WS.iter().enumerate() {
-                    ws[(i * 7) % (rows * groups)] = f16::from_f32(*s);
+                    rs[i % rows] = *s;
                 }
-                xs[groups - 1] = f32::NAN;
+                xs = f32::NAN;
                 "matvec, special scales"
             }
         };
-        let wv = &w.0[offset..offset + rows * cols];
+        let m = I8Matrix {
+            q: &w.0[offset..offset + rows * cols],
+            row_scales: &rs[..rows],
+            mults: &mults[..rows * groups],
+            cols,
+            group,
+        };
         let (mut want, mut got) = ([f32::NAN; ROWS], [f32::NAN; ROWS]);
-        let (ws, xs) = (&ws[..rows * groups], &xs[..groups]);
-        generic::matvec_i8(&mut want[..rows], wv, ws, &xq[..cols], xs, cols, group);
-        matvec_i8_with(b, &mut got[..rows], wv, ws, &xq[..cols], xs, cols, group);
+        generic::matvec_i8(&mut want[..rows], &m, &xq[..cols], xs);
+        matvec_i8_with(b, &mut got[..rows], &m, &xq[..cols], xs);
         r.check(what, &got[..rows], &want[..rows]);
     }
 }

@@ -13,9 +13,10 @@ struct Case {
     cols: usize,
     group: usize,
     w: [i8; MAX_ROWS * MAX_COLS],
-    ws: [f16; MAX_ROWS * MAX_COLS],
-    xq: [i8; MAX_COLS],
-    xs: [f32; MAX_COLS],
+    rs: [f32; MAX_ROWS],
+    mults: [u8; MAX_ROWS * MAX_COLS],
+    xq: [i16; MAX_COLS],
+    xs: f32,
 }
 
 impl Case {
@@ -26,18 +27,20 @@ impl Case {
             cols,
             group,
             w: [0; MAX_ROWS * MAX_COLS],
-            ws: [f16::from_f32(1.0); MAX_ROWS * MAX_COLS],
+            rs: [1.0; MAX_ROWS],
+            mults: [1; MAX_ROWS * MAX_COLS],
             xq: [0; MAX_COLS],
-            xs: [1.0; MAX_COLS],
+            xs: 1.0,
         }
     }
 
     fn random(rng: &mut Rng, rows: usize, cols: usize, group: usize) -> Self {
         let mut c = Case::new(rows, cols, group);
         c.w.iter_mut().for_each(|v| *v = rng.i8());
-        c.xq.iter_mut().for_each(|v| *v = rng.i8());
-        c.ws.iter_mut().for_each(|v| *v = f16::from_f32(rng.f32() * 0.05));
-        c.xs.iter_mut().for_each(|v| *v = rng.f32() * 0.1);
+        c.xq.iter_mut().for_each(|v| *v = rng.i16());
+        c.rs.iter_mut().for_each(|v| *v = rng.f32() * 0.05);
+        c.mults.iter_mut().for_each(|v| *v = rng.i8() as u8);
+        c.xs = rng.f32() * 0.1;
         c
     }
 
@@ -54,17 +57,15 @@ impl Case {
         let mut a = Aligned([0; MAX_ROWS * MAX_COLS + 16]);
         a.0[offset..offset + n].copy_from_slice(&self.w[..n]);
         let groups = self.cols.div_ceil(self.group);
+        let w = I8Matrix {
+            q: &a.0[offset..offset + n],
+            row_scales: &self.rs[..self.rows],
+            mults: &self.mults[..self.rows * groups],
+            cols: self.cols,
+            group: self.group,
+        };
         let mut out = [f32::NAN; MAX_ROWS];
-        matvec_i8_with(
-            b,
-            &mut out[..self.rows],
-            &a.0[offset..offset + n],
-            &self.ws[..self.rows * groups],
-            &self.xq[..self.cols],
-            &self.xs[..groups],
-            self.cols,
-            self.group,
-        );
+        matvec_i8_with(b, &mut out[..self.rows], &w, &self.xq[..self.cols], self.xs);
         out
     }
 
@@ -98,20 +99,23 @@ impl Case {
     }
 }
 
-const GROUPS: [usize; 16] = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 300];
+const GROUPS: [usize; 16] = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 256];
 
 #[test]
 fn extremes_are_exact() {
-    for &(wv, xv) in &[(-128i8, -128i8), (127, 127), (-128, 127), (127, -128)] {
+    let (lo, hi) = (i16::MIN, i16::MAX);
+    for &(wv, xv) in &[(-128i8, lo), (127, hi), (-128, hi), (127, lo)] {
         for &cols in &[1usize, 16, 33, 64, 255, 300] {
             for &group in &GROUPS {
                 let mut c = Case::new(9, cols, group.min(cols));
                 c.w.iter_mut().for_each(|v| *v = wv);
                 c.xq.iter_mut().for_each(|v| *v = xv);
+                c.mults.iter_mut().for_each(|v| *v = 255);
                 c.check("extremes");
-                // And the known value: a full row of −128·−128 is 16,384 per column.
-                if wv == xv && wv == -128 && group >= cols {
-                    assert_eq!(c.run(Backend::best())[0], (16_384 * cols) as f32);
+                // And the known value: −128 · −32768 · 255 per column.
+                if wv == -128 && xv == lo {
+                    let want = (128i64 * 32768 * 255 * cols as i64) as f32;
+                    assert_eq!(c.run(Backend::best())[0], want);
                 }
             }
         }
@@ -147,8 +151,11 @@ fn random_shapes_match_the_scalar_kernel() {
     for _ in 0..if cfg!(miri) { 4 } else { 400 } {
         let rows = 1 + rng.below(MAX_ROWS);
         let cols = 1 + rng.below(MAX_COLS);
-        let group =
-            if rng.below(2) == 0 { GROUPS[rng.below(GROUPS.len())] } else { 1 + rng.below(cols) };
+        let group = if rng.below(2) == 0 {
+            GROUPS[rng.below(GROUPS.len())]
+        } else {
+            1 + rng.below(cols.min(MAX_GROUP))
+        };
         Case::random(&mut rng, rows, cols, group.min(cols)).check("random");
     }
 }
@@ -156,8 +163,8 @@ fn random_shapes_match_the_scalar_kernel() {
 #[test]
 fn model_shapes_aligned_or_not() {
     // stories260K's matmuls (64 inputs in groups of 32 or 8, 172 in groups of 16: a short
-    // last group of 12), their neighbours, and multi-pass widths (over 256 inputs), with the
-    // weights word-aligned (the Arm kernels' fast paths) and not.
+    // last group of 12), their neighbours, and widths past the Arm fast path's 256 inputs,
+    // with the weights word-aligned (the Arm kernels' fast paths) and not.
     let mut rng = Rng(0x5eed);
     let shapes = [(64, 32), (64, 8), (172, 16), (64, 16), (60, 32), (68, 8), (172, 32), (256, 8)];
     let more = [(260, 16), (300, 32), (288, 8), (296, 4), (264, 12)];
@@ -173,33 +180,48 @@ fn model_shapes_aligned_or_not() {
 #[test]
 fn special_scales_propagate_identically() {
     let mut rng = Rng(99);
-    let specials = [0.0f32, -0.0, 1e-7, 65504.0, f32::INFINITY, f32::NAN, 6e-8];
+    let specials = [0.0f32, -0.0, 1e-40, 65504.0, f32::INFINITY, f32::NAN, 6e-8, f32::MAX];
     for (i, &s) in specials.iter().enumerate() {
         for rows in [6, MAX_ROWS] {
             let mut c = Case::random(&mut rng, rows, 96, 32);
-            c.ws[i] = f16::from_f32(s);
-            c.ws[rows * 3 - 1] = f16::from_f32(s); // the last row's last (odd) group
-            c.xs[1] = s;
+            c.rs[i % rows] = s;
+            c.rs[rows - 1] = s;
+            c.xs = s;
             c.check("special scales");
+            c.xs = 1e-30;
+            c.check("special scales, tiny input scale");
         }
     }
 }
 
 #[test]
-fn groups_of_32_in_blocks_of_eight_rows() {
-    // The AVX-512 path for groups of 32 takes eight rows and two groups per step, an odd last
-    // group alone: every row count around 8, even and odd group counts, with extremes.
-    let mut rng = Rng(0x3232);
-    for rows in 7..=MAX_ROWS {
-        for groups in 1..=9 {
-            Case::random(&mut rng, rows, 32 * groups, 32).check("groups of 32");
-            let mut c = Case::random(&mut rng, rows, 32 * groups, 32);
-            for (j, v) in c.w.iter_mut().enumerate() {
-                *v = if j % 3 == 0 { -128 } else { 127 };
-            }
-            c.xq.iter_mut().enumerate().for_each(|(j, v)| *v = if j % 2 == 0 { -128 } else { 127 });
-            c.check("groups of 32, extremes");
-        }
+fn sums_past_i32_are_exact() {
+    // 300 columns of 127 · 32767 · 255 reach 3.2e11: the i64 sum, then one rounding.
+    let mut c = Case::new(MAX_ROWS, 300, 8);
+    c.w.iter_mut().for_each(|v| *v = 127);
+    c.xq.iter_mut().for_each(|v| *v = i16::MAX);
+    c.mults.iter_mut().for_each(|v| *v = 255);
+    c.check("past i32");
+    assert_eq!(c.run(Backend::best())[0], (127i64 * 32767 * 255 * 300) as f32);
+}
+
+#[test]
+fn a_matrix_that_does_not_hold_its_rows_is_refused() {
+    // Short slices or an over-long group: every backend leaves NaN, none reads past a slice.
+    let w = [1i8; 10];
+    let m = I8Matrix { q: &w, row_scales: &[1.0; 4], mults: &[1; 4], cols: 4, group: 4 };
+    for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+        let mut out = [0f32; 4];
+        matvec_i8_with(b, &mut out, &m, &[1; 4], 1.0);
+        assert!(out.iter().all(|v| v.is_nan()), "{}", b.name());
+        let mut out = [0f32; 4];
+        matvec_i8_with(b, &mut out, &I8Matrix { q: &[], ..m }, &[1; 4], 1.0);
+        assert!(out.iter().all(|v| v.is_nan()), "{}", b.name());
+        let wide = [1i8; 300];
+        let m = I8Matrix { q: &wide, row_scales: &[1.0], mults: &[1], cols: 300, group: 300 };
+        let mut out = [0f32; 1];
+        matvec_i8_with(b, &mut out, &m, &[1; 300], 1.0);
+        assert!(out[0].is_nan(), "{}", b.name());
     }
 }
 

@@ -14,7 +14,7 @@
 
 use anyhow::{Context, Result};
 use chispa_core::format::{canonical_tensor, Arch, TensorKind};
-use chispa_core::kernels::quantize_i8;
+use chispa_core::kernels::quantize_act;
 use chispa_tests::hf::{hf_dir, hf_reference};
 use chispa_tests::{agreement, combine, Reference};
 use chispa_tools::hf;
@@ -61,16 +61,23 @@ fn fake_weights(data: &[f32], cols: usize, group: Option<usize>) -> Vec<f32> {
     let gpr = cols.div_ceil(g);
     q.q.iter()
         .enumerate()
-        .map(|(i, v)| *v as f32 * q.scales[(i / cols) * gpr + (i % cols) / g].to_f32())
+        .map(|(i, v)| {
+            *v as f32
+                * (q.row_scales[i / cols] * f32::from(q.mults[(i / cols) * gpr + (i % cols) / g]))
+        })
         .collect()
 }
 
 fn fake_acts(x: &[f32], group: Option<usize>) -> Vec<f32> {
     let Some(g) = group else { return x.to_vec() };
-    let mut q = vec![0i8; x.len()];
-    let mut s = vec![0f32; x.len().div_ceil(g)];
-    quantize_i8(x, g, &mut q, &mut s);
-    q.iter().enumerate().map(|(i, v)| *v as f32 * s[i / g]).collect()
+    // One scale per `g` inputs (the core quantizes a whole vector: `g` at least its width).
+    let mut out = Vec::with_capacity(x.len());
+    for c in x.chunks(g) {
+        let mut q = vec![0i16; c.len()];
+        let s = quantize_act(c, &mut q);
+        out.extend(q.iter().map(|v| *v as f32 * s));
+    }
+    out
 }
 
 fn matvec(w: &[f32], x: &[f32]) -> Vec<f32> {
@@ -289,11 +296,21 @@ fn main() -> Result<()> {
         // Weights against activations, at the fixed groups and uniform ones.
         b.row("nothing (f32)", &exact);
         b.row(
-            "weights + activations, fixed groups (= chispa int8)",
+            "weights + activations, fixed groups",
             &Setup { weights: fw.clone(), acts: fa.clone() },
         );
         b.row("weights only, fixed groups", &Setup { weights: fw.clone(), ..exact.clone() });
         b.row("activations only, fixed groups", &Setup { acts: fa.clone(), ..exact.clone() });
+        // The core's: one scale per activation vector.
+        let whole = vec![[Some(usize::MAX); 5]; b.m.params.n_layers];
+        b.row(
+            "activations only, one scale per vector",
+            &Setup { acts: whole.clone(), ..exact.clone() },
+        );
+        b.row(
+            "weights (fixed groups) + activations (per vector) (= chispa int8)",
+            &Setup { weights: fw.clone(), acts: whole },
+        );
         for g in [8, 4, 2] {
             let w: Vec<_> = fw.iter().map(|x| x.map(|_| g)).collect();
             let a = vec![[Some(g); 5]; b.m.params.n_layers];
