@@ -34,24 +34,36 @@
 //! lacks. With the `std` feature (the desktop runner, the tests) the first matmul resolves the
 //! choice: `$CHISPA_BACKEND` if set to a supported name, else the best the CPU has.
 
+//! The instruction-set modules are private: their functions index with raw pointers and are
+//! reached only through the wrappers here, which check every length first. From outside the
+//! kernels they do not compile:
+//!
+//! ```compile_fail
+//! let mut out = [0f32; 4];
+//! let w = chispa_core::kernels::generic::I8Matrix {
+//!     q: &[], row_scales: &[], mults: &[], cols: 64, group: 32,
+//! };
+//! chispa_core::kernels::avx2::matvec_i8(&mut out, &w, &[1; 64], 1.0);
+//! ```
+
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
 #[allow(unsafe_code)]
-pub mod avx2;
+mod avx2;
 #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
 #[allow(unsafe_code)]
-pub mod avx512;
+mod avx512;
 #[cfg(chispa_dsp)]
 #[allow(unsafe_code)]
-pub mod dsp;
+mod dsp;
 pub mod generic;
 #[cfg(chispa_mve)]
 #[allow(unsafe_code)]
-pub mod mve;
+mod mve;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
-pub mod neon;
+mod neon;
 #[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
 
