@@ -226,6 +226,27 @@ fn a_matrix_that_does_not_hold_its_rows_is_refused() {
 }
 
 #[test]
+fn groups_of_32_in_blocks_of_eight_rows() {
+    // The AVX-512 path for groups of 32 takes eight rows and two groups per step, an odd last
+    // group alone: every row count around 8, even and odd group counts, with extremes.
+    let mut rng = Rng(0x3232);
+    for rows in 7..=MAX_ROWS {
+        for groups in 1..=9 {
+            Case::random(&mut rng, rows, 32 * groups, 32).check("groups of 32");
+            let mut c = Case::random(&mut rng, rows, 32 * groups, 32);
+            for (j, v) in c.w.iter_mut().enumerate() {
+                *v = if j % 3 == 0 { -128 } else { 127 };
+            }
+            c.xq.iter_mut().enumerate().for_each(|(j, v)| {
+                *v = if j % 2 == 0 { i16::MIN } else { i16::MAX };
+            });
+            c.mults.iter_mut().for_each(|v| *v = 255);
+            c.check("groups of 32, extremes");
+        }
+    }
+}
+
+#[test]
 fn backend_names_round_trip() {
     for b in ALL_BACKENDS {
         assert_eq!(Backend::from_name(b.name()), Some(b));
