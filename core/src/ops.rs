@@ -75,7 +75,7 @@ pub(crate) fn rope(v: &mut [f32], head_size: usize, cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// In-place softmax: subtract the maximum, exponentiate ([`expf`], which is `libm::expf`),
+/// In-place softmax: subtract the maximum, exponentiate (`expf`, which is `libm::expf` bit for bit),
 /// normalise (`kernels::generic::softmax`, with the active backend).
 pub fn softmax(x: &mut [f32]) {
     kernels::softmax(x);

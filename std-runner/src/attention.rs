@@ -148,18 +148,80 @@ fn draw_map(
     );
 }
 
+/// "layer 3", "layers 0–4", or "layers 0, 2" for the title.
+fn describe(what: &str, picked: &[usize]) -> String {
+    match picked {
+        [one] => format!("{what} {one}"),
+        [first, .., last] if picked.windows(2).all(|w| w[1] == w[0] + 1) => {
+            format!("{what}s {first}–{last}")
+        }
+        _ => {
+            let list: Vec<String> = picked.iter().map(usize::to_string).collect();
+            format!("{what}s {}", list.join(", "))
+        }
+    }
+}
+
+/// At most `n` characters of a label (an ellipsis marks a cut).
+fn short(label: &str, n: usize) -> String {
+    if label.chars().count() <= n {
+        label.to_string()
+    } else {
+        label.chars().take(n.saturating_sub(1)).chain(std::iter::once('…')).collect()
+    }
+}
+
+/// The colour scale: a bar from weight 0 to 1 at `(x, y)`, with ticks.
+fn draw_legend(svg: &mut String, x: f32, y: f32) {
+    let w = 200.0;
+    let _ = writeln!(svg, r#"<g class="legend"><defs><linearGradient id="scale">"#);
+    for i in 0..=20 {
+        let v = i as f32 / 20.0;
+        let _ = writeln!(svg, r#"<stop offset="{:.0}%" stop-color="{}"/>"#, v * 100.0, colour(v));
+    }
+    let _ = writeln!(svg, "</linearGradient></defs>");
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{x}" y="{y}" width="{w}" height="10" fill="url(#scale)" stroke="#888" stroke-width="0.5"/>"##
+    );
+    for tick in [0.0f32, 0.25, 0.5, 0.75, 1.0] {
+        let tx = x + tick * w;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{tx:.1}" y1="{:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#555" stroke-width="0.5"/><text x="{tx:.1}" y="{:.1}" font-size="9" text-anchor="middle">{tick}</text>"##,
+            y + 10.0,
+            y + 13.0,
+            y + 22.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#555">attention weight (colour ∝ √weight)</text></g>"##,
+        x + w + 10.0,
+        y + 9.0
+    );
+}
+
 /// An SVG of the chosen maps: one large labelled map when one layer and one head are chosen,
-/// otherwise a grid (layers down, heads across) of small maps.
+/// otherwise a grid (layers down, heads across) of small maps, each row of maps labelled
+/// with the query tokens and the top row with the attended ones. `title` is followed by the
+/// layers and heads drawn; a colour scale is drawn below the maps.
 pub fn render_svg(maps: &AttentionMaps, layers: &[usize], heads: &[usize], title: &str) -> String {
     let t = maps.len() as f32;
     let single = layers.len() == 1 && heads.len() == 1;
-    let (cell, label_w) = if single { (22.0, 110.0) } else { (7.0, 40.0) };
+    // Grid labels: small, at most 8 characters.
+    let max_chars = maps.labels.iter().map(|l| l.chars().count().min(8)).max().unwrap_or(1) as f32;
+    let grid_label = 3.6 * max_chars + 6.0;
+    let (cell, label_w) = if single { (22.0, 110.0) } else { (7.0, 24.0 + grid_label) };
     let map = t * cell;
     let gap = if single { 0.0 } else { 18.0 };
-    let top = if single { 110.0 } else { 50.0 };
+    let top = if single { 110.0 } else { 58.0 + grid_label };
+    let title = format!("{title} — {}, {}", describe("layer", layers), describe("head", heads));
     let width = (label_w + heads.len() as f32 * (map + gap) + 20.0)
-        .max(20.0 + 7.5 * title.chars().count() as f32);
-    let height = top + layers.len() as f32 * (map + gap) + 20.0;
+        .max(20.0 + 7.5 * title.chars().count() as f32)
+        .max(420.0);
+    let legend_y = top + layers.len() as f32 * (map + gap) + 12.0;
+    let height = legend_y + 40.0;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -169,19 +231,54 @@ pub fn render_svg(maps: &AttentionMaps, layers: &[usize], heads: &[usize], title
     let _ = writeln!(
         svg,
         r#"<text x="10" y="18" font-size="13" font-weight="bold">{}</text>"#,
-        escape(title)
+        escape(&title)
     );
+    let subtitle = if single {
+        "rows: query token · columns: attended token · darker = more weight"
+    } else {
+        "rows of maps: layers · columns: heads · in each map, rows: query token, columns: attended token"
+    };
+    let _ = writeln!(svg, r##"<text x="10" y="34" font-size="10" fill="#555">{subtitle}</text>"##);
     for (li, layer) in layers.iter().enumerate() {
         for (hi, head) in heads.iter().enumerate() {
             let x = label_w + hi as f32 * (map + gap);
             let y = top + li as f32 * (map + gap);
             draw_map(&mut svg, maps, *layer, *head, x, y, cell);
-            if !single {
+            if single {
+                continue;
+            }
+            if li == 0 {
                 let _ = writeln!(
                     svg,
-                    r#"<text x="{x}" y="{:.1}" font-size="9">L{layer} H{head}</text>"#,
-                    y - 3.0
+                    r#"<text x="{x}" y="50" font-size="9" font-weight="bold">H{head}</text>"#
                 );
+                // Attended tokens above the top row, one per column.
+                for (k, label) in maps.labels.iter().enumerate() {
+                    let cx = x + (k as f32 + 0.75) * cell;
+                    let cy = y - 3.0;
+                    let _ = writeln!(
+                        svg,
+                        r#"<text x="{cx:.1}" y="{cy:.1}" font-size="6" transform="rotate(-90 {cx:.1} {cy:.1})">{}</text>"#,
+                        escape(&short(label, 8))
+                    );
+                }
+            }
+            if hi == 0 {
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="4" y="{:.1}" font-size="9" font-weight="bold">L{layer}</text>"#,
+                    y + 8.0
+                );
+                // Query tokens left of the first column, one per row.
+                for (q, label) in maps.labels.iter().enumerate() {
+                    let _ = writeln!(
+                        svg,
+                        r#"<text x="{:.1}" y="{:.1}" font-size="6" text-anchor="end">{}</text>"#,
+                        x - 2.0,
+                        y + (q as f32 + 0.8) * cell,
+                        escape(&short(label, 8))
+                    );
+                }
             }
         }
     }
@@ -203,11 +300,50 @@ pub fn render_svg(maps: &AttentionMaps, layers: &[usize], heads: &[usize], title
                 top - 4.0
             );
         }
-        let _ = writeln!(
-            svg,
-            r##"<text x="10" y="34" font-size="10" fill="#555">rows: query token · columns: attended token · darker = more weight</text>"##
-        );
     }
+    draw_legend(&mut svg, 10.0, legend_y);
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps(t: usize) -> AttentionMaps {
+        let (n_layers, n_heads) = (2, 3);
+        let mut weights = vec![0.0; n_layers * n_heads * t * t];
+        for m in weights.chunks_mut(t * t) {
+            for q in 0..t {
+                for k in 0..=q {
+                    m[q * t + k] = 1.0 / (q + 1) as f32;
+                }
+            }
+        }
+        let labels = (0..t).map(|i| format!("tok{i}")).collect();
+        AttentionMaps { n_layers, n_heads, labels, weights }
+    }
+
+    #[test]
+    fn the_grid_names_its_layers_and_heads_and_labels_the_tokens() {
+        let m = maps(4);
+        let svg = render_svg(&m, &[0, 1], &[0, 1, 2], "attention of \"x\"");
+        assert!(svg.contains("layers 0–1, heads 0–2"), "{svg}");
+        assert!(!svg.contains("layer all"));
+        // Each label: once left of each row of maps (2), once above each top map (3).
+        for l in &m.labels {
+            assert_eq!(svg.matches(&format!(">{l}</text>")).count(), 2 + 3, "{l}");
+        }
+        assert!(svg.contains(r#"class="legend""#) && svg.contains("linearGradient"));
+        let single = render_svg(&m, &[1], &[2], "attention of \"x\"");
+        assert!(single.contains("layer 1, head 2"));
+        assert!(single.contains(r#"class="legend""#));
+    }
+
+    #[test]
+    fn titles_list_what_is_not_a_range() {
+        assert_eq!(describe("head", &[0, 2]), "heads 0, 2");
+        assert_eq!(describe("layer", &[4]), "layer 4");
+        assert_eq!(short("abcdefghij", 8), "abcdefg…");
+    }
 }

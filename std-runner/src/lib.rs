@@ -5,7 +5,9 @@
 
 pub mod attention;
 pub mod boards;
+pub mod cache;
 pub mod data;
 pub mod load;
 pub mod run;
 pub mod threads;
+pub mod usage;

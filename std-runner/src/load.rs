@@ -12,7 +12,8 @@ use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::llama2c;
 use chispa_tools::writer::{self, WriteOptions};
 
-use crate::data;
+use crate::usage::UsageError;
+use crate::{cache, data};
 
 /// The bytes of a model, wherever they live.
 #[derive(Debug)]
@@ -49,8 +50,13 @@ pub struct ModelSource {
     pub path: Option<PathBuf>,
     /// The tokenizer, for a llama2.c checkpoint.
     pub tokenizer: Option<PathBuf>,
-    /// How to convert a llama2.c checkpoint in memory.
+    /// How to convert a checkpoint (llama2.c, Hugging Face, GGUF).
     pub convert: WriteOptions,
+    /// Whether `convert` was asked for: an error for a `.chispa` file, which is not converted.
+    pub convert_given: bool,
+    /// Convert a Hugging Face folder or GGUF file again instead of using the cache (an error
+    /// for anything else, which is not cached).
+    pub no_cache: bool,
 }
 
 /// A loaded model's bytes and a name for messages.
@@ -94,31 +100,95 @@ pub fn convert_llama2c(ckpt: &Path, tok: &Path, opts: &WriteOptions) -> Result<A
     Ok(writer::build(&source, opts, |_, _| {})?.0)
 }
 
-/// A Hugging Face folder or a GGUF file converted in memory; `None` for anything else.
-fn convert_foreign(path: &Path, opts: &WriteOptions) -> Result<Option<AlignedBytes>> {
+/// Whether `path` is a Hugging Face folder or a GGUF file (converted, and cached).
+fn is_foreign(path: &Path) -> bool {
+    path.is_dir() || path.extension().is_some_and(|e| e == "gguf")
+}
+
+/// Converts a Hugging Face folder or a GGUF file in memory.
+fn convert_foreign(path: &Path, opts: &WriteOptions) -> Result<AlignedBytes> {
     let source = if path.is_dir() {
         chispa_tools::hf::read_dir(path)
             .with_context(|| format!("cannot convert {}", path.display()))?
             .model
-    } else if path.extension().is_some_and(|e| e == "gguf") {
+    } else {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         chispa_tools::gguf::read(&bytes)
             .with_context(|| format!("cannot convert {}", path.display()))?
             .0
-    } else {
-        return Ok(None);
     };
-    Ok(Some(writer::build(&source, opts, |_, _| {})?.0))
+    Ok(writer::build(&source, opts, |_, _| {})?.0)
+}
+
+/// A Hugging Face folder or GGUF file: from the cache ([`crate::cache`]) when it holds this
+/// conversion, else converted (and cached). One line on stderr says which.
+fn load_foreign(path: &Path, source: &ModelSource) -> Result<Loaded> {
+    let dtype = source.convert.dtype.name();
+    let in_memory = |bytes| Loaded {
+        bytes: ModelBytes::Owned(bytes),
+        name: format!("{} ({dtype}, converted in memory)", path.display()),
+    };
+    let dir = match cache::dir() {
+        Some(dir) if !source.no_cache => dir,
+        _ => return Ok(in_memory(convert_foreign(path, &source.convert)?)),
+    };
+    let file = dir.join(format!("{}.chispa", cache::key(path, &source.convert)?));
+    if file.is_file() {
+        let bytes = map(&file)?;
+        if Model::parse(bytes.as_slice()).is_ok() {
+            eprintln!(
+                "chispa: using the cached conversion of {} ({})",
+                path.display(),
+                file.display()
+            );
+            return Ok(Loaded { bytes, name: format!("{} ({dtype}, cached)", path.display()) });
+        }
+    }
+    let image = convert_foreign(path, &source.convert)?;
+    let stored = std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+        .and_then(|()| writer::write_atomic(&file, image.as_slice()));
+    match stored {
+        Ok(()) => {
+            eprintln!("chispa: converted {} and cached it as {}", path.display(), file.display())
+        }
+        Err(e) => eprintln!("chispa: converted {} (not cached: {e:#})", path.display()),
+    }
+    Ok(in_memory(image))
+}
+
+fn not_applicable(what: &str) -> anyhow::Error {
+    UsageError(what.to_string()).into()
 }
 
 /// Loads a model from `source`.
 ///
 /// # Errors
 /// Missing or unreadable files, a llama2.c checkpoint without `--tokenizer`, or a failed
-/// conversion. The bytes are not validated here: call [`ModelBytes::parse`].
+/// conversion; a [`UsageError`] for a setting that does not apply to the model (a tokenizer
+/// for anything but a llama2.c checkpoint, conversion options for a `.chispa` file,
+/// `--no-cache` for what is not cached). The bytes are not validated here: call [`ModelBytes::parse`].
 pub fn load(source: &ModelSource) -> Result<Loaded> {
+    let tokenizer_for = |what: &str| -> Result<()> {
+        if source.tokenizer.is_some() {
+            return Err(not_applicable(&format!(
+                "--tokenizer is only for a llama2.c checkpoint: {what} has its own tokenizer"
+            )));
+        }
+        Ok(())
+    };
+    let not_cached = |what: &str| -> Result<()> {
+        if source.no_cache {
+            return Err(not_applicable(&format!(
+                "--no-cache is only for a Hugging Face folder or GGUF file: {what} is not cached"
+            )));
+        }
+        Ok(())
+    };
     let Some(path) = &source.path else {
+        tokenizer_for("the default model")?;
+        not_cached("the default model")?;
         let (ckpt, tok) = data::default_model()?;
         let bytes = ModelBytes::Owned(convert_llama2c(&ckpt, &tok, &source.convert)?);
         return Ok(Loaded {
@@ -129,23 +199,23 @@ pub fn load(source: &ModelSource) -> Result<Loaded> {
     if !path.exists() {
         bail!("{}: no such file", path.display());
     }
-    if let Some(bytes) = convert_foreign(path, &source.convert)? {
-        return Ok(Loaded {
-            bytes: ModelBytes::Owned(bytes),
-            name: format!(
-                "{} ({}, converted in memory)",
-                path.display(),
-                source.convert.dtype.name()
-            ),
-        });
+    if is_foreign(path) {
+        tokenizer_for(&path.display().to_string())?;
+        return load_foreign(path, source);
     }
     let is_chispa = path.extension().is_some_and(|e| e == "chispa") || starts_with_magic(path)?;
     if is_chispa {
-        if source.tokenizer.is_some() {
-            bail!("--tokenizer is only for llama2.c checkpoints: {} holds its own", path.display());
+        let what = format!("{} is a .chispa file", path.display());
+        tokenizer_for(&what)?;
+        not_cached(&what)?;
+        if source.convert_given {
+            return Err(not_applicable(&format!(
+                "--dtype is only for a checkpoint to convert: {what} (convert the original again with chispa-convert)"
+            )));
         }
         return Ok(Loaded { bytes: map(path)?, name: path.display().to_string() });
     }
+    not_cached(&path.display().to_string())?;
     let Some(tok) = &source.tokenizer else {
         bail!(
             "{} is not a .chispa file; if it is a llama2.c checkpoint, give its tokenizer with --tokenizer TOK.bin",

@@ -9,12 +9,13 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use chispa_core::SessionOptions;
+use chispa_runner::usage::is_usage_error;
 use cli::attention::cmd_attention;
 use cli::bench::cmd_bench;
 use cli::common::{load_model, Kv, ModelArgs};
 use cli::eval::cmd_eval;
 use cli::plan::cmd_plan;
-use cli::run::{cmd_run, RunArgs};
+use cli::run::{cmd_run, Outcome, RunArgs};
 use cli::tokenize::cmd_tokenize;
 
 /// chispa runs small transformer language models — the same code as on a microcontroller.
@@ -23,7 +24,8 @@ use cli::tokenize::cmd_tokenize;
 /// --tokenizer (converted in memory). Without MODEL, the default model stories260K is taken from
 /// the data directory ($CHISPA_DATA, else ../shared).
 ///
-/// Exit codes: 0 success, 1 bad model or input (the message says which), 2 bad command line.
+/// Exit codes: 0 success, 1 bad model or input (the message says which), 2 bad command line
+/// (including a flag that does not apply to MODEL), 130 `run` interrupted by Ctrl-C.
 #[derive(Parser, Debug)]
 #[command(name = "chispa", version, about, long_about)]
 struct Cli {
@@ -35,7 +37,8 @@ struct Cli {
 enum Command {
     /// Generate text: streams it to stdout, statistics to stderr.
     Run {
-        /// Model (.chispa, or llama2.c .bin with --tokenizer); default stories260K.
+        /// Model: .chispa, llama2.c .bin with --tokenizer, Hugging Face folder or .gguf (both
+        /// converted once, then cached); default stories260K.
         model: Option<PathBuf>,
         #[command(flatten)]
         m: ModelArgs,
@@ -103,7 +106,7 @@ enum Command {
         #[arg(long)]
         board: String,
         /// Context length in tokens; default: the model's maximum.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, short = 'c', visible_alias = "ctx-size", default_value_t = 0)]
         context: usize,
         /// KV-cache element type.
         #[arg(long, value_enum, default_value_t = Kv::Int8)]
@@ -127,37 +130,72 @@ enum Command {
     },
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
+    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Run { model, m, args } => cmd_run(&load_model(model, &m)?, &args),
+        Command::Run { model, m, args } => match cmd_run(&load_model(model, &m)?, &args)? {
+            Outcome::Done => Ok(ExitCode::SUCCESS),
+            Outcome::Interrupted => Ok(ExitCode::from(130)),
+        },
         Command::Tokenize { model, text, m, verbose, no_bos } => {
-            cmd_tokenize(&load_model(Some(model), &m)?, &text, verbose, no_bos)
+            done(cmd_tokenize(&load_model(Some(model), &m)?, &text, verbose, no_bos))
         }
         Command::Eval { model, m, tokens, text, logits_out } => {
-            cmd_eval(&load_model(Some(model), &m)?, tokens, text, logits_out)
+            done(cmd_eval(&load_model(Some(model), &m)?, tokens, text, logits_out))
         }
         Command::Attention { model, m, prompt, layer, head, output } => {
-            cmd_attention(&load_model(model, &m)?, &prompt, &layer, &head, &output)
+            done(cmd_attention(&load_model(model, &m)?, &prompt, &layer, &head, &output))
         }
         Command::Plan { model, m, board, context, kv } => {
             let options = SessionOptions { context, kv: kv.into() };
             if !cmd_plan(&load_model(model, &m)?, &board, options)? {
                 anyhow::bail!("the model does not fit {board} with these settings (see above)");
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench { model, m, prompt_tokens, gen_tokens, repeats } => {
-            cmd_bench(&load_model(model, &m)?, prompt_tokens, gen_tokens, repeats)
+            done(cmd_bench(&load_model(model, &m)?, prompt_tokens, gen_tokens, repeats))
         }
     }
 }
 
+/// A clap error as one line: its message and the arguments it lists, without the usage
+/// block (`--help` shows that).
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let msg = parts.join(" ");
+    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+    format!("chispa: error: {msg} (see --help)")
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("chispa: error: {e:#}");
-            ExitCode::FAILURE
+            if is_usage_error(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The `chispa` command as a user runs it.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
+
+use tempfile::TempDir;
 
 use chispa_runner::data::{data_file, default_model};
 
@@ -35,7 +36,7 @@ fn greedy_story_matches_llama2c_byte_for_byte() {
     let o = chispa(&[
         "run",
         &ckpt,
-        "-t",
+        "--tokenizer",
         &tok,
         "--dtype",
         "f32",
@@ -74,13 +75,14 @@ fn default_model_runs_with_no_arguments_and_json_streams_tokens() {
 #[test]
 fn tokenize_and_eval() {
     let (ckpt, tok) = model_paths();
-    let o = chispa(&["tokenize", &ckpt, "-t", &tok, "Once upon a time"]);
+    let o = chispa(&["tokenize", &ckpt, "--tokenizer", &tok, "Once upon a time"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1,403,407,261,378");
-    let out = std::env::temp_dir().join(format!("chispa-eval-{}.json", std::process::id()));
+    let dir = tempdir();
+    let out = dir.path().join("logits.json");
     let o = chispa(&[
         "eval",
         &ckpt,
-        "-t",
+        "--tokenizer",
         &tok,
         "--tokens",
         "1,403,407,261,378",
@@ -93,12 +95,12 @@ fn tokenize_and_eval() {
         serde_json::from_slice(&std::fs::read(&out).expect("written")).expect("json");
     assert_eq!(doc["logits"].as_array().map(Vec::len), Some(5));
     assert_eq!(doc["logits"][0].as_array().map(Vec::len), Some(512));
-    let _ = std::fs::remove_file(out);
 }
 
 #[test]
 fn bad_models_are_one_line_errors() {
-    let dir = tempdir();
+    let tmp = tempdir();
+    let dir = tmp.path();
     let empty = dir.join("empty.chispa");
     std::fs::write(&empty, b"").expect("write");
     assert_clean_failure(&chispa(&["run", empty.to_str().expect("utf-8")]), "truncated");
@@ -146,20 +148,15 @@ fn bad_flags_exit_2() {
     assert_clean_failure(&chispa(&["run", "--temperature=-1"]), "temperature");
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "chispa-cli-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A temporary directory, removed when dropped (also when the test fails).
+fn tempdir() -> TempDir {
+    tempfile::Builder::new().prefix("chispa-cli-").tempdir().expect("temp dir")
 }
 
 #[test]
 fn attention_map_and_top_k_probabilities() {
     let dir = tempdir();
-    let svg = dir.join("att.svg");
+    let svg = dir.path().join("att.svg");
     let o = chispa(&[
         "attention",
         "-p",

@@ -22,8 +22,8 @@ fn convert_to(name: &str, out: &Path) -> serde_json::Value {
 
 #[test]
 fn tokenize_prints_the_reference_prompt_ids() {
-    let tmp = std::env::temp_dir().join(format!("chispa-hf-tokenize-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tmp = dir.path();
     for name in ["llama-tiny", "gpt2-tiny"] {
         let file = tmp.join(format!("{name}.chispa"));
         let reference = convert_to(name, &file);
@@ -45,13 +45,12 @@ fn tokenize_prints_the_reference_prompt_ids() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 #[test]
 fn run_prints_prompt_and_greedy_continuation_for_gpt2() {
-    let tmp = std::env::temp_dir().join(format!("chispa-hf-run-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tmp = dir.path();
     let file = tmp.join("gpt2.chispa");
     let reference = convert_to("gpt2-tiny", &file);
     let bytes =
@@ -79,14 +78,16 @@ fn run_prints_prompt_and_greedy_continuation_for_gpt2() {
         want.push(b'\n'); // `chispa run` ends its output with a newline
         assert_eq!(o.stdout, want, "case {prompt:?}");
     }
-    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 #[test]
 fn a_hugging_face_folder_runs_directly() {
     let config = data_file("reference/hf/gpt2-tiny/config.json").expect("data");
     let dir = config.parent().expect("folder");
+    // The conversion goes to a cache of its own, removed afterwards.
+    let cache = tempfile::tempdir().expect("temp dir");
     let o = Command::new(env!("CARGO_BIN_EXE_chispa"))
+        .env("CHISPA_CACHE", cache.path())
         .args(["tokenize", dir.to_str().expect("utf-8"), "Hello world"])
         .output()
         .expect("runs");

@@ -142,15 +142,30 @@ pub fn write_checkpoint(dir: &Path, tensors: &Tensors, store: Store, shards: usi
     Ok(())
 }
 
+/// A temporary directory, removed when dropped (also when a test fails); derefs to its path.
+#[derive(Debug)]
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
 /// A fresh empty temporary directory for one test.
 ///
 /// # Errors
 /// The directory cannot be created.
-pub fn temp_dir(name: &str) -> Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("chispa-tests-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
+pub fn temp_dir(name: &str) -> Result<TestDir> {
+    let prefix = format!("chispa-tests-{name}-");
+    Ok(TestDir(tempfile::Builder::new().prefix(&prefix).tempdir()?))
 }
 
 /// Copies the tokenizer files of `from` into `to`.

@@ -58,7 +58,7 @@ pub fn reference(relative: &str) -> Result<Reference> {
 /// The stories260K reference (llama2.c `run.c`).
 ///
 /// # Errors
-/// As [`reference`].
+/// As [`reference()`].
 pub fn stories_reference() -> Result<Reference> {
     reference("reference/stories260K.reference.json")
 }

@@ -20,11 +20,26 @@ fn convert(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chispa-convert")).args(args).output().expect("runs")
 }
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("chispa-convert-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A temporary directory, removed when dropped (also when the test fails).
+#[derive(Debug)]
+struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+fn tempdir(name: &str) -> TestDir {
+    let prefix = format!("chispa-convert-{name}-");
+    TestDir(tempfile::Builder::new().prefix(&prefix).tempdir().expect("temp dir"))
 }
 
 fn s(p: &Path) -> &str {

@@ -3,7 +3,7 @@
 //! untouched; no temporary file is left behind. Inputs are small synthetic llama2.c files made
 //! here (no shared data needed).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const DIM: usize = 8;
@@ -194,11 +194,26 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("chispa-failures-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A temporary directory, removed when dropped (also when the test fails).
+#[derive(Debug)]
+struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+fn tempdir(name: &str) -> TestDir {
+    let prefix = format!("chispa-failures-{name}-");
+    TestDir(tempfile::Builder::new().prefix(&prefix).tempdir().expect("temp dir"))
 }
 
 fn run(args: &[&str]) -> Output {

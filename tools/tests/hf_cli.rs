@@ -24,11 +24,26 @@ fn convert(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chispa-convert")).args(args).output().expect("runs")
 }
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("chispa-hf-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A temporary directory, removed when dropped (also when the test fails).
+#[derive(Debug)]
+struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+fn tempdir(name: &str) -> TestDir {
+    let prefix = format!("chispa-hf-cli-{name}-");
+    TestDir(tempfile::Builder::new().prefix(&prefix).tempdir().expect("temp dir"))
 }
 
 fn s(p: &Path) -> &str {
@@ -36,7 +51,7 @@ fn s(p: &Path) -> &str {
 }
 
 /// A copy of llama-tiny with `edit` applied to its config and tensors dropped or renamed.
-fn variant(name: &str, edit: impl Fn(&mut Value), drop: &[&str]) -> PathBuf {
+fn variant(name: &str, edit: impl Fn(&mut Value), drop: &[&str]) -> TestDir {
     let src = hf_dir("llama-tiny");
     let dir = tempdir(name);
     for f in ["tokenizer.json", "tokenizer_config.json"] {
@@ -69,7 +84,6 @@ fn assert_refused(dir: &Path, needle: &str) {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".chispa-"))
         .count();
     assert_eq!(leftovers, 0, "temporary files left");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -92,7 +106,6 @@ fn converts_llama_tiny_and_says_what_it_recognised() {
         assert!(err.contains(needle), "{needle:?} not in {err}");
     }
     assert!(out.is_file());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -167,5 +180,4 @@ fn gguf_of_another_architecture_is_refused() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("general.architecture \"gpt2\" is not supported"), "{err}");
     assert!(!out.exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -39,7 +39,7 @@ pub(crate) fn cmd_attention(
         );
     }
     let maps = record(&model, &ids)?;
-    let title = format!("attention of {:?} — layer {layer}, head {head}", prompt);
+    let title = format!("attention of {prompt:?}");
     let svg = render_svg(&maps, &layers, &heads, &title);
     chispa_tools::writer::write_atomic(out, svg.as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;

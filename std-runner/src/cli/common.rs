@@ -14,19 +14,33 @@ use clap::{Args, ValueEnum};
 
 #[derive(Args, Debug)]
 pub(crate) struct ModelArgs {
-    /// Tokenizer for a llama2.c checkpoint (e.g. tok512.bin).
-    #[arg(long, short = 't')]
+    /// Tokenizer of a llama2.c checkpoint (e.g. tok512.bin); an error with any other MODEL.
+    #[arg(long)]
     pub(crate) tokenizer: Option<PathBuf>,
-    /// Weights to convert a llama2.c checkpoint to in memory.
-    #[arg(long, value_enum, default_value_t = Dtype::Int8)]
-    pub(crate) dtype: Dtype,
+    /// Weights to convert a checkpoint (llama2.c, Hugging Face, GGUF) to [default: int8]; an
+    /// error with a .chispa MODEL.
+    #[arg(long, value_enum)]
+    pub(crate) dtype: Option<Dtype>,
+    /// Convert a Hugging Face folder or GGUF file again, without the cache of converted models
+    /// ($CHISPA_CACHE, else $XDG_CACHE_HOME/chispa or ~/.cache/chispa).
+    #[arg(long)]
+    pub(crate) no_cache: bool,
     /// Matmul kernels: scalar (the specification), avx2, avx512, neon, dsp, mve; default: the
     /// best this CPU has, or $CHISPA_BACKEND. Every backend gives the same bits.
     #[arg(long, value_parser = parse_backend)]
     pub(crate) backend: Option<Backend>,
     /// Threads for the int8 matmuls (rows split across them; same bits as one thread).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, short = 't', value_name = "N", default_value_t = 1, value_parser = parse_threads)]
     pub(crate) threads: u16,
+}
+
+fn parse_threads(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err("expected a thread count from 1 to 256 (-t is --threads, as in llama.cpp; \
+                  the temperature is --temp)"
+            .into()),
+    }
 }
 
 fn parse_backend(s: &str) -> Result<Backend, String> {
@@ -87,7 +101,7 @@ pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded>
     select_backend(m.backend)?;
     chispa_runner::threads::set_threads(m.threads as usize)
         .with_context(|| format!("cannot start {} threads", m.threads))?;
-    let dtype = match m.dtype {
+    let dtype = match m.dtype.unwrap_or(Dtype::Int8) {
         Dtype::Int8 => DType::I8,
         Dtype::F32 => DType::F32,
     };
@@ -95,6 +109,8 @@ pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded>
         path,
         tokenizer: m.tokenizer.clone(),
         convert: WriteOptions::new(dtype, None),
+        convert_given: m.dtype.is_some(),
+        no_cache: m.no_cache,
     })
 }
 
