@@ -19,7 +19,7 @@ use chispa_core::{
 /// The repository's test model (the fuzz corpus seed), 16-byte aligned as models must be.
 #[repr(C, align(16))]
 struct Aligned<const N: usize>([u8; N]);
-static TINY: Aligned<17216> =
+static TINY: Aligned<{ include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa").len() }> =
     Aligned(*include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa"));
 
 /// A file's bytes in 16-byte aligned memory, and their number.

@@ -18,7 +18,7 @@
 //! Integrity: `checksum` is the CRC-32 (IEEE) of the whole file with the four checksum bytes
 //! read as zero. CRC-32 detects every single-bit and every burst error up to 32 bits.
 //!
-//! The tensor directory lists tensors in the canonical order of [`canonical_tensors`], so the
+//! The tensor directory lists tensors in the canonical order of [`canonical_tensor`], so the
 //! forward pass finds tensor *k* of layer *l* by arithmetic, not by search.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]

@@ -46,7 +46,7 @@
 //! ```
 //! # #[repr(C, align(16))]
 //! # struct Aligned<const N: usize>([u8; N]);
-//! # static MODEL: Aligned<17216> =
+//! # static MODEL: Aligned<{ include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa").len() }> =
 //! #     Aligned(*include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa"));
 //! use chispa_core::{FormatError, Model};
 //!
@@ -68,7 +68,7 @@
 //! ```
 //! # #[repr(C, align(16))]
 //! # struct Aligned<const N: usize>([u8; N]);
-//! # static MODEL: Aligned<17216> =
+//! # static MODEL: Aligned<{ include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa").len() }> =
 //! #     Aligned(*include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa"));
 //! use chispa_core::{KvType, Model, PlanError, Session, SessionOptions};
 //!
@@ -101,7 +101,7 @@
 //! ```
 //! # #[repr(C, align(16))]
 //! # struct Aligned<const N: usize>([u8; N]);
-//! # static MODEL: Aligned<17216> =
+//! # static MODEL: Aligned<{ include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa").len() }> =
 //! #     Aligned(*include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa"));
 //! # #[repr(C, align(16))]
 //! # struct Arena([u8; 16384]);
@@ -155,7 +155,7 @@
 //! ```
 //! # #[repr(C, align(16))]
 //! # struct Aligned<const N: usize>([u8; N]);
-//! # static MODEL: Aligned<17216> =
+//! # static MODEL: Aligned<{ include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa").len() }> =
 //! #     Aligned(*include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa"));
 //! # #[repr(C, align(16))]
 //! # struct Arena([u8; 16384]);

@@ -11,7 +11,9 @@ use chispa_core::{
 #[repr(C, align(16))]
 struct Aligned<const N: usize>([u8; N]);
 
-static TINY: Aligned<18496> =
+const TINY_LEN: usize = include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa").len();
+
+static TINY: Aligned<TINY_LEN> =
     Aligned(*include_bytes!("../../tests/fuzz/corpus/parse_raw/tiny.chispa"));
 
 #[repr(C, align(16))]
@@ -55,7 +57,7 @@ fn tiny_model_generates_and_round_trips_text() {
 fn corruptions_are_typed_errors() {
     let bytes = &TINY.0;
     assert!(matches!(Model::parse(&bytes[..bytes.len() - 16]), Err(FormatError::Truncated { .. })));
-    let mut copy = Aligned([0u8; 18496]);
+    let mut copy = Aligned([0u8; TINY_LEN]);
     // Miri interprets every instruction: a few flips there, many natively.
     let step = if cfg!(miri) { 24_001 } else { 997 };
     for bit in (0..bytes.len() * 8).step_by(step) {

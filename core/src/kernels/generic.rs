@@ -163,7 +163,7 @@ pub fn matvec_f32(out: &mut [f32], w: &[f32], x: &[f32]) {
     }
 }
 
-/// In-place softmax: the maximum (NaNs skipped), `exp(v - max)` with [`crate::ops::expf`]
+/// In-place softmax: the maximum (NaNs skipped), `exp(v - max)` with `ops::expf`
 /// (`libm::expf` bit for bit), summed in order, then each divided by the sum.
 pub fn softmax(x: &mut [f32]) {
     // NaNs are skipped, as `f32::max` skips them; which zero wins a tie of +0 and -0 does not
@@ -180,7 +180,7 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 /// `gate = silu(gate) ⊙ up` (SwiGLU): `g · (1 / (1 + expf(-g)))`, then `· u`, with
-/// [`crate::ops::expf`] (`libm::expf` bit for bit).
+/// `ops::expf` (`libm::expf` bit for bit).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
         *g *= 1.0 / (1.0 + crate::ops::expf(-*g));
