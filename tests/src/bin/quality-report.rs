@@ -44,7 +44,7 @@ fn main() -> Result<()> {
         (DType::I8, Some(16)),
         (DType::I8, Some(32)),
         (DType::I8, Some(64)),
-        (DType::I8, Some(4096)),
+        (DType::I8, Some(chispa_core::kernels::MAX_GROUP)),
     ];
     for (dtype, group) in configs {
         let bytes = stories_model(dtype, group)?;
@@ -66,7 +66,7 @@ fn main() -> Result<()> {
         let group = match (dtype, group) {
             (DType::F32, _) => "-".to_string(),
             (_, None) => "32; w2 16; classifier 8 (default: kept by calibration)".to_string(),
-            (_, Some(4096)) => "row".to_string(),
+            (_, Some(chispa_core::kernels::MAX_GROUP)) => "row".to_string(),
             (_, Some(g)) => g.to_string(),
         };
         println!(

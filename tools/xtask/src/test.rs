@@ -91,8 +91,9 @@ fn desktop_kv(steps: usize, context: usize, kv: &str) -> Result<Run> {
     ensure!(json.status.success(), "chispa run --json failed");
     let mut ids = Vec::new();
     for line in String::from_utf8_lossy(&json.stdout).lines() {
-        if let Some(rest) = line.strip_prefix("{\"id\":") {
-            let id = rest.split(',').next().unwrap_or_default().trim();
+        // One object per token: `"id":N` with its bytes and text (the summary has no id).
+        if let Some((_, rest)) = line.split_once("\"id\":") {
+            let id = rest.split([',', '}']).next().unwrap_or_default().trim();
             ids.push(id.parse().with_context(|| format!("bad id in {line}"))?);
         }
     }
