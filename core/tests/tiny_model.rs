@@ -171,6 +171,11 @@ fn desktop_style_ids(config: SamplerConfig, filters: SamplerFilters) -> Vec<u32>
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "three generation runs take many minutes interpreted; the tests above take the same \
+              code through Miri"
+)]
 fn the_firmware_generate_path_matches_a_desktop_loop_with_top_k_and_repeat_penalty() {
     let config = SamplerConfig { temperature: 0.9, top_p: 0.95, seed: 77 };
     let filters = SamplerFilters { top_k: 5, min_p: 0.02, repeat_penalty: 1.4 };
