@@ -11,6 +11,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(chispa_dsp)");
     println!("cargo::rustc-check-cfg=cfg(chispa_mve)");
     println!("cargo::rustc-check-cfg=cfg(chispa_fp16)");
+    println!("cargo::rustc-check-cfg=cfg(chispa_thumb)");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -37,6 +38,10 @@ fn main() {
         || has("dsp");
     if dsp {
         println!("cargo::rustc-cfg=chispa_dsp");
+    }
+    // The assembly row loops are written once and assembled as T32 or A32.
+    if target.starts_with("thumb") {
+        println!("cargo::rustc-cfg=chispa_thumb");
     }
     // Half-precision conversions (VCVTB/VCVTT): FPv4 (Cortex-M4F) and FPv5 (M7, M33, M55),
     // i.e. the hard-float thumbv7em and thumbv8m.main targets, or an explicit feature.

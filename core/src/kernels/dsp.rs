@@ -202,6 +202,143 @@ unsafe fn pass<const G: usize>(out: &mut [f32], w: &I8Matrix<'_>, xb: &[u32], x_
     }
 }
 
+/// The argument block of the assembly row loops (`rows_g*` below), laid out as their stack
+/// frame: split inputs, whole groups per row, words of the short last group, where each row's
+/// exact i64 sum goes, rows, then the weights and the multipliers (both read in order).
+#[repr(C)]
+struct RowArgs {
+    xb: *const u32,
+    full: u32,
+    tail: u32,
+    acc: *mut i64,
+    rows: u32,
+    w: *const u8,
+    mults: *const u8,
+}
+
+/// Eight products added to r7 (`SMUAD` starts the group's sum, `SMLAD` goes on): `LDM` of
+/// four split input words and two weight words, four `SXTB16`, four multiply-adds.
+macro_rules! mac8_asm {
+    ($first:literal) => {
+        concat!(
+            "ldm r11!, {{r0, r1, r2, r3}}\n",
+            "ldm r10!, {{r4, r5}}\n",
+            "sxtb16 r6, r4\n",
+            "sxtb16 r4, r4, ror #8\n",
+            $first,
+            "smlad r7, r4, r1, r7\n",
+            "sxtb16 r6, r5\n",
+            "sxtb16 r5, r5, ror #8\n",
+            "smlad r7, r6, r2, r7\n",
+            "smlad r7, r5, r3, r7\n",
+        )
+    };
+}
+
+/// One assembly row loop for groups of `8 · (1 + number of $more)` inputs: for each row, each
+/// whole group's exact sum (r7) times its multiplier is added to the row's i64 (r8:r9,
+/// `SMLAL`), then the short last group a word at a time; the row's sum is stored and the next
+/// row follows in the same call (weights and multipliers are contiguous). AAPCS: r4–r11 are
+/// saved; r0–r3, r12 and lr are free. Assembles as A32 and T32 alike.
+macro_rules! rows_fn {
+    ($name:literal, $($more:literal)*) => {
+        core::arch::global_asm!(
+            ".syntax unified",
+            concat!(".section .text.", $name, ",\"ax\",%progbits"),
+            concat!(".globl ", $name),
+            concat!(".type ", $name, ",%function"),
+            ".p2align 2",
+            mode!(),
+            concat!($name, ":"),
+            "push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
+            "ldm r0, {{r1, r2, r3, r4, r5, r6, r7}}",
+            "push {{r1, r2, r3, r4, r5}}",
+            "mov r10, r6",
+            "mov r12, r7",
+            "1:",
+            "ldm sp, {{r11, lr}}",
+            "mov r8, #0",
+            "mov r9, #0",
+            "2:",
+            mac8_asm!("smuad r7, r6, r0\n"),
+            $(mac8_asm!($more),)*
+            "ldrb r6, [r12], #1",
+            "smlal r8, r9, r7, r6",
+            "subs lr, lr, #1",
+            "bne 2b",
+            "ldr lr, [sp, #8]",
+            "cmp lr, #0",
+            "beq 4f",
+            "mov r7, #0",
+            "3:",
+            "ldm r11!, {{r0, r1}}",
+            "ldr r4, [r10], #4",
+            "sxtb16 r6, r4",
+            "sxtb16 r4, r4, ror #8",
+            "smlad r7, r6, r0, r7",
+            "smlad r7, r4, r1, r7",
+            "subs lr, lr, #1",
+            "bne 3b",
+            "ldrb r6, [r12], #1",
+            "smlal r8, r9, r7, r6",
+            "4:",
+            "ldrd r0, r1, [sp, #12]",
+            "strd r8, r9, [r0], #8",
+            "subs r1, r1, #1",
+            "strd r0, r1, [sp, #12]",
+            "bne 1b",
+            "add sp, sp, #20",
+            "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
+            concat!(".size ", $name, ", . - ", $name),
+        );
+    };
+}
+
+/// The instruction set of the row loops: Thumb on M-profile, A32 on ARMv7-A Linux.
+#[cfg(chispa_thumb)]
+macro_rules! mode {
+    () => {
+        ".thumb\n.thumb_func"
+    };
+}
+#[cfg(not(chispa_thumb))]
+macro_rules! mode {
+    () => {
+        ".arm"
+    };
+}
+
+rows_fn!("chispa_dsp_rows_g8",);
+rows_fn!("chispa_dsp_rows_g16", "smlad r7, r6, r0, r7\n");
+rows_fn!("chispa_dsp_rows_g32", "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n");
+rows_fn!(
+    "chispa_dsp_rows_g64",
+    "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n"
+    "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n"
+    "smlad r7, r6, r0, r7\n"
+);
+
+extern "C" {
+    fn chispa_dsp_rows_g8(a: *const RowArgs);
+    fn chispa_dsp_rows_g16(a: *const RowArgs);
+    fn chispa_dsp_rows_g32(a: *const RowArgs);
+    fn chispa_dsp_rows_g64(a: *const RowArgs);
+}
+
+/// Rows per call of a row loop (their i64 sums wait on the stack for [`generic::finish_row`]).
+const CHUNK: usize = 32;
+
+/// The assembly row loops for groups of 8, 16, 32 or 64 (`None` for other groups).
+fn row_loop(group: usize) -> Option<unsafe extern "C" fn(*const RowArgs)> {
+    Some(match group {
+        8 => chispa_dsp_rows_g8,
+        16 => chispa_dsp_rows_g16,
+        32 => chispa_dsp_rows_g32,
+        64 => chispa_dsp_rows_g64,
+        _ => return None,
+    })
+}
+
 /// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`).
 pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     let (cols, group) = (w.cols, w.group);
@@ -219,14 +356,36 @@ pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     split(&xq[..cols], xb);
     // SAFETY: `split` wrote all `cols / 2` words (`cols` is a multiple of 4).
     let xb = unsafe { &*(xb as *const [MaybeUninit<u32>] as *const [u32]) };
-    // SAFETY: the conditions of `fast` are `pass`'s. Unrolled for the common groups.
-    unsafe {
-        match group {
-            8 => pass::<8>(out, w, xb, x_scale),
-            16 => pass::<16>(out, w, xb, x_scale),
-            32 => pass::<32>(out, w, xb, x_scale),
-            _ => pass::<0>(out, w, xb, x_scale),
+    let (full, last) = (cols / group, cols % group);
+    match row_loop(group) {
+        Some(f) if full > 0 => {
+            let groups = w.groups();
+            let mut acc = [0i64; CHUNK];
+            for (c, outs) in out.chunks_mut(CHUNK).enumerate() {
+                let first = c * CHUNK;
+                let args = RowArgs {
+                    xb: xb.as_ptr(),
+                    full: full as u32,
+                    tail: (last / 4) as u32,
+                    acc: acc.as_mut_ptr(),
+                    rows: outs.len() as u32,
+                    // SAFETY (both): row `first` starts inside the checked slices.
+                    w: unsafe { w.q.as_ptr().add(first * cols) } as *const u8,
+                    mults: unsafe { w.mults.as_ptr().add(first * groups) },
+                };
+                // SAFETY: `fast` and `w.holds(out.len())`: the call reads `outs.len()` (≥ 1)
+                // rows of `cols` word-aligned weight bytes and `groups` multipliers from row
+                // `first` on, the `cols / 2` split words for each, and writes `outs.len()` ≤
+                // CHUNK sums into `acc`; it keeps the AAPCS callee-saved registers.
+                unsafe { f(&args) };
+                let rs = &w.row_scales[first..first + outs.len()];
+                for ((o, a), r) in outs.iter_mut().zip(&acc).zip(rs) {
+                    *o = super::generic::finish_row(*a, *r, x_scale);
+                }
+            }
         }
+        // SAFETY: the conditions of `fast` are `pass`'s.
+        _ => unsafe { pass::<0>(out, w, xb, x_scale) },
     }
 }
 

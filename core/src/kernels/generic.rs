@@ -121,7 +121,9 @@ impl<'a> I8Matrix<'a> {
 #[inline(always)]
 pub fn finish_row(acc: i64, row_scale: f32, x_scale: f32) -> f32 {
     let a = match i32::try_from(acc) {
-        Ok(a) => a as f32,
+        // `black_box` keeps the i32 conversion: the compiler would otherwise merge both arms
+        // into the i64 one, a library call on 32-bit cores.
+        Ok(a) => core::hint::black_box(a) as f32,
         Err(_) => acc as f32,
     };
     a * (row_scale * x_scale)
