@@ -369,9 +369,8 @@ pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
                     tail: (last / 4) as u32,
                     acc: acc.as_mut_ptr(),
                     rows: outs.len() as u32,
-                    // SAFETY (both): row `first` starts inside the checked slices.
-                    w: unsafe { w.q.as_ptr().add(first * cols) } as *const u8,
-                    mults: unsafe { w.mults.as_ptr().add(first * groups) },
+                    w: w.q[first * cols..].as_ptr() as *const u8,
+                    mults: w.mults[first * groups..].as_ptr(),
                 };
                 // SAFETY: `fast` and `w.holds(out.len())`: the call reads `outs.len()` (≥ 1)
                 // rows of `cols` word-aligned weight bytes and `groups` multipliers from row
