@@ -39,10 +39,18 @@ fn main() {
     if dsp {
         println!("cargo::rustc-cfg=chispa_dsp");
     }
-    // The assembly row loops are written once and assembled as T32 or A32.
+    // The assembly row loops are written once and assembled as T32 or A32; module-level
+    // assembly does not see `-C target-cpu`, so ARMv8-M (whose DSP extension is optional) is
+    // told the CPU.
     if target.starts_with("thumb") {
         println!("cargo::rustc-cfg=chispa_thumb");
     }
+    let asm_cpu = if target.starts_with("thumbv8m") && dsp && !cpu.is_empty() {
+        format!(".cpu {cpu}")
+    } else {
+        String::new()
+    };
+    println!("cargo::rustc-env=CHISPA_ASM_CPU={asm_cpu}");
     // Half-precision conversions (VCVTB/VCVTT): FPv4 (Cortex-M4F) and FPv5 (M7, M33, M55),
     // i.e. the hard-float thumbv7em and thumbv8m.main targets, or an explicit feature.
     let fp16 = (target.starts_with("thumbv7em") || target.starts_with("thumbv8m.main"))

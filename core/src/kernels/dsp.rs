@@ -17,6 +17,7 @@ use core::arch::asm;
 use core::mem::MaybeUninit;
 
 use super::generic::I8Matrix;
+use super::{RowArgs, RowLoop};
 
 /// Most inputs the fast path splits (two words per four inputs on the stack).
 const XBUF_COLS: usize = 256;
@@ -202,20 +203,6 @@ unsafe fn pass<const G: usize>(out: &mut [f32], w: &I8Matrix<'_>, xb: &[u32], x_
     }
 }
 
-/// The argument block of the assembly row loops (`rows_g*` below), laid out as their stack
-/// frame: split inputs, whole groups per row, words of the short last group, where each row's
-/// exact i64 sum goes, rows, then the weights and the multipliers (both read in order).
-#[repr(C)]
-struct RowArgs {
-    xb: *const u32,
-    full: u32,
-    tail: u32,
-    acc: *mut i64,
-    rows: u32,
-    w: *const u8,
-    mults: *const u8,
-}
-
 /// Eight products added to r7 (`SMUAD` starts the group's sum, `SMLAD` goes on): `LDM` of
 /// four split input words and two weight words, four `SXTB16`, four multiply-adds.
 macro_rules! mac8_asm {
@@ -298,7 +285,7 @@ macro_rules! rows_fn {
 #[cfg(chispa_thumb)]
 macro_rules! mode {
     () => {
-        ".thumb\n.thumb_func"
+        concat!(env!("CHISPA_ASM_CPU"), "\n.thumb\n.thumb_func")
     };
 }
 #[cfg(not(chispa_thumb))]
@@ -325,11 +312,8 @@ extern "C" {
     fn chispa_dsp_rows_g64(a: *const RowArgs);
 }
 
-/// Rows per call of a row loop (their i64 sums wait on the stack for [`generic::finish_row`]).
-const CHUNK: usize = 32;
-
 /// The assembly row loops for groups of 8, 16, 32 or 64 (`None` for other groups).
-fn row_loop(group: usize) -> Option<unsafe extern "C" fn(*const RowArgs)> {
+fn row_loop(group: usize) -> Option<RowLoop> {
     Some(match group {
         8 => chispa_dsp_rows_g8,
         16 => chispa_dsp_rows_g16,
@@ -356,33 +340,12 @@ pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     split(&xq[..cols], xb);
     // SAFETY: `split` wrote all `cols / 2` words (`cols` is a multiple of 4).
     let xb = unsafe { &*(xb as *const [MaybeUninit<u32>] as *const [u32]) };
-    let (full, last) = (cols / group, cols % group);
     match row_loop(group) {
-        Some(f) if full > 0 => {
-            let groups = w.groups();
-            let mut acc = [0i64; CHUNK];
-            for (c, outs) in out.chunks_mut(CHUNK).enumerate() {
-                let first = c * CHUNK;
-                let args = RowArgs {
-                    xb: xb.as_ptr(),
-                    full: full as u32,
-                    tail: (last / 4) as u32,
-                    acc: acc.as_mut_ptr(),
-                    rows: outs.len() as u32,
-                    w: w.q[first * cols..].as_ptr() as *const u8,
-                    mults: w.mults[first * groups..].as_ptr(),
-                };
-                // SAFETY: `fast` and `w.holds(out.len())`: the call reads `outs.len()` (≥ 1)
-                // rows of `cols` word-aligned weight bytes and `groups` multipliers from row
-                // `first` on, the `cols / 2` split words for each, and writes `outs.len()` ≤
-                // CHUNK sums into `acc`; it keeps the AAPCS callee-saved registers.
-                unsafe { f(&args) };
-                let rs = &w.row_scales[first..first + outs.len()];
-                for ((o, a), r) in outs.iter_mut().zip(&acc).zip(rs) {
-                    *o = super::generic::finish_row(*a, *r, x_scale);
-                }
-            }
-        }
+        // SAFETY: `fast` (word-aligned weights, `cols` and `group` multiples of 4, the checked
+        // lengths) and the `cols / 2` split words the loop reads per row.
+        Some(f) if cols >= group => unsafe {
+            super::row_blocks(out, w, xb.as_ptr() as *const u8, x_scale, 4, f)
+        },
         // SAFETY: the conditions of `fast` are `pass`'s.
         _ => unsafe { pass::<0>(out, w, xb, x_scale) },
     }

@@ -482,6 +482,71 @@ pub fn mix2_i8_with(
     }
 }
 
+/// The argument block of the Arm assembly row loops (`dsp.rs`, `mve.rs`), laid out as the
+/// first words of their stack frame: the inputs as the loop reads them, whole groups per row,
+/// the short last group in the loop's units, where each row's exact i64 sum goes, rows, then
+/// the weights and the multipliers (both read in order, row after row).
+#[allow(dead_code)] // used only by the Arm back ends
+#[repr(C)]
+pub(crate) struct RowArgs {
+    x: *const u8,
+    full: u32,
+    tail: u32,
+    acc: *mut i64,
+    rows: u32,
+    w: *const u8,
+    mults: *const u8,
+}
+
+/// An assembly row loop: `RowArgs::rows` (≥ 1) rows, each `full` (≥ 1) whole groups and the
+/// tail, sums stored at `acc`; AAPCS callee-saved registers kept.
+#[allow(dead_code)] // used only by the Arm back ends
+pub(crate) type RowLoop = unsafe extern "C" fn(*const RowArgs);
+
+/// Rows per call of a [`RowLoop`] (their i64 sums wait on the stack for
+/// [`generic::finish_row`]).
+#[allow(dead_code)] // used only by the Arm back ends
+const ROW_BLOCK: usize = 32;
+
+/// Runs `f` over `out.len()` rows in blocks of [`ROW_BLOCK`] and ends each row as the scalar
+/// code does. `tail_unit`: the inputs per unit of [`RowArgs::tail`].
+///
+/// # Safety
+/// `w.holds(out.len())`, `w.cols >= w.group`, and `f` may read, for each of those rows, its
+/// `cols` weights, its multipliers and the inputs at `x` (as `f` lays them out).
+#[allow(dead_code, unsafe_code)] // used only by the Arm back ends; calls their assembly
+#[inline(always)]
+pub(crate) unsafe fn row_blocks(
+    out: &mut [f32],
+    w: &I8Matrix<'_>,
+    x: *const u8,
+    x_scale: f32,
+    tail_unit: usize,
+    f: RowLoop,
+) {
+    let (cols, groups) = (w.cols, w.groups());
+    let mut acc = [0i64; ROW_BLOCK];
+    for (c, outs) in out.chunks_mut(ROW_BLOCK).enumerate() {
+        let first = c * ROW_BLOCK;
+        let args = RowArgs {
+            x,
+            full: (cols / w.group) as u32,
+            tail: (cols % w.group / tail_unit) as u32,
+            acc: acc.as_mut_ptr(),
+            rows: outs.len() as u32,
+            w: w.q[first * cols..].as_ptr() as *const u8,
+            mults: w.mults[first * groups..].as_ptr(),
+        };
+        // SAFETY: the caller's conditions, for rows `first..first + outs.len()`; the call
+        // writes `outs.len()` ≤ ROW_BLOCK sums into `acc`.
+        unsafe { f(&args) };
+        let rs = &w.row_scales[first..first + outs.len()];
+        for ((o, a), r) in outs.iter_mut().zip(&acc).zip(rs) {
+            *o = generic::finish_row(*a, *r, x_scale);
+        }
+    }
+}
+
 /// The row driver of kernels that vectorise within a group (NEON, DSP, Helium): for each row,
 /// `group_sum` (exact i32) of every group times its multiplier, summed in i64, then
 /// [`generic::finish_row`]. Only `group_sum` differs between them.

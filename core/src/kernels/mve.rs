@@ -13,6 +13,7 @@
 use core::arch::asm;
 
 use super::generic::{self, I8Matrix};
+use super::{RowArgs, RowLoop};
 
 /// Exact Σ w[j]·x[j]: eight at a time, the weights widened by the load (`VLDRB.S16`), the
 /// products of the eight halfword lanes added to a general register (`VMLADAVA.S16`, exact).
@@ -49,10 +50,114 @@ fn group_sum(w: &[i8], x: &[i16]) -> i32 {
     acc
 }
 
-/// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`): `VMLADAV` group
-/// sums, the integer row sum and its end as in the scalar code.
+/// Eight products added to r2: eight weights widened by their load, eight int16 inputs, one
+/// `VMLADAVA.S16` (`VMLADAV` starts a group). Widening loads take low base registers: r0 walks
+/// the weights, r1 the inputs.
+macro_rules! mac8_mve {
+    ($op:literal) => {
+        concat!("vldrb.s16 q0, [r0], #8\n", "vldrh.s16 q1, [r1], #16\n", $op, " r2, q0, q1\n")
+    };
+}
+
+/// One assembly row loop for groups of `8 · (1 + number of $more)` inputs, as the DSP one
+/// (`dsp.rs`): per whole group the exact sum (r2) times its multiplier (r3, read through r6)
+/// is added to the row's i64 (r4:r5, `SMLAL`); the short last group (`tail` inputs, a
+/// multiple of 4) runs eight lanes at a time, the last step predicated on the lanes left
+/// (`VCTP`). q0, q1 and the VPR are the caller's to lose (AAPCS).
+macro_rules! rows_fn {
+    ($name:literal, $($more:literal)*) => {
+        core::arch::global_asm!(
+            ".syntax unified",
+            concat!(".section .text.", $name, ",\"ax\",%progbits"),
+            concat!(".globl ", $name),
+            concat!(".type ", $name, ",%function"),
+            ".p2align 2",
+            concat!(env!("CHISPA_ASM_CPU"), "\n.thumb\n.thumb_func"),
+            concat!($name, ":"),
+            "push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
+            "ldm r0, {{r1, r2, r3, r4, r5, r6, r7}}",
+            "push {{r1, r2, r3, r4, r5}}",
+            "mov r0, r6",
+            "mov r6, r7",
+            "1:",
+            "ldm sp, {{r1, r7}}",
+            "mov r4, #0",
+            "mov r5, #0",
+            "2:",
+            mac8_mve!("vmladav.s16"),
+            $(mac8_mve!($more),)*
+            "ldrb r3, [r6], #1",
+            "smlal r4, r5, r2, r3",
+            "subs r7, r7, #1",
+            "bne 2b",
+            "ldr lr, [sp, #8]",
+            "cmp lr, #0",
+            "beq 4f",
+            "mov r2, #0",
+            "3:",
+            "vctp.16 lr",
+            "vpstt",
+            "vldrbt.s16 q0, [r0]",
+            "vldrht.s16 q1, [r1]",
+            "vpst",
+            "vmladavat.s16 r2, q0, q1",
+            "cmp lr, #8",
+            "ite ge",
+            "movge r3, #8",
+            "movlt r3, lr",
+            "add r0, r0, r3",
+            "add r1, r1, r3, lsl #1",
+            "subs lr, lr, r3",
+            "bne 3b",
+            "ldrb r3, [r6], #1",
+            "smlal r4, r5, r2, r3",
+            "4:",
+            "ldrd r2, r3, [sp, #12]",
+            "strd r4, r5, [r2], #8",
+            "subs r3, r3, #1",
+            "strd r2, r3, [sp, #12]",
+            "bne 1b",
+            "add sp, sp, #20",
+            "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
+            concat!(".size ", $name, ", . - ", $name),
+        );
+    };
+}
+
+rows_fn!("chispa_mve_rows_g8",);
+rows_fn!("chispa_mve_rows_g16", "vmladava.s16");
+rows_fn!("chispa_mve_rows_g32", "vmladava.s16" "vmladava.s16" "vmladava.s16");
+rows_fn!(
+    "chispa_mve_rows_g64",
+    "vmladava.s16" "vmladava.s16" "vmladava.s16" "vmladava.s16" "vmladava.s16"
+    "vmladava.s16" "vmladava.s16"
+);
+
+extern "C" {
+    fn chispa_mve_rows_g8(a: *const RowArgs);
+    fn chispa_mve_rows_g16(a: *const RowArgs);
+    fn chispa_mve_rows_g32(a: *const RowArgs);
+    fn chispa_mve_rows_g64(a: *const RowArgs);
+}
+
+/// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`): for groups of 8,
+/// 16, 32 or 64 and widths a multiple of 4, the assembly row loops above; otherwise
+/// `VMLADAV` group sums in the shared row driver.
 pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
-    super::rows_by_group(out, w, xq, x_scale, group_sum);
+    let (cols, group) = (w.cols, w.group);
+    let f: RowLoop = match group {
+        8 => chispa_mve_rows_g8,
+        16 => chispa_mve_rows_g16,
+        32 => chispa_mve_rows_g32,
+        64 => chispa_mve_rows_g64,
+        _ => return super::rows_by_group(out, w, xq, x_scale, group_sum),
+    };
+    if cols % 4 != 0 || cols < group || !w.holds(out.len()) || xq.len() < cols {
+        return super::rows_by_group(out, w, xq, x_scale, group_sum);
+    }
+    // SAFETY: the checked lengths: each row's `cols` weights and multipliers, and the `cols`
+    // int16 inputs the loop reads per row (no alignment needed by VLDRB/VLDRH).
+    unsafe { super::row_blocks(out, w, xq.as_ptr() as *const u8, x_scale, 1, f) }
 }
 
 /// The vector exponential's constants: the bound on |x| of `expf`'s arithmetic path (as
