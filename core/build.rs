@@ -12,6 +12,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(chispa_mve)");
     println!("cargo::rustc-check-cfg=cfg(chispa_fp16)");
     println!("cargo::rustc-check-cfg=cfg(chispa_thumb)");
+    println!("cargo::rustc-check-cfg=cfg(chispa_vfp)");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -40,17 +41,30 @@ fn main() {
         println!("cargo::rustc-cfg=chispa_dsp");
     }
     // The assembly row loops are written once and assembled as T32 or A32; module-level
-    // assembly does not see `-C target-cpu`, so ARMv8-M (whose DSP extension is optional) is
-    // told the CPU.
+    // assembly sees neither `-C target-cpu` nor the FPU, so it is told both (the CPU on
+    // ARMv8-M, whose DSP extension is optional).
     if target.starts_with("thumb") {
         println!("cargo::rustc-cfg=chispa_thumb");
     }
-    let asm_cpu = if target.starts_with("thumbv8m") && dsp && !cpu.is_empty() {
-        format!(".cpu {cpu}")
-    } else {
-        String::new()
-    };
-    println!("cargo::rustc-env=CHISPA_ASM_CPU={asm_cpu}");
+    // The row loops end each row in VFP registers: hard-float targets only.
+    if target.ends_with("eabihf") {
+        println!("cargo::rustc-cfg=chispa_vfp");
+    }
+    let mut prelude = Vec::new();
+    if target.starts_with("thumbv8m") && dsp && !cpu.is_empty() {
+        prelude.push(format!(".cpu {cpu}"));
+    }
+    if target.ends_with("eabihf") {
+        let fpu = if target.starts_with("thumbv7em") {
+            "fpv4-sp-d16"
+        } else if target.starts_with("thumbv8m") {
+            "fpv5-sp-d16"
+        } else {
+            "vfpv3-d16"
+        };
+        prelude.push(format!(".fpu {fpu}"));
+    }
+    println!("cargo::rustc-env=CHISPA_ASM_PRELUDE={}", prelude.join(";"));
     // Half-precision conversions (VCVTB/VCVTT): FPv4 (Cortex-M4F) and FPv5 (M7, M33, M55),
     // i.e. the hard-float thumbv7em and thumbv8m.main targets, or an explicit feature.
     let fp16 = (target.starts_with("thumbv7em") || target.starts_with("thumbv8m.main"))

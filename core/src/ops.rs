@@ -75,116 +75,20 @@ pub(crate) fn rope(v: &mut [f32], head_size: usize, cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// In-place softmax: subtract the maximum, exponentiate (`expf`, which is `libm::expf` bit for bit),
-/// normalise (`kernels::generic::softmax`, with the active backend).
+/// In-place softmax: subtract the maximum, exponentiate (the contract's `kernels::generic::exp`),
+/// normalise (`kernels::generic::softmax`).
 pub fn softmax(x: &mut [f32]) {
-    kernels::softmax(x);
+    kernels::generic::softmax(x);
 }
 
-/// `gate = silu(gate) ⊙ up` (SwiGLU; `kernels::generic::swiglu`, with the active backend).
+/// `gate = silu(gate) ⊙ up` (SwiGLU; `kernels::generic::swiglu`).
 pub(crate) fn swiglu(gate: &mut [f32], up: &[f32]) {
-    kernels::swiglu(gate, up);
-}
-
-/// `libm::expf`, bit for bit, for every input: the same operations (FreeBSD's `e_expf.c`) in
-/// the same order, inlined, with its final `scalbnf(y, k)` written as the one multiplication
-/// by 2^k it is for the exponents reached here (|x| < 87.34, so -126 <= k <= 126). Larger
-/// |x| and NaN go to `libm::expf` itself. Checked against it on all 2^32 inputs (an ignored
-/// test; a sample runs with the others).
-#[inline(always)]
-pub(crate) fn expf(x: f32) -> f32 {
-    // libm's constants, by their bits.
-    const LN2_HI: f32 = f32::from_bits(0x3f31_7200); // 6.9314575195e-01
-    const LN2_LO: f32 = f32::from_bits(0x35bf_be8e); // 1.4286067653e-06
-    const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b); // 1.4426950216e+00
-    const P1: f32 = f32::from_bits(0x3e2a_aa8f); // 1.6666625440e-1
-    const P2: f32 = f32::from_bits(0xbb35_5215); // -2.7667332906e-3
-    let bits = x.to_bits();
-    let hx = bits & 0x7fff_ffff;
-    let negative = bits >> 31 != 0;
-    if hx >= 0x42ae_ac50 {
-        // |x| >= 87.34 or NaN: overflow, underflow, subnormal results.
-        return libm::expf(x);
-    }
-    let (k, hi, lo) = if hx > 0x3eb1_7218 {
-        // |x| > ln2 / 2
-        let k = if hx > 0x3f85_1592 {
-            // |x| > 1.5 ln2
-            (INV_LN2 * x + if negative { -0.5 } else { 0.5 }) as i32
-        } else if negative {
-            -1
-        } else {
-            1
-        };
-        let kf = k as f32;
-        (k, x - kf * LN2_HI, kf * LN2_LO)
-    } else if hx > 0x3900_0000 {
-        // |x| > 2^-14
-        (0, x, 0.0)
-    } else {
-        return 1.0 + x;
-    };
-    let x = hi - lo;
-    let xx = x * x;
-    let c = x - xx * (P1 + xx * P2);
-    let y = 1.0 + (x * c / (2.0 - c) - lo + hi);
-    if k == 0 {
-        y
-    } else {
-        // scalbnf(y, k) for -126 <= k <= 127: y · 2^k, one rounding.
-        y * f32::from_bits(((0x7f + k) as u32) << 23)
-    }
+    kernels::generic::swiglu(gate, up);
 }
 
 /// `x += d`.
 pub(crate) fn add(x: &mut [f32], d: &[f32]) {
     for (x, d) in x.iter_mut().zip(d) {
         *x += d;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::expf;
-
-    fn same(x: f32) -> bool {
-        let (a, b) = (expf(x), libm::expf(x));
-        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-    }
-
-    #[test]
-    fn expf_is_libm_expf_on_a_sample() {
-        // Every 4099th bit pattern (both signs, every exponent; a sparser sample under Miri)
-        // and the branch boundaries.
-        let step = if cfg!(miri) { 40_000_003 } else { 4099 };
-        let mut bad = 0u32;
-        let mut b = 0u32;
-        loop {
-            bad += u32::from(!same(f32::from_bits(b)));
-            match b.checked_add(step) {
-                Some(n) => b = n,
-                None => break,
-            }
-        }
-        for edge in
-            [0x42ae_ac50u32, 0x3eb1_7218, 0x3f85_1592, 0x3900_0000, 0x42b1_7218, 0x42cf_f1b5]
-        {
-            for d in 0..8 {
-                for sign in [0, 0x8000_0000] {
-                    let e = (edge + d - 4) | sign;
-                    bad += u32::from(!same(f32::from_bits(e)));
-                }
-            }
-        }
-        assert_eq!(bad, 0);
-    }
-
-    /// All 2^32 inputs (about a minute with optimisations): `cargo test -p chispa-core
-    /// --release expf_is_libm_expf_everywhere -- --ignored`.
-    #[test]
-    #[ignore]
-    fn expf_is_libm_expf_everywhere() {
-        let bad = (0..=u32::MAX).filter(|b| !same(f32::from_bits(*b))).count();
-        assert_eq!(bad, 0);
     }
 }

@@ -224,9 +224,9 @@ macro_rules! mac8_asm {
 
 /// One assembly row loop for groups of `8 · (1 + number of $more)` inputs: for each row, each
 /// whole group's exact sum (r7) times its multiplier is added to the row's i64 (r8:r9,
-/// `SMLAL`), then the short last group a word at a time; the row's sum is stored and the next
-/// row follows in the same call (weights and multipliers are contiguous). AAPCS: r4–r11 are
-/// saved; r0–r3, r12 and lr are free. Assembles as A32 and T32 alike.
+/// `SMLAL`), then the short last group a word at a time; the row ends as the scalar code's
+/// (`row_end!`) and the next row follows in the same call (weights and multipliers are
+/// contiguous). Assembles as A32 and T32 alike.
 macro_rules! rows_fn {
     ($name:literal, $($more:literal)*) => {
         core::arch::global_asm!(
@@ -237,11 +237,7 @@ macro_rules! rows_fn {
             ".p2align 2",
             mode!(),
             concat!($name, ":"),
-            "push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
-            "ldm r0, {{r1, r2, r3, r4, r5, r6, r7}}",
-            "push {{r1, r2, r3, r4, r5}}",
-            "mov r10, r6",
-            "mov r12, r7",
+            rows_prologue!("r10", "r12"),
             "1:",
             "ldm sp, {{r11, lr}}",
             "mov r8, #0",
@@ -269,13 +265,7 @@ macro_rules! rows_fn {
             "ldrb r6, [r12], #1",
             "smlal r8, r9, r7, r6",
             "4:",
-            "ldrd r0, r1, [sp, #12]",
-            "strd r8, r9, [r0], #8",
-            "subs r1, r1, #1",
-            "strd r0, r1, [sp, #12]",
-            "bne 1b",
-            "add sp, sp, #20",
-            "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
+            row_end!("r8", "r9"),
             concat!(".size ", $name, ", . - ", $name),
         );
     };
@@ -285,19 +275,23 @@ macro_rules! rows_fn {
 #[cfg(chispa_thumb)]
 macro_rules! mode {
     () => {
-        concat!(env!("CHISPA_ASM_CPU"), "\n.thumb\n.thumb_func")
+        concat!(env!("CHISPA_ASM_PRELUDE"), "\n.thumb\n.thumb_func")
     };
 }
 #[cfg(not(chispa_thumb))]
 macro_rules! mode {
     () => {
-        ".arm"
+        concat!(env!("CHISPA_ASM_PRELUDE"), "\n.arm")
     };
 }
 
+#[cfg(chispa_vfp)]
 rows_fn!("chispa_dsp_rows_g8",);
+#[cfg(chispa_vfp)]
 rows_fn!("chispa_dsp_rows_g16", "smlad r7, r6, r0, r7\n");
+#[cfg(chispa_vfp)]
 rows_fn!("chispa_dsp_rows_g32", "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n");
+#[cfg(chispa_vfp)]
 rows_fn!(
     "chispa_dsp_rows_g64",
     "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n" "smlad r7, r6, r0, r7\n"
@@ -305,6 +299,7 @@ rows_fn!(
     "smlad r7, r6, r0, r7\n"
 );
 
+#[cfg(chispa_vfp)]
 extern "C" {
     fn chispa_dsp_rows_g8(a: *const RowArgs);
     fn chispa_dsp_rows_g16(a: *const RowArgs);
@@ -312,15 +307,22 @@ extern "C" {
     fn chispa_dsp_rows_g64(a: *const RowArgs);
 }
 
-/// The assembly row loops for groups of 8, 16, 32 or 64 (`None` for other groups).
+/// The assembly row loops for groups of 8, 16, 32 or 64 (`None` for other groups, and on
+/// soft-float targets, where the Rust loop [`pass`] runs).
 fn row_loop(group: usize) -> Option<RowLoop> {
-    Some(match group {
+    #[cfg(chispa_vfp)]
+    return Some(match group {
         8 => chispa_dsp_rows_g8,
         16 => chispa_dsp_rows_g16,
         32 => chispa_dsp_rows_g32,
         64 => chispa_dsp_rows_g64,
         _ => return None,
-    })
+    });
+    #[cfg(not(chispa_vfp))]
+    {
+        let _ = group;
+        None
+    }
 }
 
 /// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`).
@@ -572,151 +574,4 @@ pub fn mix2_i8(
             t1 = out(reg) _,
         );
     }
-}
-
-/// `libm::expf`'s constants (by their bits) and the others the softmax loop keeps in
-/// s16–s23: 1/ln2, -1/2, ln2 (high part), ln2 (low part), P1, P2, 2, 1.
-#[cfg(chispa_fp16)]
-static EXP_CONSTANTS: [u32; 8] = [
-    0x3fb8_aa3b,
-    0xbf00_0000,
-    0x3f31_7200,
-    0x35bf_be8e,
-    0x3e2a_aa8f,
-    0xbb35_5215,
-    0x4000_0000,
-    0x3f80_0000,
-];
-
-/// `x[i] = expf(x[i] - max)` and `sum += x[i]` for i in order while `x[i] - max` is in
-/// `expf`'s main range with a negative sign (1.5·ln2 < |x| < 87.34: `k = (x/ln2 - 1/2) as i32`,
-/// -126 <= k <= -2, and `scalbnf(y, k)` is the one multiplication by 2^k); stops at the first
-/// other value. Returns how many were done and the sum. The operations are
-/// `crate::ops::expf`'s, in its order (`VCVT.S32.F32` truncates and saturates like `as i32`).
-#[cfg(chispa_fp16)]
-fn exp_run(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
-    let n = x.len();
-    if n == 0 {
-        return (0, sum);
-    }
-    let start = x.as_mut_ptr();
-    let (end, sum_bits): (*mut f32, u32);
-    // SAFETY: reads and writes `x[..n]` through `p` (one word per iteration, at most `n`);
-    // reads the 8 words of `EXP_CONSTANTS`; the FP registers used (s0–s8, s16–s25) are saved
-    // and restored; the core registers are operands.
-    unsafe {
-        asm!(
-            "vpush {{s0-s8}}",
-            "vpush {{s16-s25}}",
-            "vldm {c}, {{s16-s23}}",
-            "vmov s24, {mx}",
-            "vmov s25, {sm}",
-            "2:",
-            "vldr s0, [{p}]",
-            "vsub.f32 s0, s0, s24",
-            "vmov {b}, s0",
-            "cmp {b}, {lo}",
-            "bls 3f",
-            "cmp {b}, {hi}",
-            "bhs 3f",
-            "vmul.f32 s1, s0, s16",
-            "vadd.f32 s1, s1, s17",
-            "vcvt.s32.f32 s1, s1",
-            "vmov {b}, s1",
-            "vcvt.f32.s32 s1, s1",
-            "vmul.f32 s2, s1, s18",
-            "vsub.f32 s2, s0, s2",
-            "vmul.f32 s3, s1, s19",
-            "vsub.f32 s4, s2, s3",
-            "vmul.f32 s5, s4, s4",
-            "vmul.f32 s6, s5, s21",
-            "vadd.f32 s6, s20, s6",
-            "vmul.f32 s6, s5, s6",
-            "vsub.f32 s6, s4, s6",
-            "vmul.f32 s7, s4, s6",
-            "vsub.f32 s8, s22, s6",
-            "vdiv.f32 s7, s7, s8",
-            "vsub.f32 s7, s7, s3",
-            "vadd.f32 s7, s7, s2",
-            "vadd.f32 s7, s23, s7",
-            "add {b}, {one}, {b}, lsl #23",
-            "vmov s8, {b}",
-            "vmul.f32 s7, s7, s8",
-            "vstmia {p}!, {{s7}}",
-            "vadd.f32 s25, s25, s7",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            "3:",
-            "vmov {sm}, s25",
-            "vpop {{s16-s25}}",
-            "vpop {{s0-s8}}",
-            c = in(reg) EXP_CONSTANTS.as_ptr(),
-            mx = in(reg) max.to_bits(),
-            sm = inout(reg) sum.to_bits() => sum_bits,
-            p = inout(reg) start => end,
-            n = inout(reg) n => _,
-            b = out(reg) _,
-            lo = in(reg) 0xbf85_1592u32,
-            hi = in(reg) 0xc2ae_ac50u32,
-            one = in(reg) 0x3f80_0000u32,
-        );
-    }
-    // SAFETY: `end` is `start` advanced by the words done, inside `x` or one past its end.
-    let done = unsafe { end.offset_from(start) } as usize;
-    (done, f32::from_bits(sum_bits))
-}
-
-/// `x[i] /= sum` for every i, eight at a time (`VLDM`, eight `VDIV`, `VSTM`).
-#[cfg(chispa_fp16)]
-fn div_run8(x: &mut [f32], sum: f32) {
-    let blocks = x.len() / 8;
-    if blocks > 0 {
-        // SAFETY: reads and writes `x[..8 · blocks]`; s0–s8 are saved and restored.
-        unsafe {
-            asm!(
-                "vpush {{s0-s8}}",
-                "vmov s8, {s}",
-                "2:",
-                "vldm {p}, {{s0-s7}}",
-                "vdiv.f32 s0, s0, s8",
-                "vdiv.f32 s1, s1, s8",
-                "vdiv.f32 s2, s2, s8",
-                "vdiv.f32 s3, s3, s8",
-                "vdiv.f32 s4, s4, s8",
-                "vdiv.f32 s5, s5, s8",
-                "vdiv.f32 s6, s6, s8",
-                "vdiv.f32 s7, s7, s8",
-                "vstmia {p}!, {{s0-s7}}",
-                "subs {n}, {n}, #1",
-                "bne 2b",
-                "vpop {{s0-s8}}",
-                p = inout(reg) x.as_mut_ptr() => _,
-                n = inout(reg) blocks => _,
-                s = in(reg) sum.to_bits(),
-            );
-        }
-    }
-    for v in &mut x[8 * blocks..] {
-        *v /= sum;
-    }
-}
-
-/// See `generic::softmax`: the same maximum, exponentials, sum and divisions; runs of values
-/// in `expf`'s main range go through [`exp_run`], the others through `crate::ops::expf`.
-#[cfg(chispa_fp16)]
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
-    let mut sum = 0.0f32;
-    let mut i = 0;
-    while i < x.len() {
-        let (done, s) = exp_run(&mut x[i..], max, sum);
-        i += done;
-        sum = s;
-        if let Some(v) = x.get_mut(i) {
-            *v = crate::ops::expf(*v - max);
-            sum += *v;
-            i += 1;
-        }
-    }
-    div_run8(x, sum);
 }

@@ -48,6 +48,81 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
+/// The entry of an Arm assembly row loop (`dsp.rs`, `mve.rs`; AAPCS, hard-float): saves
+/// r4–r11, lr and s16–s19, loads the [`RowArgs`] at r0 (weights into `$w`, multipliers into
+/// `$m`, output into s17, rows into s19, row scales into s18, the input scale into s16) and
+/// leaves the inputs, whole groups per row and tail units on the stack (`[sp]`, `[sp, #4]`,
+/// `[sp, #8]`).
+#[allow(unused_macros)]
+macro_rules! rows_prologue {
+    ($w:literal, $m:literal) => {
+        concat!(
+            "push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}\n",
+            "vpush {{s16, s17, s18, s19}}\n",
+            "vldr s18, [r0, #28]\n",
+            "vldr s16, [r0, #32]\n",
+            "ldm r0, {{r1, r2, r3, r4, r5, r6, r7}}\n",
+            "push {{r1, r2, r3}}\n",
+            "vmov s17, r4\n",
+            "vmov s19, r5\n",
+            "mov ",
+            $w,
+            ", r6\n",
+            "mov ",
+            $m,
+            ", r7\n",
+        )
+    };
+}
+
+/// The end of a row in an Arm assembly row loop: the exact sum in `$lo:$hi` rounded to f32
+/// once (from i32 with `VCVT` when it fits, else by `__aeabi_l2f`, round to nearest even),
+/// times `row_scale · x_scale`, stored; then the next row (label `1`) or the exit. Uses r2,
+/// r3, s0 and s1; keeps every other register (the library call's are saved around it).
+#[allow(unused_macros)]
+macro_rules! row_end {
+    ($lo:literal, $hi:literal) => {
+        concat!(
+            "cmp ",
+            $hi,
+            ", ",
+            $lo,
+            ", asr #31\n",
+            "bne 7f\n",
+            "vmov s0, ",
+            $lo,
+            "\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "5:\n",
+            "vmov r2, r3, s17, s18\n",
+            "vldmia r3!, {{s1}}\n",
+            "vmul.f32 s1, s1, s16\n",
+            "vmul.f32 s0, s0, s1\n",
+            "vstmia r2!, {{s0}}\n",
+            "vmov s17, s18, r2, r3\n",
+            "vmov r2, s19\n",
+            "subs r2, r2, #1\n",
+            "vmov s19, r2\n",
+            "bne 1b\n",
+            "add sp, sp, #12\n",
+            "vpop {{s16, s17, s18, s19}}\n",
+            "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}\n",
+            "7:\n",
+            "push {{r0, r1, r2, r3, r12, lr}}\n",
+            "mov r0, ",
+            $lo,
+            "\n",
+            "mov r1, ",
+            $hi,
+            "\n",
+            "bl __aeabi_l2f\n",
+            "vmov s0, r0\n",
+            "pop {{r0, r1, r2, r3, r12, lr}}\n",
+            "b 5b\n",
+        )
+    };
+}
+
 #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
 #[allow(unsafe_code)]
 mod avx2;
@@ -291,39 +366,6 @@ pub fn matvec_i8_with(b: Backend, out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16],
     }
 }
 
-/// [`generic::softmax`] with the active backend.
-pub fn softmax(x: &mut [f32]) {
-    softmax_with(backend(), x)
-}
-
-/// [`generic::softmax`] with backend `b` (the scalar code where `b` has none).
-pub fn softmax_with(b: Backend, x: &mut [f32]) {
-    let _ = b;
-    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
-    match b {
-        #[cfg(chispa_mve)]
-        Backend::Mve => mve::softmax(x),
-        #[cfg(chispa_fp16)]
-        Backend::Dsp | Backend::Mve => dsp::softmax(x),
-        _ => generic::softmax(x),
-    }
-}
-
-/// [`generic::swiglu`] with the active backend.
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    swiglu_with(backend(), gate, up)
-}
-
-/// [`generic::swiglu`] with backend `b` (the scalar code where `b` has none).
-pub fn swiglu_with(b: Backend, gate: &mut [f32], up: &[f32]) {
-    let _ = b;
-    match b {
-        #[cfg(chispa_mve)]
-        Backend::Mve => mve::swiglu(gate, up),
-        _ => generic::swiglu(gate, up),
-    }
-}
-
 /// Whether the arguments of [`scores2_i8`]/[`mix2_i8`] cover what the kernels read.
 fn attention_fits(rows: &[i8], row_len: usize, off: usize, scales: &[f32], n: usize) -> bool {
     n == 0
@@ -482,34 +524,30 @@ pub fn mix2_i8_with(
     }
 }
 
-/// The argument block of the Arm assembly row loops (`dsp.rs`, `mve.rs`), laid out as the
-/// first words of their stack frame: the inputs as the loop reads them, whole groups per row,
-/// the short last group in the loop's units, where each row's exact i64 sum goes, rows, then
-/// the weights and the multipliers (both read in order, row after row).
+/// The argument block of the Arm assembly row loops (`dsp.rs`, `mve.rs`; see
+/// [`rows_prologue!`]): the inputs as the loop reads them, whole groups per row, the short
+/// last group in the loop's units, the output, rows, then the weights and the multipliers
+/// (both read in order, row after row), the row scales and the input scale.
 #[allow(dead_code)] // used only by the Arm back ends
 #[repr(C)]
 pub(crate) struct RowArgs {
     x: *const u8,
     full: u32,
     tail: u32,
-    acc: *mut i64,
+    out: *mut f32,
     rows: u32,
     w: *const u8,
     mults: *const u8,
+    row_scales: *const f32,
+    x_scale: f32,
 }
 
 /// An assembly row loop: `RowArgs::rows` (≥ 1) rows, each `full` (≥ 1) whole groups and the
-/// tail, sums stored at `acc`; AAPCS callee-saved registers kept.
+/// tail, each row ended as [`generic::finish_row`] does; AAPCS callee-saved registers kept.
 #[allow(dead_code)] // used only by the Arm back ends
 pub(crate) type RowLoop = unsafe extern "C" fn(*const RowArgs);
 
-/// Rows per call of a [`RowLoop`] (their i64 sums wait on the stack for
-/// [`generic::finish_row`]).
-#[allow(dead_code)] // used only by the Arm back ends
-const ROW_BLOCK: usize = 32;
-
-/// Runs `f` over `out.len()` rows in blocks of [`ROW_BLOCK`] and ends each row as the scalar
-/// code does. `tail_unit`: the inputs per unit of [`RowArgs::tail`].
+/// Runs `f` over the `out.len()` rows. `tail_unit`: the inputs per unit of `RowArgs::tail`.
 ///
 /// # Safety
 /// `w.holds(out.len())`, `w.cols >= w.group`, and `f` may read, for each of those rows, its
@@ -524,27 +562,23 @@ pub(crate) unsafe fn row_blocks(
     tail_unit: usize,
     f: RowLoop,
 ) {
-    let (cols, groups) = (w.cols, w.groups());
-    let mut acc = [0i64; ROW_BLOCK];
-    for (c, outs) in out.chunks_mut(ROW_BLOCK).enumerate() {
-        let first = c * ROW_BLOCK;
-        let args = RowArgs {
-            x,
-            full: (cols / w.group) as u32,
-            tail: (cols % w.group / tail_unit) as u32,
-            acc: acc.as_mut_ptr(),
-            rows: outs.len() as u32,
-            w: w.q[first * cols..].as_ptr() as *const u8,
-            mults: w.mults[first * groups..].as_ptr(),
-        };
-        // SAFETY: the caller's conditions, for rows `first..first + outs.len()`; the call
-        // writes `outs.len()` ≤ ROW_BLOCK sums into `acc`.
-        unsafe { f(&args) };
-        let rs = &w.row_scales[first..first + outs.len()];
-        for ((o, a), r) in outs.iter_mut().zip(&acc).zip(rs) {
-            *o = generic::finish_row(*a, *r, x_scale);
-        }
+    if out.is_empty() {
+        return;
     }
+    let args = RowArgs {
+        x,
+        full: (w.cols / w.group) as u32,
+        tail: (w.cols % w.group / tail_unit) as u32,
+        out: out.as_mut_ptr(),
+        rows: out.len() as u32,
+        w: w.q.as_ptr() as *const u8,
+        mults: w.mults.as_ptr(),
+        row_scales: w.row_scales.as_ptr(),
+        x_scale,
+    };
+    // SAFETY: the caller's conditions for the `out.len()` (≥ 1) rows; the call writes
+    // `out.len()` outputs and reads as many row scales (`w.holds`).
+    unsafe { f(&args) };
 }
 
 /// The row driver of kernels that vectorise within a group (NEON, DSP, Helium): for each row,

@@ -4,15 +4,12 @@
 //! backend they have. Besides random data it feeds what takes the assembly kernels off their
 //! fast paths: subnormal scales and products (Helium flushes them, so its kernels must
 //! notice and redo the work), NaN and infinite scales, misaligned weights, short groups,
-//! row and position counts that are not multiples of the kernels' blocks, and softmax inputs
-//! in every branch of `expf` (subnormal results included).
+//! row and position counts that are not multiples of the kernels' blocks.
 //!
 //! No heap and about 8 KiB of stack.
 
 use super::Backend;
-use super::{
-    generic, matvec_i8_with, mix2_i8_with, scores2_i8_with, softmax_with, swiglu_with, I8Matrix,
-};
+use super::{generic, matvec_i8_with, mix2_i8_with, scores2_i8_with, I8Matrix};
 
 /// What [`run`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,8 +81,6 @@ pub fn run(b: Backend) -> Report {
     let mut r = Report::default();
     matvec(b, &mut r);
     attention(b, &mut r);
-    softmax(b, &mut r);
-    swiglu(b, &mut r);
     r
 }
 
@@ -206,60 +201,5 @@ fn attention(b: Backend, r: &mut Report) {
                 r.check(what, &got_b, &want_b);
             }
         }
-    }
-}
-
-fn softmax(b: Backend, r: &mut Report) {
-    let mut rng = Rng(0x50f7_5e1f);
-    let mut x = [0f32; POS];
-    for n in [1, 2, 3, 4, 5, 7, 8, 9, 16, 33, POS] {
-        for spread in [0.001f32, 0.3, 1.0, 3.0, 30.0, 120.0] {
-            x.iter_mut().for_each(|v| *v = rng.f32() * spread);
-            let (mut want, mut got) = (x, x);
-            generic::softmax(&mut want[..n]);
-            softmax_with(b, &mut got[..n]);
-            r.check("softmax", &got[..n], &want[..n]);
-        }
-        // x - max near -87.34, where expf's result becomes subnormal, and specials.
-        for (i, v) in x.iter_mut().enumerate() {
-            *v = -87.336 + (i % 9) as f32 * 0.0005 - if i % 5 == 0 { 0.01 } else { 0.0 };
-        }
-        x[0] = 0.0;
-        let (mut want, mut got) = (x, x);
-        generic::softmax(&mut want[..n]);
-        softmax_with(b, &mut got[..n]);
-        r.check("softmax, subnormal exponentials", &got[..n], &want[..n]);
-        for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0] {
-            x.iter_mut().for_each(|v| *v = rng.f32() * 5.0);
-            x[n / 2] = special;
-            let (mut want, mut got) = (x, x);
-            generic::softmax(&mut want[..n]);
-            softmax_with(b, &mut got[..n]);
-            r.check("softmax, specials", &got[..n], &want[..n]);
-        }
-    }
-}
-
-fn swiglu(b: Backend, r: &mut Report) {
-    let mut rng = Rng(0x5111_5e1f);
-    let (mut g, mut u) = ([0f32; POS], [0f32; POS]);
-    for n in [1, 3, 4, 5, 8, 13, POS] {
-        for spread in [0.01f32, 1.0, 4.0, 30.0, 100.0] {
-            g.iter_mut().for_each(|v| *v = rng.f32() * spread);
-            u.iter_mut().for_each(|v| *v = rng.f32() * 2.0);
-            let (mut want, mut got) = (g, g);
-            generic::swiglu(&mut want[..n], &u[..n]);
-            swiglu_with(b, &mut got[..n], &u[..n]);
-            r.check("swiglu", &got[..n], &want[..n]);
-        }
-        // Gates where exp(-g) is huge or tiny, subnormal products, specials.
-        for (i, v) in g.iter_mut().enumerate() {
-            *v = [87.2f32, -87.2, 86.0, -60.0, 1.0e-39, f32::NAN, 0.0, -0.0][i % 8];
-        }
-        u.iter_mut().enumerate().for_each(|(i, v)| *v = if i % 3 == 0 { 1.0e-30 } else { 0.7 });
-        let (mut want, mut got) = (g, g);
-        generic::swiglu(&mut want[..n], &u[..n]);
-        swiglu_with(b, &mut got[..n], &u[..n]);
-        r.check("swiglu, extremes", &got[..n], &want[..n]);
     }
 }
