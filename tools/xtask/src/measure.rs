@@ -465,6 +465,13 @@ pub(crate) fn measure(o: &Options) -> Result<()> {
             "The forward pass in f32 with fake quantization switched per matrix (weights) and \
              per matmul input (activations); mean KL to transformers, the rest exact.",
         )?,
+        tests_bin(
+            "int8-ablation",
+            &["stories260K-hf"],
+            "int8 error budget, stories260K",
+            "The same for the trained stories260K (its Hugging Face export), against \
+             transformers.",
+        )?,
         kv_quality()?,
         plans(&model)?,
         speed(o, &model)?,
