@@ -500,7 +500,8 @@ pub(crate) fn measure(o: &Options) -> Result<()> {
             doc.push('\n');
         }
     }
-    let out = if o.out.is_absolute() { o.out.clone() } else { root().join(&o.out) };
+    let base = std::fs::canonicalize(root()).unwrap_or_else(|_| root());
+    let out = if o.out.is_absolute() { o.out.clone() } else { base.join(&o.out) };
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
