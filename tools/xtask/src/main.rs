@@ -74,6 +74,10 @@ enum Cmd {
         /// Output file (relative paths: from the repository root).
         #[arg(long, short, default_value = "docs/measurements.md")]
         out: PathBuf,
+        /// A compiled llama2.c `run` (`gcc -O3 -o run run.c -lm`): adds chispa and llama2.c
+        /// side by side on stories260K.
+        #[arg(long, value_name = "PATH")]
+        llama2c: Option<PathBuf>,
     },
 }
 
@@ -293,8 +297,8 @@ fn main() -> ExitCode {
         Cmd::TestQemu { boards, steps, no_real_boards } => {
             test::test_qemu(&boards, steps, !no_real_boards).map(|()| 0)
         }
-        Cmd::Measure { full, repeats, no_qemu, out } => {
-            measure::measure(&measure::Options { full, repeats, no_qemu, out }).map(|()| 0)
+        Cmd::Measure { full, repeats, no_qemu, out, llama2c } => {
+            measure::measure(&measure::Options { full, repeats, no_qemu, out, llama2c }).map(|()| 0)
         }
         Cmd::Model { out } => default_model()
             .and_then(|(c, t)| convert_llama2c(&c, &t, &WriteOptions::default()))

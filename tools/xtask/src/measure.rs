@@ -17,6 +17,8 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use chispa_tools::writer::write_atomic;
 
+use chispa_runner::data::default_model;
+
 use crate::test::{desktop_kv, field, firmware_kv};
 use crate::{default_chispa, root, run_qemu, Board, Kv};
 
@@ -27,6 +29,8 @@ pub(crate) struct Options {
     pub repeats: usize,
     pub no_qemu: bool,
     pub out: PathBuf,
+    /// A compiled llama2.c `run` binary, for the side-by-side comparison.
+    pub llama2c: Option<PathBuf>,
 }
 
 /// One section of the file: a title, the command that makes it, a note, the body.
@@ -276,6 +280,78 @@ fn speed(o: &Options, model260k: &Path) -> Result<Section> {
     })
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// chispa against llama2.c's `run.c` on stories260K, alternated: 256 positions from BOS,
+/// greedy, one thread.
+fn llama2c(o: &Options, model260k: &Path) -> Result<Section> {
+    let title = "Side by side with llama2.c".to_string();
+    let command = "cargo xtask measure --llama2c PATH/run".to_string();
+    let note = "stories260K, greedy from BOS, 256 positions (`run stories260K.bin -z tok512.bin \
+                -t 0 -n 256 -i \"\"` against `chispa bench MODEL --prompt-tokens 1 --gen-tokens \
+                255 --repeats 1`), one thread each, alternated round by round; the medians of the \
+                rounds. llama2.c's figure is its own \"achieved tok/s\" (f32, millisecond timer). \
+                llama2.c is not part of this repository: build it with `gcc -O3 -o run run.c -lm` \
+                from github.com/karpathy/llama2.c."
+        .to_string();
+    let Some(run) = &o.llama2c else {
+        let body = "Not run: pass `--llama2c PATH` (a compiled llama2.c `run`).\n".to_string();
+        return Ok(Section { title, command, note, body });
+    };
+    let t = step("side by side with llama2.c");
+    let (ckpt, tok) = default_model()?;
+    let f32_model = root().join("target/xtask/stories260K-f32.chispa");
+    let mut c = cargo();
+    c.args(["run", "--quiet", "--release", "-p", "chispa-tools", "--bin", "chispa-convert"])
+        .args(["--", "llama2c"])
+        .arg(&ckpt)
+        .arg("--tokenizer")
+        .arg(&tok)
+        .args(["--dtype", "f32", "-q", "-o"])
+        .arg(&f32_model);
+    output(c, "chispa-convert llama2c --dtype f32")?;
+    let chispa = |model: &Path| -> Result<Bench> {
+        let mut c = cargo();
+        c.args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "bench"])
+            .arg(model)
+            .args(["--prompt-tokens", "1", "--gen-tokens", "255", "--repeats", "1"]);
+        let all = output_all(c, "chispa bench")?;
+        all.lines().find_map(parse_bench).with_context(|| format!("unexpected bench output: {all}"))
+    };
+    let (mut theirs, mut ours_f32, mut ours_i8) = (Vec::new(), Vec::new(), Vec::new());
+    let mut backend = String::new();
+    for _ in 0..o.repeats.max(3) {
+        let mut c = Command::new(run);
+        c.arg(&ckpt).arg("-z").arg(&tok).args(["-t", "0", "-n", "256", "-i", ""]);
+        let all = output_all(c, "llama2.c run")?;
+        let rate = all
+            .lines()
+            .find_map(|l| l.strip_prefix("achieved tok/s: "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .context("llama2.c printed no \"achieved tok/s\"")?;
+        theirs.push(rate);
+        let f = chispa(&f32_model)?;
+        backend = f.backend.clone();
+        ours_f32.push(f.gen);
+        ours_i8.push(chispa(model260k)?.gen);
+    }
+    let rounds = theirs.len();
+    let (theirs, f, i) = (median(theirs), median(ours_f32), median(ours_i8));
+    let body = format!(
+        "| engine | weights | generation tok/s | vs llama2.c |\n|---|---|---|---|\n\
+         | llama2.c `run` | f32 | {theirs:.0} | 1.00× |\n\
+         | chispa ({backend}) | f32 | {f:.0} | {:.2}× |\n\
+         | chispa ({backend}) | int8 | {i:.0} | {:.2}× |\n\nMedians of {rounds} rounds.\n",
+        f / theirs,
+        i / theirs,
+    );
+    done(t);
+    Ok(Section { title, command, note, body })
+}
+
 fn have(tool: &str, arg: &str) -> bool {
     Command::new(tool).arg(arg).output().map(|o| o.status.success()).unwrap_or(false)
 }
@@ -475,6 +551,7 @@ pub(crate) fn measure(o: &Options) -> Result<()> {
         kv_quality()?,
         plans(&model)?,
         speed(o, &model)?,
+        llama2c(o, &model)?,
         firmware(o)?,
     ];
     if o.full {
@@ -490,9 +567,10 @@ pub(crate) fn measure(o: &Options) -> Result<()> {
     doc.push_str(&machine);
     let _ = writeln!(
         doc,
-        "| run | `cargo xtask measure{}{}` |",
+        "| run | `cargo xtask measure{}{}{}` |",
         if o.full { " --full" } else { "" },
         if o.repeats == 3 { String::new() } else { format!(" --repeats {}", o.repeats) },
+        if o.llama2c.is_some() { " --llama2c PATH" } else { "" },
     );
     for s in &sections {
         let _ = write!(doc, "\n## {}\n\n`{}`\n\n{}\n\n{}", s.title, s.command, s.note, s.body);
