@@ -458,6 +458,30 @@ fn mean_instructions(log: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// Criterion's result lines, one benchmark name with its time and throughput each.
+fn criterion_summary(out: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut name = String::new();
+    for l in out.lines() {
+        let trimmed = l.trim();
+        if let Some(rest) = trimmed.strip_prefix("time:") {
+            lines.push(format!("{name}: time {}", rest.trim()));
+        } else if let Some((n, rest)) = trimmed.split_once(" time:") {
+            name = n.trim().to_string();
+            lines.push(format!("{name}: time {}", rest.trim()));
+        } else if let Some(rest) = trimmed.strip_prefix("thrpt:") {
+            lines.push(format!("{name}: thrpt {}", rest.trim()));
+        } else if !trimmed.is_empty()
+            && !l.starts_with(' ')
+            && !trimmed.starts_with("Benchmarking")
+            && !trimmed.starts_with("Found")
+        {
+            name = trimmed.to_string();
+        }
+    }
+    lines
+}
+
 fn kernels_bench() -> Result<Section> {
     let t = step("kernel benchmarks (criterion)");
     let filter = "MAC/s|DRAM|attention";
@@ -470,23 +494,7 @@ fn kernels_bench() -> Result<Section> {
         filter,
     ]);
     let all = output_all(c, "cargo bench --bench kernels")?;
-    let mut lines = Vec::new();
-    let mut name = String::new();
-    for l in all.lines() {
-        let trimmed = l.trim();
-        if let Some((n, rest)) = trimmed.split_once(" time:") {
-            let n = if n.trim().is_empty() { name.as_str() } else { n.trim() };
-            lines.push(format!("{n}: time{rest}"));
-        } else if trimmed.starts_with("thrpt:") {
-            lines.push(format!("    {trimmed}"));
-        } else if !trimmed.is_empty()
-            && !trimmed.contains(':')
-            && !trimmed.starts_with("Found")
-            && !trimmed.starts_with("Benchmarking")
-        {
-            name = trimmed.to_string();
-        }
-    }
+    let lines = criterion_summary(&all);
     done(t);
     Ok(Section {
         title: "Kernels alone".into(),
@@ -586,4 +594,38 @@ pub(crate) fn measure(o: &Options) -> Result<()> {
     write_atomic(&out, doc.as_bytes())?;
     eprintln!("measure: wrote {} in {:.0} s", out.display(), start.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criterion_lines_keep_name_time_and_throughput() {
+        let out = "Benchmarking DRAM read bytes/s/1t/256MiB: Analyzing\n\
+                   DRAM read bytes/s/1t/256MiB\n\
+                   \x20                       time:   [46.167 ms 54.877 ms 63.476 ms]\n\
+                   \x20                       thrpt:  [3.9385 GiB/s 4.5556 GiB/s 5.4151 GiB/s]\n\
+                   Found 1 outliers among 10 measurements (10.00%)\n\
+                   \x20 1 (10.00%) high mild\n\
+                   short                   time:   [1.0 ms 1.1 ms 1.2 ms]\n";
+        assert_eq!(
+            criterion_summary(out),
+            [
+                "DRAM read bytes/s/1t/256MiB: time [46.167 ms 54.877 ms 63.476 ms]",
+                "DRAM read bytes/s/1t/256MiB: thrpt [3.9385 GiB/s 4.5556 GiB/s 5.4151 GiB/s]",
+                "short: time [1.0 ms 1.1 ms 1.2 ms]",
+            ]
+        );
+    }
+
+    #[test]
+    fn bench_line_parses() {
+        let b = parse_bench(
+            "m (int8): 260032 params, int8 — prompt 14429 tok/s, generation 10569 tok/s ≈ 3.2 \
+             GB/s of weights (median of 2, 32 + 64 tokens, 1 thread(s), avx512 kernels)",
+        )
+        .expect("parses");
+        assert_eq!((b.prompt, b.gen, b.backend.as_str()), (14429.0, 10569.0, "avx512"));
+    }
 }
