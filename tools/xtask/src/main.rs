@@ -8,6 +8,8 @@
 //! * `cargo xtask build --board NAME ...`: builds only (any board, real ones too) and prints
 //!   the ELF's path and its flash and RAM use.
 //! * `cargo xtask model [-o FILE]`: converts the default stories260K to int8 `.chispa`.
+//! * `cargo xtask measure [--full]`: runs the measurement commands and writes
+//!   `docs/measurements.md` (machine, commit, date, and each table with its command).
 //!
 //! Exit codes: 0 success, 1 a failed step (the message says which), 2 bad command line;
 //! `qemu` passes the firmware's own exit code through.
@@ -21,6 +23,7 @@ use chispa_runner::load::convert_llama2c;
 use chispa_tools::writer::{write_atomic, WriteOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod measure;
 mod test;
 
 #[derive(Parser, Debug)]
@@ -54,6 +57,27 @@ enum Cmd {
         /// Output file.
         #[arg(long, short, default_value = "target/xtask/stories260K.chispa")]
         out: PathBuf,
+    },
+    /// Run the measurement commands and write docs/measurements.md: the machine, the commit,
+    /// the date, and each table with the command that makes it (a few minutes).
+    Measure {
+        /// Also the heavier parts: the larger shapes and two threads, the criterion kernel
+        /// benchmarks, the firmware with the k10v7 KV cache and with a 128-token context.
+        #[arg(long)]
+        full: bool,
+        /// Repeats of each `chispa bench` (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Skip the firmware runs under QEMU (the file says so).
+        #[arg(long)]
+        no_qemu: bool,
+        /// Output file (relative paths: from the repository root).
+        #[arg(long, short, default_value = "docs/measurements.md")]
+        out: PathBuf,
+        /// A compiled llama2.c `run` (`gcc -O3 -o run run.c -lm`): adds chispa and llama2.c
+        /// side by side on stories260K.
+        #[arg(long, value_name = "PATH")]
+        llama2c: Option<PathBuf>,
     },
 }
 
@@ -272,6 +296,9 @@ fn main() -> ExitCode {
         }),
         Cmd::TestQemu { boards, steps, no_real_boards } => {
             test::test_qemu(&boards, steps, !no_real_boards).map(|()| 0)
+        }
+        Cmd::Measure { full, repeats, no_qemu, out, llama2c } => {
+            measure::measure(&measure::Options { full, repeats, no_qemu, out, llama2c }).map(|()| 0)
         }
         Cmd::Model { out } => default_model()
             .and_then(|(c, t)| convert_llama2c(&c, &t, &WriteOptions::default()))

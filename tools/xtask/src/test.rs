@@ -32,7 +32,7 @@ fn firmware(board: Board, steps: usize, context: usize, ram_kib: Option<u32>) ->
     firmware_kv(board, steps, context, ram_kib, Kv::Int8)
 }
 
-fn firmware_kv(
+pub(crate) fn firmware_kv(
     board: Board,
     steps: usize,
     context: usize,
@@ -59,17 +59,17 @@ fn firmware_kv(
 
 /// What a run printed: generated ids, text, digest.
 #[derive(Debug, Default, PartialEq)]
-struct Run {
+pub(crate) struct Run {
     ids: Vec<u32>,
     text: String,
-    digest: String,
+    pub(crate) digest: String,
 }
 
 fn desktop(steps: usize, context: usize) -> Result<Run> {
     desktop_kv(steps, context, "int8")
 }
 
-fn desktop_kv(steps: usize, context: usize, kv: &str) -> Result<Run> {
+pub(crate) fn desktop_kv(steps: usize, context: usize, kv: &str) -> Result<Run> {
     let model = default_chispa()?;
     let args = |json: bool| {
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -118,7 +118,7 @@ fn parse_firmware(log: &str) -> Result<Run> {
     Ok(run)
 }
 
-fn field(log: &str, key: &str) -> Option<String> {
+pub(crate) fn field(log: &str, key: &str) -> Option<String> {
     log.lines().find_map(|l| l.split_once(key).map(|(_, v)| v.trim().to_string()))
 }
 
