@@ -1,10 +1,9 @@
 //! `chispa plan`: will this model run on that board? Flash and RAM, margins, a speed estimate.
 
 use anyhow::{bail, Result};
-use chispa_core::{Session, SessionOptions};
+use chispa_core::SessionOptions;
 use chispa_runner::boards::{self, core_figures, BOARDS, STACK_RESERVE};
 use chispa_runner::load::Loaded;
-use chispa_runner::run::arena_for;
 
 fn kib(b: u64) -> String {
     format!("{:.1} KiB", b as f64 / 1024.0)
@@ -22,9 +21,7 @@ pub(crate) fn cmd_plan(loaded: &Loaded, board: &str, options: SessionOptions) ->
     };
     let model = loaded.bytes.parse(&loaded.name)?;
     let plan = model.plan(&options)?;
-    // The plan is what a session really takes: carve one to be sure.
-    let mut arena = arena_for(&model, &options)?;
-    Session::new(&model, &options, arena.as_mut_slice())?;
+    // `Model::plan` is exact (what `Session::new` carves): nothing is allocated here.
 
     let file = model.bytes().len() as u64;
     let weights: u64 = (0..model.header().n_tensors as usize)

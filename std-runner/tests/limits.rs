@@ -1,0 +1,130 @@
+//! `chispa` on inputs that are valid but ask for too much, or hostile command lines and
+//! outputs: every case ends with a one-line message and exit 1 (input) or 2 (usage), never
+//! an abort, a panic, a hang or an overwritten input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use chispa_core::format::{file_checksum, Header, CHECKSUM_OFFSET, HEADER_BYTES};
+use chispa_runner::data::default_model;
+use tempfile::TempDir;
+
+fn chispa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chispa")).args(args).output().expect("chispa runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit `code` with a one-line message on stderr containing `needle`.
+fn assert_fails(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "{needle:?} not in {err:?}");
+}
+
+fn tempdir() -> TempDir {
+    tempfile::Builder::new().prefix("chispa-limits-").tempdir().expect("temp dir")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// stories260K converted to int8.
+fn stories() -> Vec<u8> {
+    let (ckpt, tok) = default_model().expect("stories260K data");
+    chispa_runner::load::convert_llama2c(&ckpt, &tok, &Default::default())
+        .expect("convert")
+        .as_slice()
+        .to_vec()
+}
+
+/// `bytes` with its header changed by `edit` and the checksum computed again.
+fn resealed(bytes: &[u8], edit: impl FnOnce(&mut Header)) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let head: &[u8; HEADER_BYTES] = out[..HEADER_BYTES].try_into().expect("header");
+    let mut h = Header::read(head);
+    edit(&mut h);
+    out[..HEADER_BYTES].copy_from_slice(&h.write());
+    out[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4].copy_from_slice(&[0; 4]);
+    let crc = file_checksum(&out);
+    out[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn write_model(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write model");
+    path
+}
+
+/// A valid Llama of 64 layers, width 64, whose context of 2^20 positions (no tensor depends
+/// on it) needs a 34 GB arena with an f32 KV cache.
+fn million_position_model() -> Vec<u8> {
+    use chispa_core::format::Arch;
+    use chispa_tools::source::Params;
+    use chispa_tools::writer::{build, Groups, WriteOptions};
+    let params = Params {
+        arch: Arch::Llama,
+        dim: 64,
+        hidden_dim: 16,
+        n_layers: 64,
+        n_heads: 4,
+        n_kv_heads: 4,
+        vocab_size: 300,
+        max_seq_len: 1 << 20,
+        rope_theta: 10000.0,
+        norm_eps: 1e-5,
+        shared_classifier: true,
+    };
+    let source = chispa_tools::synth::random_model(params, 1, 0.05).expect("model");
+    let opts = WriteOptions { dtype: chispa_core::format::DType::I8, groups: Groups::Uniform(32) };
+    build(&source, &opts, |_, _| {}).expect("build").0.as_slice().to_vec()
+}
+
+#[test]
+fn a_context_of_a_million_positions_is_refused_before_allocating() {
+    let tmp = tempdir();
+    let m = write_model(tmp.path(), "long.chispa", &million_position_model());
+    // `run` would need 34 GB for the default (full) context.
+    let o = chispa(&["run", s(&m), "-n", "1", "-p", "Once"]);
+    assert_fails(&o, 1, "memory limit");
+    assert!(stderr(&o).contains("34363938160"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--context"), "{}", stderr(&o));
+    // A shorter context runs.
+    let o = chispa(&["run", s(&m), "-n", "2", "-p", "Once", "--context", "64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The same header edit on stories260K, resealed, also passes validation.
+    let edited = resealed(&stories(), |h| h.max_seq_len = 1 << 20);
+    let e = write_model(tmp.path(), "edited.chispa", &edited);
+    let o = Command::new(env!("CARGO_BIN_EXE_chispa"))
+        .args(["run", s(&e), "-n", "1", "-p", "Once"])
+        .env("CHISPA_MEMORY_LIMIT", "256M")
+        .output()
+        .expect("chispa runs");
+    assert_fails(&o, 1, "256.0 MiB");
+    // `plan` only computes: it reports and says the board's RAM is too small.
+    let o = chispa(&["plan", s(&m), "--board", "qemu-m4"]);
+    assert_fails(&o, 1, "does not fit");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("DOES NOT FIT"));
+    let o = chispa(&["plan", s(&m), "--board", "qemu-m4", "--context", "256"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The limit is the stated one and can be lowered.
+    let o = Command::new(env!("CARGO_BIN_EXE_chispa"))
+        .args(["run", s(&m), "-n", "1", "-p", "Once", "--context", "64"])
+        .env("CHISPA_MEMORY_LIMIT", "1K")
+        .output()
+        .expect("chispa runs");
+    assert_fails(&o, 1, "1.0 KiB");
+    // A nonsensical limit is named.
+    let o = Command::new(env!("CARGO_BIN_EXE_chispa"))
+        .args(["run", s(&m), "-n", "1"])
+        .env("CHISPA_MEMORY_LIMIT", "lots")
+        .stdout(Stdio::null())
+        .output()
+        .expect("chispa runs");
+    assert_fails(&o, 1, "CHISPA_MEMORY_LIMIT");
+}
