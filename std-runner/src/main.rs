@@ -187,8 +187,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(cli) {
+    if let Err(e) = chispa_tools::output::remove_temps_on_signals() {
+        eprintln!("chispa: error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli).and_then(|code| chispa_tools::stdout::flush().map(|()| code)) {
         Ok(code) => code,
+        Err(e) if chispa_tools::stdout::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chispa: error: {e:#}");
             if is_usage_error(&e) {

@@ -128,3 +128,61 @@ fn a_context_of_a_million_positions_is_refused_before_allocating() {
         .expect("chispa runs");
     assert_fails(&o, 1, "CHISPA_MEMORY_LIMIT");
 }
+
+#[test]
+fn outputs_never_replace_the_model_they_read() {
+    let tmp = tempdir();
+    let bytes = stories();
+    let m = write_model(tmp.path(), "m.chispa", &bytes);
+    let o = chispa(&["eval", s(&m), "--tokens", "1,403,407", "--logits-out", s(&m)]);
+    assert_fails(&o, 1, "also an input");
+    let o = chispa(&["attention", s(&m), "-p", "Once", "-o", s(&m)]);
+    assert_fails(&o, 1, "also an input");
+    assert_eq!(std::fs::read(&m).expect("read"), bytes, "model untouched");
+    let o = chispa(&["eval", s(&m), "--tokens", "1,403,407", "--logits-out", "/dev/full"]);
+    assert_fails(&o, 1, "not a regular file");
+}
+
+/// `chispa ARGS` with stdout on `/dev/full`.
+fn to_full(bin: &str, args: &[&str]) -> Output {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    Command::new(bin).args(args).stdout(full).output().expect("runs")
+}
+
+/// `chispa ARGS` with stdout a pipe whose reader is gone before anything is written.
+fn to_closed_pipe(bin: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn a_full_stdout_is_an_error_and_a_closed_one_a_quiet_end() {
+    let tmp = tempdir();
+    let m = write_model(tmp.path(), "m.chispa", &stories());
+    let chispa = env!("CARGO_BIN_EXE_chispa");
+    let cases: [&[&str]; 5] = [
+        &["plan", s(&m), "--board", "qemu-m4"],
+        &["eval", s(&m), "--tokens", "1,403,407"],
+        &["bench", s(&m), "--prompt-tokens", "4", "--gen-tokens", "4", "--repeats", "1"],
+        &["tokenize", s(&m), "Once upon a time"],
+        &["run", s(&m), "-n", "8", "-p", "Once"],
+    ];
+    for args in cases {
+        let o = to_full(chispa, args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cannot write to standard output"), "{args:?}: {err}");
+        assert_eq!(err.lines().filter(|l| l.contains("error")).count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let o = to_closed_pipe(chispa, args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("error") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

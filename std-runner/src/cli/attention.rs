@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chispa_runner::attention::{record, render_svg};
 use chispa_runner::load::Loaded;
 
@@ -27,6 +27,8 @@ pub(crate) fn cmd_attention(
     out: &Path,
 ) -> Result<()> {
     let model = loaded.bytes.parse(&loaded.name)?;
+    let inputs: Vec<&Path> = loaded.inputs.iter().map(|p| p.as_path()).collect();
+    chispa_tools::output::check(out, &inputs)?;
     let c = model.config();
     let layers = pick("layer", layer, c.n_layers)?;
     let heads = pick("head", head, c.n_heads)?;
@@ -41,8 +43,8 @@ pub(crate) fn cmd_attention(
     let maps = record(&model, &ids)?;
     let title = format!("attention of {prompt:?}");
     let svg = render_svg(&maps, &layers, &heads, &title);
-    chispa_tools::writer::write_atomic(out, svg.as_bytes())
-        .with_context(|| format!("cannot write {}", out.display()))?;
+    let inputs: Vec<&Path> = loaded.inputs.iter().map(|p| p.as_path()).collect();
+    chispa_tools::output::write(out, &inputs, svg.as_bytes())?;
     eprintln!(
         "wrote {}: {} tokens, {} map(s)",
         out.display(),

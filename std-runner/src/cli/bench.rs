@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use chispa_core::{Session, SessionOptions};
 use chispa_runner::load::Loaded;
 use chispa_runner::run::arena_for;
+use chispa_tools::outln;
 
 use super::common::rate;
 
@@ -65,7 +66,7 @@ pub(crate) fn cmd_bench(
     // header included, a small overestimate) times the rate is the weight read bandwidth.
     let g_rate = median(g_rates);
     let gb_s = model.bytes().len() as f64 * g_rate / 1e9;
-    println!(
+    outln!(
         "{}: {} params, {} — prompt {:.0} tok/s, generation {:.0} tok/s ≈ {gb_s:.1} GB/s of weights (median of {}, {} + {} tokens, {} thread(s), {} kernels)",
         loaded.name,
         c.parameter_count(),
@@ -77,6 +78,6 @@ pub(crate) fn cmd_bench(
         gen_tokens,
         chispa_runner::threads::threads(),
         chispa_core::kernels::backend().name()
-    );
+    )?;
     Ok(())
 }

@@ -138,11 +138,12 @@ pub(crate) fn reason_text(r: StopReason) -> String {
     }
 }
 
-/// Output that ends quietly when the reader goes away (`chispa run | head`).
+/// Output that ends quietly when the reader goes away (`chispa run | head`): `Ok(false)`;
+/// any other write error is [`chispa_tools::stdout::error`].
 pub(crate) fn out_ok(r: io::Result<()>) -> Result<bool> {
     match r {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(e).context("cannot write to stdout"),
+        Err(e) if chispa_tools::stdout::is_broken_pipe(&e) => Ok(false),
+        Err(e) => Err(chispa_tools::stdout::error(e)),
     }
 }

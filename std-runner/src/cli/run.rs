@@ -195,6 +195,7 @@ fn prompt_text(a: &RunArgs) -> Result<String> {
 fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     use signal_hook::consts::SIGINT;
     let flag = Arc::new(AtomicBool::new(false));
+    chispa_tools::output::sigint_handled_elsewhere();
     signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&flag))
         .context("cannot handle SIGINT")?;
     signal_hook::flag::register(SIGINT, Arc::clone(&flag)).context("cannot handle SIGINT")?;

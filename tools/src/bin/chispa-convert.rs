@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::calibrate::DEFAULT_TARGET_SNR_DB;
 use chispa_tools::source::SourceModel;
 use chispa_tools::writer::{self, Groups, WriteOptions};
-use chispa_tools::{gguf, gguf_writer, hf, inspect, llama2c, synth};
+use chispa_tools::{gguf, gguf_writer, hf, inspect, llama2c, out, outln, output, stdout, synth};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -139,7 +139,7 @@ impl OutputArgs {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    output::read_input(path)
 }
 
 fn convert_llama2c(
@@ -150,6 +150,8 @@ fn convert_llama2c(
     quiet: bool,
 ) -> Result<()> {
     let start = Instant::now();
+    let inputs = [checkpoint, tokenizer];
+    output::check(output, &inputs)?;
     let ckpt = read(checkpoint)?;
     let tok = read(tokenizer)?;
     let source = llama2c::read(&ckpt, &tok)
@@ -165,33 +167,37 @@ fn convert_llama2c(
         source.vocab.pieces.len(),
         if source.vocab.byte_fallback_base.is_some() { "yes" } else { "no" }
     );
-    write_model(&source, output, opts, quiet, start)
+    write_model(&source, output, &inputs, opts, quiet, start)
 }
 
 fn convert_hf(dir: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
     let start = Instant::now();
+    output::check(output, &[dir])?;
     let converted =
         hf::read_dir(dir).with_context(|| format!("cannot convert {}", dir.display()))?;
     for line in &converted.recognised {
         eprintln!("recognised  {line}");
     }
-    write_model(&converted.model, output, opts, quiet, start)
+    let inputs: Vec<&Path> = converted.inputs.iter().map(PathBuf::as_path).collect();
+    write_model(&converted.model, output, &inputs, opts, quiet, start)
 }
 
 fn convert_gguf(file: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
     let start = Instant::now();
+    output::check(output, &[file])?;
     let bytes = read(file)?;
     let (source, recognised) =
         gguf::read(&bytes).with_context(|| format!("cannot convert {}", file.display()))?;
     for line in &recognised {
         eprintln!("recognised  {line}");
     }
-    write_model(&source, output, opts, quiet, start)
+    write_model(&source, output, &[file], opts, quiet, start)
 }
 
 fn write_model(
     source: &SourceModel,
     output: &Path,
+    inputs: &[&Path],
     opts: WriteOptions,
     quiet: bool,
     start: Instant,
@@ -203,16 +209,22 @@ fn write_model(
     let (image, report) = writer::build(source, &opts, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     if !quiet {
-        println!(
+        outln!(
             "{:<24} {:>13} {:>6} {:>5} {:>9} {:>10} {:>11}",
-            "tensor", "shape", "dtype", "group", "bytes", "SNR dB", "max |err|"
-        );
+            "tensor",
+            "shape",
+            "dtype",
+            "group",
+            "bytes",
+            "SNR dB",
+            "max |err|"
+        )?;
         for t in &report.tensors {
             let (snr, err) = match t.stats {
                 Some(s) => (format!("{:.1}", s.snr_db), format!("{:.2e}", s.max_abs_err)),
                 None => ("exact".into(), "0".into()),
             };
-            println!(
+            outln!(
                 "{:<24} {:>13} {:>6} {:>5} {:>9} {:>10} {:>11}",
                 t.name,
                 format!("[{}, {}]", t.rows, t.cols),
@@ -221,7 +233,7 @@ fn write_model(
                 t.bytes,
                 snr,
                 err
-            );
+            )?;
         }
     }
     if let Some(c) = &report.calibration {
@@ -254,8 +266,8 @@ fn write_model(
         .iter()
         .filter_map(|t| t.stats.map(|s| (s.snr_db, &t.name)))
         .min_by(|a, b| a.0.total_cmp(&b.0));
-    writer::write_atomic(output, image.as_slice())?;
-    println!(
+    output::write(output, inputs, image.as_slice())?;
+    outln!(
         "wrote {}: {} parameters, {} bytes ({}), {}{} in {:.2}s",
         output.display(),
         report.parameters,
@@ -277,8 +289,7 @@ fn write_model(
         },
         worst.map_or(String::new(), |(snr, name)| format!(", lowest SNR {snr:.1} dB ({name})")),
         start.elapsed().as_secs_f64()
-    );
-    Ok(())
+    )
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -291,29 +302,37 @@ fn run(cli: Cli) -> Result<()> {
         Command::Synth { shape, output, seed, dtype, group_size, gguf } => {
             let dtype: DType = dtype.into();
             let start = Instant::now();
+            output::check(&output, &[])?;
+            if let Some(g) = &gguf {
+                output::check(g, &[])?;
+                if g == &output || std::path::absolute(g).ok() == std::path::absolute(&output).ok()
+                {
+                    bail!("--gguf {} is also the --output path", g.display());
+                }
+            }
             let source = synth::model(&shape, seed)?;
             let (image, report) = writer::build(
                 &source,
                 &WriteOptions { dtype, groups: Groups::Uniform(group_size) },
                 |_, _| {},
             )?;
-            writer::write_atomic(&output, image.as_slice())?;
-            println!(
+            output::write(&output, &[], image.as_slice())?;
+            outln!(
                 "wrote {}: random {shape} (seed {seed}), {} parameters, {} bytes ({}, group {group_size}) in {:.1}s",
                 output.display(),
                 report.parameters,
                 report.file_bytes,
                 dtype.name(),
                 start.elapsed().as_secs_f64()
-            );
+            )?;
             if let Some(path) = gguf {
                 let bytes = gguf_writer::write(&source, gguf_writer::GgufType::Q8_0);
-                writer::write_atomic(&path, &bytes)?;
-                println!(
+                output::write(&path, &[&output], &bytes)?;
+                outln!(
                     "wrote {}: the same weights as GGUF (Q8_0), {} bytes",
                     path.display(),
                     bytes.len()
-                );
+                )?;
             }
             Ok(())
         }
@@ -321,16 +340,20 @@ fn run(cli: Cli) -> Result<()> {
             let bytes = AlignedBytes::copy_from(&read(&file)?);
             let model = Model::parse(bytes.as_slice())
                 .with_context(|| format!("{} is not a valid .chispa model", file.display()))?;
-            print!("{}", inspect::describe(&model));
-            Ok(())
+            out!("{}", inspect::describe(&model))
         }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    if let Err(e) = output::remove_temps_on_signals() {
+        eprintln!("chispa-convert: error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli).and_then(|()| stdout::flush()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if stdout::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chispa-convert: error: {e:#}");
             ExitCode::FAILURE
