@@ -159,21 +159,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// A clap error as one line: its message and the arguments it lists, without the usage
-/// block (`--help` shows that).
-fn one_line(e: &clap::Error) -> String {
-    let text = e.render().to_string();
-    let parts: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .filter(|l| !l.is_empty())
-        .collect();
-    let msg = parts.join(" ");
-    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-    format!("chispa: error: {msg} (see --help)")
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -183,7 +168,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{}", one_line(&e));
+            eprintln!("{}", chispa_tools::usage::one_line("chispa", &e));
             return ExitCode::from(2);
         }
     };

@@ -186,3 +186,41 @@ fn a_full_stdout_is_an_error_and_a_closed_one_a_quiet_end() {
         assert!(!err.contains("error") && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn bad_flag_values_are_usage_errors() {
+    for args in [
+        &["run", "--temperature", "nan"][..],
+        &["run", "--temperature", "inf"],
+        &["run", "--temperature=-1"],
+        &["run", "--temperature", "-1"],
+        &["run", "--top-p", "nan"],
+        &["run", "--top-p", "inf"],
+    ] {
+        let flag = args[1].split('=').next().expect("flag");
+        assert_fails(&chispa(args), 2, flag);
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_chispa"))
+        .args(["run", "-n", "1"])
+        .env("CHISPA_BACKEND", "nonsense")
+        .output()
+        .expect("chispa runs");
+    assert_fails(&o, 2, "CHISPA_BACKEND");
+}
+
+#[test]
+fn the_smallest_positive_temperature_is_greedy() {
+    let tiny = chispa(&["run", "--temperature", "1e-45", "-n", "40", "-p", "Once", "-s", "5"]);
+    assert!(tiny.status.success(), "{}", stderr(&tiny));
+    let greedy = chispa(&["run", "--temperature", "0", "-n", "40", "-p", "Once"]);
+    assert_eq!(tiny.stdout, greedy.stdout);
+    assert!(!String::from_utf8_lossy(&tiny.stdout).contains("<unk>"));
+}
+
+#[test]
+fn bench_token_counts_that_overflow_are_refused() {
+    let o = chispa(&["bench", "--prompt-tokens", "18446744073709551615", "--gen-tokens", "2"]);
+    assert_fails(&o, 1, "--prompt-tokens 18446744073709551615");
+    let o = chispa(&["bench", "--prompt-tokens", "2", "--gen-tokens", "18446744073709551615"]);
+    assert_fails(&o, 1, "the context");
+}

@@ -28,4 +28,5 @@ pub mod quant;
 pub mod source;
 pub mod stdout;
 pub mod synth;
+pub mod usage;
 pub mod writer;

@@ -528,3 +528,18 @@ fn a_full_stdout_is_an_error_and_a_closed_one_a_quiet_end() {
         assert!(!err.contains("error") && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_target_snr_that_is_not_a_finite_number_is_a_usage_error() {
+    let dir = tempdir("snr");
+    let (c, t) = inputs(&dir);
+    let o = dir.join("m.chispa");
+    for v in ["--target-snr=nan", "--target-snr=inf", "--target-snr=-3"] {
+        let r = run(&["llama2c", s(&c), "-t", s(&t), "-o", s(&o), v]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{v}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("--target-snr"), "{err}");
+        assert!(!o.exists());
+    }
+}

@@ -23,10 +23,13 @@ pub(crate) fn cmd_bench(
 ) -> Result<()> {
     let model = loaded.bytes.parse(&loaded.name)?;
     let c = model.config();
-    let total = prompt_tokens + gen_tokens;
-    if prompt_tokens == 0 || total > c.max_seq_len {
-        bail!("need 1 ≤ prompt tokens and prompt + generated ≤ {} (context)", c.max_seq_len);
-    }
+    let total = prompt_tokens.checked_add(gen_tokens).filter(|t| *t <= c.max_seq_len);
+    let Some(total) = total.filter(|_| prompt_tokens > 0) else {
+        bail!(
+            "--prompt-tokens {prompt_tokens} + --gen-tokens {gen_tokens}: need 1 ≤ prompt tokens and prompt + generated ≤ {} (the context)",
+            c.max_seq_len
+        );
+    };
     // A deterministic prompt: BOS then ids cycling through the vocabulary.
     let bos = model.bos_id().unwrap_or(0);
     let prompt: Vec<u32> = std::iter::once(bos)

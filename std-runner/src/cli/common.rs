@@ -9,6 +9,7 @@ use chispa_core::format::DType;
 use chispa_core::kernels::{self, Backend, EnvBackendError, ALL_BACKENDS};
 use chispa_core::{KvType, Model, StopReason};
 use chispa_runner::load::{self, Loaded, ModelSource};
+use chispa_runner::usage::UsageError;
 use chispa_tools::writer::WriteOptions;
 use clap::{Args, ValueEnum};
 
@@ -57,7 +58,15 @@ pub(crate) fn select_backend(choice: Option<Backend>) -> Result<Backend> {
         None => match kernels::backend_from_env() {
             Ok(Some(b)) => b,
             Ok(None) => Backend::best(),
-            Err(EnvBackendError::Unknown) => bail!("CHISPA_BACKEND names no backend"),
+            Err(EnvBackendError::Unknown) => {
+                let names: Vec<_> = ALL_BACKENDS.iter().map(|b| b.name()).collect();
+                let value = std::env::var("CHISPA_BACKEND").unwrap_or_default();
+                return Err(UsageError(format!(
+                    "CHISPA_BACKEND={value:?} names no backend (one of {})",
+                    names.join(", ")
+                ))
+                .into());
+            }
             Err(EnvBackendError::Unsupported(b)) => bail!("{}", kernels::Unsupported(b)),
         },
     };

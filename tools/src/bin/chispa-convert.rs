@@ -120,11 +120,18 @@ struct OutputArgs {
     /// itself: the fixed groups (32, 16 for w2, 8 for the classifier) are kept if they reach
     /// it, otherwise the most sensitive matrices get finer groups (measured; see README).
     /// 0: the fixed groups, no calibration.
-    #[arg(long, default_value_t = DEFAULT_TARGET_SNR_DB, conflicts_with = "group_size")]
+    #[arg(long, default_value_t = DEFAULT_TARGET_SNR_DB, conflicts_with = "group_size", value_parser = parse_snr)]
     target_snr: f32,
     /// Print only the summary, not the per-tensor report.
     #[arg(long, short)]
     quiet: bool,
+}
+
+fn parse_snr(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("expected a finite number of dB ≥ 0 (0: the fixed groups)".into()),
+    }
 }
 
 impl OutputArgs {
@@ -346,7 +353,18 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", chispa_tools::usage::one_line("chispa-convert", &e));
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = output::remove_temps_on_signals() {
         eprintln!("chispa-convert: error: {e:#}");
         return ExitCode::FAILURE;
