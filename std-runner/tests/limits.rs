@@ -224,3 +224,21 @@ fn bench_token_counts_that_overflow_are_refused() {
     let o = chispa(&["bench", "--prompt-tokens", "2", "--gen-tokens", "18446744073709551615"]);
     assert_fails(&o, 1, "the context");
 }
+
+#[test]
+fn an_attention_svg_above_the_size_cap_is_refused_with_how_to_narrow_it() {
+    let tmp = tempdir();
+    let svg = tmp.path().join("att.svg");
+    // 422 tokens with BOS: all 5 layers × 8 heads would be a 1 GB SVG.
+    let prompt = "Once upon a time, there was a little girl named Lily. ".repeat(28);
+    let prompt = prompt.as_str();
+    let o = chispa(&["attention", "-p", prompt, "-o", s(&svg)]);
+    assert_fails(&o, 1, "422 tokens");
+    assert!(stderr(&o).contains("--layer") && stderr(&o).contains("262144"), "{}", stderr(&o));
+    assert!(!svg.exists());
+    // One map of the same prompt fits.
+    let o = chispa(&["attention", "-p", prompt, "--layer", "1", "--head", "2", "-o", s(&svg)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let size = std::fs::metadata(&svg).expect("svg").len();
+    assert!(size < 64 << 20, "{size} bytes");
+}

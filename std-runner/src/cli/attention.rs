@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use chispa_runner::attention::{record, render_svg};
+use chispa_runner::attention::{max_svg_tokens, record, render_svg, svg_cells, MAX_SVG_CELLS};
 use chispa_runner::load::Loaded;
 
 use super::common::encode;
@@ -38,6 +38,21 @@ pub(crate) fn cmd_attention(
             "the prompt has {} tokens, more than the model's context of {}",
             ids.len(),
             c.max_seq_len
+        );
+    }
+    let n_maps = layers.len() * heads.len();
+    let cells = svg_cells(ids.len(), n_maps);
+    if cells.is_none_or(|c| c > MAX_SVG_CELLS) {
+        let narrow = if n_maps > 1 {
+            "pick one --layer and one --head, or use a shorter prompt"
+        } else {
+            "use a shorter prompt"
+        };
+        bail!(
+            "{} tokens × {} tokens × {n_maps} map(s) is above the limit of {MAX_SVG_CELLS} cells of an attention SVG (about 40 MB): {narrow} (at most {} tokens for {n_maps} map(s))",
+            ids.len(),
+            ids.len(),
+            max_svg_tokens(n_maps)
         );
     }
     let maps = record(&model, &ids)?;
