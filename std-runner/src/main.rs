@@ -50,7 +50,12 @@ enum Command {
         /// Model.
         model: PathBuf,
         /// Text to encode.
-        text: String,
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
+        /// Read the text from FILE instead (`-`: standard input), as it is (a final newline
+        /// included); for texts longer than a command line holds.
+        #[arg(long, short = 'f', value_name = "FILE", conflicts_with = "text")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         m: ModelArgs,
         /// Show each piece.
@@ -137,7 +142,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Outcome::Done => Ok(ExitCode::SUCCESS),
             Outcome::Interrupted => Ok(ExitCode::from(130)),
         },
-        Command::Tokenize { model, text, m, verbose, no_bos } => {
+        Command::Tokenize { model, text, file, m, verbose, no_bos } => {
+            let text = match (text, file) {
+                (Some(t), _) => t,
+                (None, Some(f)) if f.as_os_str() == "-" => {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+                        anyhow::anyhow!("cannot read standard input as UTF-8 text: {e}")
+                    })?;
+                    s
+                }
+                (None, Some(f)) => chispa_tools::output::read_input_text(&f)?,
+                (None, None) => anyhow::bail!("give TEXT or --file"),
+            };
             done(cmd_tokenize(&load_model(Some(model), &m)?, &text, verbose, no_bos))
         }
         Command::Eval { model, m, tokens, text, logits_out } => {

@@ -242,3 +242,39 @@ fn an_attention_svg_above_the_size_cap_is_refused_with_how_to_narrow_it() {
     let size = std::fs::metadata(&svg).expect("svg").len();
     assert!(size < 64 << 20, "{size} bytes");
 }
+
+fn story(chars: usize) -> String {
+    let base = "Once upon a time, there was a little girl named Lily. She loved to play outside \
+                in the sunshine with her dog Max. One day, they found a big red ball! ";
+    base.repeat(chars / base.len() + 1)[..chars].to_string()
+}
+
+#[test]
+fn long_texts_tokenize_in_n_log_n_and_are_refused_before_encoding_when_they_cannot_fit() {
+    let tmp = tempdir();
+    let m = write_model(tmp.path(), "m.chispa", &stories());
+    // 40 K characters: the quadratic merge loop took over a minute.
+    let text = story(40_000);
+    let start = std::time::Instant::now();
+    let o = chispa(&["tokenize", s(&m), &text]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+    let n = String::from_utf8_lossy(&o.stdout).trim().split(',').count();
+    assert!(n > 40_000 / 8, "{n} tokens");
+    // From a file, 1 M characters.
+    let file = tmp.path().join("story.txt");
+    std::fs::write(&file, story(1_000_000)).expect("write");
+    let start = std::time::Instant::now();
+    let o = chispa(&["tokenize", s(&m), "-f", s(&file)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
+    // 120 KB cannot fit 512 positions: refused at once, by its length.
+    let prompt = tmp.path().join("prompt.txt");
+    std::fs::write(&prompt, story(120_000)).expect("write");
+    let start = std::time::Instant::now();
+    let o = chispa(&["run", s(&m), "-f", s(&prompt), "-n", "1"]);
+    assert_fails(&o, 1, "the context holds 512");
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+    let o = chispa(&["eval", s(&m), "--text", s(&prompt)]);
+    assert_fails(&o, 1, "the context holds 512");
+}

@@ -116,7 +116,8 @@ fn resealed_random_edits_never_panic_and_valid_results_run() {
                 s.forward((pos * 97 % m.config().vocab_size) as u32, pos).expect("forward");
             }
             let mut ids = [0u32; 64];
-            let _ = m.tokenizer().encode("Once upon a time 🙂", true, true, &mut ids);
+            let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+            let _ = m.tokenizer().encode("Once upon a time 🙂", true, true, &mut ids, &mut scratch);
         }
     }
     eprintln!("{accepted} of 3000 edited files were still valid and ran");

@@ -32,7 +32,7 @@ pub(crate) fn cmd_attention(
     let c = model.config();
     let layers = pick("layer", layer, c.n_layers)?;
     let heads = pick("head", head, c.n_heads)?;
-    let ids = encode(&model, prompt, true)?;
+    let ids = encode(&model, prompt, true, Some(c.max_seq_len))?;
     if ids.len() > c.max_seq_len {
         bail!(
             "the prompt has {} tokens, more than the model's context of {}",

@@ -123,10 +123,34 @@ pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded>
     })
 }
 
-pub(crate) fn encode(model: &Model<'_>, text: &str, bos: bool) -> Result<Vec<u32>> {
-    let mut ids = vec![0u32; text.len() + 3];
+/// Encodes `text`; with a `context`, a text that cannot fit it by its length alone (see
+/// [`chispa_core::Tokenizer::min_tokens`]) is refused before any encoding.
+pub(crate) fn encode(
+    model: &Model<'_>,
+    text: &str,
+    bos: bool,
+    context: Option<usize>,
+) -> Result<Vec<u32>> {
+    let tok = model.tokenizer();
+    let extra = usize::from(bos && tok.bos().is_some());
+    if let Some(context) = context {
+        let least = tok.min_tokens(text).saturating_add(extra);
+        if least > context {
+            bail!(
+                "the prompt has at least {least} tokens ({} bytes, at most {} a token) but the context holds {context}; shorten it",
+                text.len(),
+                tok.max_piece_len()
+            );
+        }
+    }
+    let cap = text.len().checked_add(3).context("the text is too long")?;
+    let mut ids = vec![0u32; cap];
+    let scratch_len = cap
+        .checked_mul(chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN)
+        .context("the text is too long")?;
+    let mut scratch = vec![0u32; scratch_len];
     let n =
-        model.tokenizer().encode(text, bos, false, &mut ids).context("cannot encode the text")?;
+        tok.encode(text, bos, false, &mut ids, &mut scratch).context("cannot encode the text")?;
     ids.truncate(n);
     Ok(ids)
 }

@@ -34,7 +34,7 @@ pub(crate) fn cmd_eval(
             .collect::<Result<_>>()?,
         (None, Some(path)) => {
             let s = chispa_tools::output::read_input_text(path)?;
-            encode(&model, &s, true)?
+            encode(&model, &s, true, Some(model.config().max_seq_len))?
         }
         (None, None) => bail!("give --tokens or --text"),
     };

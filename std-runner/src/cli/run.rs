@@ -242,7 +242,9 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<Outcome> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
-    let ids = encode(&model, &prompt, true)?;
+    let max = model.config().max_seq_len;
+    let ids =
+        encode(&model, &prompt, true, Some(if context == 0 { max } else { context.min(max) }))?;
     let options = SessionOptions { context, kv: kv.into() };
     let mut arena = arena_for(&model, &options)?;
     let mut session = Session::new(&model, &options, arena.as_mut_slice())?;

@@ -9,7 +9,7 @@ use super::common::encode;
 
 pub(crate) fn cmd_tokenize(loaded: &Loaded, text: &str, verbose: bool, no_bos: bool) -> Result<()> {
     let model = loaded.bytes.parse(&loaded.name)?;
-    let ids = encode(&model, text, !no_bos)?;
+    let ids = encode(&model, text, !no_bos, None)?;
     let mut out = io::stdout().lock();
     let r = if verbose {
         ids.iter().try_for_each(|id| {
