@@ -55,7 +55,10 @@ fn run() -> Result<(), String> {
 
     let tok = model.tokenizer();
     let mut ids = vec![0u32; prompt.len() + 3];
-    let n = tok.encode(&prompt, true, false, &mut ids).map_err(|e| format!("encode: {e}"))?;
+    let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+    let n = tok
+        .encode(&prompt, true, false, &mut ids, &mut scratch)
+        .map_err(|e| format!("encode: {e}"))?;
     ids.truncate(n);
 
     let config = SamplerConfig { temperature: 0.8, top_p: 0.9, seed: 42 };

@@ -208,6 +208,11 @@ pub enum TokenizeError {
         /// Capacity of the buffer.
         capacity: usize,
     },
+    /// The scratch buffer cannot hold the merge state.
+    ScratchTooSmall {
+        /// Words it needs.
+        needed: usize,
+    },
     /// A character has no piece and the vocabulary has no byte fallback.
     NoPiece {
         /// Byte offset of the character in the text.
@@ -220,6 +225,9 @@ impl fmt::Display for TokenizeError {
         match *self {
             Self::OutputFull { capacity } => {
                 write!(f, "text needs more than {capacity} tokens")
+            }
+            Self::ScratchTooSmall { needed } => {
+                write!(f, "the tokenizer's scratch buffer needs {needed} words")
             }
             Self::NoPiece { offset } => {
                 write!(f, "character at byte {offset} is not in the vocabulary (no byte fallback)")

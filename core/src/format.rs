@@ -5,7 +5,9 @@
 //! offset 0     Header (HEADER_BYTES, little-endian fields in the order of `Header`)
 //!              tensor directory: n_tensors × TensorEntry (TENSOR_ENTRY_BYTES each)
 //!              tensors: data (f32 or i8) and, for i8, the scales: one f32 per row, then
-//!                       one u8 multiplier per row and group — each at an ALIGN boundary
+//!                       one u8 multiplier per row and group — each at an ALIGN boundary,
+//!                       in directory order, none overlapping another, all between the
+//!                       end of the directory and the first tokenizer table
 //!              tokenizer: scores [vocab] f32, piece offsets [vocab + 1] u32,
 //!                         piece bytes, sorted index [vocab] u32 — each at an ALIGN boundary
 //! file_bytes   end (no trailing bytes)

@@ -117,7 +117,11 @@
 //!     .expect("session");
 //!
 //! let mut prompt = [0u32; 16];
-//! let n = model.tokenizer().encode("Once the", true, false, &mut prompt).expect("encode");
+//! let mut scratch = [0u32; 16 * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+//! let n = model
+//!     .tokenizer()
+//!     .encode("Once the", true, false, &mut prompt, &mut scratch)
+//!     .expect("encode");
 //!
 //! // Temperature and top-p as llama2.c; top-k and a repeat penalty over the last 8 tokens
 //! // as llama.cpp (the window is a buffer the caller lends).

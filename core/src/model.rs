@@ -256,7 +256,38 @@ impl<'a> Model<'a> {
         if h.n_tensors as usize != n {
             return Err(FormatError::BadDimension { field: "n_tensors", value: h.n_tensors });
         }
-        let dir = section(bytes, "tensor directory", h.tensors_offset, n * TENSOR_ENTRY_BYTES)?;
+        let dir_len = n * TENSOR_ENTRY_BYTES;
+        let dir = section(bytes, "tensor directory", h.tensors_offset, dir_len)?;
+        if (h.tensors_offset as usize) < HEADER_BYTES {
+            return Err(FormatError::BadSection {
+                section: "tensor directory",
+                offset: h.tensors_offset as usize,
+                len: dir_len,
+            });
+        }
+        // The tensor section: after the directory, before the first tokenizer table. Tensors
+        // lie in it in directory order (data, then scales), so no two overlap.
+        let mut free_from = h.tensors_offset as usize + dir_len;
+        let section_end =
+            [h.scores_offset, h.piece_offsets_offset, h.pieces_offset, h.sorted_offset]
+                .into_iter()
+                .min()
+                .unwrap_or(0) as usize;
+        let mut claim = |offset: u32, len: usize, i: usize| -> Result<(), FormatError> {
+            let bad = |what| FormatError::BadTensor { index: i, what };
+            let start = offset as usize;
+            if start < free_from {
+                return Err(bad(
+                    "data overlaps the directory or an earlier tensor (tensors follow the directory in its order)",
+                ));
+            }
+            let end = start.checked_add(len).ok_or(bad("data runs past the file"))?;
+            if end > section_end {
+                return Err(bad("data runs into the tokenizer tables"));
+            }
+            free_from = end;
+            Ok(())
+        };
         let mut min_group = usize::MAX;
         for i in 0..n {
             let bad = |what| FormatError::BadTensor { index: i, what };
@@ -301,8 +332,10 @@ impl<'a> Model<'a> {
                 return Err(bad("stored length does not match its shape"));
             }
             section(bytes, "tensor data", e.data_offset, data_len)?;
+            claim(e.data_offset, data_len, i)?;
             if dtype == DType::I8 {
                 let s = section(bytes, "tensor scales", e.scales_offset, scales_len)?;
+                claim(e.scales_offset, scales_len, i)?;
                 let row_scales = s.get(..rows * 4).unwrap_or_default();
                 if byte_groups(row_scales).any(|b| !f32::from_le_bytes(b).is_finite()) {
                     return Err(bad("a row scale is not finite"));

@@ -14,7 +14,10 @@
 //!    [`Sampler::with_filters`]): every distinct id among the last `history.len()` accepted
 //!    tokens has its logit divided by the penalty when positive and multiplied by it
 //!    otherwise (llama.cpp's rule). Ids outside the vocabulary are ignored.
-//! 2. **Greedy**: a temperature of 0 (or below, or NaN) returns the first largest logit.
+//! 2. **Greedy**: a temperature of 0 (or below, or NaN) returns the first largest logit, and
+//!    so does a positive temperature so small that a logit divided by it would overflow f32
+//!    (below about `max |logit| / 3.4e38`): at such a temperature the distribution is a
+//!    single token up to f32 precision, so every finite temperature has a defined result.
 //! 3. **Temperature**: every logit is divided by it.
 //! 4. **Top-k** (`top_k > 0`): only the `k` largest logits stay candidates; ties at the
 //!    boundary go to the lower id, so exactly `min(k, vocab)` remain.
@@ -186,6 +189,10 @@ impl<'h> Sampler<'h> {
         }
         let t = self.config.temperature;
         if t.is_nan() || t <= 0.0 || logits.len() <= 1 {
+            return argmax(logits);
+        }
+        let largest = logits.iter().fold(0f32, |m, l| m.max(l.abs()));
+        if !(largest / t).is_finite() {
             return argmax(logits);
         }
         logits.iter_mut().for_each(|l| *l /= t);
@@ -376,6 +383,24 @@ mod tests {
             expect ^= expect << 25;
             expect ^= expect >> 27;
             assert_eq!(s.next_u32(), (expect.wrapping_mul(0x2545F4914F6CDD1D) >> 32) as u32);
+        }
+    }
+
+    #[test]
+    fn every_finite_positive_temperature_picks_a_real_token() {
+        // 1e-45 is the smallest positive f32: the logits divided by it overflow.
+        for t in [1e-45, 1e-40, 1e-38, 1e-30, 1e-6, 1.0, 1e30, f32::MAX] {
+            for top_p in [0.0, 0.9] {
+                let mut s = Sampler::new(SamplerConfig { temperature: t, top_p, seed: 3 });
+                for _ in 0..10 {
+                    let mut l = [1.0, 5.0, -20.0, 3.0];
+                    let id = s.sample(&mut l, &mut [0; 4]);
+                    assert!(id < 4, "t {t}: {id}");
+                    if t <= 1e-6 {
+                        assert_eq!(id, 1, "t {t}: a tiny temperature is greedy");
+                    }
+                }
+            }
         }
     }
 

@@ -5,6 +5,13 @@
 //! `<0xNN>` when the code point has none), then repeated merging of the adjacent pair whose
 //! concatenation is a piece with the highest score (the leftmost on ties). Lookups binary
 //! search the file's sorted index; a pair is compared without building the concatenation.
+//!
+//! The merges take O(n log n) for n initial tokens: the adjacent pairs that can merge sit in
+//! a binary heap (best score first, leftmost on ties) over a linked list of the tokens, so
+//! each merge updates only its two neighbouring pairs. The list and the heap live in a
+//! scratch buffer the caller lends ([`ENCODE_SCRATCH_PER_TOKEN`] words per token of `out`),
+//! so there is still no heap allocation; the result is the same as rescanning every pair
+//! after each merge.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -18,6 +25,160 @@ use crate::model::section;
 
 /// llama2.c starts its best merge score here, so merges scored at or below it never happen.
 const MIN_MERGE_SCORE: f32 = -1e10;
+
+/// Words of scratch [`Tokenizer::encode`] needs per entry of its output buffer.
+pub const ENCODE_SCRATCH_PER_TOKEN: usize = 5;
+
+/// Element `i` of `s`, or [`NONE`] past its end.
+fn at(s: &[u32], i: u32) -> u32 {
+    s.get(i as usize).copied().unwrap_or(NONE)
+}
+
+/// Sets element `i` of `s` (nothing past its end).
+fn put(s: &mut [u32], i: u32, v: u32) {
+    if let Some(x) = s.get_mut(i as usize) {
+        *x = v;
+    }
+}
+
+/// The merge state over `n` tokens: a doubly linked list (`prev`, `next`), the id each pair
+/// `(i, next[i])` merges into (`cand`, [`NONE`] if none), and a binary heap of the nodes
+/// with a candidate (`heap[..len]`, `pos[node]` its index there or [`NONE`]).
+struct Merges<'a, 's> {
+    tok: &'s Tokenizer<'a>,
+    ids: &'s mut [u32],
+    prev: &'s mut [u32],
+    next: &'s mut [u32],
+    cand: &'s mut [u32],
+    heap: &'s mut [u32],
+    pos: &'s mut [u32],
+    len: u32,
+}
+
+impl Merges<'_, '_> {
+    /// Whether node `a` merges before node `b`: a higher score, or the same score further
+    /// left (node numbers keep the text's order).
+    fn before(&self, a: u32, b: u32) -> bool {
+        let (sa, sb) = (self.tok.score(at(self.cand, a)), self.tok.score(at(self.cand, b)));
+        sa > sb || (sa == sb && a < b)
+    }
+
+    fn swap(&mut self, i: u32, j: u32) {
+        let (a, b) = (at(self.heap, i), at(self.heap, j));
+        put(self.heap, i, b);
+        put(self.heap, j, a);
+        put(self.pos, b, i);
+        put(self.pos, a, j);
+    }
+
+    fn sift_up(&mut self, mut i: u32) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !self.before(at(self.heap, i), at(self.heap, parent)) {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: u32) {
+        loop {
+            let mut best = i;
+            for child in [2 * i + 1, 2 * i + 2] {
+                if child < self.len && self.before(at(self.heap, child), at(self.heap, best)) {
+                    best = child;
+                }
+            }
+            if best == i {
+                break;
+            }
+            self.swap(i, best);
+            i = best;
+        }
+    }
+
+    fn remove(&mut self, node: u32) {
+        let i = at(self.pos, node);
+        if i == NONE || i >= self.len {
+            return;
+        }
+        let last = self.len - 1;
+        self.swap(i, last);
+        self.len = last;
+        put(self.pos, node, NONE);
+        if i < self.len {
+            self.sift_down(i);
+            self.sift_up(i);
+        }
+    }
+
+    /// Recomputes the candidate of the pair starting at `node` and its heap place.
+    fn refresh(&mut self, node: u32) {
+        let next = at(self.next, node);
+        let id = if next == NONE {
+            NONE
+        } else {
+            self.tok.merge_of(at(self.ids, node), at(self.ids, next))
+        };
+        put(self.cand, node, id);
+        let i = at(self.pos, node);
+        match (id == NONE, i == NONE) {
+            (true, _) => self.remove(node),
+            (false, true) => {
+                let end = self.len;
+                put(self.heap, end, node);
+                put(self.pos, node, end);
+                self.len += 1;
+                self.sift_up(end);
+            }
+            (false, false) => {
+                self.sift_down(i);
+                self.sift_up(at(self.pos, node));
+            }
+        }
+    }
+
+    /// Merges until no pair can; returns the number of tokens left (compacted to the front).
+    fn run(&mut self, n: u32) -> usize {
+        for i in 0..n {
+            put(self.prev, i, if i == 0 { NONE } else { i - 1 });
+            put(self.next, i, if i + 1 < n { i + 1 } else { NONE });
+            put(self.pos, i, NONE);
+        }
+        for i in 0..n {
+            self.refresh(i);
+        }
+        while self.len > 0 {
+            let i = at(self.heap, 0);
+            let j = at(self.next, i);
+            let id = at(self.cand, i);
+            self.remove(i);
+            self.remove(j);
+            put(self.ids, i, id);
+            let k = at(self.next, j);
+            put(self.next, i, k);
+            if k != NONE {
+                put(self.prev, k, i);
+            }
+            self.refresh(i);
+            let p = at(self.prev, i);
+            if p != NONE {
+                self.refresh(p);
+            }
+        }
+        // Node 0 is never merged away (only the right node of a pair is), and the list
+        // keeps the text's order: copy it to the front.
+        let (mut node, mut w) = (0u32, 0u32);
+        while node != NONE && node < n {
+            let id = at(self.ids, node);
+            put(self.ids, w, id);
+            w += 1;
+            node = at(self.next, node);
+        }
+        w as usize
+    }
+}
 
 /// A vocabulary and its merge scores, borrowed from the model bytes.
 #[derive(Clone, Copy, Debug)]
@@ -239,21 +400,32 @@ impl<'a> Tokenizer<'a> {
         self.find(|p| p.cmp(bytes))
     }
 
-    /// Encodes `text` into `out`, returning the number of ids written.
+    /// The fewest tokens `text` can encode to (BOS and EOS not counted): no token covers
+    /// more bytes of text than its piece has, so at least `text.len() / max_piece_len`. A
+    /// caller can refuse a text that cannot fit its context before encoding it.
+    pub fn min_tokens(&self, text: &str) -> usize {
+        text.len().div_ceil(self.max_piece_len.max(1))
+    }
+
+    /// Encodes `text` into `out`, returning the number of ids written; `scratch` holds the
+    /// merge state and needs [`ENCODE_SCRATCH_PER_TOKEN`] words per entry of `out` that
+    /// the text fills before merging (`ENCODE_SCRATCH_PER_TOKEN * out.len()` always
+    /// suffices).
     ///
     /// # Errors
     /// [`TokenizeError::OutputFull`] when `out` is too small (a bound of
-    /// `text.len() + 3` always suffices), [`TokenizeError::NoPiece`] for a character the
-    /// vocabulary cannot express.
+    /// `text.len() + 3` always suffices), [`TokenizeError::ScratchTooSmall`] when `scratch`
+    /// is, [`TokenizeError::NoPiece`] for a character the vocabulary cannot express.
     pub fn encode(
         &self,
         text: &str,
         bos: bool,
         eos: bool,
         out: &mut [u32],
+        scratch: &mut [u32],
     ) -> Result<usize, TokenizeError> {
         if self.kind == TokenizerKind::ByteBpe {
-            return self.encode_byte_level(text, bos, eos, out);
+            return self.encode_byte_level(text, bos, eos, out, scratch);
         }
         let capacity = out.len();
         let mut n = 0;
@@ -284,7 +456,8 @@ impl<'a> Tokenizer<'a> {
                 (None, None) => return Err(TokenizeError::NoPiece { offset }),
             }
         }
-        let n = self.merge(out.get_mut(..n).ok_or(TokenizeError::OutputFull { capacity })?);
+        let n =
+            self.merge(out.get_mut(..n).ok_or(TokenizeError::OutputFull { capacity })?, scratch)?;
         let mut n2 = n;
         if let (true, Some(id)) = (eos, self.eos) {
             *out.get_mut(n2).ok_or(TokenizeError::OutputFull { capacity })? = id;
@@ -301,6 +474,7 @@ impl<'a> Tokenizer<'a> {
         bos: bool,
         eos: bool,
         out: &mut [u32],
+        scratch: &mut [u32],
     ) -> Result<usize, TokenizeError> {
         let capacity = out.len();
         let full = TokenizeError::OutputFull { capacity };
@@ -317,7 +491,7 @@ impl<'a> Tokenizer<'a> {
                 *out.get_mut(n).ok_or(full)? = self.lookup(&[b]).unwrap_or(0);
                 n += 1;
             }
-            n = first + self.merge(out.get_mut(first..n).ok_or(full)?);
+            n = first + self.merge(out.get_mut(first..n).ok_or(full)?, scratch)?;
             at = end;
         }
         if let (true, Some(id)) = (eos, self.eos) {
@@ -338,38 +512,42 @@ impl<'a> Tokenizer<'a> {
         eos: bool,
     ) -> Result<heapless::Vec<u32, N>, TokenizeError> {
         let mut buf = [0u32; N];
-        let n = self.encode(text, bos, eos, &mut buf)?;
+        let mut scratch = [[0u32; ENCODE_SCRATCH_PER_TOKEN]; N];
+        let n = self.encode(text, bos, eos, &mut buf, scratch.as_flattened_mut())?;
         Ok(buf[..n].iter().copied().collect())
     }
 
-    /// Repeatedly merges the best-scoring adjacent pair; returns the new length.
-    fn merge(&self, tokens: &mut [u32]) -> usize {
-        let mut n = tokens.len();
-        // `n` only shrinks from `tokens.len()`, so `live` always exists.
-        while let Some(live) = tokens.get_mut(..n) {
-            let mut best: Option<(f32, u32, usize)> = None;
-            for (i, pair) in live.windows(2).enumerate() {
-                let &[x, y] = pair else { continue };
-                let (a, b) = (self.piece(x), self.piece(y));
-                if a.len() + b.len() > self.max_piece_len {
-                    continue;
-                }
-                if let Some(id) = self.find(|p| cmp_concat(p, a, b)) {
-                    let s = self.score(id);
-                    if s > best.map_or(MIN_MERGE_SCORE, |b| b.0) {
-                        best = Some((s, id, i));
-                    }
-                }
-            }
-            let Some((_, id, i)) = best else { break };
-            // A pair starts at `i`, so `i + 2 <= n`.
-            if let Some(t) = live.get_mut(i) {
-                *t = id;
-            }
-            live.copy_within(i + 2.., i + 1);
-            n -= 1;
+    /// The id the adjacent pair `x`, `y` merges into, or [`NONE`] when their concatenation
+    /// is no piece or scores at or below llama2.c's floor.
+    fn merge_of(&self, x: u32, y: u32) -> u32 {
+        let (a, b) = (self.piece(x), self.piece(y));
+        if a.len() + b.len() > self.max_piece_len {
+            return NONE;
         }
-        n
+        match self.find(|p| cmp_concat(p, a, b)) {
+            Some(id) if self.score(id) > MIN_MERGE_SCORE => id,
+            _ => NONE,
+        }
+    }
+
+    /// Repeatedly merges the best-scoring adjacent pair (the leftmost on ties); returns the
+    /// new length. O(n log n) with the heap of [`Merges`] in `scratch`.
+    fn merge(&self, tokens: &mut [u32], scratch: &mut [u32]) -> Result<usize, TokenizeError> {
+        let n = tokens.len();
+        if n < 2 {
+            return Ok(n);
+        }
+        let needed = n.saturating_mul(ENCODE_SCRATCH_PER_TOKEN);
+        let too_small = TokenizeError::ScratchTooSmall { needed };
+        // Node numbers and NONE are u32.
+        let n32 = u32::try_from(n).ok().filter(|n| *n < NONE).ok_or(too_small)?;
+        let s = scratch.get_mut(..needed).ok_or(too_small)?;
+        let (prev, s) = s.split_at_mut(n);
+        let (next, s) = s.split_at_mut(n);
+        let (cand, s) = s.split_at_mut(n);
+        let (heap, pos) = s.split_at_mut(n);
+        let mut m = Merges { tok: self, ids: tokens, prev, next, cand, heap, pos, len: 0 };
+        Ok(m.run(n32))
     }
 
     /// What to print for `token` when it follows `prev` (llama2.c's `decode`): byte tokens

@@ -31,7 +31,11 @@ fn tiny_model_generates_and_round_trips_text() {
     let mut session =
         Session::new(&model, &options, &mut arena.0[..plan.arena_bytes]).expect("session");
     let mut prompt = [0u32; 32];
-    let n = model.tokenizer().encode("Once the", true, false, &mut prompt).expect("encode");
+    let mut scratch = vec![0; prompt.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+    let n = model
+        .tokenizer()
+        .encode("Once the", true, false, &mut prompt, &mut scratch)
+        .expect("encode");
     let sampler = Sampler::new(SamplerConfig { temperature: 0.8, top_p: 0.9, seed: 5 });
     let mut gen = Generator::new(&mut session, &prompt[..n], 4, sampler).expect("generator");
     let mut steps = 0;
@@ -44,7 +48,8 @@ fn tiny_model_generates_and_round_trips_text() {
     let t = model.tokenizer();
     for text in ["", " ", "the and é🙂", "zzz\n\t"] {
         let mut ids = [0u32; 64];
-        let n = t.encode(text, true, false, &mut ids).expect("encode");
+        let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+        let n = t.encode(text, true, false, &mut ids, &mut scratch).expect("encode");
         let mut back = Vec::new();
         for w in ids[..n].windows(2) {
             back.extend_from_slice(t.decode(Some(w[0]), w[1]).bytes());
@@ -141,7 +146,9 @@ fn desktop_style_ids(config: SamplerConfig, filters: SamplerFilters) -> Vec<u32>
     let mut session =
         Session::new(&model, &options, &mut arena.0[..plan.arena_bytes]).expect("session");
     let mut ids = vec![0u32; 32];
-    let n = model.tokenizer().encode("Once the", true, false, &mut ids).expect("encode");
+    let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+    let n =
+        model.tokenizer().encode("Once the", true, false, &mut ids, &mut scratch).expect("encode");
     ids.truncate(n);
     let mut window = vec![0u32; 6];
     let mut sampler = Sampler::with_filters(config, filters, &mut window);

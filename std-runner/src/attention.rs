@@ -106,6 +106,20 @@ fn escape(s: &str) -> String {
         .collect()
 }
 
+/// Most cells (token pairs × maps) an SVG holds: about 40 MB of SVG at roughly 150 bytes
+/// a cell.
+pub const MAX_SVG_CELLS: usize = 1 << 18;
+
+/// Cells of the SVG for `tokens` tokens and `maps` maps, or `None` on overflow.
+pub fn svg_cells(tokens: usize, maps: usize) -> Option<usize> {
+    tokens.checked_mul(tokens)?.checked_mul(maps)
+}
+
+/// The most tokens whose `maps` maps fit [`MAX_SVG_CELLS`].
+pub fn max_svg_tokens(maps: usize) -> usize {
+    (MAX_SVG_CELLS / maps.max(1)).isqrt()
+}
+
 /// White (0) to deep blue (1), with a square root so weak links stay visible.
 fn colour(w: f32) -> String {
     let v = w.clamp(0.0, 1.0).sqrt();

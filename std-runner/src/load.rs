@@ -66,6 +66,27 @@ pub struct Loaded {
     pub bytes: ModelBytes,
     /// What was loaded, for messages.
     pub name: String,
+    /// The files it was read from (none for the default model), which no output may
+    /// replace.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// The files a model at `path` is read from: the path itself and, for a Hugging Face
+/// folder, the files in it a conversion reads.
+fn input_files(path: &Path, tokenizer: Option<&Path>) -> Vec<PathBuf> {
+    let mut v = vec![path.to_path_buf()];
+    v.extend(tokenizer.map(Path::to_path_buf));
+    if path.is_dir() {
+        if let Ok(entries) = std::fs::read_dir(path) {
+            v.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "safetensors")),
+            );
+        }
+    }
+    v
 }
 
 fn starts_with_magic(path: &Path) -> Result<bool> {
@@ -93,8 +114,8 @@ fn map(path: &Path) -> Result<ModelBytes> {
 /// # Errors
 /// Unreadable files or anything the converter refuses.
 pub fn convert_llama2c(ckpt: &Path, tok: &Path, opts: &WriteOptions) -> Result<AlignedBytes> {
-    let c = std::fs::read(ckpt).with_context(|| format!("cannot read {}", ckpt.display()))?;
-    let t = std::fs::read(tok).with_context(|| format!("cannot read {}", tok.display()))?;
+    let c = chispa_tools::output::read_input(ckpt)?;
+    let t = chispa_tools::output::read_input(tok)?;
     let source =
         llama2c::read(&c, &t).with_context(|| format!("cannot convert {}", ckpt.display()))?;
     Ok(writer::build(&source, opts, |_, _| {})?.0)
@@ -112,8 +133,7 @@ fn convert_foreign(path: &Path, opts: &WriteOptions) -> Result<AlignedBytes> {
             .with_context(|| format!("cannot convert {}", path.display()))?
             .model
     } else {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = chispa_tools::output::read_input(path)?;
         chispa_tools::gguf::read(&bytes)
             .with_context(|| format!("cannot convert {}", path.display()))?
             .0
@@ -128,6 +148,7 @@ fn load_foreign(path: &Path, source: &ModelSource) -> Result<Loaded> {
     let in_memory = |bytes| Loaded {
         bytes: ModelBytes::Owned(bytes),
         name: format!("{} ({dtype}, converted in memory)", path.display()),
+        inputs: input_files(path, None),
     };
     let dir = match cache::dir() {
         Some(dir) if !source.no_cache => dir,
@@ -142,7 +163,13 @@ fn load_foreign(path: &Path, source: &ModelSource) -> Result<Loaded> {
                 path.display(),
                 file.display()
             );
-            return Ok(Loaded { bytes, name: format!("{} ({dtype}, cached)", path.display()) });
+            let mut inputs = input_files(path, None);
+            inputs.push(file);
+            return Ok(Loaded {
+                bytes,
+                name: format!("{} ({dtype}, cached)", path.display()),
+                inputs,
+            });
         }
     }
     let image = convert_foreign(path, &source.convert)?;
@@ -194,6 +221,7 @@ pub fn load(source: &ModelSource) -> Result<Loaded> {
         return Ok(Loaded {
             bytes,
             name: format!("{} ({})", ckpt.display(), source.convert.dtype.name()),
+            inputs: vec![ckpt, tok],
         });
     };
     if !path.exists() {
@@ -213,7 +241,11 @@ pub fn load(source: &ModelSource) -> Result<Loaded> {
                 "--dtype is only for a checkpoint to convert: {what} (convert the original again with chispa-convert)"
             )));
         }
-        return Ok(Loaded { bytes: map(path)?, name: path.display().to_string() });
+        return Ok(Loaded {
+            bytes: map(path)?,
+            name: path.display().to_string(),
+            inputs: input_files(path, None),
+        });
     }
     not_cached(&path.display().to_string())?;
     let Some(tok) = &source.tokenizer else {
@@ -226,5 +258,6 @@ pub fn load(source: &ModelSource) -> Result<Loaded> {
     Ok(Loaded {
         bytes,
         name: format!("{} ({}, converted in memory)", path.display(), source.convert.dtype.name()),
+        inputs: input_files(path, Some(tok)),
     })
 }

@@ -50,7 +50,12 @@ enum Command {
         /// Model.
         model: PathBuf,
         /// Text to encode.
-        text: String,
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
+        /// Read the text from FILE instead (`-`: standard input), as it is (a final newline
+        /// included); for texts longer than a command line holds.
+        #[arg(long, short = 'f', value_name = "FILE", conflicts_with = "text")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         m: ModelArgs,
         /// Show each piece.
@@ -137,7 +142,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Outcome::Done => Ok(ExitCode::SUCCESS),
             Outcome::Interrupted => Ok(ExitCode::from(130)),
         },
-        Command::Tokenize { model, text, m, verbose, no_bos } => {
+        Command::Tokenize { model, text, file, m, verbose, no_bos } => {
+            let text = match (text, file) {
+                (Some(t), _) => t,
+                (None, Some(f)) if f.as_os_str() == "-" => {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+                        anyhow::anyhow!("cannot read standard input as UTF-8 text: {e}")
+                    })?;
+                    s
+                }
+                (None, Some(f)) => chispa_tools::output::read_input_text(&f)?,
+                (None, None) => anyhow::bail!("give TEXT or --file"),
+            };
             done(cmd_tokenize(&load_model(Some(model), &m)?, &text, verbose, no_bos))
         }
         Command::Eval { model, m, tokens, text, logits_out } => {
@@ -159,21 +176,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// A clap error as one line: its message and the arguments it lists, without the usage
-/// block (`--help` shows that).
-fn one_line(e: &clap::Error) -> String {
-    let text = e.render().to_string();
-    let parts: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .filter(|l| !l.is_empty())
-        .collect();
-    let msg = parts.join(" ");
-    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-    format!("chispa: error: {msg} (see --help)")
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -183,12 +185,17 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{}", one_line(&e));
+            eprintln!("{}", chispa_tools::usage::one_line("chispa", &e));
             return ExitCode::from(2);
         }
     };
-    match run(cli) {
+    if let Err(e) = chispa_tools::output::remove_temps_on_signals() {
+        eprintln!("chispa: error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli).and_then(|code| chispa_tools::stdout::flush().map(|()| code)) {
         Ok(code) => code,
+        Err(e) if chispa_tools::stdout::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chispa: error: {e:#}");
             if is_usage_error(&e) {

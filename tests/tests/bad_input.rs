@@ -2,7 +2,9 @@
 //! defined behaviour.
 
 use chispa_core::format::DType;
-use chispa_core::format::{file_checksum, CHECKSUM_OFFSET, HEADER_BYTES};
+use chispa_core::format::{
+    file_checksum, Header, TensorEntry, CHECKSUM_OFFSET, HEADER_BYTES, TENSOR_ENTRY_BYTES,
+};
 use chispa_core::{
     Event, FormatError, Generator, Model, PlanError, RunError, Sampler, SamplerConfig, Session,
     SessionOptions, StopReason,
@@ -116,7 +118,8 @@ fn resealed_random_edits_never_panic_and_valid_results_run() {
                 s.forward((pos * 97 % m.config().vocab_size) as u32, pos).expect("forward");
             }
             let mut ids = [0u32; 64];
-            let _ = m.tokenizer().encode("Once upon a time 🙂", true, true, &mut ids);
+            let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+            let _ = m.tokenizer().encode("Once upon a time 🙂", true, true, &mut ids, &mut scratch);
         }
     }
     eprintln!("{accepted} of 3000 edited files were still valid and ran");
@@ -206,4 +209,57 @@ fn generation_limits() {
         s.forward(1, 8).map(|_| ()),
         Err(RunError::PositionOutOfRange { pos: 8, context: 8 })
     );
+}
+
+/// `good()` with directory entry `index` edited by `edit`, resealed.
+fn with_entry(index: usize, edit: impl FnOnce(&mut TensorEntry, &Header)) -> Vec<u8> {
+    let mut file = good();
+    let h = Header::read(file[..HEADER_BYTES].try_into().expect("header"));
+    let at = h.tensors_offset as usize + index * TENSOR_ENTRY_BYTES;
+    let mut e = TensorEntry::read(file[at..at + TENSOR_ENTRY_BYTES].try_into().expect("entry"));
+    edit(&mut e, &h);
+    file[at..at + TENSOR_ENTRY_BYTES].copy_from_slice(&e.write());
+    file[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4].copy_from_slice(&[0; 4]);
+    reseal(&mut file);
+    file
+}
+
+fn entry(index: usize) -> TensorEntry {
+    let file = good();
+    let h = Header::read(file[..HEADER_BYTES].try_into().expect("header"));
+    let at = h.tensors_offset as usize + index * TENSOR_ENTRY_BYTES;
+    TensorEntry::read(file[at..at + TENSOR_ENTRY_BYTES].try_into().expect("entry"))
+}
+
+#[test]
+fn overlapping_tensors_are_refused() {
+    // Tensors 1 (the final norm) and 2 (layer 0's attention norm): both f32 [dim].
+    let first = entry(1);
+    let file = with_entry(2, |e, _| e.data_offset = first.data_offset);
+    match parse(&file) {
+        Err(e @ FormatError::BadTensor { index: 2, .. }) => {
+            assert!(e.to_string().contains("overlaps"), "{e}")
+        }
+        other => panic!("overlap accepted or misreported: {other:?}"),
+    }
+}
+
+#[test]
+fn tensor_data_outside_the_tensor_section_is_refused() {
+    // Inside the header.
+    let file = with_entry(1, |e, _| e.data_offset = 0);
+    match parse(&file) {
+        Err(e @ FormatError::BadTensor { index: 1, .. }) => {
+            assert!(e.to_string().contains("overlaps the directory"), "{e}")
+        }
+        other => panic!("data in the header accepted or misreported: {other:?}"),
+    }
+    // Inside the tokenizer tables.
+    let file = with_entry(1, |e, h| e.data_offset = h.scores_offset);
+    match parse(&file) {
+        Err(e @ FormatError::BadTensor { index: 1, .. }) => {
+            assert!(e.to_string().contains("tokenizer tables"), "{e}")
+        }
+        other => panic!("data in the tokenizer accepted or misreported: {other:?}"),
+    }
 }

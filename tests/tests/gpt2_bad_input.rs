@@ -43,7 +43,14 @@ fn resealed_random_edits_of_a_gpt2_file_never_panic() -> anyhow::Result<()> {
                 s.forward((pos * 97 % m.config().vocab_size) as u32, pos)?;
             }
             let mut ids = [0u32; 128];
-            let _ = m.tokenizer().encode("It's naïve café 🙂  x\n\n y", true, true, &mut ids);
+            let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+            let _ = m.tokenizer().encode(
+                "It's naïve café 🙂  x\n\n y",
+                true,
+                true,
+                &mut ids,
+                &mut scratch,
+            );
         }
     }
     eprintln!("{accepted} of 2000 edited GPT-2 files were still valid and ran");

@@ -16,7 +16,8 @@ use chispa_tests::{agreement, combine, greedy, Reference};
 
 fn encode(model: &Model<'_>, text: &str) -> Vec<u32> {
     let mut ids = vec![0u32; text.len() + 3];
-    let n = model.tokenizer().encode(text, true, false, &mut ids).expect("capacity");
+    let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+    let n = model.tokenizer().encode(text, true, false, &mut ids, &mut scratch).expect("capacity");
     ids.truncate(n);
     ids
 }

@@ -43,7 +43,8 @@ fn on_references(model: &Model<'_>, kv: KvType) -> Result<(Agreement, Agreement)
 fn on_long_story(model: &Model<'_>, kv: KvType) -> Result<Agreement> {
     let text = std::fs::read_to_string(data_file("reference/stories260K_greedy_once_256.txt")?)?;
     let mut ids = vec![0u32; text.len() + 3];
-    let n = model.tokenizer().encode(text.trim_end(), true, false, &mut ids)?;
+    let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+    let n = model.tokenizer().encode(text.trim_end(), true, false, &mut ids, &mut scratch)?;
     ids.truncate(n.min(model.config().max_seq_len));
     Ok(agreement(&forced(model, &ids, KvType::F32)?, &forced(model, &ids, kv)?))
 }

@@ -14,6 +14,16 @@ impl AlignedBytes {
         Self { words: vec![0; len.div_ceil(16)], len }
     }
 
+    /// `len` zero bytes, or `None` when the allocator cannot provide them (instead of
+    /// aborting the process as `zeroed` does).
+    pub fn try_zeroed(len: usize) -> Option<Self> {
+        let n = len.div_ceil(16);
+        let mut words = Vec::new();
+        words.try_reserve_exact(n).ok()?;
+        words.resize(n, 0);
+        Some(Self { words, len })
+    }
+
     /// A copy of `bytes`.
     pub fn copy_from(bytes: &[u8]) -> Self {
         let mut a = Self::zeroed(bytes.len());

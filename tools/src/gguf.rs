@@ -26,9 +26,10 @@ pub const GGML_F16: u32 = 1;
 /// Blocks of 32 int8 with one f16 scale.
 pub const GGML_Q8_0: u32 = 8;
 
-/// A metadata value.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Meta {
+/// A metadata value, borrowed from the file's bytes: arrays are not decoded until read (a
+/// large array costs no memory).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Meta<'a> {
     /// Any integer type.
     Int(i128),
     /// f32 or f64.
@@ -36,9 +37,53 @@ pub enum Meta {
     /// Boolean.
     Bool(bool),
     /// UTF-8 string.
-    Str(String),
+    Str(&'a str),
     /// Array of values.
-    Array(Vec<Meta>),
+    Array(Array<'a>),
+}
+
+/// A metadata array: its element type, length and encoded elements.
+#[derive(Clone, Copy, PartialEq)]
+pub struct Array<'a> {
+    ty: u32,
+    len: usize,
+    bytes: &'a [u8],
+}
+
+impl std::fmt::Debug for Array<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an array of {} values of type {}", self.len, self.ty)
+    }
+}
+
+impl<'a> Array<'a> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The elements, decoded one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Meta<'a>>> + 'a {
+        let mut c = Cursor { b: self.bytes, at: 0 };
+        let ty = self.ty;
+        (0..self.len).map(move |_| c.value(ty, 1))
+    }
+}
+
+/// Bytes of one fixed-size element of metadata type `ty` (`None` for strings and arrays).
+fn fixed_size(ty: u32) -> Option<usize> {
+    match ty {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
+    }
 }
 
 struct Cursor<'a> {
@@ -65,19 +110,56 @@ impl<'a> Cursor<'a> {
     fn len(&mut self) -> Result<usize> {
         let n = self.u64()?;
         ensure!(
-            n <= (self.b.len() - self.at) as u64,
+            n <= self.b.len().saturating_sub(self.at) as u64,
             "GGUF: length {n} at byte {} runs past the end",
             self.at
         );
         Ok(n as usize)
     }
-    fn string(&mut self) -> Result<String> {
+    fn string(&mut self) -> Result<&'a str> {
         let n = self.len()?;
         let at = self.at;
-        String::from_utf8(self.take(n)?.to_vec())
+        std::str::from_utf8(self.take(n)?)
             .with_context(|| format!("GGUF: string at byte {at} is not UTF-8"))
     }
-    fn value(&mut self, ty: u32, depth: usize) -> Result<Meta> {
+    /// Moves past one value of type `ty` without decoding it.
+    fn skip(&mut self, ty: u32, depth: usize) -> Result<()> {
+        if let Some(n) = fixed_size(ty) {
+            self.take(n)?;
+            return Ok(());
+        }
+        match ty {
+            8 => {
+                let n = self.len()?;
+                self.take(n)?;
+            }
+            9 => {
+                self.array(depth)?;
+            }
+            other => bail!("GGUF: unknown metadata type {other} at byte {}", self.at),
+        }
+        Ok(())
+    }
+    /// An array's header and extent; its elements are skipped, not decoded.
+    fn array(&mut self, depth: usize) -> Result<Array<'a>> {
+        ensure!(depth < 4, "GGUF: arrays nested too deeply");
+        let ty = self.u32()?;
+        let len = self.len()?;
+        let start = self.at;
+        match fixed_size(ty) {
+            Some(size) => {
+                self.take(len.checked_mul(size).context("GGUF: array size overflow")?)?;
+            }
+            None => {
+                for _ in 0..len {
+                    self.skip(ty, depth + 1)?;
+                }
+            }
+        }
+        let bytes = self.b.get(start..self.at).unwrap_or_default();
+        Ok(Array { ty, len, bytes })
+    }
+    fn value(&mut self, ty: u32, depth: usize) -> Result<Meta<'a>> {
         let int = |b: &[u8], signed: bool| -> i128 {
             let negative = signed && b.last().is_some_and(|x| x & 0x80 != 0);
             let mut v = [if negative { 0xFF } else { 0 }; 16];
@@ -89,44 +171,37 @@ impl<'a> Cursor<'a> {
         Ok(match ty {
             // u8, i8, u16, i16, u32, i32, u64, i64: the odd codes are signed.
             0..=5 | 10 | 11 => {
-                let n = match ty {
-                    0 | 1 => 1,
-                    2 | 3 => 2,
-                    4 | 5 => 4,
-                    _ => 8,
-                };
+                let n = fixed_size(ty).unwrap_or(8);
                 Meta::Int(int(self.take(n)?, ty % 2 == 1))
             }
             6 => Meta::Float(f32::from_le_bytes(self.take(4)?.try_into()?) as f64),
             12 => Meta::Float(f64::from_le_bytes(self.take(8)?.try_into()?)),
             7 => Meta::Bool(self.take(1)?.iter().any(|b| *b != 0)),
             8 => Meta::Str(self.string()?),
-            9 => {
-                ensure!(depth < 4, "GGUF: arrays nested too deeply");
-                let inner = self.u32()?;
-                let n = self.len()?;
-                let mut v = Vec::with_capacity(n.min(1 << 20));
-                for _ in 0..n {
-                    v.push(self.value(inner, depth + 1)?);
-                }
-                Meta::Array(v)
-            }
+            9 => Meta::Array(self.array(depth)?),
             other => bail!("GGUF: unknown metadata type {other} at byte {}", self.at),
         })
     }
 }
 
 struct Info {
-    dims: Vec<usize>,
+    dims: [usize; 4],
+    nd: usize,
     ty: u32,
     offset: usize,
+}
+
+impl Info {
+    fn dims(&self) -> &[usize] {
+        self.dims.get(..self.nd).unwrap_or_default()
+    }
 }
 
 /// A parsed GGUF file: metadata and tensor infos, borrowing the bytes.
 pub struct Gguf<'a> {
     /// Metadata by key.
-    pub meta: HashMap<String, Meta>,
-    infos: HashMap<String, Info>,
+    pub meta: HashMap<&'a str, Meta<'a>>,
+    infos: HashMap<&'a str, Info>,
     data: &'a [u8],
 }
 
@@ -140,7 +215,8 @@ impl std::fmt::Debug for Gguf<'_> {
 }
 
 impl<'a> Gguf<'a> {
-    /// Parses the header, metadata and tensor infos.
+    /// Parses the header, metadata and tensor infos. Nothing is copied: strings and arrays
+    /// borrow `b`.
     ///
     /// # Errors
     /// Not GGUF, a version other than 3, truncation, unknown types.
@@ -163,11 +239,13 @@ impl<'a> Gguf<'a> {
             let name = c.string()?;
             let nd = c.u32()? as usize;
             ensure!((1..=4).contains(&nd), "GGUF: tensor {name} has {nd} dimensions");
-            let dims =
-                (0..nd).map(|_| c.u64().map(|d| d as usize)).collect::<Result<Vec<usize>>>()?;
+            let mut dims = [1usize; 4];
+            for d in dims.iter_mut().take(nd) {
+                *d = usize::try_from(c.u64()?).context("GGUF: dimension overflow")?;
+            }
             let ty = c.u32()?;
-            let offset = c.u64()? as usize;
-            infos.insert(name, Info { dims, ty, offset });
+            let offset = usize::try_from(c.u64()?).context("GGUF: offset overflow")?;
+            infos.insert(name, Info { dims, nd, ty, offset });
         }
         let align = match meta.get("general.alignment") {
             Some(Meta::Int(a)) if *a > 0 && *a <= 1 << 16 => *a as usize,
@@ -179,7 +257,7 @@ impl<'a> Gguf<'a> {
         Ok(Self { meta, infos, data })
     }
 
-    fn get(&self, key: &str) -> Result<&Meta> {
+    fn get(&self, key: &str) -> Result<&Meta<'a>> {
         self.meta.get(key).with_context(|| format!("GGUF: missing key {key}"))
     }
 
@@ -198,9 +276,22 @@ impl<'a> Gguf<'a> {
         }
     }
 
-    fn string(&self, key: &str) -> Result<&str> {
+    /// A float key that must be finite as an f32 and satisfy `ok` (`expected` says how).
+    fn checked_float(
+        &self,
+        key: &str,
+        default: f32,
+        ok: impl Fn(f32) -> bool,
+        expected: &str,
+    ) -> Result<f32> {
+        let v = self.float(key)?.unwrap_or(default);
+        ensure!(v.is_finite() && ok(v), "GGUF: {key} is {v:e}, expected {expected}");
+        Ok(v)
+    }
+
+    fn string(&self, key: &str) -> Result<&'a str> {
         match self.get(key)? {
-            Meta::Str(s) => Ok(s),
+            Meta::Str(s) => Ok(*s),
             other => bail!("GGUF: {key} is {other:?}, expected a string"),
         }
     }
@@ -217,9 +308,9 @@ impl<'a> Gguf<'a> {
     pub fn tensor(&self, name: &str, rows: usize, cols: usize) -> Result<Vec<f32>> {
         let i = self.infos.get(name).with_context(|| format!("missing tensor {name}"))?;
         let want: Vec<usize> = if rows == 1 { vec![cols] } else { vec![cols, rows] };
-        let have: Vec<usize> = i.dims.iter().copied().filter(|d| *d != 1).collect();
+        let have: Vec<usize> = i.dims().iter().copied().filter(|d| *d != 1).collect();
         let want_n: Vec<usize> = want.iter().copied().filter(|d| *d != 1).collect();
-        ensure!(have == want_n, "tensor {name} has GGUF dims {:?}, expected {want:?}", i.dims);
+        ensure!(have == want_n, "tensor {name} has GGUF dims {:?}, expected {want:?}", i.dims());
         let n = rows.checked_mul(cols).context("GGUF: tensor size overflow")?;
         let bytes = |len: usize| -> Result<&[u8]> {
             self.data
@@ -287,12 +378,12 @@ pub fn gguf_name(name: &str) -> String {
     format!("blk.{layer}.{suffix}.weight")
 }
 
-fn strings(g: &Gguf<'_>, key: &str) -> Result<Vec<String>> {
+fn strings<'a>(g: &Gguf<'a>, key: &str) -> Result<Vec<&'a str>> {
     match g.get(key)? {
         Meta::Array(v) => v
             .iter()
-            .map(|m| match m {
-                Meta::Str(s) => Ok(s.clone()),
+            .map(|m| match m? {
+                Meta::Str(s) => Ok(s),
                 other => bail!("GGUF: {key} holds {other:?}, expected strings"),
             })
             .collect(),
@@ -321,23 +412,28 @@ fn vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
         tokens.len()
     );
     let scores: Vec<f32> = match g.meta.get("tokenizer.ggml.scores") {
-        Some(Meta::Array(v)) => v
-            .iter()
-            .map(|m| match m {
-                Meta::Float(f) => Ok(*f as f32),
-                other => bail!("GGUF: tokenizer.ggml.scores holds {other:?}"),
-            })
-            .collect::<Result<_>>()?,
+        Some(Meta::Array(v)) => {
+            ensure!(v.len() == vocab_size, "GGUF: tokenizer.ggml.scores has {} entries", v.len());
+            v.iter()
+                .enumerate()
+                .map(|(i, m)| match m? {
+                    Meta::Float(f) if (f as f32).is_finite() => Ok(f as f32),
+                    Meta::Float(f) => {
+                        bail!("GGUF: tokenizer.ggml.scores[{i}] is {f} (not a finite f32)")
+                    }
+                    other => bail!("GGUF: tokenizer.ggml.scores holds {other:?}"),
+                })
+                .collect::<Result<_>>()?
+        }
         None => vec![NO_MERGE; vocab_size],
         Some(other) => bail!("GGUF: tokenizer.ggml.scores is {other:?}"),
     };
     ensure!(scores.len() == vocab_size, "GGUF: tokenizer.ggml.scores has {} entries", scores.len());
-    let base = tokens.iter().position(|t| t == "<0x00>").map(|i| i as u32);
+    let base = tokens.iter().position(|t| *t == "<0x00>").map(|i| i as u32);
     if let Some(base) = base {
         for b in 0..=255u32 {
             ensure!(
-                tokens.get((base + b) as usize).map(String::as_str)
-                    == Some(&format!("<0x{b:02X}>")),
+                tokens.get((base + b) as usize).copied() == Some(format!("<0x{b:02X}>").as_str()),
                 "GGUF: byte token <0x{b:02X}> is not at id {}",
                 base + b
             );
@@ -395,11 +491,15 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
         let v = g.int(key)?;
         ensure!(v <= 1 << 20, "GGUF: {key} = {v} is larger than chispa supports (2^20)");
     }
-    let tokens = strings(&g, "tokenizer.ggml.tokens")?;
-    let vocab_size = match g.meta.get("llama.vocab_size") {
-        Some(_) => g.int("llama.vocab_size")?,
-        None => tokens.len(),
+    let vocab_size = match (g.meta.get("llama.vocab_size"), g.get("tokenizer.ggml.tokens")?) {
+        (Some(_), _) => g.int("llama.vocab_size")?,
+        (None, Meta::Array(tokens)) => tokens.len(),
+        (None, other) => bail!("GGUF: tokenizer.ggml.tokens is {other:?}, expected an array"),
     };
+    ensure!(
+        vocab_size <= chispa_core::model::MAX_VOCAB as usize,
+        "GGUF: the vocabulary of {vocab_size} tokens is larger than chispa supports (2^20)"
+    );
     let p = Params {
         arch: Arch::Llama,
         dim,
@@ -409,8 +509,18 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
         n_kv_heads,
         vocab_size,
         max_seq_len: g.int("llama.context_length")?,
-        rope_theta: g.float("llama.rope.freq_base")?.unwrap_or(10000.0),
-        norm_eps: g.float("llama.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+        rope_theta: g.checked_float(
+            "llama.rope.freq_base",
+            10000.0,
+            |t| t > 1.0,
+            "a finite number above 1",
+        )?,
+        norm_eps: g.checked_float(
+            "llama.attention.layer_norm_rms_epsilon",
+            1e-5,
+            |e| e >= 0.0,
+            "a finite number ≥ 0 (an f32)",
+        )?,
         shared_classifier: !g.has("output.weight"),
     };
     let mut tensors = Vec::new();

@@ -32,6 +32,8 @@ pub struct Converted {
     pub model: SourceModel,
     /// What was recognised: architecture, shapes, tensor types, tokenizer.
     pub recognised: Vec<String>,
+    /// Every file read (the configuration, the checkpoint files, the tokenizer files).
+    pub inputs: Vec<PathBuf>,
 }
 
 /// All tensors of a checkpoint, widened to f32.
@@ -45,8 +47,7 @@ pub struct Checkpoint {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::output::read_input_text(path)?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
@@ -57,6 +58,30 @@ fn widen(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
         Dtype::BF16 => byte_groups(data).map(|b| half::bf16::from_le_bytes(b).to_f32()).collect(),
         other => bail!("tensor {name}: element type {other:?} is not supported (f32, f16, bf16)"),
     })
+}
+
+/// The shard `name` of `weight_map[tensor]`: a relative path inside `dir` (no `..`, not
+/// absolute) to a regular file (checked before it is opened: a FIFO or device never is).
+fn shard_path(dir: &Path, tensor: &str, name: &str) -> Result<PathBuf> {
+    use std::path::Component;
+    let rel = Path::new(name);
+    let inside = !name.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
+    ensure!(
+        inside,
+        "model.safetensors.index.json: weight_map[{tensor:?}] = {name:?} is not a file inside the folder"
+    );
+    let path = dir.join(rel);
+    let meta = std::fs::metadata(&path).with_context(|| {
+        format!(
+            "model.safetensors.index.json: weight_map[{tensor:?}] = {name:?}: cannot read {}",
+            path.display()
+        )
+    })?;
+    ensure!(
+        meta.is_file(),
+        "model.safetensors.index.json: weight_map[{tensor:?}] = {name:?} is not a regular file"
+    );
+    Ok(path)
 }
 
 impl Checkpoint {
@@ -73,9 +98,15 @@ impl Checkpoint {
                 .get("weight_map")
                 .and_then(Value::as_object)
                 .context("model.safetensors.index.json: no \"weight_map\" object")?;
-            let names: BTreeSet<&str> = map.values().filter_map(Value::as_str).collect();
+            let mut names = BTreeSet::new();
+            for (tensor, v) in map {
+                let name = v.as_str().with_context(|| {
+                    format!("model.safetensors.index.json: weight_map[{tensor:?}] is {v}, expected a file name")
+                })?;
+                names.insert(shard_path(dir, tensor, name)?);
+            }
             ensure!(!names.is_empty(), "model.safetensors.index.json: empty \"weight_map\"");
-            names.into_iter().map(|n| dir.join(n)).collect()
+            names.into_iter().collect()
         } else if single.is_file() {
             vec![single]
         } else {
@@ -86,8 +117,7 @@ impl Checkpoint {
         };
         let mut ck = Checkpoint::default();
         for file in &files {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = crate::output::read_input(file)?;
             let st = SafeTensors::deserialize(&bytes)
                 .with_context(|| format!("{} is not a valid safetensors file", file.display()))?;
             for (name, view) in st.iter() {
@@ -150,6 +180,12 @@ fn f32_key(config: &Value, name: &str) -> Result<Option<f32>> {
     }
 }
 
+/// A float key that must be finite as an f32 and within `ok` (described by `expected`).
+fn checked_f32(v: f32, name: &str, ok: impl Fn(f32) -> bool, expected: &str) -> Result<f32> {
+    ensure!(v.is_finite() && ok(v), "config.json: \"{name}\" is {v:e}, expected {expected}");
+    Ok(v)
+}
+
 /// Permutes the rows of a `[n_heads * head_size, cols]` projection from Hugging Face's
 /// `rotate_half` pairing `(i, i + head_size/2)` to adjacent pairs `(2i, 2i + 1)`: new row
 /// `2i` of each head is old row `i`, new row `2i + 1` is old row `i + head_size/2`.
@@ -201,13 +237,22 @@ pub fn read_dir(dir: &Path) -> Result<Converted> {
     ensure!(dir.is_dir(), "{}: not a directory", dir.display());
     let config = read_json(&dir.join("config.json"))?;
     let arch = architecture(&config)?;
-    match arch.as_str() {
+    let mut converted = match arch.as_str() {
         "LlamaForCausalLM" => read_llama(dir, &config),
         "GPT2LMHeadModel" => read_gpt2(dir, &config),
         other => bail!(
             "config.json: architecture \"{other}\" is not supported (supported: LlamaForCausalLM, GPT2LMHeadModel)"
         ),
+    }?;
+    for name in
+        ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json"]
+    {
+        let p = dir.join(name);
+        if p.is_file() {
+            converted.inputs.push(p);
+        }
     }
+    Ok(converted)
 }
 
 fn rope_theta(config: &Value) -> Result<(f32, &'static str)> {
@@ -269,7 +314,9 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
         "config.json: num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv_heads}"
     );
     let (theta, theta_from) = rope_theta(config)?;
+    let theta = checked_f32(theta, theta_from, |t| t > 1.0, "a finite number above 1")?;
     let eps = f32_key(config, "rms_norm_eps")?.unwrap_or(1e-6);
+    let eps = checked_f32(eps, "rms_norm_eps", |e| e >= 0.0, "a finite number ≥ 0 (an f32)")?;
     let tied = key(config, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false);
     let p = Params {
         arch: chispa_core::format::Arch::Llama,
@@ -328,7 +375,7 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
         ),
         tok_line,
     ];
-    Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised })
+    Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised, inputs: ck.files })
 }
 
 /// `[rows, cols]` → `[cols, rows]` (Conv1D weights are stored `[in, out]`).
@@ -363,6 +410,7 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
         None => 4 * dim,
     };
     let eps = f32_key(config, "layer_norm_epsilon")?.unwrap_or(1e-5);
+    let eps = checked_f32(eps, "layer_norm_epsilon", |e| e >= 0.0, "a finite number ≥ 0 (an f32)")?;
     let tied = key(config, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true);
     let p = Params {
         arch: chispa_core::format::Arch::Gpt2,
@@ -471,7 +519,7 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
         ),
         tok_line,
     ];
-    Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised })
+    Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised, inputs: ck.files })
 }
 
 /// The Hugging Face name of a canonical Llama tensor.

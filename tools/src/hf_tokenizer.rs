@@ -24,8 +24,7 @@ pub const NO_MERGE: f32 = -1e10;
 const METASPACE: char = '▁';
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::output::read_input_text(path)?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 

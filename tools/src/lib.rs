@@ -9,6 +9,9 @@
 //! * [`writer`]: the `.chispa` writer (layout from `chispa_core::format`), verified by
 //!   parsing what it wrote, and the atomic file write.
 //! * [`synth`]: random-weight models in the TinyStories shapes, for benchmarks.
+//! * [`output`]: the one policy for files read and written (no input overwritten, no device
+//!   replaced, temporary files removed, the umask's mode); [`stdout`]: printing that ends
+//!   quietly on a closed pipe and reports a full one.
 //! * [`aligned`]: an aligned byte buffer for parsing in memory.
 #![forbid(unsafe_code)]
 
@@ -20,7 +23,10 @@ pub mod hf;
 pub mod hf_tokenizer;
 pub mod inspect;
 pub mod llama2c;
+pub mod output;
 pub mod quant;
 pub mod source;
+pub mod stdout;
 pub mod synth;
+pub mod usage;
 pub mod writer;

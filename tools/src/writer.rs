@@ -1,7 +1,6 @@
 //! Writes `.chispa` files: the layout comes from `chispa_core::format`, and every file is
 //! parsed back by `chispa_core::Model::parse` before it is handed out.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -145,7 +144,21 @@ fn check(model: &SourceModel) -> Result<()> {
             bail!("tensor {}: element {i} is {} (not finite)", t.name, t.data[i]);
         }
     }
+    ensure!(
+        p.norm_eps.is_finite() && p.norm_eps >= 0.0,
+        "the norm epsilon {:e} is not a finite number ≥ 0",
+        p.norm_eps
+    );
+    ensure!(
+        p.arch != chispa_core::format::Arch::Llama
+            || (p.rope_theta.is_finite() && p.rope_theta > 1.0),
+        "the RoPE base {:e} is not a finite number above 1",
+        p.rope_theta
+    );
     let v = &model.vocab;
+    if let Some(i) = v.scores.iter().position(|s| !s.is_finite()) {
+        bail!("tokenizer: the score of token {i} is {} (not finite)", v.scores[i]);
+    }
     ensure!(
         v.pieces.len() == p.vocab_size && v.scores.len() == p.vocab_size,
         "tokenizer has {} tokens, the model's vocabulary has {}",
@@ -358,25 +371,11 @@ pub fn build_with_groups(
     Ok((image, Report { tensors: reports, parameters, file_bytes: out.len(), calibration: None }))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, renamed into
-/// place only when complete and synced: a failure leaves any previous file untouched.
+/// Writes `bytes` to `path` by the [output policy](crate::output) for a command without
+/// inputs (a cache): through a synced temporary file, renamed into place.
 ///
 /// # Errors
-/// The directory cannot be written, the disk is full, or the rename fails.
+/// As [`crate::output::write`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".chispa-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot rename into {}", path.display()))?;
-    Ok(())
+    crate::output::write(path, &[], bytes)
 }

@@ -172,7 +172,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             out: Out::IsDir,
-            ..case("output is a directory", ck.clone(), tk.clone(), "cannot rename")
+            ..case("output is a directory", ck.clone(), tk.clone(), "not a regular file")
         },
         Case {
             out: Out::Previous,
@@ -341,4 +341,205 @@ fn a_full_disk_fails_cleanly() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(left.len(), 2, "only the inputs remain: {left:?}");
+}
+
+/// Writes the valid synthetic checkpoint and tokenizer into `dir`.
+fn inputs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (c, t) = (dir.join("ck.bin"), dir.join("tok.bin"));
+    std::fs::write(&c, checkpoint()).expect("write");
+    std::fs::write(&t, tokenizer()).expect("write");
+    (c, t)
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".chispa-"))
+        .collect()
+}
+
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let dir = tempdir("onto-input");
+    let (c, t) = inputs(&dir);
+    let link = dir.join("same-as-ck.bin");
+    std::fs::hard_link(&c, &link).expect("hard link");
+    let dotted = dir.join(".").join("tok.bin");
+    for out in [&c, &t, &link, &dotted] {
+        let r = run(&["llama2c", s(&c), "--tokenizer", s(&t), "-o", s(out), "-q"]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(err.contains("also an input"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    assert_eq!(std::fs::read(&c).expect("read"), checkpoint(), "checkpoint untouched");
+    assert_eq!(std::fs::read(&t).expect("read"), tokenizer(), "tokenizer untouched");
+    assert!(temp_files(&dir).is_empty());
+}
+
+#[test]
+fn an_output_that_is_a_device_or_fifo_is_refused() {
+    let dir = tempdir("device");
+    let (c, t) = inputs(&dir);
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    for out in [Path::new("/dev/full"), Path::new("/dev/null"), &fifo] {
+        let r = run(&["llama2c", s(&c), "--tokenizer", s(&t), "-o", s(out), "-q"]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null").expect("stat").file_type().is_char_device());
+    assert!(std::fs::metadata(&fifo).expect("stat").file_type().is_fifo());
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+}
+
+#[test]
+fn outputs_take_the_mode_of_the_umask() {
+    let dir = tempdir("umask");
+    let (c, t) = inputs(&dir);
+    let out = dir.join("m.chispa");
+    for (umask, want) in [("022", 0o644), ("077", 0o600), ("022", 0o644)] {
+        let script = format!(
+            "umask {umask}; exec '{}' llama2c '{}' -t '{}' -o '{}' -q",
+            env!("CARGO_BIN_EXE_chispa-convert"),
+            s(&c),
+            s(&t),
+            s(&out)
+        );
+        let r = Command::new("sh").arg("-c").arg(&script).output().expect("sh runs");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(mode(&out), want, "umask {umask}");
+    }
+}
+
+#[test]
+fn a_file_size_limit_fails_cleanly_without_a_temporary_file() {
+    // SIGXFSZ left at its default: the converter turns it into a write error.
+    let dir = tempdir("xfsz");
+    let (c, t) = inputs(&dir);
+    let o = dir.join("out.chispa");
+    let script = format!(
+        "ulimit -f 4; exec '{}' llama2c '{}' -t '{}' -o '{}' -q",
+        env!("CARGO_BIN_EXE_chispa-convert"),
+        s(&c),
+        s(&t),
+        s(&o)
+    );
+    let r = Command::new("sh").arg("-c").arg(&script).output().expect("sh runs");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write"), "{err}");
+    assert!(!o.exists());
+    assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
+}
+
+fn kill(sig: &str, pid: u32) {
+    let ok = Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill runs");
+    assert!(ok.success(), "kill {sig} {pid}");
+}
+
+/// Starts a conversion of a large model and stops it (SIGSTOP) while its temporary file
+/// exists, then sends `sig`: the temporary file is gone, the process exits 128 + `sig`.
+fn interrupted_while_writing(sig: &str, code: i32) {
+    let dir = tempdir("signal");
+    let out = dir.join("big.chispa");
+    for _attempt in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chispa-convert"))
+            .args(["synth", "--shape", "stories15M", "--dtype", "f32", "-o", s(&out)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        let mut stopped = false;
+        while child.try_wait().expect("wait").is_none() {
+            if !temp_files(&dir).is_empty() {
+                kill("-STOP", pid);
+                stopped = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        if stopped && !temp_files(&dir).is_empty() {
+            kill(sig, pid);
+            kill("-CONT", pid);
+            let status = child.wait().expect("wait");
+            assert_eq!(status.code(), Some(code), "{status:?}");
+            assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
+            return;
+        }
+        if stopped {
+            kill("-CONT", pid);
+        }
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&out);
+    }
+    panic!("never caught the converter while it was writing");
+}
+
+#[test]
+fn sigterm_while_writing_removes_the_temporary_file() {
+    interrupted_while_writing("-TERM", 143);
+}
+
+#[test]
+fn sigint_while_writing_removes_the_temporary_file() {
+    interrupted_while_writing("-INT", 130);
+}
+
+#[test]
+fn a_full_stdout_is_an_error_and_a_closed_one_a_quiet_end() {
+    let dir = tempdir("stdout");
+    let (c, t) = inputs(&dir);
+    let m = dir.join("m.chispa");
+    let r = run(&["llama2c", s(&c), "-t", s(&t), "-o", s(&m), "-q"]);
+    assert!(r.status.success());
+    let bin = env!("CARGO_BIN_EXE_chispa-convert");
+    let out2 = dir.join("m2.chispa");
+    let cases: [&[&str]; 2] =
+        [&["inspect", s(&m)], &["llama2c", s(&c), "-t", s(&t), "-o", s(&out2)]];
+    for args in cases {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        let o = Command::new(bin).args(args).stdout(full).output().expect("runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cannot write to standard output"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let o = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("error") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_target_snr_that_is_not_a_finite_number_is_a_usage_error() {
+    let dir = tempdir("snr");
+    let (c, t) = inputs(&dir);
+    let o = dir.join("m.chispa");
+    for v in ["--target-snr=nan", "--target-snr=inf", "--target-snr=-3"] {
+        let r = run(&["llama2c", s(&c), "-t", s(&t), "-o", s(&o), v]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{v}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("--target-snr"), "{err}");
+        assert!(!o.exists());
+    }
 }

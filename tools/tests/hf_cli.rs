@@ -181,3 +181,81 @@ fn gguf_of_another_architecture_is_refused() {
     assert!(err.contains("general.architecture \"gpt2\" is not supported"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn an_output_onto_a_file_of_the_folder_is_refused() {
+    let dir = variant("onto-config", |_| {}, &[]);
+    let config = std::fs::read(dir.join("config.json")).expect("read");
+    for name in ["config.json", "model.safetensors", "tokenizer.json"] {
+        let out = dir.join(name);
+        let before = std::fs::read(&out).expect("read");
+        let o = convert(&["hf", s(&dir), "-o", s(&out), "-q"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("also an input"), "{err}");
+        assert_eq!(std::fs::read(&out).expect("read"), before, "{name} untouched");
+    }
+    assert_eq!(std::fs::read(dir.join("config.json")).expect("read"), config);
+    let o = convert(&["hf", s(&dir), "-o", s(&dir), "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// Runs `chispa-convert ARGS`, failing the test if it has not ended within a minute.
+fn convert_within_a_minute(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chispa-convert"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed().as_secs() > 60 {
+            let _ = child.kill();
+            panic!("chispa-convert {args:?} hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn index_paths_outside_the_folder_or_not_regular_files_are_refused() {
+    let dir = variant("index", |_| {}, &[]);
+    let fifo = dir.join("fifo.safetensors");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.safetensors")).expect("symlink");
+    for (target, says) in [
+        ("fifo.safetensors", "not a regular file"),
+        ("/dev/zero", "not a file inside the folder"),
+        ("zero.safetensors", "not a regular file"),
+        ("../../etc/passwd", "not a file inside the folder"),
+        ("/etc/passwd", "not a file inside the folder"),
+        ("", "not a file inside the folder"),
+        ("missing.safetensors", "cannot read"),
+    ] {
+        let index = serde_json::json!({ "weight_map": { "model.embed_tokens.weight": target } });
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).expect("write");
+        let out = dir.join("out.chispa");
+        let o = convert_within_a_minute(&["hf", s(&dir), "-o", s(&out), "-q"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{target}: {err}");
+        assert!(err.contains(says) && err.contains("weight_map"), "{target}: {err}");
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn bad_float_values_are_named_by_their_key() {
+    let set = |key: &'static str, v: f64| {
+        move |c: &mut Value| {
+            c[key] = serde_json::json!(v);
+            c.as_object_mut().expect("object").remove("rope_parameters");
+        }
+    };
+    assert_refused(&variant("eps-huge", set("rms_norm_eps", 1e300), &[]), "\"rms_norm_eps\"");
+    assert_refused(&variant("eps-negative", set("rms_norm_eps", -1.0), &[]), "\"rms_norm_eps\"");
+    assert_refused(&variant("theta-negative", set("rope_theta", -5.0), &[]), "\"rope_theta\"");
+    let nested = |c: &mut Value| c["rope_parameters"]["rope_theta"] = serde_json::json!(-5.0);
+    assert_refused(&variant("theta-nested", nested, &[]), "rope_parameters.rope_theta");
+}

@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use chispa_core::{Session, SessionOptions};
 use chispa_runner::load::Loaded;
 use chispa_runner::run::arena_for;
+use chispa_tools::outln;
 
 use super::common::rate;
 
@@ -22,10 +23,13 @@ pub(crate) fn cmd_bench(
 ) -> Result<()> {
     let model = loaded.bytes.parse(&loaded.name)?;
     let c = model.config();
-    let total = prompt_tokens + gen_tokens;
-    if prompt_tokens == 0 || total > c.max_seq_len {
-        bail!("need 1 ≤ prompt tokens and prompt + generated ≤ {} (context)", c.max_seq_len);
-    }
+    let total = prompt_tokens.checked_add(gen_tokens).filter(|t| *t <= c.max_seq_len);
+    let Some(total) = total.filter(|_| prompt_tokens > 0) else {
+        bail!(
+            "--prompt-tokens {prompt_tokens} + --gen-tokens {gen_tokens}: need 1 ≤ prompt tokens and prompt + generated ≤ {} (the context)",
+            c.max_seq_len
+        );
+    };
     // A deterministic prompt: BOS then ids cycling through the vocabulary.
     let bos = model.bos_id().unwrap_or(0);
     let prompt: Vec<u32> = std::iter::once(bos)
@@ -65,7 +69,7 @@ pub(crate) fn cmd_bench(
     // header included, a small overestimate) times the rate is the weight read bandwidth.
     let g_rate = median(g_rates);
     let gb_s = model.bytes().len() as f64 * g_rate / 1e9;
-    println!(
+    outln!(
         "{}: {} params, {} — prompt {:.0} tok/s, generation {:.0} tok/s ≈ {gb_s:.1} GB/s of weights (median of {}, {} + {} tokens, {} thread(s), {} kernels)",
         loaded.name,
         c.parameter_count(),
@@ -77,6 +81,6 @@ pub(crate) fn cmd_bench(
         gen_tokens,
         chispa_runner::threads::threads(),
         chispa_core::kernels::backend().name()
-    );
+    )?;
     Ok(())
 }

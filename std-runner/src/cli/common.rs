@@ -9,6 +9,7 @@ use chispa_core::format::DType;
 use chispa_core::kernels::{self, Backend, EnvBackendError, ALL_BACKENDS};
 use chispa_core::{KvType, Model, StopReason};
 use chispa_runner::load::{self, Loaded, ModelSource};
+use chispa_runner::usage::UsageError;
 use chispa_tools::writer::WriteOptions;
 use clap::{Args, ValueEnum};
 
@@ -57,7 +58,15 @@ pub(crate) fn select_backend(choice: Option<Backend>) -> Result<Backend> {
         None => match kernels::backend_from_env() {
             Ok(Some(b)) => b,
             Ok(None) => Backend::best(),
-            Err(EnvBackendError::Unknown) => bail!("CHISPA_BACKEND names no backend"),
+            Err(EnvBackendError::Unknown) => {
+                let names: Vec<_> = ALL_BACKENDS.iter().map(|b| b.name()).collect();
+                let value = std::env::var("CHISPA_BACKEND").unwrap_or_default();
+                return Err(UsageError(format!(
+                    "CHISPA_BACKEND={value:?} names no backend (one of {})",
+                    names.join(", ")
+                ))
+                .into());
+            }
             Err(EnvBackendError::Unsupported(b)) => bail!("{}", kernels::Unsupported(b)),
         },
     };
@@ -114,10 +123,34 @@ pub(crate) fn load_model(path: Option<PathBuf>, m: &ModelArgs) -> Result<Loaded>
     })
 }
 
-pub(crate) fn encode(model: &Model<'_>, text: &str, bos: bool) -> Result<Vec<u32>> {
-    let mut ids = vec![0u32; text.len() + 3];
+/// Encodes `text`; with a `context`, a text that cannot fit it by its length alone (see
+/// [`chispa_core::Tokenizer::min_tokens`]) is refused before any encoding.
+pub(crate) fn encode(
+    model: &Model<'_>,
+    text: &str,
+    bos: bool,
+    context: Option<usize>,
+) -> Result<Vec<u32>> {
+    let tok = model.tokenizer();
+    let extra = usize::from(bos && tok.bos().is_some());
+    if let Some(context) = context {
+        let least = tok.min_tokens(text).saturating_add(extra);
+        if least > context {
+            bail!(
+                "the prompt has at least {least} tokens ({} bytes, at most {} a token) but the context holds {context}; shorten it",
+                text.len(),
+                tok.max_piece_len()
+            );
+        }
+    }
+    let cap = text.len().checked_add(3).context("the text is too long")?;
+    let mut ids = vec![0u32; cap];
+    let scratch_len = cap
+        .checked_mul(chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN)
+        .context("the text is too long")?;
+    let mut scratch = vec![0u32; scratch_len];
     let n =
-        model.tokenizer().encode(text, bos, false, &mut ids).context("cannot encode the text")?;
+        tok.encode(text, bos, false, &mut ids, &mut scratch).context("cannot encode the text")?;
     ids.truncate(n);
     Ok(ids)
 }
@@ -138,11 +171,12 @@ pub(crate) fn reason_text(r: StopReason) -> String {
     }
 }
 
-/// Output that ends quietly when the reader goes away (`chispa run | head`).
+/// Output that ends quietly when the reader goes away (`chispa run | head`): `Ok(false)`;
+/// any other write error is [`chispa_tools::stdout::error`].
 pub(crate) fn out_ok(r: io::Result<()>) -> Result<bool> {
     match r {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(e).context("cannot write to stdout"),
+        Err(e) if chispa_tools::stdout::is_broken_pipe(&e) => Ok(false),
+        Err(e) => Err(chispa_tools::stdout::error(e)),
     }
 }

@@ -1,11 +1,12 @@
 //! `chispa eval`: teacher-forced perplexity and logits.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use chispa_runner::load::Loaded;
 use chispa_runner::run::{mean_nll, teacher_forced};
+use chispa_tools::outln;
 use serde_json::json;
 
 use super::common::{encode, rate};
@@ -17,7 +18,12 @@ pub(crate) fn cmd_eval(
     logits_out: Option<PathBuf>,
 ) -> Result<()> {
     let model = loaded.bytes.parse(&loaded.name)?;
-    let ids: Vec<u32> = match (tokens, text) {
+    let mut inputs: Vec<&Path> = loaded.inputs.iter().map(PathBuf::as_path).collect();
+    inputs.extend(text.as_deref());
+    if let Some(out) = &logits_out {
+        chispa_tools::output::check(out, &inputs)?;
+    }
+    let ids: Vec<u32> = match (tokens, text.as_deref()) {
         (Some(t), _) => t
             .split(',')
             .map(|s| {
@@ -27,9 +33,8 @@ pub(crate) fn cmd_eval(
             })
             .collect::<Result<_>>()?,
         (None, Some(path)) => {
-            let s = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            encode(&model, &s, true)?
+            let s = chispa_tools::output::read_input_text(path)?;
+            encode(&model, &s, true, Some(model.config().max_seq_len))?
         }
         (None, None) => bail!("give --tokens or --text"),
     };
@@ -44,17 +49,17 @@ pub(crate) fn cmd_eval(
     let logits = teacher_forced(&model, &ids)?;
     let elapsed = start.elapsed();
     let nll = mean_nll(&logits, &ids);
-    println!(
+    outln!(
         "tokens {}  mean NLL {:.4} nats  perplexity {:.3}  ({:.0} tok/s)",
         ids.len(),
         nll,
         nll.exp(),
         rate(ids.len(), elapsed)
-    );
+    )?;
     if let Some(path) = logits_out {
         let doc = json!({ "input_ids": ids, "logits": logits });
         let bytes = serde_json::to_vec(&doc)?;
-        chispa_tools::writer::write_atomic(&path, &bytes)?;
+        chispa_tools::output::write(&path, &inputs, &bytes)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chispa_core::generate::STOP_STRING_MAX;
 use chispa_core::sampler::softmax;
 use chispa_core::{
@@ -38,14 +38,15 @@ pub(crate) struct RunArgs {
     /// New tokens to generate after the prompt.
     #[arg(long, short = 'n', visible_alias = "n-predict", default_value_t = 256)]
     steps: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, visible_alias = "temp", default_value_t = 1.0)]
+    /// Sampling temperature; 0 is greedy (as is a temperature so small that the logits
+    /// divided by it overflow).
+    #[arg(long, visible_alias = "temp", default_value_t = 1.0, allow_negative_numbers = true, value_parser = parse_temperature)]
     temperature: f32,
     /// Keep only the K most likely tokens; 0 keeps all.
     #[arg(long, value_name = "K", default_value_t = 0)]
     top_k: usize,
     /// Nucleus sampling threshold; ≤ 0 or ≥ 1 samples from all tokens.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true, value_parser = parse_top_p)]
     top_p: f32,
     /// Keep only tokens with at least P times the probability of the most likely one; 0 is
     /// off.
@@ -103,6 +104,20 @@ fn parse_seed(s: &str) -> Result<Seed, String> {
     s.parse()
         .map(|v| Seed(Some(v)))
         .map_err(|_| "expected a number from 0 to 2^64 - 1, or -1".into())
+}
+
+fn parse_temperature(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err("expected a finite number ≥ 0 (0 is greedy)".into()),
+    }
+}
+
+fn parse_top_p(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(p) if p.is_finite() => Ok(p),
+        _ => Err("expected a finite number (≤ 0 or ≥ 1 samples from all tokens)".into()),
+    }
 }
 
 fn parse_min_p(s: &str) -> Result<f32, String> {
@@ -195,6 +210,7 @@ fn prompt_text(a: &RunArgs) -> Result<String> {
 fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     use signal_hook::consts::SIGINT;
     let flag = Arc::new(AtomicBool::new(false));
+    chispa_tools::output::sigint_handled_elsewhere();
     signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&flag))
         .context("cannot handle SIGINT")?;
     signal_hook::flag::register(SIGINT, Arc::clone(&flag)).context("cannot handle SIGINT")?;
@@ -218,12 +234,6 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<Outcome> {
         kv,
         ..
     } = *a;
-    if !temperature.is_finite() || temperature < 0.0 {
-        bail!("--temperature must be a finite number ≥ 0, got {temperature}");
-    }
-    if !top_p.is_finite() {
-        bail!("--top-p must be finite, got {top_p}");
-    }
     let prompt = prompt_text(a)?;
     let interrupted = interrupt_flag()?;
     let model = loaded.bytes.parse(&loaded.name)?;
@@ -232,7 +242,9 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<Outcome> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
-    let ids = encode(&model, &prompt, true)?;
+    let max = model.config().max_seq_len;
+    let ids =
+        encode(&model, &prompt, true, Some(if context == 0 { max } else { context.min(max) }))?;
     let options = SessionOptions { context, kv: kv.into() };
     let mut arena = arena_for(&model, &options)?;
     let mut session = Session::new(&model, &options, arena.as_mut_slice())?;

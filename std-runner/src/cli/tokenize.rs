@@ -5,11 +5,11 @@ use std::io::{self, Write};
 use anyhow::Result;
 use chispa_runner::load::Loaded;
 
-use super::common::{encode, out_ok};
+use super::common::encode;
 
 pub(crate) fn cmd_tokenize(loaded: &Loaded, text: &str, verbose: bool, no_bos: bool) -> Result<()> {
     let model = loaded.bytes.parse(&loaded.name)?;
-    let ids = encode(&model, text, !no_bos)?;
+    let ids = encode(&model, text, !no_bos, None)?;
     let mut out = io::stdout().lock();
     let r = if verbose {
         ids.iter().try_for_each(|id| {
@@ -20,5 +20,5 @@ pub(crate) fn cmd_tokenize(loaded: &Loaded, text: &str, verbose: bool, no_bos: b
         let s: Vec<String> = ids.iter().map(u32::to_string).collect();
         writeln!(out, "{}", s.join(","))
     };
-    out_ok(r).map(|_| ())
+    r.and_then(|()| out.flush()).map_err(chispa_tools::stdout::error)
 }

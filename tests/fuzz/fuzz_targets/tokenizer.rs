@@ -16,8 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let t = model.tokenizer();
     let text = String::from_utf8_lossy(data);
     let mut ids = vec![0u32; text.len() + 3];
+    let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
     let n = t
-        .encode(&text, true, false, &mut ids)
+        .encode(&text, true, false, &mut ids, &mut scratch)
         .unwrap_or_else(|e| panic!("bound text.len()+3 holds: {e}"));
     let mut back = Vec::new();
     for w in ids[..n].windows(2) {
@@ -33,5 +34,6 @@ fuzz_target!(|data: &[u8]| {
     }
     // A too-small buffer is an error, never a panic.
     let mut small = [0u32; 2];
-    let _ = t.encode(&text, true, true, &mut small);
+    let mut scratch = vec![0; small.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
+    let _ = t.encode(&text, true, true, &mut small, &mut scratch);
 });

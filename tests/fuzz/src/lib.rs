@@ -109,8 +109,9 @@ pub fn parse_and_exercise(bytes: &[u8]) {
         assert_eq!(logits, Ok(c.vocab_size));
     }
     let mut ids = [0u32; 64];
+    let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
     let t = model.tokenizer();
-    if let Ok(n) = t.encode("Once upon a time, the café 🙂", true, true, &mut ids) {
+    if let Ok(n) = t.encode("Once upon a time, the café 🙂", true, true, &mut ids, &mut scratch) {
         for w in ids[..n].windows(2) {
             let _ = t.decode(Some(w[0]), w[1]);
         }

@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::calibrate::DEFAULT_TARGET_SNR_DB;
 use chispa_tools::source::SourceModel;
 use chispa_tools::writer::{self, Groups, WriteOptions};
-use chispa_tools::{gguf, gguf_writer, hf, inspect, llama2c, synth};
+use chispa_tools::{gguf, gguf_writer, hf, inspect, llama2c, out, outln, output, stdout, synth};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -120,11 +120,18 @@ struct OutputArgs {
     /// itself: the fixed groups (32, 16 for w2, 8 for the classifier) are kept if they reach
     /// it, otherwise the most sensitive matrices get finer groups (measured; see README).
     /// 0: the fixed groups, no calibration.
-    #[arg(long, default_value_t = DEFAULT_TARGET_SNR_DB, conflicts_with = "group_size")]
+    #[arg(long, default_value_t = DEFAULT_TARGET_SNR_DB, conflicts_with = "group_size", value_parser = parse_snr)]
     target_snr: f32,
     /// Print only the summary, not the per-tensor report.
     #[arg(long, short)]
     quiet: bool,
+}
+
+fn parse_snr(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("expected a finite number of dB ≥ 0 (0: the fixed groups)".into()),
+    }
 }
 
 impl OutputArgs {
@@ -139,7 +146,7 @@ impl OutputArgs {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    output::read_input(path)
 }
 
 fn convert_llama2c(
@@ -150,6 +157,8 @@ fn convert_llama2c(
     quiet: bool,
 ) -> Result<()> {
     let start = Instant::now();
+    let inputs = [checkpoint, tokenizer];
+    output::check(output, &inputs)?;
     let ckpt = read(checkpoint)?;
     let tok = read(tokenizer)?;
     let source = llama2c::read(&ckpt, &tok)
@@ -165,33 +174,37 @@ fn convert_llama2c(
         source.vocab.pieces.len(),
         if source.vocab.byte_fallback_base.is_some() { "yes" } else { "no" }
     );
-    write_model(&source, output, opts, quiet, start)
+    write_model(&source, output, &inputs, opts, quiet, start)
 }
 
 fn convert_hf(dir: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
     let start = Instant::now();
+    output::check(output, &[dir])?;
     let converted =
         hf::read_dir(dir).with_context(|| format!("cannot convert {}", dir.display()))?;
     for line in &converted.recognised {
         eprintln!("recognised  {line}");
     }
-    write_model(&converted.model, output, opts, quiet, start)
+    let inputs: Vec<&Path> = converted.inputs.iter().map(PathBuf::as_path).collect();
+    write_model(&converted.model, output, &inputs, opts, quiet, start)
 }
 
 fn convert_gguf(file: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
     let start = Instant::now();
+    output::check(output, &[file])?;
     let bytes = read(file)?;
     let (source, recognised) =
         gguf::read(&bytes).with_context(|| format!("cannot convert {}", file.display()))?;
     for line in &recognised {
         eprintln!("recognised  {line}");
     }
-    write_model(&source, output, opts, quiet, start)
+    write_model(&source, output, &[file], opts, quiet, start)
 }
 
 fn write_model(
     source: &SourceModel,
     output: &Path,
+    inputs: &[&Path],
     opts: WriteOptions,
     quiet: bool,
     start: Instant,
@@ -203,16 +216,22 @@ fn write_model(
     let (image, report) = writer::build(source, &opts, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     if !quiet {
-        println!(
+        outln!(
             "{:<24} {:>13} {:>6} {:>5} {:>9} {:>10} {:>11}",
-            "tensor", "shape", "dtype", "group", "bytes", "SNR dB", "max |err|"
-        );
+            "tensor",
+            "shape",
+            "dtype",
+            "group",
+            "bytes",
+            "SNR dB",
+            "max |err|"
+        )?;
         for t in &report.tensors {
             let (snr, err) = match t.stats {
                 Some(s) => (format!("{:.1}", s.snr_db), format!("{:.2e}", s.max_abs_err)),
                 None => ("exact".into(), "0".into()),
             };
-            println!(
+            outln!(
                 "{:<24} {:>13} {:>6} {:>5} {:>9} {:>10} {:>11}",
                 t.name,
                 format!("[{}, {}]", t.rows, t.cols),
@@ -221,7 +240,7 @@ fn write_model(
                 t.bytes,
                 snr,
                 err
-            );
+            )?;
         }
     }
     if let Some(c) = &report.calibration {
@@ -254,8 +273,8 @@ fn write_model(
         .iter()
         .filter_map(|t| t.stats.map(|s| (s.snr_db, &t.name)))
         .min_by(|a, b| a.0.total_cmp(&b.0));
-    writer::write_atomic(output, image.as_slice())?;
-    println!(
+    output::write(output, inputs, image.as_slice())?;
+    outln!(
         "wrote {}: {} parameters, {} bytes ({}), {}{} in {:.2}s",
         output.display(),
         report.parameters,
@@ -277,8 +296,7 @@ fn write_model(
         },
         worst.map_or(String::new(), |(snr, name)| format!(", lowest SNR {snr:.1} dB ({name})")),
         start.elapsed().as_secs_f64()
-    );
-    Ok(())
+    )
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -291,29 +309,37 @@ fn run(cli: Cli) -> Result<()> {
         Command::Synth { shape, output, seed, dtype, group_size, gguf } => {
             let dtype: DType = dtype.into();
             let start = Instant::now();
+            output::check(&output, &[])?;
+            if let Some(g) = &gguf {
+                output::check(g, &[])?;
+                if g == &output || std::path::absolute(g).ok() == std::path::absolute(&output).ok()
+                {
+                    bail!("--gguf {} is also the --output path", g.display());
+                }
+            }
             let source = synth::model(&shape, seed)?;
             let (image, report) = writer::build(
                 &source,
                 &WriteOptions { dtype, groups: Groups::Uniform(group_size) },
                 |_, _| {},
             )?;
-            writer::write_atomic(&output, image.as_slice())?;
-            println!(
+            output::write(&output, &[], image.as_slice())?;
+            outln!(
                 "wrote {}: random {shape} (seed {seed}), {} parameters, {} bytes ({}, group {group_size}) in {:.1}s",
                 output.display(),
                 report.parameters,
                 report.file_bytes,
                 dtype.name(),
                 start.elapsed().as_secs_f64()
-            );
+            )?;
             if let Some(path) = gguf {
                 let bytes = gguf_writer::write(&source, gguf_writer::GgufType::Q8_0);
-                writer::write_atomic(&path, &bytes)?;
-                println!(
+                output::write(&path, &[&output], &bytes)?;
+                outln!(
                     "wrote {}: the same weights as GGUF (Q8_0), {} bytes",
                     path.display(),
                     bytes.len()
-                );
+                )?;
             }
             Ok(())
         }
@@ -321,16 +347,31 @@ fn run(cli: Cli) -> Result<()> {
             let bytes = AlignedBytes::copy_from(&read(&file)?);
             let model = Model::parse(bytes.as_slice())
                 .with_context(|| format!("{} is not a valid .chispa model", file.display()))?;
-            print!("{}", inspect::describe(&model));
-            Ok(())
+            out!("{}", inspect::describe(&model))
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", chispa_tools::usage::one_line("chispa-convert", &e));
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = output::remove_temps_on_signals() {
+        eprintln!("chispa-convert: error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli).and_then(|()| stdout::flush()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if stdout::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chispa-convert: error: {e:#}");
             ExitCode::FAILURE
