@@ -1,5 +1,6 @@
 //! Multi-head (grouped-query) attention over the KV cache of one layer.
 
+use crate::kernels::Kernels;
 use crate::kv::{
     hadamard_heads, packed_row_bytes, rotates, F16Rows, F32Rows, I8Rows, KvCache, PackedRows, Rows,
     K_ROW_BITS, V_ROW_BITS,
@@ -27,6 +28,7 @@ pub(crate) struct Heads {
 /// number is the same as one head at a time.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend<R: Rows, O: Observer>(
+    kern: &Kernels,
     out: &mut [f32],
     q: &mut [f32],
     att: &mut [f32],
@@ -53,7 +55,7 @@ pub(crate) fn attend<R: Rows, O: Observer>(
             }
             let (q_a, q_b) = q.split_at(hs);
             let (att_a, att_b) = (&mut att[..n], &mut att2[..n]);
-            keys.scores2(kv_off, q_a, q_b, scale, att_a, att_b);
+            keys.scores2(kern, kv_off, [q_a, q_b], scale, [&mut *att_a, &mut *att_b]);
             softmax(att_a);
             obs.attention(layer, head, att_a);
             softmax(att_b);
@@ -61,7 +63,7 @@ pub(crate) fn attend<R: Rows, O: Observer>(
             let out = &mut out[head * hs..(head + 2) * hs];
             out.fill(0.0);
             let (out_a, out_b) = out.split_at_mut(hs);
-            values.mix2(kv_off, att_a, att_b, out_a, out_b);
+            values.mix2(kern, kv_off, [att_a, att_b], [out_a, out_b]);
             if values.rotated() {
                 hadamard_heads(out, hs);
                 for o in out.iter_mut() {
@@ -76,12 +78,12 @@ pub(crate) fn attend<R: Rows, O: Observer>(
             hadamard_heads(q, hs);
         }
         let att = &mut att[..n];
-        keys.scores(kv_off, q, scale, att);
+        keys.scores(kern, kv_off, q, scale, att);
         softmax(att);
         obs.attention(layer, head, att);
         let out = &mut out[head * hs..(head + 1) * hs];
         out.fill(0.0);
-        values.mix(kv_off, att, out);
+        values.mix(kern, kv_off, att, out);
         if values.rotated() {
             hadamard_heads(out, hs);
             for o in out.iter_mut() {
@@ -103,6 +105,7 @@ pub(crate) fn attend_layer<O: Observer>(
     kv_dim: usize,
     obs: &mut O,
 ) {
+    let kern = b.kern;
     b.kv.store(l * ctx + pos, b.k, b.v, heads.head_size);
     // `b.probs` (the sampler's buffer, idle during the forward pass) holds a second head's
     // scores.
@@ -110,16 +113,16 @@ pub(crate) fn attend_layer<O: Observer>(
     match &b.kv {
         KvCache::F32 { k, v } => {
             let (k, v) = (F32Rows(&k[layer.clone()], kv_dim), F32Rows(&v[layer], kv_dim));
-            attend(b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
+            attend(&kern, b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
         }
         KvCache::F16 { k, v } => {
             let (k, v) = (F16Rows(&k[layer.clone()], kv_dim), F16Rows(&v[layer], kv_dim));
-            attend(b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
+            attend(&kern, b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
         }
         KvCache::I8 { k, v, ks, vs } => {
             let k = I8Rows(&k[layer.clone()], &ks[rows.clone()], kv_dim);
             let v = I8Rows(&v[layer], &vs[rows], kv_dim);
-            attend(b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
+            attend(&kern, b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
         }
         KvCache::K10V7 { k, v, ks, vs } => {
             let rotated_by = if rotates(heads.head_size) { heads.head_size } else { 1 };
@@ -141,7 +144,7 @@ pub(crate) fn attend_layer<O: Observer>(
                 bits: V_ROW_BITS,
                 rotated_by,
             };
-            attend(b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
+            attend(&kern, b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
         }
     }
 }

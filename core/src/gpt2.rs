@@ -48,6 +48,7 @@ pub(crate) fn forward<O: Observer>(
     obs: &mut O,
 ) {
     let c = model.config();
+    let kern = b.kern;
     let (hs, kv_dim) = (c.head_size(), c.kv_dim());
     let heads = Heads { n_heads: c.n_heads, kv_mul: c.n_heads / c.n_kv_heads, head_size: hs };
     let v = |m| model.vector(m);
@@ -68,16 +69,16 @@ pub(crate) fn forward<O: Observer>(
         );
         let wq = w(TensorKind::Wq);
         let act = prepare(b.xb, &wq, b.xq);
-        matvec(b.q, &wq, &act);
-        matvec(b.k, &w(TensorKind::Wk), &act);
-        matvec(b.v, &w(TensorKind::Wv), &act);
+        matvec(&kern, b.q, &wq, &act);
+        matvec(&kern, b.k, &w(TensorKind::Wk), &act);
+        matvec(&kern, b.v, &w(TensorKind::Wv), &act);
         add(b.q, v(w(TensorKind::Bq)));
         add(b.k, v(w(TensorKind::Bk)));
         add(b.v, v(w(TensorKind::Bv)));
         attend_layer(b, l, pos, ctx, heads, kv_dim, obs);
         let wo = w(TensorKind::Wo);
         let act = prepare(b.xb, &wo, b.xq);
-        matvec(b.xb2, &wo, &act);
+        matvec(&kern, b.xb2, &wo, &act);
         add(b.xb2, v(w(TensorKind::Bo)));
         add(b.x, b.xb2);
 
@@ -85,12 +86,12 @@ pub(crate) fn forward<O: Observer>(
         layernorm(b.xb, b.x, v(w(TensorKind::FfnNorm)), v(w(TensorKind::FfnNormBias)), c.norm_eps);
         let w1 = w(TensorKind::W1);
         let act = prepare(b.xb, &w1, b.xq);
-        matvec(b.hb, &w1, &act);
+        matvec(&kern, b.hb, &w1, &act);
         add(b.hb, v(w(TensorKind::B1)));
         gelu_tanh(b.hb);
         let w2 = w(TensorKind::W2);
         let act = prepare(b.hb, &w2, b.xq);
-        matvec(b.xb, &w2, &act);
+        matvec(&kern, b.xb, &w2, &act);
         add(b.xb, v(w(TensorKind::B2)));
         add(b.x, b.xb);
     }
@@ -109,7 +110,7 @@ pub(crate) fn forward<O: Observer>(
         model.global(TensorKind::Classifier)
     };
     let act = prepare(b.x, &cls, b.xq);
-    matvec(b.logits, &cls, &act);
+    matvec(&kern, b.logits, &cls, &act);
 }
 
 #[cfg(test)]

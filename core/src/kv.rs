@@ -19,8 +19,8 @@
 
 use half::f16;
 
-use crate::kernels;
 use crate::kernels::generic::{dot_lanes, sum_lanes};
+use crate::kernels::{self, HeadRows, Kernels};
 
 /// The cache of all layers, `[n_layers, ctx, kv_dim]` each for keys and values.
 #[derive(Debug)]
@@ -158,13 +158,15 @@ pub(crate) trait Rows {
         false
     }
     /// One head: `att[t] = dot(t, off, q) / scale` for t < `att.len()`.
-    fn scores(&self, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
+    fn scores(&self, kern: &Kernels, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
+        let _ = kern;
         for (t, a) in att.iter_mut().enumerate() {
             *a = self.dot(t, off, q) / scale;
         }
     }
     /// One head: `out[i] += att[t] · row(t)[off + i]` for t in order (each `axpy`).
-    fn mix(&self, off: usize, att: &[f32], out: &mut [f32]) {
+    fn mix(&self, kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
+        let _ = kern;
         for (t, a) in att.iter().enumerate() {
             self.axpy(t, off, *a, out);
         }
@@ -177,21 +179,22 @@ pub(crate) trait Rows {
     #[allow(clippy::too_many_arguments)]
     fn scores2(
         &self,
+        kern: &Kernels,
         off: usize,
-        q_a: &[f32],
-        q_b: &[f32],
+        q: [&[f32]; 2],
         scale: f32,
-        att_a: &mut [f32],
-        att_b: &mut [f32],
+        att: [&mut [f32]; 2],
     ) {
-        self.scores(off, q_a, scale, att_a);
-        self.scores(off, q_b, scale, att_b);
+        let [att_a, att_b] = att;
+        self.scores(kern, off, q[0], scale, att_a);
+        self.scores(kern, off, q[1], scale, att_b);
     }
     /// Two heads reading the same rows: [`mix`](Self::mix) of `att_a` into `out_a`, then of
     /// `att_b` into `out_b`.
-    fn mix2(&self, off: usize, att_a: &[f32], att_b: &[f32], out_a: &mut [f32], out_b: &mut [f32]) {
-        self.mix(off, att_a, out_a);
-        self.mix(off, att_b, out_b);
+    fn mix2(&self, kern: &Kernels, off: usize, att: [&[f32]; 2], out: [&mut [f32]; 2]) {
+        let [out_a, out_b] = out;
+        self.mix(kern, off, att[0], out_a);
+        self.mix(kern, off, att[1], out_b);
     }
 }
 
@@ -211,6 +214,20 @@ pub(crate) struct PackedRows<'c> {
     pub rotated_by: usize,
 }
 
+impl<'c> F32Rows<'c> {
+    /// The head at `off` as the kernels read it.
+    fn head(&self, off: usize) -> HeadRows<'c, f32> {
+        HeadRows { rows: self.0, row_len: self.1, off, scales: &[] }
+    }
+}
+
+impl<'c> I8Rows<'c> {
+    /// The head at `off` as the kernels read it.
+    fn head(&self, off: usize) -> HeadRows<'c, i8> {
+        HeadRows { rows: self.0, row_len: self.2, off, scales: self.1 }
+    }
+}
+
 impl Rows for F32Rows<'_> {
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
         let r = t * self.1 + off;
@@ -222,11 +239,11 @@ impl Rows for F32Rows<'_> {
             *o += a * v;
         }
     }
-    fn scores(&self, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
-        kernels::scores_f32(self.0, self.1, off, q, scale, att);
+    fn scores(&self, kern: &Kernels, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
+        kern.scores_f32(self.head(off), q, scale, att);
     }
-    fn mix(&self, off: usize, att: &[f32], out: &mut [f32]) {
-        kernels::mix_f32(self.0, self.1, off, att, out);
+    fn mix(&self, kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
+        kern.mix_f32(self.head(off), att, out);
     }
 }
 
@@ -258,33 +275,32 @@ impl Rows for I8Rows<'_> {
     }
     fn scores2(
         &self,
+        kern: &Kernels,
         off: usize,
-        q_a: &[f32],
-        q_b: &[f32],
+        q: [&[f32]; 2],
         scale: f32,
-        att_a: &mut [f32],
-        att_b: &mut [f32],
+        att: [&mut [f32]; 2],
     ) {
-        if let (Ok(qa), Ok(qb)) = (<&[f32; 8]>::try_from(q_a), <&[f32; 8]>::try_from(q_b)) {
+        let [att_a, att_b] = att;
+        if let (Ok(qa), Ok(qb)) = (<&[f32; 8]>::try_from(q[0]), <&[f32; 8]>::try_from(q[1])) {
             if att_a.len() == att_b.len() {
-                return kernels::scores2_i8(
-                    self.0, self.2, off, self.1, qa, qb, scale, att_a, att_b,
-                );
+                return kern.scores2_i8(self.head(off), [qa, qb], scale, [att_a, att_b]);
             }
         }
-        self.scores(off, q_a, scale, att_a);
-        self.scores(off, q_b, scale, att_b);
+        self.scores(kern, off, q[0], scale, att_a);
+        self.scores(kern, off, q[1], scale, att_b);
     }
-    fn mix2(&self, off: usize, att_a: &[f32], att_b: &[f32], out_a: &mut [f32], out_b: &mut [f32]) {
+    fn mix2(&self, kern: &Kernels, off: usize, att: [&[f32]; 2], out: [&mut [f32]; 2]) {
+        let [out_a, out_b] = out;
         if let (Ok(oa), Ok(ob)) =
             (<&mut [f32; 8]>::try_from(&mut *out_a), <&mut [f32; 8]>::try_from(&mut *out_b))
         {
-            if att_a.len() == att_b.len() {
-                return kernels::mix2_i8(self.0, self.2, off, self.1, att_a, att_b, oa, ob);
+            if att[0].len() == att[1].len() {
+                return kern.mix2_i8(self.head(off), att, [oa, ob]);
             }
         }
-        self.mix(off, att_a, out_a);
-        self.mix(off, att_b, out_b);
+        self.mix(kern, off, att[0], out_a);
+        self.mix(kern, off, att[1], out_b);
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) fn forward<O: Observer>(
     obs: &mut O,
 ) {
     let c = model.config();
+    let kern = b.kern;
     let (hs, kv_dim) = (c.head_size(), c.kv_dim());
     let heads = Heads { n_heads: c.n_heads, kv_mul: c.n_heads / c.n_kv_heads, head_size: hs };
 
@@ -33,27 +34,27 @@ pub(crate) fn forward<O: Observer>(
         rmsnorm(b.xb, b.x, model.vector(w(TensorKind::AttnNorm)), c.norm_eps);
         let wq = w(TensorKind::Wq);
         let act = prepare(b.xb, &wq, b.xq);
-        matvec(b.q, &wq, &act);
-        matvec(b.k, &w(TensorKind::Wk), &act);
-        matvec(b.v, &w(TensorKind::Wv), &act);
+        matvec(&kern, b.q, &wq, &act);
+        matvec(&kern, b.k, &w(TensorKind::Wk), &act);
+        matvec(&kern, b.v, &w(TensorKind::Wv), &act);
         rope(b.q, hs, b.cos, b.sin);
         rope(b.k, hs, b.cos, b.sin);
         attend_layer(b, l, pos, ctx, heads, kv_dim, obs);
         let wo = w(TensorKind::Wo);
         let act = prepare(b.xb, &wo, b.xq);
-        matvec(b.xb2, &wo, &act);
+        matvec(&kern, b.xb2, &wo, &act);
         add(b.x, b.xb2);
 
         // Feed-forward (SwiGLU).
         rmsnorm(b.xb, b.x, model.vector(w(TensorKind::FfnNorm)), c.norm_eps);
         let w1 = w(TensorKind::W1);
         let act = prepare(b.xb, &w1, b.xq);
-        matvec(b.hb, &w1, &act);
-        matvec(b.hb2, &w(TensorKind::W3), &act);
+        matvec(&kern, b.hb, &w1, &act);
+        matvec(&kern, b.hb2, &w(TensorKind::W3), &act);
         swiglu(b.hb, b.hb2);
         let w2 = w(TensorKind::W2);
         let act = prepare(b.hb, &w2, b.xq);
-        matvec(b.xb, &w2, &act);
+        matvec(&kern, b.xb, &w2, &act);
         add(b.x, b.xb);
     }
 
@@ -65,5 +66,5 @@ pub(crate) fn forward<O: Observer>(
         model.global(TensorKind::Classifier)
     };
     let act = prepare(b.x, &cls, b.xq);
-    matvec(b.logits, &cls, &act);
+    matvec(&kern, b.logits, &cls, &act);
 }

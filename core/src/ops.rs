@@ -2,7 +2,7 @@
 //! the matmul dispatch (f32 or int8 with activations quantized once per input vector).
 
 use crate::format::groups_per_row;
-use crate::kernels;
+use crate::kernels::{self, Kernels};
 use crate::model::{Matrix, Weights};
 
 /// A matmul input: f32 as is, or quantized once and shared by every matrix that reads it.
@@ -25,12 +25,12 @@ pub(crate) fn prepare<'b>(x: &'b [f32], w: &Matrix<'_>, xq: &'b mut [i16]) -> Ac
 }
 
 /// `out = w · x`.
-pub(crate) fn matvec(out: &mut [f32], w: &Matrix<'_>, x: &Act<'_>) {
+pub(crate) fn matvec(kern: &Kernels, out: &mut [f32], w: &Matrix<'_>, x: &Act<'_>) {
     match (w.weights, x) {
         (Weights::F32(m), Act::F32(x)) => kernels::matvec_f32(out, m, x),
         (Weights::I8 { q, row_scales, mults }, Act::I8(xq, xs)) => {
             let m = kernels::I8Matrix { q, row_scales, mults, cols: w.cols, group: w.group };
-            kernels::matvec_i8(out, &m, xq, *xs)
+            kern.matvec_i8(out, &m, xq, *xs)
         }
         // `parse` guarantees one element type for every matrix.
         _ => out.fill(0.0),

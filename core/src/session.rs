@@ -7,6 +7,7 @@
 
 use crate::error::{PlanError, RunError};
 use crate::format::{Arch, DType};
+use crate::kernels::Kernels;
 use crate::kv::KvCache;
 use crate::model::{Config, Model};
 use crate::observe::{NoObserver, Observer};
@@ -177,6 +178,8 @@ impl<'a> Carver<'a> {
 /// Working buffers, shapes beside each.
 #[derive(Debug)]
 pub(crate) struct Buffers<'a> {
+    /// The kernel table every operation of the forward pass runs through.
+    pub(crate) kern: Kernels,
     /// [dim] residual stream.
     pub(crate) x: &'a mut [f32],
     /// [dim] normalised input / attention output.
@@ -244,6 +247,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let s = buffer_sizes(c, plan.context, options.kv).ok_or(PlanError::TooLarge)?;
         let mut a = Carver { rest: arena };
         let b = Buffers {
+            kern: Kernels::default(),
             x: a.take(s[0].0)?,
             xb: a.take(s[1].0)?,
             xb2: a.take(s[2].0)?,
@@ -287,6 +291,16 @@ impl<'m, 'a> Session<'m, 'a> {
             *f = 1.0 / libm::powf(c.rope_theta, (2 * i) as f32 / hs);
         }
         Ok(Self { model, ctx: plan.context, b })
+    }
+
+    /// The kernel table this session runs ([`Kernels::default`] until set).
+    pub fn kernels(&self) -> Kernels {
+        self.b.kern
+    }
+
+    /// Runs every later forward pass with `k` (any table gives the same bits).
+    pub fn set_kernels(&mut self, k: Kernels) {
+        self.b.kern = k;
     }
 
     /// The model.

@@ -204,7 +204,7 @@ fn run(clock: &Clock) -> i32 {
 /// The active backend's kernels against the scalar code (`chispa_core::kernels::selftest`).
 #[cfg(feature = "selftest")]
 fn selftest() -> i32 {
-    let b = chispa_core::kernels::backend();
+    let b = chispa_core::kernels::Kernels::default().backend();
     let r = chispa_core::kernels::selftest::run(b);
     defmt::println!(
         "selftest on {=str}: backend {=str}, {=u32} checks, {=u32} failures (first: {})",

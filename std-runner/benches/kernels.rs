@@ -5,8 +5,8 @@
 //! threads), the machine's read bandwidth from DRAM. A fourth: one head's f32 attention
 //! (scores and weighted sum) per backend.
 
-use chispa_core::kernels::{self, Backend, ALL_BACKENDS};
-use chispa_runner::threads::set_threads;
+use chispa_core::kernels::{self, Backend, HeadRows, ALL_BACKENDS};
+use chispa_runner::threads::{set_threads, threaded};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn rand_i8(n: usize, mut s: u64) -> Vec<i8> {
@@ -53,11 +53,9 @@ fn bench(c: &mut Criterion) {
                     }
                     let id = BenchmarkId::new(format!("{}/{}t", b.name(), threads), shape);
                     g.bench_function(id, |bench| {
-                        if kernels::set_backend(b).is_err() {
-                            return;
-                        }
                         set_threads(threads).expect("start the thread pool");
-                        bench.iter(|| kernels::matvec_i8(&mut out, &m, &xq, 0.02));
+                        let k = threaded(b.kernels());
+                        bench.iter(|| k.matvec_i8(&mut out, &m, &xq, 0.02));
                         set_threads(1).expect("one thread");
                     });
                 }
@@ -111,9 +109,11 @@ fn attention(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n as u64));
     for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
         g.bench_function(BenchmarkId::new(b.name(), "head 64 x 256"), |bench| {
+            let (k, kv) =
+                (b.kernels(), HeadRows { rows: &rows, row_len: row, off: 128, scales: &[] });
             bench.iter(|| {
-                kernels::scores_f32_with(b, &rows, row, 128, &q, 8.0, &mut att);
-                kernels::mix_f32_with(b, &rows, row, 128, &att, &mut out);
+                k.scores_f32(kv, &q, 8.0, &mut att);
+                k.mix_f32(kv, &att, &mut out);
             })
         });
     }

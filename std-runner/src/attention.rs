@@ -86,6 +86,7 @@ pub fn record(model: &Model<'_>, ids: &[u32]) -> Result<AttentionMaps> {
     let options = SessionOptions { context: t.max(1), ..Default::default() };
     let mut arena = arena_for(model, &options)?;
     let mut session = Session::new(model, &options, arena.as_mut_slice())?;
+    session.set_kernels(crate::threads::kernels());
     for (pos, id) in ids.iter().enumerate() {
         session.forward_observed(*id, pos, &mut Recorder { maps: &mut maps, pos })?;
     }

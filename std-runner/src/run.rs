@@ -112,6 +112,7 @@ pub fn teacher_forced(model: &Model<'_>, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
     let options = SessionOptions { context: ids.len().max(1), ..Default::default() };
     let mut arena = arena_for(model, &options)?;
     let mut session = Session::new(model, &options, arena.as_mut_slice())?;
+    session.set_kernels(crate::threads::kernels());
     let mut rows = Vec::with_capacity(ids.len());
     for (pos, id) in ids.iter().enumerate() {
         rows.push(session.forward(*id, pos)?.to_vec());

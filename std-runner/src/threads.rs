@@ -1,16 +1,19 @@
 //! Desktop threads for the int8 matmuls: rows split across `n` threads — the calling thread
 //! and `n - 1` of one persistent pool (rayon; started once by [`set_threads`], so a matmul
-//! pays a wake-up, not a spawn) — each running the active kernel on its own rows. Rows are independent and each keeps its
-//! own group order, so the result is bit-identical to one thread (tested in
-//! `std-runner/tests/threads.rs`).
+//! pays a wake-up, not a spawn) — each running the session's kernel on its own rows: a variant of
+//! the kernel table ([`threaded`]). Rows are independent and each keeps its own group order, so
+//! the result is bit-identical to one thread (tested in `std-runner/tests/threads.rs`). The
+//! runner's backend choice is kept here too ([`select`], [`kernels`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
-use chispa_core::kernels::{self, Backend, I8Matrix};
+use chispa_core::kernels::{I8Matrix, Kernels};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 static POOL: RwLock<Option<rayon::ThreadPool>> = RwLock::new(None);
+/// The backend's table chosen by `--backend` / `$CHISPA_BACKEND` ([`select`]).
+static SELECTED: RwLock<Option<Kernels>> = RwLock::new(None);
 
 /// Below this many multiply-accumulates a matmul stays on the calling thread. Waking a pool
 /// thread costs tens of microseconds when it has gone to sleep between matmuls, which is
@@ -37,8 +40,28 @@ pub fn set_threads(n: usize) -> Result<(), rayon::ThreadPoolBuildError> {
         Err(poisoned) => *poisoned.into_inner() = pool,
     }
     THREADS.store(n, Ordering::Relaxed);
-    kernels::set_matvec_i8_hook(if n > 1 { Some(parallel_matvec_i8) } else { None });
     Ok(())
+}
+
+/// Makes `k` the table [`kernels`] hands to every later session of this process.
+pub fn select(k: Kernels) {
+    match SELECTED.write() {
+        Ok(mut s) => *s = Some(k),
+        Err(poisoned) => *poisoned.into_inner() = Some(k),
+    }
+}
+
+/// The table a session of this process runs: the [`select`]ed one (else
+/// [`Kernels::default`]), its int8 matmul split across the threads of [`set_threads`] when
+/// there are several.
+pub fn kernels() -> Kernels {
+    let k = SELECTED.read().ok().and_then(|s| *s).unwrap_or_default();
+    threaded(k)
+}
+
+/// `k` with its int8 matmul split across the threads of [`set_threads`] (as it is for one).
+pub fn threaded(k: Kernels) -> Kernels {
+    k.with_host_matvec(if threads() > 1 { Some(parallel_matvec_i8) } else { None })
 }
 
 /// Threads in use.
@@ -46,21 +69,21 @@ pub fn threads() -> usize {
     THREADS.load(Ordering::Relaxed)
 }
 
-fn parallel_matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
-    let b: Backend = kernels::backend();
+/// The table's matmul on row ranges, one per thread (`k` is the table without this function).
+fn parallel_matvec_i8(k: &Kernels, out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     let n = threads();
     let rows = out.len();
     if n <= 1 || !w.holds(rows) || rows * w.cols < MIN_PARALLEL_MACS || rows < 2 * n {
-        return kernels::matvec_i8_with(b, out, w, xq, x_scale);
+        return k.matvec_i8(out, w, xq, x_scale);
     }
     let guard = POOL.read();
     let Some(pool) = guard.as_ref().ok().and_then(|p| p.as_ref()) else {
-        return kernels::matvec_i8_with(b, out, w, xq, x_scale);
+        return k.matvec_i8(out, w, xq, x_scale);
     };
     // Whole blocks of 8 rows per thread (the x86 kernels' blocking), the last takes the rest.
     let per = rows.div_ceil(n).div_ceil(8) * 8;
     let run = |i: usize, o: &mut [f32]| {
-        kernels::matvec_i8_with(b, o, &w.from_row(i * per), xq, x_scale);
+        k.matvec_i8(o, &w.from_row(i * per), xq, x_scale);
     };
     let mut shares = out.chunks_mut(per).enumerate();
     let first = shares.next();

@@ -3,7 +3,7 @@
 //! (Its own test binary: the thread count and backend are process-wide.)
 
 use chispa_core::kernels::{self, Backend, ALL_BACKENDS};
-use chispa_runner::threads::{set_threads, MIN_PARALLEL_MACS};
+use chispa_runner::threads::{set_threads, threaded, MIN_PARALLEL_MACS};
 
 fn data(n: usize, seed: u64) -> Vec<u64> {
     let mut s = seed | 1;
@@ -30,13 +30,12 @@ fn threads_give_the_one_thread_bits() {
         let xq: Vec<i16> = data(cols, 3).iter().map(|v| (v >> 48) as u16 as i16).collect();
         let m = kernels::I8Matrix { q: &w, row_scales: &rs, mults: &mults, cols, group };
         for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
-            kernels::set_backend(b).expect("supported");
             let mut want = vec![0f32; rows];
-            kernels::matvec_i8_with(Backend::Scalar, &mut want, &m, &xq, 0.03);
+            Backend::Scalar.kernels().matvec_i8(&mut want, &m, &xq, 0.03);
             for n in [1usize, 2, 3, 5] {
                 set_threads(n).expect("start the thread pool");
                 let mut got = vec![f32::NAN; rows];
-                kernels::matvec_i8(&mut got, &m, &xq, 0.03);
+                threaded(b.kernels()).matvec_i8(&mut got, &m, &xq, 0.03);
                 let gb: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
                 let wb: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
                 assert_eq!(gb, wb, "{} threads, backend {}, {rows}x{cols}/{group}", n, b.name());

@@ -148,6 +148,7 @@ pub fn greedy(model: &Model<'_>, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
     let options = SessionOptions { context: prompt.len() + n, ..Default::default() };
     let mut arena = arena_for(model, &options)?;
     let mut session = Session::new(model, &options, arena.as_mut_slice())?;
+    session.set_kernels(chispa_runner::threads::kernels());
     let mut gen = Generator::new(&mut session, prompt, n, Sampler::new(SamplerConfig::greedy()))?;
     let mut out = Vec::new();
     loop {

@@ -1,9 +1,9 @@
 //! The whole model under every kernel backend this machine runs: teacher-forced logits on
 //! the llama2.c reference ids and greedy continuations identical bit for bit to the scalar
-//! specification. (Its own test binary: the backend choice is process-wide.)
+//! specification. (Its own test binary: the runner's backend choice is process-wide.)
 
 use chispa_core::format::DType;
-use chispa_core::kernels::{self, Backend, ALL_BACKENDS};
+use chispa_core::kernels::{Backend, Kernels, ALL_BACKENDS};
 use chispa_core::Model;
 use chispa_runner::run::teacher_forced;
 use chispa_tests::{greedy, stories_model, stories_reference};
@@ -28,7 +28,7 @@ fn every_backend_gives_the_scalar_bits() -> anyhow::Result<()> {
     let bytes = stories_model(DType::I8, None)?;
     let model = Model::parse(bytes.as_slice())?;
     let run = |b: Backend| -> anyhow::Result<Outputs> {
-        kernels::set_backend(b)?;
+        chispa_runner::threads::select(Kernels::for_backend(b)?);
         let mut logits = Vec::new();
         let mut ids = Vec::new();
         for case in &reference.cases {

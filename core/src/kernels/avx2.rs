@@ -17,19 +17,29 @@ use super::generic::{self, I8Matrix};
 pub(super) const MIN_GROUP: usize = 8;
 
 /// Whether the CPU has AVX2 and F16C (for the f16 KV cache).
-pub fn detected() -> bool {
+pub(super) fn detected() -> bool {
     extern crate std;
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
 }
 
-/// See `generic::matvec_i8`. The caller (`kernels::matvec_i8_with`) has checked every length
-/// and that the CPU has AVX2.
-pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+/// AVX2's kernels into `k` (`Kernels::for_backend` has checked the CPU: [`detected`]).
+pub(super) fn plug(k: &mut super::Kernels) {
+    k.matvec_i8 = matvec_i8;
+    k.scores_f32 = scores_f32;
+    k.mix_f32 = mix_f32;
+}
+
+/// See `generic::matvec_i8`.
+///
+/// # Safety
+/// The lengths `Kernels::matvec_i8` checks hold (`w` holds `out.len()` rows, `xq` a row), and
+/// the CPU runs this module's instructions.
+pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     if w.group < MIN_GROUP {
         return generic::matvec_i8(out, w, xq, x_scale);
     }
-    // SAFETY: `matvec_i8_with` checked that `w` holds `out.len()` rows, `xq` `w.cols` inputs
-    // and that the CPU has AVX2.
+    // SAFETY: the caller's conditions: `w` holds `out.len()` rows, `xq` `w.cols` inputs, and
+    // the CPU has AVX2.
     unsafe { by_four(out, w, xq, x_scale, rows4) }
 }
 
@@ -196,7 +206,10 @@ pub(super) unsafe fn step4(acc: __m256i, isum: __m128i, m: *const u8, groups: us
 
 /// `generic::scores_f32` compiled for AVX2: the same source, so the same operations in the
 /// same order (Rust never fuses a multiply and an add), with 8-lane vectors.
-pub fn scores_f32(
+///
+/// # Safety
+/// The CPU has AVX2.
+pub(super) unsafe fn scores_f32(
     rows: &[f32],
     row_len: usize,
     off: usize,
@@ -208,16 +221,25 @@ pub fn scores_f32(
     fn inner(rows: &[f32], row_len: usize, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
         generic::scores_f32(rows, row_len, off, q, scale, att)
     }
-    // SAFETY: the caller (`kernels::scores_f32_with`) checked that the CPU has AVX2.
+    // SAFETY: the caller's condition: the CPU has AVX2.
     unsafe { inner(rows, row_len, off, q, scale, att) }
 }
 
 /// `generic::mix_f32` compiled for AVX2 (as [`scores_f32`]).
-pub fn mix_f32(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut [f32]) {
+///
+/// # Safety
+/// The CPU has AVX2.
+pub(super) unsafe fn mix_f32(
+    rows: &[f32],
+    row_len: usize,
+    off: usize,
+    att: &[f32],
+    out: &mut [f32],
+) {
     #[target_feature(enable = "avx2")]
     fn inner(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut [f32]) {
         generic::mix_f32(rows, row_len, off, att, out)
     }
-    // SAFETY: the caller (`kernels::mix_f32_with`) checked that the CPU has AVX2.
+    // SAFETY: the caller's condition: the CPU has AVX2.
     unsafe { inner(rows, row_len, off, att, out) }
 }

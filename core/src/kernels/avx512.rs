@@ -24,7 +24,7 @@ use super::avx2::{by_four, rows4_kernel, tail_sum, MIN_GROUP};
 use super::generic::{self, I8Matrix};
 
 /// Whether the CPU has AVX-512 F/BW and VNNI (and AVX2, used for tails).
-pub fn detected() -> bool {
+pub(super) fn detected() -> bool {
     extern crate std;
     std::is_x86_feature_detected!("avx512f")
         && std::is_x86_feature_detected!("avx512bw")
@@ -33,17 +33,27 @@ pub fn detected() -> bool {
         && std::is_x86_feature_detected!("f16c")
 }
 
-/// See `generic::matvec_i8`. The caller (`kernels::matvec_i8_with`) has checked every length
-/// and the CPU features (`detected`).
-pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+/// AVX-512's int8 matmul and AVX2's attention kernels into `k` (`Kernels::for_backend` has
+/// checked the CPU: [`detected`], which includes AVX2).
+pub(super) fn plug(k: &mut super::Kernels) {
+    super::avx2::plug(k);
+    k.matvec_i8 = matvec_i8;
+}
+
+/// See `generic::matvec_i8`.
+///
+/// # Safety
+/// The lengths `Kernels::matvec_i8` checks hold (`w` holds `out.len()` rows, `xq` a row), and
+/// the CPU has the features of [`detected`].
+pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     if w.group < MIN_GROUP {
         return generic::matvec_i8(out, w, xq, x_scale);
     }
     if w.group == 32 && w.cols % 32 == 0 && w.cols <= MAX_COLS_32 && out.len() >= 8 {
         return matvec_i8_g32(out, w, xq, x_scale);
     }
-    // SAFETY: `matvec_i8_with` checked that `w` holds `out.len()` rows, `xq` `w.cols` inputs
-    // and the CPU features (`detected`).
+    // SAFETY: the caller's conditions: `w` holds `out.len()` rows, `xq` `w.cols` inputs, and
+    // the CPU features (`detected`).
     unsafe { by_four(out, w, xq, x_scale, rows4) }
 }
 
@@ -79,7 +89,7 @@ fn matvec_i8_g32(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     let (head, tail) = out.split_at_mut(main);
     for (blk, o) in head.chunks_exact_mut(8).enumerate() {
         let r = blk * 8;
-        // SAFETY: `matvec_i8_with` checked that `w` holds `out.len()` rows (`cols` bytes and
+        // SAFETY: `Kernels::matvec_i8` checked that `w` holds `out.len()` rows (`cols` bytes and
         // `groups` multipliers each) and the CPU features (`detected`); rows r..r+8 exist;
         // `x` holds `cols` split inputs and `groups` corrections (cols <= MAX_COLS_32).
         let acc = unsafe {

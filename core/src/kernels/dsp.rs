@@ -176,7 +176,7 @@ unsafe fn sum_words(n: usize, w: &mut *const u8, x: &mut *const u32) -> i32 {
 /// for every row; `G` is the group (0: read `w.group`).
 ///
 /// # Safety
-/// `kernels::matvec_i8_with`'s length checks hold, `w.q` is word-aligned, `cols` and `group`
+/// `Kernels::matvec_i8`'s length checks hold, `w.q` is word-aligned, `cols` and `group`
 /// are multiples of 4, and `xb` holds the `cols / 2` split input words.
 #[inline(always)]
 unsafe fn pass<const G: usize>(out: &mut [f32], w: &I8Matrix<'_>, xb: &[u32], x_scale: f32) {
@@ -325,8 +325,22 @@ fn row_loop(group: usize) -> Option<RowLoop> {
     }
 }
 
-/// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`).
-pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+/// The DSP extension's int8 matmul, and with a half-precision FPU its paired int8 attention
+/// kernels, into `k` (`build.rs` enables `chispa_dsp` only for cores that have them).
+pub(super) fn plug(k: &mut super::Kernels) {
+    k.matvec_i8 = matvec_i8;
+    #[cfg(chispa_fp16)]
+    {
+        k.scores2_i8 = scores2_i8;
+        k.mix2_i8 = mix2_i8;
+    }
+}
+
+/// See `generic::matvec_i8`.
+///
+/// # Safety
+/// The lengths `Kernels::matvec_i8` checks hold (`w` holds `out.len()` rows, `xq` a row).
+pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     let (cols, group) = (w.cols, w.group);
     let fast = cols % 4 == 0
         && group % 4 == 0
@@ -444,11 +458,15 @@ macro_rules! mla16 {
     };
 }
 
-/// See `generic::scores2_i8` (lengths checked by `kernels::scores2_i8_with`): each row widened
+/// See `generic::scores2_i8`: each row widened
 /// once, the two heads' queries held in s16–s31.
 #[cfg(chispa_fp16)]
+///
+/// # Safety
+/// `rows` holds `att_a.len()` rows of `row_len` with a head of 8 at `off`, `row_scales` as
+/// many scales, and `att_b` is as long as `att_a` (what `Kernels::scores2_i8` checks).
 #[allow(clippy::too_many_arguments)]
-pub fn scores2_i8(
+pub(super) unsafe fn scores2_i8(
     rows: &[i8],
     row_len: usize,
     off: usize,
@@ -463,7 +481,7 @@ pub fn scores2_i8(
     if n == 0 {
         return;
     }
-    // SAFETY: `kernels::scores2_i8_with` checked that `rows` holds `n` rows of `row_len` with
+    // SAFETY: `Kernels::scores2_i8` checked that `rows` holds `n` rows of `row_len` with
     // `off + 8 <= row_len` and `row_scales` `n` scales; `att_a`/`att_b` take `n` words each.
     // The FP registers used (s0–s13, s16–s31) are saved and restored, the core registers are
     // operands.
@@ -506,11 +524,15 @@ pub fn scores2_i8(
     }
 }
 
-/// See `generic::mix2_i8` (lengths checked by `kernels::mix2_i8_with`): each row widened once,
+/// See `generic::mix2_i8`: each row widened once,
 /// the two heads' outputs held in s16–s31.
 #[cfg(chispa_fp16)]
+///
+/// # Safety
+/// `rows` holds `att_a.len()` rows of `row_len` with a head of 8 at `off`, `row_scales` as
+/// many scales, and `att_b` is as long as `att_a` (what `Kernels::mix2_i8` checks).
 #[allow(clippy::too_many_arguments)]
-pub fn mix2_i8(
+pub(super) unsafe fn mix2_i8(
     rows: &[i8],
     row_len: usize,
     off: usize,
@@ -524,7 +546,7 @@ pub fn mix2_i8(
     if n == 0 {
         return;
     }
-    // SAFETY: as `scores2_i8`: `n` rows and scales checked by `kernels::mix2_i8_with`, `n`
+    // SAFETY: as `scores2_i8`: `n` rows and scales checked by `Kernels::mix2_i8`, `n`
     // weights in each of `att_a`/`att_b`, 8 words in each output; the FP registers used are
     // saved and restored, the core registers are operands.
     unsafe {

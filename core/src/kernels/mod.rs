@@ -28,11 +28,9 @@
 //! | `dsp` | `dsp.rs` | Cortex-M4/M7/M33 (`SXTB16`/`SMLAD`) and ARMv7-A | `build.rs` cfg `chispa_dsp` |
 //! | `mve` | `mve.rs` | Cortex-M55/M85 (Helium) | `build.rs` cfg `chispa_mve` |
 //!
-//! One process-wide choice, held in an atomic byte and read once per matmul. Without the `std`
-//! feature the default is the best backend the build targets (`mve`, `dsp`, `neon`, else
-//! `scalar`); x86 SIMD then needs an explicit [`set_backend`], which refuses a backend the CPU
-//! lacks. With the `std` feature (the desktop runner, the tests) the first matmul resolves the
-//! choice: `$CHISPA_BACKEND` if set to a supported name, else the best the CPU has.
+//! No global: a [`Kernels`] table, chosen once and carried by each `Session`
+//! ([`Kernels::default`]: the best backend the build and CPU run — x86 SIMD is detected with
+//! the `std` feature only — or, with `std`, `$CHISPA_BACKEND` when it names a supported one).
 
 //! The instruction-set modules are private: their functions index with raw pointers and are
 //! reached only through the wrappers here, which check every length first. From outside the
@@ -45,8 +43,6 @@
 //! };
 //! chispa_core::kernels::avx2::matvec_i8(&mut out, &w, &[1; 64], 1.0);
 //! ```
-
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 /// The entry of an Arm assembly row loop (`dsp.rs`, `mve.rs`; AAPCS, hard-float): saves
 /// r4–r11, lr and s16–s19, loads the [`RowArgs`] at r0 (weights into `$w`, multipliers into
@@ -203,10 +199,6 @@ impl Backend {
         }
     }
 
-    fn from_u8(v: u8) -> Option<Self> {
-        ALL_BACKENDS.get(v as usize).copied()
-    }
-
     /// Whether this build can run the backend on this CPU.
     pub fn is_supported(self) -> bool {
         match self {
@@ -226,41 +218,16 @@ impl Backend {
         }
     }
 
+    /// This backend's kernel table ([`Kernels::for_backend`]; the scalar one where this build
+    /// or CPU cannot run it).
+    pub fn kernels(self) -> Kernels {
+        Kernels::for_backend(self).unwrap_or_else(|_| Kernels::generic())
+    }
+
     /// The fastest supported backend.
     pub fn best() -> Self {
         ALL_BACKENDS.iter().rev().copied().find(|b| b.is_supported()).unwrap_or(Self::Scalar)
     }
-}
-
-/// Not yet resolved (only with `std`: resolved on first use).
-#[cfg(any(feature = "std", test))]
-const UNSET: u8 = u8::MAX;
-
-#[cfg(any(feature = "std", test))]
-static ACTIVE: AtomicU8 = AtomicU8::new(UNSET);
-#[cfg(not(any(feature = "std", test)))]
-static ACTIVE: AtomicU8 = AtomicU8::new(compile_time_best() as u8);
-
-#[cfg(not(any(feature = "std", test)))]
-const fn compile_time_best() -> Backend {
-    if cfg!(chispa_mve) {
-        Backend::Mve
-    } else if cfg!(chispa_dsp) {
-        Backend::Dsp
-    } else if cfg!(target_arch = "aarch64") {
-        Backend::Neon
-    } else {
-        Backend::Scalar
-    }
-}
-
-/// Selects the backend every later matmul uses (process-wide).
-pub fn set_backend(b: Backend) -> Result<(), Unsupported> {
-    if !b.is_supported() {
-        return Err(Unsupported(b));
-    }
-    ACTIVE.store(b as u8, Ordering::Relaxed);
-    Ok(())
 }
 
 /// `$CHISPA_BACKEND` if set: `Ok(None)` when unset, an error for an unknown or unsupported name.
@@ -288,240 +255,214 @@ pub enum EnvBackendError {
     Unsupported(Backend),
 }
 
-/// The backend in use.
-pub fn backend() -> Backend {
-    let v = ACTIVE.load(Ordering::Relaxed);
-    if let Some(b) = Backend::from_u8(v) {
-        return b;
-    }
-    resolve()
+/// An ISA module's int8 matmul. # Safety: the lengths [`Kernels::matvec_i8`] checks hold and
+/// the CPU runs the module's instructions.
+type MatvecFn = unsafe fn(&mut [f32], &I8Matrix<'_>, &[i16], f32);
+/// An ISA module's f32 attention scores (as [`generic::scores_f32`]). # Safety: the CPU runs
+/// the module's instructions.
+type ScoresF32Fn = unsafe fn(&[f32], usize, usize, &[f32], f32, &mut [f32]);
+/// An ISA module's f32 attention output (as [`generic::mix_f32`]). # Safety: as [`ScoresF32Fn`].
+type MixF32Fn = unsafe fn(&[f32], usize, usize, &[f32], &mut [f32]);
+/// An ISA module's paired int8 attention scores (as [`generic::scores2_i8`]). # Safety: the
+/// lengths [`Kernels::scores2_i8`] checks hold and the CPU runs the module's instructions.
+type Scores2I8Fn =
+    unsafe fn(&[i8], usize, usize, &[f32], &[f32; 8], &[f32; 8], f32, &mut [f32], &mut [f32]);
+/// An ISA module's paired int8 attention output (as [`generic::mix2_i8`]). # Safety: as
+/// [`Scores2I8Fn`], for [`Kernels::mix2_i8`].
+type Mix2I8Fn =
+    unsafe fn(&[i8], usize, usize, &[f32], &[f32], &[f32], &mut [f32; 8], &mut [f32; 8]);
+
+/// A host's int8 matmul in place of the kernel's (the desktop runner's threads): it receives
+/// the table without itself, whose [`Kernels::matvec_i8`] it calls on parts (row ranges) of
+/// the work, and must compute what that computes.
+pub type HostMatvec = fn(&Kernels, &mut [f32], &I8Matrix<'_>, &[i16], f32);
+
+/// Cached rows as attention reads them: `rows` of `row_len` elements each (one layer's
+/// `[ctx, kv_dim]`), one head's elements from `off` on, and (int8 rows) one scale per row.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadRows<'a, T> {
+    /// The rows, one after the other.
+    pub rows: &'a [T],
+    /// Elements per row.
+    pub row_len: usize,
+    /// The head's first element in a row.
+    pub off: usize,
+    /// One scale per row (int8 rows; empty for f32).
+    pub scales: &'a [f32],
 }
 
-#[cfg(any(feature = "std", test))]
-#[cold]
-fn resolve() -> Backend {
-    // A bad `$CHISPA_BACKEND` falls back to the specification; the runner reports it first.
-    let b = match backend_from_env() {
-        Ok(Some(b)) => b,
-        Ok(None) => Backend::best(),
-        Err(_) => Backend::Scalar,
-    };
-    ACTIVE.store(b as u8, Ordering::Relaxed);
-    b
-}
-
-#[cfg(not(any(feature = "std", test)))]
-fn resolve() -> Backend {
-    Backend::Scalar
-}
-
-/// The signature of `matvec_i8`, for a host's replacement (see [`set_matvec_i8_hook`]).
-pub type MatvecI8 = fn(&mut [f32], &I8Matrix<'_>, &[i16], f32);
-
-/// A host's replacement for `matvec_i8`, or null.
-static HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
-
-/// Routes every later `matvec_i8` through `f` (process-wide; `None` restores the direct call).
+/// The kernel table: one function per operation, chosen once (after sonos/tract's `linalg`):
+/// [`Kernels::generic`] fills it with the scalar specification, then a backend's `plug` (one
+/// per instruction-set file) replaces what that backend does better. A [`Session`] carries
+/// one, so two sessions can run different backends; every method checks the lengths its
+/// kernels rely on, so no call through the table can read out of bounds.
 ///
-/// The core stays single-threaded: this is how the desktop runner splits rows across threads.
-/// `f` must compute what [`matvec_i8_with`] computes (e.g. by calling it on row ranges).
-pub fn set_matvec_i8_hook(f: Option<MatvecI8>) {
-    HOOK.store(f.map_or(core::ptr::null_mut(), |f| f as *mut ()), Ordering::Release);
+/// Adding a backend: its file with `plug(&mut Kernels)` and `unsafe fn` kernels, a
+/// [`Backend`] variant (name and detection) and its `plug` line in [`Kernels::for_backend`].
+///
+/// [`Session`]: crate::Session
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    backend: Backend,
+    matvec_i8: MatvecFn,
+    scores_f32: ScoresF32Fn,
+    mix_f32: MixF32Fn,
+    scores2_i8: Scores2I8Fn,
+    mix2_i8: Mix2I8Fn,
+    host: Option<HostMatvec>,
 }
 
-/// `matvec_i8` (see the contract) with the active backend, or the host's hook if one is set.
-#[inline]
-#[allow(unsafe_code)]
-pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
-    let h = HOOK.load(Ordering::Acquire);
-    if !h.is_null() {
-        // SAFETY: only `set_matvec_i8_hook` stores a non-null value, and it stores a `MatvecI8`
-        // function pointer cast to `*mut ()`; fn pointers and data pointers have one size here.
-        let f = unsafe { core::mem::transmute::<*mut (), MatvecI8>(h) };
-        return f(out, w, xq, x_scale);
-    }
-    matvec_i8_with(backend(), out, w, xq, x_scale)
-}
-
-/// `matvec_i8` with backend `b`; an unsupported `b` runs the scalar code. A matrix whose slices
-/// do not hold `out.len()` rows, a group over [`MAX_GROUP`] or `xq` shorter than a row sets
-/// `out` to NaN (`Model::parse` rules all three out).
-pub fn matvec_i8_with(b: Backend, out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
-    // The SIMD kernels index with raw pointers: check every length they rely on here, once.
-    if !(w.holds(out.len()) && xq.len() >= w.cols) {
-        return out.fill(f32::NAN);
-    }
-    match b {
-        #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-        Backend::Avx2 if avx2::detected() => avx2::matvec_i8(out, w, xq, x_scale),
-        #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-        Backend::Avx512 if avx512::detected() => avx512::matvec_i8(out, w, xq, x_scale),
-        #[cfg(target_arch = "aarch64")]
-        Backend::Neon => neon::matvec_i8(out, w, xq, x_scale),
-        #[cfg(chispa_dsp)]
-        Backend::Dsp => dsp::matvec_i8(out, w, xq, x_scale),
-        #[cfg(chispa_mve)]
-        Backend::Mve => mve::matvec_i8(out, w, xq, x_scale),
-        _ => generic::matvec_i8(out, w, xq, x_scale),
+impl core::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Kernels")
+            .field("backend", &self.backend)
+            .field("host_matvec", &self.host.is_some())
+            .finish()
     }
 }
 
-/// Whether the arguments of [`scores2_i8`]/[`mix2_i8`] cover what the kernels read.
-fn attention_fits(rows: &[i8], row_len: usize, off: usize, scales: &[f32], n: usize) -> bool {
+impl Default for Kernels {
+    /// [`Kernels::best`]; with `std`, `$CHISPA_BACKEND` when it names a supported backend.
+    fn default() -> Self {
+        #[cfg(any(feature = "std", test))]
+        if let Ok(Some(b)) = backend_from_env() {
+            if let Ok(k) = Self::for_backend(b) {
+                return k;
+            }
+        }
+        Self::best()
+    }
+}
+
+impl Kernels {
+    /// The scalar specification for every operation.
+    pub fn generic() -> Self {
+        Self {
+            backend: Backend::Scalar,
+            matvec_i8: generic::matvec_i8,
+            scores_f32: generic::scores_f32,
+            mix_f32: generic::mix_f32,
+            scores2_i8: generic::scores2_i8,
+            mix2_i8: generic::mix2_i8,
+            host: None,
+        }
+    }
+
+    /// Backend `b`'s table: the scalar code, then what `b` replaces.
+    ///
+    /// # Errors
+    /// `b` is not available on this build or CPU.
+    pub fn for_backend(b: Backend) -> Result<Self, Unsupported> {
+        if !b.is_supported() {
+            return Err(Unsupported(b));
+        }
+        let mut k = Self::generic();
+        k.backend = b;
+        match b {
+            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+            Backend::Avx2 => avx2::plug(&mut k),
+            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
+            Backend::Avx512 => avx512::plug(&mut k),
+            #[cfg(target_arch = "aarch64")]
+            Backend::Neon => neon::plug(&mut k),
+            #[cfg(chispa_dsp)]
+            Backend::Dsp => dsp::plug(&mut k),
+            #[cfg(chispa_mve)]
+            Backend::Mve => mve::plug(&mut k),
+            _ => {}
+        }
+        Ok(k)
+    }
+
+    /// The fastest backend this build and CPU run (x86 SIMD is detected with `std` only).
+    pub fn best() -> Self {
+        Self::for_backend(Backend::best()).unwrap_or_else(|_| Self::generic())
+    }
+
+    /// The backend whose kernels these are.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The same table with `f` in place of the int8 matmul (`None`: the kernel's again).
+    pub fn with_host_matvec(mut self, f: Option<HostMatvec>) -> Self {
+        self.host = f;
+        self
+    }
+
+    /// `out[r]` for every row of `w` (see the contract in [`generic::matvec_i8`]). A matrix
+    /// whose slices do not hold `out.len()` rows, a group over [`MAX_GROUP`] or `xq` shorter
+    /// than a row sets `out` to NaN (`Model::parse` rules all three out).
+    #[allow(unsafe_code)]
+    pub fn matvec_i8(&self, out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+        if let Some(host) = self.host {
+            return host(&self.with_host_matvec(None), out, w, xq, x_scale);
+        }
+        // The SIMD kernels index with raw pointers: check every length they rely on here, once.
+        if !(w.holds(out.len()) && xq.len() >= w.cols) {
+            return out.fill(f32::NAN);
+        }
+        // SAFETY: the lengths are checked above; `for_backend` plugged this backend's kernels
+        // only after checking the CPU runs them.
+        unsafe { (self.matvec_i8)(out, w, xq, x_scale) }
+    }
+
+    /// One head's f32 attention scores (see [`generic::scores_f32`]).
+    #[allow(unsafe_code)]
+    pub fn scores_f32(&self, kv: HeadRows<'_, f32>, q: &[f32], scale: f32, att: &mut [f32]) {
+        // SAFETY: the f32 kernels read through slices (bounds-checked); the CPU runs them
+        // (`for_backend`).
+        unsafe { (self.scores_f32)(kv.rows, kv.row_len, kv.off, q, scale, att) }
+    }
+
+    /// One head's f32 attention output (see [`generic::mix_f32`]).
+    #[allow(unsafe_code)]
+    pub fn mix_f32(&self, kv: HeadRows<'_, f32>, att: &[f32], out: &mut [f32]) {
+        // SAFETY: as in `scores_f32`.
+        unsafe { (self.mix_f32)(kv.rows, kv.row_len, kv.off, att, out) }
+    }
+
+    /// Two heads of 8 over int8 rows (see [`generic::scores2_i8`]): `att[0]` for `q[0]`,
+    /// `att[1]` for `q[1]`. Arguments the kernels cannot read whole run the scalar code.
+    #[allow(unsafe_code)]
+    pub fn scores2_i8(
+        &self,
+        kv: HeadRows<'_, i8>,
+        q: [&[f32; 8]; 2],
+        scale: f32,
+        att: [&mut [f32]; 2],
+    ) {
+        let [att_a, att_b] = att;
+        let f = if att_b.len() == att_a.len() && attention_fits(&kv, att_a.len()) {
+            self.scores2_i8
+        } else {
+            generic::scores2_i8
+        };
+        // SAFETY: `attention_fits` checked every row the kernels read (else the scalar code,
+        // which reads through slices, runs); the CPU runs them (`for_backend`).
+        unsafe { f(kv.rows, kv.row_len, kv.off, kv.scales, q[0], q[1], scale, att_a, att_b) }
+    }
+
+    /// Two heads of 8 over int8 rows (see [`generic::mix2_i8`]), as [`Kernels::scores2_i8`].
+    #[allow(unsafe_code)]
+    pub fn mix2_i8(&self, kv: HeadRows<'_, i8>, att: [&[f32]; 2], out: [&mut [f32; 8]; 2]) {
+        let [out_a, out_b] = out;
+        let f = if att[1].len() == att[0].len() && attention_fits(&kv, att[0].len()) {
+            self.mix2_i8
+        } else {
+            generic::mix2_i8
+        };
+        // SAFETY: as in `scores2_i8`.
+        unsafe { f(kv.rows, kv.row_len, kv.off, kv.scales, att[0], att[1], out_a, out_b) }
+    }
+}
+
+/// Whether `n` rows of `kv` hold a head of 8 at `off` and a scale each.
+fn attention_fits(kv: &HeadRows<'_, i8>, n: usize) -> bool {
     n == 0
-        || (off + 8 <= row_len
-            && scales.len() >= n
-            && (n - 1).checked_mul(row_len).is_some_and(|r| r + row_len <= rows.len()))
-}
-
-/// [`generic::scores_f32`] with the active backend.
-pub fn scores_f32(
-    rows: &[f32],
-    row_len: usize,
-    off: usize,
-    q: &[f32],
-    scale: f32,
-    att: &mut [f32],
-) {
-    scores_f32_with(backend(), rows, row_len, off, q, scale, att)
-}
-
-/// [`generic::scores_f32`] with backend `b` (the scalar code where `b` has none).
-pub fn scores_f32_with(
-    b: Backend,
-    rows: &[f32],
-    row_len: usize,
-    off: usize,
-    q: &[f32],
-    scale: f32,
-    att: &mut [f32],
-) {
-    let _ = b;
-    match b {
-        #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-        Backend::Avx2 | Backend::Avx512 if avx2::detected() => {
-            avx2::scores_f32(rows, row_len, off, q, scale, att)
-        }
-        _ => generic::scores_f32(rows, row_len, off, q, scale, att),
-    }
-}
-
-/// [`generic::mix_f32`] with the active backend.
-pub fn mix_f32(rows: &[f32], row_len: usize, off: usize, att: &[f32], out: &mut [f32]) {
-    mix_f32_with(backend(), rows, row_len, off, att, out)
-}
-
-/// [`generic::mix_f32`] with backend `b` (the scalar code where `b` has none).
-pub fn mix_f32_with(
-    b: Backend,
-    rows: &[f32],
-    row_len: usize,
-    off: usize,
-    att: &[f32],
-    out: &mut [f32],
-) {
-    let _ = b;
-    match b {
-        #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-        Backend::Avx2 | Backend::Avx512 if avx2::detected() => {
-            avx2::mix_f32(rows, row_len, off, att, out)
-        }
-        _ => generic::mix_f32(rows, row_len, off, att, out),
-    }
-}
-
-/// [`generic::scores2_i8`] with the active backend.
-#[allow(clippy::too_many_arguments)]
-pub fn scores2_i8(
-    rows: &[i8],
-    row_len: usize,
-    off: usize,
-    row_scales: &[f32],
-    q_a: &[f32; 8],
-    q_b: &[f32; 8],
-    scale: f32,
-    att_a: &mut [f32],
-    att_b: &mut [f32],
-) {
-    scores2_i8_with(backend(), rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
-}
-
-/// [`generic::scores2_i8`] with backend `b` (the scalar code where `b` has none).
-#[allow(clippy::too_many_arguments)]
-pub fn scores2_i8_with(
-    b: Backend,
-    rows: &[i8],
-    row_len: usize,
-    off: usize,
-    row_scales: &[f32],
-    q_a: &[f32; 8],
-    q_b: &[f32; 8],
-    scale: f32,
-    att_a: &mut [f32],
-    att_b: &mut [f32],
-) {
-    let n = att_a.len();
-    if att_b.len() != n || !attention_fits(rows, row_len, off, row_scales, n) {
-        return generic::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b);
-    }
-    let _ = b;
-    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
-    match b {
-        #[cfg(chispa_mve)]
-        Backend::Mve => {
-            mve::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
-        }
-        #[cfg(chispa_fp16)]
-        Backend::Dsp | Backend::Mve => {
-            dsp::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b)
-        }
-        _ => generic::scores2_i8(rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b),
-    }
-}
-
-/// [`generic::mix2_i8`] with the active backend.
-#[allow(clippy::too_many_arguments)]
-pub fn mix2_i8(
-    rows: &[i8],
-    row_len: usize,
-    off: usize,
-    row_scales: &[f32],
-    att_a: &[f32],
-    att_b: &[f32],
-    out_a: &mut [f32; 8],
-    out_b: &mut [f32; 8],
-) {
-    mix2_i8_with(backend(), rows, row_len, off, row_scales, att_a, att_b, out_a, out_b)
-}
-
-/// [`generic::mix2_i8`] with backend `b` (the scalar code where `b` has none).
-#[allow(clippy::too_many_arguments)]
-pub fn mix2_i8_with(
-    b: Backend,
-    rows: &[i8],
-    row_len: usize,
-    off: usize,
-    row_scales: &[f32],
-    att_a: &[f32],
-    att_b: &[f32],
-    out_a: &mut [f32; 8],
-    out_b: &mut [f32; 8],
-) {
-    let n = att_a.len();
-    if att_b.len() != n || !attention_fits(rows, row_len, off, row_scales, n) {
-        return generic::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b);
-    }
-    let _ = b;
-    #[allow(unreachable_patterns)] // with `chispa_mve`, `Mve` is taken by the first arm
-    match b {
-        #[cfg(chispa_mve)]
-        Backend::Mve => mve::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b),
-        #[cfg(chispa_fp16)]
-        Backend::Dsp | Backend::Mve => {
-            dsp::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b)
-        }
-        _ => generic::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b),
-    }
+        || (kv.off + 8 <= kv.row_len
+            && kv.scales.len() >= n
+            && (n - 1).checked_mul(kv.row_len).is_some_and(|r| r + kv.row_len <= kv.rows.len()))
 }
 
 /// The argument block of the Arm assembly row loops (`dsp.rs`, `mve.rs`; see

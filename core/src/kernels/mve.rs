@@ -130,10 +130,21 @@ extern "C" {
     fn chispa_mve_rows_g64(a: *const RowArgs);
 }
 
-/// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`): for groups of 8,
+/// Helium's int8 matmul and paired int8 attention kernels into `k` (`build.rs` enables
+/// `chispa_mve` only for Helium cores).
+pub(super) fn plug(k: &mut super::Kernels) {
+    k.matvec_i8 = matvec_i8;
+    k.scores2_i8 = scores2_i8;
+    k.mix2_i8 = mix2_i8;
+}
+
+/// See `generic::matvec_i8`: for groups of 8,
 /// 16, 32 or 64 and widths a multiple of 4, the assembly row loops above; otherwise
 /// `VMLADAV` group sums in the shared row driver.
-pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+///
+/// # Safety
+/// The lengths `Kernels::matvec_i8` checks hold (`w` holds `out.len()` rows, `xq` a row).
+pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     let (cols, group) = (w.cols, w.group);
     let f: RowLoop = match group {
         8 => chispa_mve_rows_g8,
@@ -168,12 +179,16 @@ macro_rules! score_step {
     };
 }
 
-/// See `generic::scores2_i8` (lengths checked by `kernels::scores2_i8_with`): four positions
+/// See `generic::scores2_i8`: four positions
 /// per step, one in each lane, each lane's sum in the scalar order (from 0.0, elements in
 /// order, not fused); the divisions are scalar `VDIV`s. If a subnormal was flushed (FPSCR's
 /// IDC/UFC), or for the last positions short of four, the scalar kernel does the work.
+///
+/// # Safety
+/// `rows` holds `att_a.len()` rows of `row_len` with a head of 8 at `off`, `row_scales` as
+/// many scales, and `att_b` is as long as `att_a` (what `Kernels::scores2_i8` checks).
 #[allow(clippy::too_many_arguments)]
-pub fn scores2_i8(
+pub(super) unsafe fn scores2_i8(
     rows: &[i8],
     row_len: usize,
     off: usize,
@@ -199,7 +214,7 @@ pub fn scores2_i8(
         }
         q[20] = scale.to_bits();
         let fpscr: u32;
-        // SAFETY: `kernels::scores2_i8_with` checked that `rows` holds `n` rows of `row_len`
+        // SAFETY: `Kernels::scores2_i8` checked that `rows` holds `n` rows of `row_len`
         // with `off + 8 <= row_len` and `row_scales` `n` scales: the gathers read the 8 bytes
         // at `off` of rows 0..4·blocks, `ks` 4·blocks words; `att_a`/`att_b` take 4·blocks
         // words each; `q` is read in full. Every vector register is declared
@@ -272,24 +287,30 @@ pub fn scores2_i8(
             );
         }
         if fpscr & 0x88 != 0 {
-            return super::dsp::scores2_i8(
-                rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b,
-            );
+            // SAFETY: this function's own conditions, which are the DSP kernel's.
+            return unsafe {
+                super::dsp::scores2_i8(
+                    rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b,
+                )
+            };
         }
     }
     if done < n {
         let rows = &rows[done * row_len..];
-        super::dsp::scores2_i8(
-            rows,
-            row_len,
-            off,
-            &row_scales[done..],
-            q_a,
-            q_b,
-            scale,
-            &mut att_a[done..n],
-            &mut att_b[done..n],
-        );
+        // SAFETY: the rows from `done` on, with their scales: the caller's conditions for them.
+        unsafe {
+            super::dsp::scores2_i8(
+                rows,
+                row_len,
+                off,
+                &row_scales[done..],
+                q_a,
+                q_b,
+                scale,
+                &mut att_a[done..n],
+                &mut att_b[done..n],
+            )
+        };
     }
 }
 
@@ -322,13 +343,17 @@ macro_rules! mix_step {
     };
 }
 
-/// See `generic::mix2_i8` (lengths checked by `kernels::mix2_i8_with`): the outputs in
+/// See `generic::mix2_i8`: the outputs in
 /// vectors (output element i in a lane: the scalar order per element), four positions per
 /// step with their weights times the row scales computed as a vector. If a subnormal was
 /// flushed (FPSCR's IDC/UFC) the scalar kernel redoes the work; it also takes the last
 /// positions short of four.
+///
+/// # Safety
+/// `rows` holds `att_a.len()` rows of `row_len` with a head of 8 at `off`, `row_scales` as
+/// many scales, and `att_b` is as long as `att_a` (what `Kernels::mix2_i8` checks).
 #[allow(clippy::too_many_arguments)]
-pub fn mix2_i8(
+pub(super) unsafe fn mix2_i8(
     rows: &[i8],
     row_len: usize,
     off: usize,
@@ -344,7 +369,7 @@ pub fn mix2_i8(
     if blocks > 0 {
         let (start_a, start_b) = (*out_a, *out_b);
         let fpscr: u32;
-        // SAFETY: `kernels::mix2_i8_with` checked that `rows` holds `n` rows of `row_len`
+        // SAFETY: `Kernels::mix2_i8` checked that `rows` holds `n` rows of `row_len`
         // with `off + 8 <= row_len` and `row_scales` `n` scales; 4·blocks rows, weights and
         // scales are read, the 8 words of each output read and written. Every vector register
         // is declared clobbered, the core registers are operands (r0: widening loads need a
@@ -406,19 +431,25 @@ pub fn mix2_i8(
         if fpscr & 0x88 != 0 {
             *out_a = start_a;
             *out_b = start_b;
-            return super::dsp::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b);
+            // SAFETY: this function's own conditions, which are the DSP kernel's.
+            return unsafe {
+                super::dsp::mix2_i8(rows, row_len, off, row_scales, att_a, att_b, out_a, out_b)
+            };
         }
     }
     if done < n {
-        super::dsp::mix2_i8(
-            &rows[done * row_len..],
-            row_len,
-            off,
-            &row_scales[done..],
-            &att_a[done..n],
-            &att_b[done..n],
-            out_a,
-            out_b,
-        );
+        // SAFETY: the rows from `done` on, with their scales: the caller's conditions for them.
+        unsafe {
+            super::dsp::mix2_i8(
+                &rows[done * row_len..],
+                row_len,
+                off,
+                &row_scales[done..],
+                &att_a[done..n],
+                &att_b[done..n],
+                out_a,
+                out_b,
+            )
+        };
     }
 }

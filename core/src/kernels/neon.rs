@@ -33,7 +33,15 @@ fn group_sum(w: &[i8], x: &[i16]) -> i32 {
     s
 }
 
-/// See `generic::matvec_i8` (lengths checked by `kernels::matvec_i8_with`).
-pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+/// NEON's int8 matmul into `k` (NEON is baseline on AArch64).
+pub(super) fn plug(k: &mut super::Kernels) {
+    k.matvec_i8 = matvec_i8;
+}
+
+/// See `generic::matvec_i8`.
+///
+/// # Safety
+/// The lengths `Kernels::matvec_i8` checks hold (`w` holds `out.len()` rows, `xq` a row).
+pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     super::rows_by_group(out, w, xq, x_scale, group_sum);
 }

@@ -9,7 +9,7 @@
 //! No heap and about 8 KiB of stack.
 
 use super::Backend;
-use super::{generic, matvec_i8_with, mix2_i8_with, scores2_i8_with, I8Matrix};
+use super::{generic, HeadRows, I8Matrix};
 
 /// What [`run`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,7 +147,7 @@ fn matvec(b: Backend, r: &mut Report) {
         };
         let (mut want, mut got) = ([f32::NAN; ROWS], [f32::NAN; ROWS]);
         generic::matvec_i8(&mut want[..rows], &m, &xq[..cols], xs);
-        matvec_i8_with(b, &mut got[..rows], &m, &xq[..cols], xs);
+        b.kernels().matvec_i8(&mut got[..rows], &m, &xq[..cols], xs);
         r.check(what, &got[..rows], &want[..rows]);
     }
 }
@@ -189,14 +189,15 @@ fn attention(b: Backend, r: &mut Report) {
                 let (wa, wb) = (&mut want_a[..n], &mut want_b[..n]);
                 generic::scores2_i8(rows, row_len, off, &scales, &q_a, &q_b, scale, wa, wb);
                 let (ga, gb) = (&mut got_a[..n], &mut got_b[..n]);
-                scores2_i8_with(b, rows, row_len, off, &scales, &q_a, &q_b, scale, ga, gb);
+                let kv = HeadRows { rows, row_len, off, scales: &scales };
+                b.kernels().scores2_i8(kv, [&q_a, &q_b], scale, [ga, gb]);
                 r.check(what, &got_a[..n], &want_a[..n]);
                 r.check(what, &got_b[..n], &want_b[..n]);
                 let (mut want_a, mut want_b) = ([0.5f32; 8], [-0.25f32; 8]);
                 let (mut got_a, mut got_b) = ([0.5f32; 8], [-0.25f32; 8]);
                 let (wa, wb) = (&w_a[..n], &w_b[..n]);
                 generic::mix2_i8(rows, row_len, off, &scales, wa, wb, &mut want_a, &mut want_b);
-                mix2_i8_with(b, rows, row_len, off, &scales, wa, wb, &mut got_a, &mut got_b);
+                b.kernels().mix2_i8(kv, [wa, wb], [&mut got_a, &mut got_b]);
                 r.check(what, &got_a, &want_a);
                 r.check(what, &got_b, &want_b);
             }

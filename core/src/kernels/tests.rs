@@ -65,7 +65,7 @@ impl Case {
             group: self.group,
         };
         let mut out = [f32::NAN; MAX_ROWS];
-        matvec_i8_with(b, &mut out[..self.rows], &w, &self.xq[..self.cols], self.xs);
+        b.kernels().matvec_i8(&mut out[..self.rows], &w, &self.xq[..self.cols], self.xs);
         out
     }
 
@@ -213,15 +213,15 @@ fn a_matrix_that_does_not_hold_its_rows_is_refused() {
     let m = I8Matrix { q: &w, row_scales: &[1.0; 4], mults: &[1; 4], cols: 4, group: 4 };
     for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
         let mut out = [0f32; 4];
-        matvec_i8_with(b, &mut out, &m, &[1; 4], 1.0);
+        b.kernels().matvec_i8(&mut out, &m, &[1; 4], 1.0);
         assert!(out.iter().all(|v| v.is_nan()), "{}", b.name());
         let mut out = [0f32; 4];
-        matvec_i8_with(b, &mut out, &I8Matrix { q: &[], ..m }, &[1; 4], 1.0);
+        b.kernels().matvec_i8(&mut out, &I8Matrix { q: &[], ..m }, &[1; 4], 1.0);
         assert!(out.iter().all(|v| v.is_nan()), "{}", b.name());
         let wide = [1i8; 300];
         let m = I8Matrix { q: &wide, row_scales: &[1.0], mults: &[1], cols: 300, group: 300 };
         let mut out = [0f32; 1];
-        matvec_i8_with(b, &mut out, &m, &[1; 300], 1.0);
+        b.kernels().matvec_i8(&mut out, &m, &[1; 300], 1.0);
         assert!(out[0].is_nan(), "{}", b.name());
     }
 }
@@ -314,34 +314,14 @@ fn attention_kernels_match_the_scalar_code() {
             );
             for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
                 let (mut a, mut bb) = ([f32::NAN; N], [f32::NAN; N]);
-                scores2_i8_with(
-                    b,
-                    rows,
-                    row_len,
-                    off,
-                    &scales,
-                    &q_a,
-                    &q_b,
-                    scale,
-                    &mut a[..n],
-                    &mut bb[..n],
-                );
+                let kv = HeadRows { rows, row_len, off, scales: &scales };
+                b.kernels().scores2_i8(kv, [&q_a, &q_b], scale, [&mut a[..n], &mut bb[..n]]);
                 let same =
                     |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits());
                 assert!(same(&a[..n], &want_a[..n]), "{} scores a, n {n}", b.name());
                 assert!(same(&bb[..n], &want_b[..n]), "{} scores b, n {n}", b.name());
                 let (mut ma, mut mb) = ([0.5f32; 8], [-0.25f32; 8]);
-                mix2_i8_with(
-                    b,
-                    rows,
-                    row_len,
-                    off,
-                    &scales,
-                    &w_a[..n],
-                    &w_b[..n],
-                    &mut ma,
-                    &mut mb,
-                );
+                b.kernels().mix2_i8(kv, [&w_a[..n], &w_b[..n]], [&mut ma, &mut mb]);
                 assert!(same(&ma, &mix_a), "{} mix a, n {n}", b.name());
                 assert!(same(&mb, &mix_b), "{} mix b, n {n}", b.name());
             }
@@ -390,9 +370,10 @@ fn f32_attention_kernels_match_their_definitions() {
             }
             for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
                 let mut got_s = [0f32; N];
-                scores_f32_with(b, rows, ROW, off, q, 1.7, &mut got_s[..n]);
+                let kv = HeadRows { rows, row_len: ROW, off, scales: &[] };
+                b.kernels().scores_f32(kv, q, 1.7, &mut got_s[..n]);
                 let mut got_m = [0.25f32; ROW];
-                mix_f32_with(b, rows, ROW, off, &att[..n], &mut got_m[..hs]);
+                b.kernels().mix_f32(kv, &att[..n], &mut got_m[..hs]);
                 for t in 0..n {
                     assert_eq!(
                         got_s[t].to_bits(),

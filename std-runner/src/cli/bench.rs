@@ -40,6 +40,7 @@ pub(crate) fn cmd_bench(
     let (mut p_rates, mut g_rates) = (Vec::new(), Vec::new());
     for _ in 0..repeats.max(1) {
         let mut session = Session::new(&model, &options, arena.as_mut_slice())?;
+        session.set_kernels(chispa_runner::threads::kernels());
         let (mut pt, mut gt, mut gn) = (Duration::ZERO, Duration::ZERO, 0usize);
         // No stop ids in a benchmark: run every requested step.
         let mut pos = 0;
@@ -80,7 +81,7 @@ pub(crate) fn cmd_bench(
         prompt_tokens,
         gen_tokens,
         chispa_runner::threads::threads(),
-        chispa_core::kernels::backend().name()
+        chispa_runner::threads::kernels().backend().name()
     )?;
     Ok(())
 }

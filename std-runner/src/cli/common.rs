@@ -70,7 +70,7 @@ pub(crate) fn select_backend(choice: Option<Backend>) -> Result<Backend> {
             Err(EnvBackendError::Unsupported(b)) => bail!("{}", kernels::Unsupported(b)),
         },
     };
-    kernels::set_backend(b)?;
+    chispa_runner::threads::select(kernels::Kernels::for_backend(b)?);
     Ok(b)
 }
 

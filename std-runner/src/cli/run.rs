@@ -248,6 +248,7 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<Outcome> {
     let options = SessionOptions { context, kv: kv.into() };
     let mut arena = arena_for(&model, &options)?;
     let mut session = Session::new(&model, &options, arena.as_mut_slice())?;
+    session.set_kernels(chispa_runner::threads::kernels());
     // The window never holds more tokens than the context has positions.
     let window = match usize::try_from(repeat_last_n) {
         _ if repeat_penalty == 1.0 => 0,
