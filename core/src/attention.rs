@@ -6,7 +6,6 @@ use crate::kv::{
     K_ROW_BITS, V_ROW_BITS,
 };
 use crate::observe::Observer;
-use crate::ops::softmax;
 use crate::session::Buffers;
 
 /// Shapes of one attention call.
@@ -56,9 +55,9 @@ pub(crate) fn attend<R: Rows, O: Observer>(
             let (q_a, q_b) = q.split_at(hs);
             let (att_a, att_b) = (&mut att[..n], &mut att2[..n]);
             keys.scores2(kern, kv_off, [q_a, q_b], scale, [&mut *att_a, &mut *att_b]);
-            softmax(att_a);
+            kern.softmax(att_a);
             obs.attention(layer, head, att_a);
-            softmax(att_b);
+            kern.softmax(att_b);
             obs.attention(layer, head + 1, att_b);
             let out = &mut out[head * hs..(head + 2) * hs];
             out.fill(0.0);
@@ -79,7 +78,7 @@ pub(crate) fn attend<R: Rows, O: Observer>(
         }
         let att = &mut att[..n];
         keys.scores(kern, kv_off, q, scale, att);
-        softmax(att);
+        kern.softmax(att);
         obs.attention(layer, head, att);
         let out = &mut out[head * hs..(head + 1) * hs];
         out.fill(0.0);

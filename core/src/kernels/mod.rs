@@ -272,6 +272,10 @@ type Scores2I8Fn =
 type Mix2I8Fn =
     unsafe fn(&[i8], usize, usize, &[f32], &[f32], &[f32], &mut [f32; 8], &mut [f32; 8]);
 
+/// An ISA module's softmax (as [`generic::softmax`]). # Safety: the CPU runs the module's
+/// instructions.
+type SoftmaxFn = unsafe fn(&mut [f32]);
+
 /// A host's int8 matmul in place of the kernel's (the desktop runner's threads): it receives
 /// the table without itself, whose [`Kernels::matvec_i8`] it calls on parts (row ranges) of
 /// the work, and must compute what that computes.
@@ -309,6 +313,7 @@ pub struct Kernels {
     mix_f32: MixF32Fn,
     scores2_i8: Scores2I8Fn,
     mix2_i8: Mix2I8Fn,
+    softmax: SoftmaxFn,
     host: Option<HostMatvec>,
 }
 
@@ -344,6 +349,7 @@ impl Kernels {
             mix_f32: generic::mix_f32,
             scores2_i8: generic::scores2_i8,
             mix2_i8: generic::mix2_i8,
+            softmax: generic::softmax,
             host: None,
         }
     }
@@ -454,6 +460,13 @@ impl Kernels {
         };
         // SAFETY: as in `scores2_i8`.
         unsafe { f(kv.rows, kv.row_len, kv.off, kv.scales, att[0], att[1], out_a, out_b) }
+    }
+
+    /// In-place softmax (see [`generic::softmax`]).
+    #[allow(unsafe_code)]
+    pub fn softmax(&self, x: &mut [f32]) {
+        // SAFETY: the kernels read and write through `x`; the CPU runs them (`for_backend`).
+        unsafe { (self.softmax)(x) }
     }
 }
 

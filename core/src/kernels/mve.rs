@@ -12,7 +12,7 @@
 
 use core::arch::asm;
 
-use super::generic::I8Matrix;
+use super::generic::{self, I8Matrix};
 use super::{RowArgs, RowLoop};
 
 /// Exact Σ w[j]·x[j]: eight at a time, the weights widened by the load (`VLDRB.S16`), the
@@ -136,6 +136,7 @@ pub(super) fn plug(k: &mut super::Kernels) {
     k.matvec_i8 = matvec_i8;
     k.scores2_i8 = scores2_i8;
     k.mix2_i8 = mix2_i8;
+    k.softmax = softmax;
 }
 
 /// See `generic::matvec_i8`: for groups of 8,
@@ -159,6 +160,218 @@ pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_
     // SAFETY: the checked lengths: each row's `cols` weights and multipliers, and the `cols`
     // int16 inputs the loop reads per row (no alignment needed by VLDRB/VLDRH).
     unsafe { super::row_blocks(out, w, xq.as_ptr() as *const u8, x_scale, 1, f) }
+}
+
+/// The constants of [`exp_run4`], by their bits: c6, c5, c4, c3, c2, c1, 1, -125, 127.5, +∞,
+/// log2(e), 1.5·2^23 (as in `generic::exp`).
+static VEXP: [u32; 12] = [
+    0x3921_8489,
+    0x3aae_c3ff,
+    0x3c1d_955b,
+    0x3d63_5847,
+    0x3e75_fdf0,
+    0x3f31_7218,
+    0x3f80_0000,
+    0xc2fa_0000,
+    0x42ff_0000,
+    0x7f80_0000,
+    0x3fb8_aa3b,
+    0x4b40_0000,
+];
+
+/// Four at a time, `x[i] = exp(x[i] - max)` (`generic::exp`, lane by lane: the same f32
+/// operations in the same order, its range checks as lane selects) and `sum += x[i]` (i in
+/// order, scalar adds), while no subnormal was flushed (FPSCR's IDC/UFC stay clear); stops
+/// before the first block that flushed one. Returns the values done and the sum.
+fn exp_run4(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
+    let blocks = x.len() / 4;
+    if blocks == 0 {
+        return (0, sum);
+    }
+    let start = x.as_mut_ptr();
+    let (end, sum_bits): (*mut f32, u32);
+    // SAFETY: reads and writes `x[..4 · blocks]` through `p`, 16 bytes per block done; reads
+    // `VEXP`; every vector register it writes is declared clobbered, the core registers are
+    // operands.
+    unsafe {
+        asm!(
+            "vmrs {t0}, fpscr",
+            "bic {t0}, {t0}, #0x9f",
+            "vmsr fpscr, {t0}",
+            "2:",
+            "vldrw.u32 q0, [{p}]",
+            "vsub.f32 q0, q0, {mx}",
+            "vmul.f32 q1, q0, {log2e}",
+            "vadd.f32 q2, q1, {magic}",
+            "vsub.f32 q3, q2, {magic}",
+            "vsub.f32 q3, q1, q3",
+            "ldrd {t0}, {t1}, [{c}]",
+            "vmul.f32 q4, q3, {t0}",
+            "vadd.f32 q4, q4, {t1}",
+            "vmul.f32 q4, q4, q3",
+            "ldrd {t0}, {t1}, [{c}, #8]",
+            "vadd.f32 q4, q4, {t0}",
+            "vmul.f32 q4, q4, q3",
+            "vadd.f32 q4, q4, {t1}",
+            "vmul.f32 q4, q4, q3",
+            "ldrd {t0}, {t1}, [{c}, #16]",
+            "vadd.f32 q4, q4, {t0}",
+            "vmul.f32 q4, q4, q3",
+            "vadd.f32 q4, q4, {t1}",
+            "vmul.f32 q4, q4, q3",
+            "ldrd {t0}, {t1}, [{c}, #24]",
+            "vadd.f32 q4, q4, {t0}",
+            "vsub.i32 q2, q2, {magic}",
+            "vshl.i32 q2, q2, #23",
+            "vadd.i32 q4, q4, q2",
+            "vmov.i32 q5, #0",
+            "vcmp.f32 lt, q1, {t1}",
+            "vpsel q4, q5, q4",
+            "ldrd {t0}, {t1}, [{c}, #32]",
+            "vdup.32 q5, {t1}",
+            "vcmp.f32 ge, q1, {t0}",
+            "vpsel q4, q5, q4",
+            "vcmp.f32 ne, q0, q0",
+            "vpsel q4, q0, q4",
+            "vmrs {t0}, fpscr",
+            "tst {t0}, #0x88",
+            "bne 3f",
+            "vstrw.32 q4, [{p}], #16",
+            "vmov s0, {sm}",
+            "vadd.f32 s0, s0, s16",
+            "vadd.f32 s0, s0, s17",
+            "vadd.f32 s0, s0, s18",
+            "vadd.f32 s0, s0, s19",
+            "vmov {sm}, s0",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            c = in(reg) VEXP.as_ptr(),
+            mx = in(reg) max.to_bits(),
+            log2e = in(reg) VEXP[10],
+            magic = in(reg) VEXP[11],
+            sm = inout(reg) sum.to_bits() => sum_bits,
+            p = inout(reg) start => end,
+            n = inout(reg) blocks => _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("d0") _,
+            out("d1") _,
+            out("d2") _,
+            out("d3") _,
+            out("d4") _,
+            out("d5") _,
+            out("d6") _,
+            out("d7") _,
+            out("d8") _,
+            out("d9") _,
+            out("d10") _,
+            out("d11") _,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the values done, inside `x` or one past its end.
+    let done = unsafe { end.offset_from(start) } as usize;
+    (done, f32::from_bits(sum_bits))
+}
+
+/// The maximum of `x` (NaNs skipped) with `VMAXNM` four lanes at a time, or `None` if a lane
+/// was flushed (a subnormal: FPSCR.IDC) or signalled (a signalling NaN: FPSCR.IOC, which
+/// `VMAXNM` would not skip). A tie of +0 and -0 may resolve either way, which softmax does
+/// not see (`x - max` is then ±0 or the same value, and exp(±0) = 1).
+fn max_run4(x: &[f32]) -> Option<f32> {
+    let blocks = x.len() / 4;
+    let mut m = f32::NEG_INFINITY.to_bits();
+    let mut fpscr = 0u32;
+    if blocks > 0 {
+        // SAFETY: reads `x[..4 · blocks]`; q0, q1 declared clobbered; core registers are
+        // operands.
+        unsafe {
+            asm!(
+                "vmrs {f}, fpscr",
+                "bic {f}, {f}, #0x9f",
+                "vmsr fpscr, {f}",
+                "vdup.32 q0, {m}",
+                "2:",
+                "vldrw.u32 q1, [{p}], #16",
+                "vmaxnm.f32 q0, q0, q1",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vmaxnmv.f32 {m}, q0",
+                "vmrs {f}, fpscr",
+                p = inout(reg) x.as_ptr() => _,
+                n = inout(reg) blocks => _,
+                m = inout(reg) m,
+                f = inout(reg) fpscr,
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+            );
+        }
+    }
+    if fpscr & 0x81 != 0 {
+        return None;
+    }
+    let m = f32::from_bits(m);
+    Some(x[4 * blocks..].iter().fold(m, |m, v| if *v > m { *v } else { m }))
+}
+
+/// `x[i] /= sum` for every i (scalar `VDIV`s on the lanes of four-value loads: exact).
+fn div_run4(x: &mut [f32], sum: f32) {
+    let blocks = x.len() / 4;
+    if blocks > 0 {
+        // SAFETY: reads and writes `x[..4 · blocks]`; q0 and s4 (q1) declared clobbered.
+        unsafe {
+            asm!(
+                "vmov s4, {s}",
+                "2:",
+                "vldrw.u32 q0, [{p}]",
+                "vdiv.f32 s0, s0, s4",
+                "vdiv.f32 s1, s1, s4",
+                "vdiv.f32 s2, s2, s4",
+                "vdiv.f32 s3, s3, s4",
+                "vstrw.32 q0, [{p}], #16",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) x.as_mut_ptr() => _,
+                n = inout(reg) blocks => _,
+                s = in(reg) sum.to_bits(),
+                out("d0") _,
+                out("d1") _,
+                out("d2") _,
+                out("d3") _,
+            );
+        }
+    }
+    for v in &mut x[4 * blocks..] {
+        *v /= sum;
+    }
+}
+
+/// See `generic::softmax`: the same maximum ([`max_run4`]), exponentials (blocks of four
+/// through [`exp_run4`], a block that flushed a subnormal and the last values through the
+/// scalar code), sum and divisions ([`div_run4`]).
+///
+/// # Safety
+/// The CPU has Helium (as every other function of this module assumes).
+pub(super) unsafe fn softmax(x: &mut [f32]) {
+    let max = max_run4(x)
+        .unwrap_or_else(|| x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m }));
+    let mut sum = 0.0f32;
+    let mut i = 0;
+    while i < x.len() {
+        let (done, s) = exp_run4(&mut x[i..], max, sum);
+        i += done;
+        sum = s;
+        // The block that stopped the run (or the last values), one by one.
+        let end = (i + 4).min(x.len());
+        for v in &mut x[i..end] {
+            *v = generic::exp(*v - max);
+            sum += *v;
+        }
+        i = end;
+    }
+    div_run4(x, sum);
 }
 
 /// One element of a head for four positions: the byte `{rb}` + [0, 1, 2, 3] · row (offsets in

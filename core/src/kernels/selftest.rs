@@ -81,6 +81,7 @@ pub fn run(b: Backend) -> Report {
     let mut r = Report::default();
     matvec(b, &mut r);
     attention(b, &mut r);
+    softmax(b, &mut r);
     r
 }
 
@@ -201,6 +202,40 @@ fn attention(b: Backend, r: &mut Report) {
                 r.check(what, &got_a, &want_a);
                 r.check(what, &got_b, &want_b);
             }
+        }
+    }
+}
+
+fn softmax(b: Backend, r: &mut Report) {
+    let k = b.kernels();
+    let mut rng = Rng(0x50f7_5e1f);
+    let mut x = [0f32; POS];
+    for n in [1, 2, 3, 4, 5, 7, 8, 9, 16, 33, POS] {
+        for spread in [0.001f32, 0.3, 1.0, 3.0, 30.0, 120.0] {
+            x.iter_mut().for_each(|v| *v = rng.f32() * spread);
+            let (mut want, mut got) = (x, x);
+            generic::softmax(&mut want[..n]);
+            k.softmax(&mut got[..n]);
+            r.check("softmax", &got[..n], &want[..n]);
+        }
+        // x - max across the exponential's lower edge (t = -125: results near 2^-125, then
+        // 0), subnormal differences, and specials.
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = -86.64 + (i % 9) as f32 * 0.003 - if i % 5 == 0 { 0.01 } else { 0.0 };
+        }
+        x[0] = 0.0;
+        x[1 % n] = 1.0e-39;
+        let (mut want, mut got) = (x, x);
+        generic::softmax(&mut want[..n]);
+        k.softmax(&mut got[..n]);
+        r.check("softmax, lower edge", &got[..n], &want[..n]);
+        for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0] {
+            x.iter_mut().for_each(|v| *v = rng.f32() * 5.0);
+            x[n / 2] = special;
+            let (mut want, mut got) = (x, x);
+            generic::softmax(&mut want[..n]);
+            k.softmax(&mut got[..n]);
+            r.check("softmax, specials", &got[..n], &want[..n]);
         }
     }
 }
