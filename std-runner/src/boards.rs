@@ -99,21 +99,21 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 1_026_353,
-        code_bytes: 92_608,
-        stack_bytes: 2_352,
+        instructions_per_token: 987_310,
+        code_bytes: 101_644,
+        stack_bytes: 2_664,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 1_019_826,
-        code_bytes: 93_472,
-        stack_bytes: 2_352,
+        instructions_per_token: 981_128,
+        code_bytes: 102_516,
+        stack_bytes: 2_664,
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 354_790,
-        code_bytes: 99_064,
-        stack_bytes: 1_840,
+        instructions_per_token: 492_971,
+        code_bytes: 105_248,
+        stack_bytes: 2_400,
     },
 ];
 
