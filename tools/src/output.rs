@@ -3,7 +3,7 @@
 //! Inputs ([`read_input`]) must be regular files (a FIFO or a device is refused before it is
 //! opened, so nothing blocks or reads forever).
 //!
-//! An output ([`check`], [`write`]):
+//! An output ([`check`], [`write()`]):
 //!
 //! * is refused when it is one of the command's inputs (the same file: same device and
 //!   inode, whatever the path says), or when it exists and is not a regular file (a device,
@@ -39,7 +39,7 @@ fn temps() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     TEMPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Installs (once) a thread that removes the temporary files of [`write`] on SIGINT,
+/// Installs (once) a thread that removes the temporary files of [`write()`] on SIGINT,
 /// SIGTERM and SIGHUP and then exits with 128 + the signal, and makes SIGXFSZ a write error.
 ///
 /// # Errors

@@ -55,7 +55,7 @@ pub fn flush() -> anyhow::Result<()> {
     io::stdout().lock().flush().map_err(error)
 }
 
-/// `print!` through [`print`]: returns `anyhow::Result<()>`.
+/// `print!` through [`print()`]: returns `anyhow::Result<()>`.
 #[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -63,7 +63,7 @@ macro_rules! out {
     };
 }
 
-/// `println!` through [`print`]: returns `anyhow::Result<()>`.
+/// `println!` through [`print()`]: returns `anyhow::Result<()>`.
 #[macro_export]
 macro_rules! outln {
     () => {
