@@ -177,17 +177,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match chispa_tools::usage::parse::<Cli>("chispa") {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("{}", chispa_tools::usage::one_line("chispa", &e));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if let Err(e) = chispa_tools::output::remove_temps_on_signals() {
         eprintln!("chispa: error: {e:#}");

@@ -14,3 +14,20 @@ pub fn one_line(prog: &str, e: &clap::Error) -> String {
     let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
     format!("{prog}: error: {msg} (see --help)")
 }
+
+/// The command line of `prog` parsed as `C`, or the exit code to leave with: 0 after
+/// `--help`/`--version` (printed), 2 after a usage error (printed as [`one_line`]).
+pub fn parse<C: clap::Parser>(prog: &str) -> Result<C, std::process::ExitCode> {
+    match C::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(prog, &e));
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}

@@ -230,13 +230,7 @@ macro_rules! mac8_asm {
 macro_rules! rows_fn {
     ($name:literal, $($more:literal)*) => {
         core::arch::global_asm!(
-            ".syntax unified",
-            concat!(".section .text.", $name, ",\"ax\",%progbits"),
-            concat!(".globl ", $name),
-            concat!(".type ", $name, ",%function"),
-            ".p2align 2",
-            mode!(),
-            concat!($name, ":"),
+            asm_function!($name, mode!()),
             rows_prologue!("r10", "r12"),
             "1:",
             "ldm sp, {{r11, lr}}",

@@ -13,6 +13,8 @@
 //!   Any order, any lane layout, any split across threads gives the same bits.
 //! * `matvec_f32` (the unquantized reference files only): for each row, `acc += w[j] · x[j]`
 //!   for j = 0, 1, 2, … (no fused multiply-add).
+//! * `exp` (softmax, SwiGLU): a fixed sequence of f32 operations, [`generic::exp`], not a libm;
+//!   softmax sums in index order and divides.
 //!
 //! `generic` is the scalar twin and the specification; every SIMD backend lives in its own file
 //! beside it and is tested against it (exactly, for every i8 input including −128).
@@ -32,9 +34,9 @@
 //! ([`Kernels::default`]: the best backend the build and CPU run — x86 SIMD is detected with
 //! the `std` feature only — or, with `std`, `$CHISPA_BACKEND` when it names a supported one).
 
-//! The instruction-set modules are private: their functions index with raw pointers and are
-//! reached only through the wrappers here, which check every length first. From outside the
-//! kernels they do not compile:
+//! The instruction-set modules are private: their functions are `unsafe fn`s that index with
+//! raw pointers, reached only through the table's methods, which check every length first.
+//! From outside the kernels they do not compile:
 //!
 //! ```compile_fail
 //! let mut out = [0f32; 4];
@@ -43,6 +45,27 @@
 //! };
 //! chispa_core::kernels::avx2::matvec_i8(&mut out, &w, &[1; 64], 1.0);
 //! ```
+
+/// The directives that open an Arm assembly function `$name` (a global, in its own section),
+/// assembled in `$mode` (the instruction set and CPU lines), then its label.
+#[allow(unused_macros)]
+macro_rules! asm_function {
+    ($name:literal, $mode:expr) => {
+        concat!(
+            ".syntax unified\n.section .text.",
+            $name,
+            ",\"ax\",%progbits\n.globl ",
+            $name,
+            "\n.type ",
+            $name,
+            ",%function\n.p2align 2\n",
+            $mode,
+            "\n",
+            $name,
+            ":\n",
+        )
+    };
+}
 
 /// The entry of an Arm assembly row loop (`dsp.rs`, `mve.rs`; AAPCS, hard-float): saves
 /// r4–r11, lr and s16–s19, loads the [`RowArgs`] at r0 (weights into `$w`, multipliers into

@@ -67,13 +67,7 @@ macro_rules! mac8_mve {
 macro_rules! rows_fn {
     ($name:literal, $($more:literal)*) => {
         core::arch::global_asm!(
-            ".syntax unified",
-            concat!(".section .text.", $name, ",\"ax\",%progbits"),
-            concat!(".globl ", $name),
-            concat!(".type ", $name, ",%function"),
-            ".p2align 2",
-            concat!(env!("CHISPA_ASM_PRELUDE"), "\n.thumb\n.thumb_func"),
-            concat!($name, ":"),
+            asm_function!($name, concat!(env!("CHISPA_ASM_PRELUDE"), "\n.thumb\n.thumb_func")),
             rows_prologue!("r0", "r6"),
             "1:",
             "ldm sp, {{r1, r7}}",

@@ -353,17 +353,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match chispa_tools::usage::parse::<Cli>("chispa-convert") {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("{}", chispa_tools::usage::one_line("chispa-convert", &e));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if let Err(e) = output::remove_temps_on_signals() {
         eprintln!("chispa-convert: error: {e:#}");
