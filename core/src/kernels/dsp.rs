@@ -17,7 +17,9 @@ use core::arch::asm;
 use core::mem::MaybeUninit;
 
 use super::generic::I8Matrix;
-use super::{RowArgs, RowLoop};
+#[cfg(chispa_vfp)]
+use super::RowArgs;
+use super::RowLoop;
 
 /// Most inputs the fast path splits (two words per four inputs on the stack).
 const XBUF_COLS: usize = 256;
@@ -205,6 +207,7 @@ unsafe fn pass<const G: usize>(out: &mut [f32], w: &I8Matrix<'_>, xb: &[u32], x_
 
 /// Eight products added to r7 (`SMUAD` starts the group's sum, `SMLAD` goes on): `LDM` of
 /// four split input words and two weight words, four `SXTB16`, four multiply-adds.
+#[cfg(chispa_vfp)]
 macro_rules! mac8_asm {
     ($first:literal) => {
         concat!(
@@ -227,6 +230,7 @@ macro_rules! mac8_asm {
 /// `SMLAL`), then the short last group a word at a time; the row ends as the scalar code's
 /// (`row_end!`) and the next row follows in the same call (weights and multipliers are
 /// contiguous). Assembles as A32 and T32 alike.
+#[cfg(chispa_vfp)]
 macro_rules! rows_fn {
     ($name:literal, $($more:literal)*) => {
         core::arch::global_asm!(
@@ -266,13 +270,13 @@ macro_rules! rows_fn {
 }
 
 /// The instruction set of the row loops: Thumb on M-profile, A32 on ARMv7-A Linux.
-#[cfg(chispa_thumb)]
+#[cfg(all(chispa_vfp, chispa_thumb))]
 macro_rules! mode {
     () => {
         concat!(env!("CHISPA_ASM_PRELUDE"), "\n.thumb\n.thumb_func")
     };
 }
-#[cfg(not(chispa_thumb))]
+#[cfg(all(chispa_vfp, not(chispa_thumb)))]
 macro_rules! mode {
     () => {
         concat!(env!("CHISPA_ASM_PRELUDE"), "\n.arm")
