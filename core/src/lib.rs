@@ -23,9 +23,10 @@
 //! portable kernels (plus the Arm DSP/Helium ones a Cortex-M target enables at compile time).
 //!
 //! * **`std`** — for the desktop: run-time CPU detection that selects the x86 SIMD kernels
-//!   (AVX2, AVX-512) or NEON, and `$CHISPA_BACKEND` to force one
-//!   ([`kernels::backend_from_env`]). Without it, only kernels known at compile time run.
-//!   Every backend gives the same bits.
+//!   (AVX2, AVX-512) or NEON, and `$CHISPA_BACKEND` to force one (`kernels::backend_from_env`,
+//!   read by [`kernels::Kernels::default`]). Without it, only kernels known at compile time
+//!   run. Every backend gives the same bits; each session carries its table of kernels
+//!   ([`Session::set_kernels`]).
 //! * **`defmt`** — derives `defmt::Format` for the error and event types (firmware logging).
 //! * **`selftest`** — `kernels::selftest`: the active backend against the scalar code, on the
 //!   target itself (`cargo xtask qemu --selftest`).
