@@ -27,6 +27,7 @@ pub(super) fn plug(k: &mut super::Kernels) {
     k.matvec_i8 = matvec_i8;
     k.scores_f32 = scores_f32;
     k.mix_f32 = mix_f32;
+    k.softmax = softmax;
 }
 
 /// See `generic::matvec_i8`.
@@ -242,4 +243,26 @@ pub(super) unsafe fn mix_f32(
     }
     // SAFETY: the caller's condition: the CPU has AVX2.
     unsafe { inner(rows, row_len, off, att, out) }
+}
+
+/// `generic::softmax` compiled for AVX2 with the exponential's range checks as selects
+/// (`generic::exp_selects`, the same bits), so the exponentials run eight lanes at a time;
+/// the maximum and the divisions are order-free, the sum stays in index order.
+///
+/// # Safety
+/// The CPU has AVX2.
+pub(super) unsafe fn softmax(x: &mut [f32]) {
+    #[target_feature(enable = "avx2")]
+    fn inner(x: &mut [f32]) {
+        let max = x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+        for v in x.iter_mut() {
+            *v = generic::exp_selects(*v - max);
+        }
+        let sum = x.iter().fold(0.0f32, |s, v| s + v);
+        for v in x.iter_mut() {
+            *v /= sum;
+        }
+    }
+    // SAFETY: the caller's condition: the CPU has AVX2.
+    unsafe { inner(x) }
 }
