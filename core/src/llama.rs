@@ -4,7 +4,7 @@ use crate::attention::{attend_layer, Heads};
 use crate::format::TensorKind;
 use crate::model::Model;
 use crate::observe::Observer;
-use crate::ops::{add, embed, matvec, prepare, rmsnorm, rope, swiglu};
+use crate::ops::{add, embed, matvec, prepare, rmsnorm, rope};
 use crate::session::Buffers;
 
 /// Runs `token` at `pos` (both checked by the caller) and leaves the logits in `b.logits`.
@@ -51,7 +51,7 @@ pub(crate) fn forward<O: Observer>(
         let act = prepare(b.xb, &w1, b.xq);
         matvec(&kern, b.hb, &w1, &act);
         matvec(&kern, b.hb2, &w(TensorKind::W3), &act);
-        swiglu(b.hb, b.hb2);
+        kern.swiglu(b.hb, b.hb2);
         let w2 = w(TensorKind::W2);
         let act = prepare(b.hb, &w2, b.xq);
         matvec(&kern, b.xb, &w2, &act);

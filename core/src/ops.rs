@@ -81,11 +81,6 @@ pub fn softmax(x: &mut [f32]) {
     kernels::generic::softmax(x);
 }
 
-/// `gate = silu(gate) ⊙ up` (SwiGLU; `kernels::generic::swiglu`).
-pub(crate) fn swiglu(gate: &mut [f32], up: &[f32]) {
-    kernels::generic::swiglu(gate, up);
-}
-
 /// `x += d`.
 pub(crate) fn add(x: &mut [f32], d: &[f32]) {
     for (x, d) in x.iter_mut().zip(d) {

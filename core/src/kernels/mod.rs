@@ -298,6 +298,8 @@ type Mix2I8Fn =
 /// An ISA module's softmax (as [`generic::softmax`]). # Safety: the CPU runs the module's
 /// instructions.
 type SoftmaxFn = unsafe fn(&mut [f32]);
+/// An ISA module's SwiGLU (as [`generic::swiglu`]). # Safety: as [`SoftmaxFn`].
+type SwigluFn = unsafe fn(&mut [f32], &[f32]);
 
 /// A host's int8 matmul in place of the kernel's (the desktop runner's threads): it receives
 /// the table without itself, whose [`Kernels::matvec_i8`] it calls on parts (row ranges) of
@@ -337,6 +339,7 @@ pub struct Kernels {
     scores2_i8: Scores2I8Fn,
     mix2_i8: Mix2I8Fn,
     softmax: SoftmaxFn,
+    swiglu: SwigluFn,
     host: Option<HostMatvec>,
 }
 
@@ -373,6 +376,7 @@ impl Kernels {
             scores2_i8: generic::scores2_i8,
             mix2_i8: generic::mix2_i8,
             softmax: generic::softmax,
+            swiglu: generic::swiglu,
             host: None,
         }
     }
@@ -490,6 +494,14 @@ impl Kernels {
     pub fn softmax(&self, x: &mut [f32]) {
         // SAFETY: the kernels read and write through `x`; the CPU runs them (`for_backend`).
         unsafe { (self.softmax)(x) }
+    }
+
+    /// `gate = silu(gate) ⊙ up` (see [`generic::swiglu`]).
+    #[allow(unsafe_code)]
+    pub fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
+        // SAFETY: the kernels read and write through the slices; the CPU runs them
+        // (`for_backend`).
+        unsafe { (self.swiglu)(gate, up) }
     }
 }
 

@@ -82,6 +82,7 @@ pub fn run(b: Backend) -> Report {
     matvec(b, &mut r);
     attention(b, &mut r);
     softmax(b, &mut r);
+    swiglu(b, &mut r);
     r
 }
 
@@ -237,5 +238,30 @@ fn softmax(b: Backend, r: &mut Report) {
             k.softmax(&mut got[..n]);
             r.check("softmax, specials", &got[..n], &want[..n]);
         }
+    }
+}
+
+fn swiglu(b: Backend, r: &mut Report) {
+    let k = b.kernels();
+    let mut rng = Rng(0x5111_5e1f);
+    let (mut g, mut u) = ([0f32; POS], [0f32; POS]);
+    for n in [1, 3, 4, 5, 8, 13, POS] {
+        for spread in [0.01f32, 1.0, 4.0, 30.0, 100.0] {
+            g.iter_mut().for_each(|v| *v = rng.f32() * spread);
+            u.iter_mut().for_each(|v| *v = rng.f32() * 2.0);
+            let (mut want, mut got) = (g, g);
+            generic::swiglu(&mut want[..n], &u[..n]);
+            k.swiglu(&mut got[..n], &u[..n]);
+            r.check("swiglu", &got[..n], &want[..n]);
+        }
+        // Gates where exp(-g) overflows or vanishes, tiny products, specials.
+        for (i, v) in g.iter_mut().enumerate() {
+            *v = [87.2f32, -87.2, 86.0, -90.0, 1.0e-39, f32::NAN, 0.0, -0.0][i % 8];
+        }
+        u.iter_mut().enumerate().for_each(|(i, v)| *v = if i % 3 == 0 { 1.0e-30 } else { 0.7 });
+        let (mut want, mut got) = (g, g);
+        generic::swiglu(&mut want[..n], &u[..n]);
+        k.swiglu(&mut got[..n], &u[..n]);
+        r.check("swiglu, extremes", &got[..n], &want[..n]);
     }
 }
