@@ -131,6 +131,7 @@ pub(super) fn plug(k: &mut super::Kernels) {
     k.scores2_i8 = scores2_i8;
     k.mix2_i8 = mix2_i8;
     k.softmax = softmax;
+    k.swiglu = swiglu;
 }
 
 /// See `generic::matvec_i8`: for groups of 8,
@@ -173,6 +174,48 @@ static VEXP: [u32; 12] = [
     0x4b40_0000,
 ];
 
+/// `q4 = exp(q0)` lane by lane (`generic::exp`: the same f32 operations in the same order, its
+/// range checks as lane selects). Uses q1–q5, {t0} and {t1}; needs {c} = `VEXP`, {log2e} and
+/// {magic} (`VEXP[10]`, `VEXP[11]`).
+macro_rules! vexp {
+    () => {
+        concat!(
+            "vmul.f32 q1, q0, {log2e}\n",
+            "vadd.f32 q2, q1, {magic}\n",
+            "vsub.f32 q3, q2, {magic}\n",
+            "vsub.f32 q3, q1, q3\n",
+            "ldrd {t0}, {t1}, [{c}]\n",
+            "vmul.f32 q4, q3, {t0}\n",
+            "vadd.f32 q4, q4, {t1}\n",
+            "vmul.f32 q4, q4, q3\n",
+            "ldrd {t0}, {t1}, [{c}, #8]\n",
+            "vadd.f32 q4, q4, {t0}\n",
+            "vmul.f32 q4, q4, q3\n",
+            "vadd.f32 q4, q4, {t1}\n",
+            "vmul.f32 q4, q4, q3\n",
+            "ldrd {t0}, {t1}, [{c}, #16]\n",
+            "vadd.f32 q4, q4, {t0}\n",
+            "vmul.f32 q4, q4, q3\n",
+            "vadd.f32 q4, q4, {t1}\n",
+            "vmul.f32 q4, q4, q3\n",
+            "ldrd {t0}, {t1}, [{c}, #24]\n",
+            "vadd.f32 q4, q4, {t0}\n",
+            "vsub.i32 q2, q2, {magic}\n",
+            "vshl.i32 q2, q2, #23\n",
+            "vadd.i32 q4, q4, q2\n",
+            "vmov.i32 q5, #0\n",
+            "vcmp.f32 lt, q1, {t1}\n",
+            "vpsel q4, q5, q4\n",
+            "ldrd {t0}, {t1}, [{c}, #32]\n",
+            "vdup.32 q5, {t1}\n",
+            "vcmp.f32 ge, q1, {t0}\n",
+            "vpsel q4, q5, q4\n",
+            "vcmp.f32 ne, q0, q0\n",
+            "vpsel q4, q0, q4\n",
+        )
+    };
+}
+
 /// Four at a time, `x[i] = exp(x[i] - max)` (`generic::exp`, lane by lane: the same f32
 /// operations in the same order, its range checks as lane selects) and `sum += x[i]` (i in
 /// order, scalar adds), while no subnormal was flushed (FPSCR's IDC/UFC stay clear); stops
@@ -195,38 +238,7 @@ fn exp_run4(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
             "2:",
             "vldrw.u32 q0, [{p}]",
             "vsub.f32 q0, q0, {mx}",
-            "vmul.f32 q1, q0, {log2e}",
-            "vadd.f32 q2, q1, {magic}",
-            "vsub.f32 q3, q2, {magic}",
-            "vsub.f32 q3, q1, q3",
-            "ldrd {t0}, {t1}, [{c}]",
-            "vmul.f32 q4, q3, {t0}",
-            "vadd.f32 q4, q4, {t1}",
-            "vmul.f32 q4, q4, q3",
-            "ldrd {t0}, {t1}, [{c}, #8]",
-            "vadd.f32 q4, q4, {t0}",
-            "vmul.f32 q4, q4, q3",
-            "vadd.f32 q4, q4, {t1}",
-            "vmul.f32 q4, q4, q3",
-            "ldrd {t0}, {t1}, [{c}, #16]",
-            "vadd.f32 q4, q4, {t0}",
-            "vmul.f32 q4, q4, q3",
-            "vadd.f32 q4, q4, {t1}",
-            "vmul.f32 q4, q4, q3",
-            "ldrd {t0}, {t1}, [{c}, #24]",
-            "vadd.f32 q4, q4, {t0}",
-            "vsub.i32 q2, q2, {magic}",
-            "vshl.i32 q2, q2, #23",
-            "vadd.i32 q4, q4, q2",
-            "vmov.i32 q5, #0",
-            "vcmp.f32 lt, q1, {t1}",
-            "vpsel q4, q5, q4",
-            "ldrd {t0}, {t1}, [{c}, #32]",
-            "vdup.32 q5, {t1}",
-            "vcmp.f32 ge, q1, {t0}",
-            "vpsel q4, q5, q4",
-            "vcmp.f32 ne, q0, q0",
-            "vpsel q4, q0, q4",
+            vexp!(),
             "vmrs {t0}, fpscr",
             "tst {t0}, #0x88",
             "bne 3f",
@@ -339,6 +351,93 @@ fn div_run4(x: &mut [f32], sum: f32) {
     }
     for v in &mut x[4 * blocks..] {
         *v /= sum;
+    }
+}
+
+/// Four at a time, `g = g · (1 / (1 + exp(-g)))`, then `g = g · u` (`generic::swiglu`: `-g` by
+/// flipping the sign bit, [`vexp!`], scalar `VDIV`s), while no subnormal was flushed (FPSCR's
+/// IDC/UFC stay clear); stops before the first block that flushed one. Returns the values
+/// done.
+fn swiglu_run4(gate: &mut [f32], up: &[f32]) -> usize {
+    let blocks = gate.len().min(up.len()) / 4;
+    if blocks == 0 {
+        return 0;
+    }
+    let start = gate.as_mut_ptr();
+    let end: *mut f32;
+    // SAFETY: reads and writes `gate[..4 · blocks]` through `p` and reads `up[..4 · blocks]`
+    // through `u`, 16 bytes per block; reads `VEXP`; every vector register it writes is
+    // declared clobbered, the core registers are operands.
+    unsafe {
+        asm!(
+            "vmrs {t0}, fpscr",
+            "bic {t0}, {t0}, #0x9f",
+            "vmsr fpscr, {t0}",
+            "2:",
+            "vldrw.u32 q6, [{p}]",
+            "vmov.i32 q0, #0x80000000",
+            "veor q0, q0, q6",
+            vexp!(),
+            "vadd.f32 q4, q4, {one}",
+            "vmov s20, {one}",
+            "vdiv.f32 s16, s20, s16",
+            "vdiv.f32 s17, s20, s17",
+            "vdiv.f32 s18, s20, s18",
+            "vdiv.f32 s19, s20, s19",
+            "vmul.f32 q6, q6, q4",
+            "vldrw.u32 q7, [{u}], #16",
+            "vmul.f32 q6, q6, q7",
+            "vmrs {t0}, fpscr",
+            "tst {t0}, #0x88",
+            "bne 3f",
+            "vstrw.32 q6, [{p}], #16",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            c = in(reg) VEXP.as_ptr(),
+            log2e = in(reg) VEXP[10],
+            magic = in(reg) VEXP[11],
+            one = in(reg) VEXP[6],
+            p = inout(reg) start => end,
+            u = inout(reg) up.as_ptr() => _,
+            n = inout(reg) blocks => _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("d0") _,
+            out("d1") _,
+            out("d2") _,
+            out("d3") _,
+            out("d4") _,
+            out("d5") _,
+            out("d6") _,
+            out("d7") _,
+            out("d8") _,
+            out("d9") _,
+            out("d10") _,
+            out("d11") _,
+            out("d12") _,
+            out("d13") _,
+            out("d14") _,
+            out("d15") _,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the values done, inside `gate` or one past its end.
+    unsafe { end.offset_from(start) as usize }
+}
+
+/// See `generic::swiglu`: blocks of four through [`swiglu_run4`], a block that flushed a
+/// subnormal and the last values through the scalar code.
+///
+/// # Safety
+/// The CPU has Helium (as every other function of this module assumes).
+pub(super) unsafe fn swiglu(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let mut i = 0;
+    while i < n {
+        i += swiglu_run4(&mut gate[i..n], &up[i..n]);
+        let end = (i + 4).min(n);
+        generic::swiglu(&mut gate[i..end], &up[i..end]);
+        i = end;
     }
 }
 
