@@ -99,21 +99,21 @@ pub struct CoreFigures {
 pub const CORES: &[CoreFigures] = &[
     CoreFigures {
         core: "cortex-m4",
-        instructions_per_token: 987_310,
-        code_bytes: 101_644,
-        stack_bytes: 2_664,
+        instructions_per_token: 987_347,
+        code_bytes: 95_564,
+        stack_bytes: 2_680,
     },
     CoreFigures {
         core: "cortex-m33",
-        instructions_per_token: 981_128,
-        code_bytes: 102_516,
-        stack_bytes: 2_664,
+        instructions_per_token: 981_159,
+        code_bytes: 96_500,
+        stack_bytes: 2_680,
     },
     CoreFigures {
         core: "cortex-m55",
-        instructions_per_token: 492_971,
-        code_bytes: 105_248,
-        stack_bytes: 2_400,
+        instructions_per_token: 468_691,
+        code_bytes: 105_584,
+        stack_bytes: 2_408,
     },
 ];
 
