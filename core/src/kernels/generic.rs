@@ -208,7 +208,7 @@ pub fn exp(x: f32) -> f32 {
 /// [`exp`] with its range checks as selects instead of branches: the same operations on
 /// every input, then the pick of 0, +∞ or NaN, so a loop of it vectorises (the x86 softmax).
 /// Bit for bit [`exp`] (tested); the scalar cores keep the branches, which cost them less.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(not(all(target_arch = "x86_64", any(feature = "std", test))), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn exp_selects(x: f32) -> f32 {
     const LOG2E: f32 = f32::from_bits(0x3fb8_aa3b);
