@@ -179,30 +179,47 @@ pub fn matvec_f32(out: &mut [f32], w: &[f32], x: &[f32]) {
 /// within -20..0).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = f32::from_bits(0x3fb8_aa3b); // 1.44269502
-    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-    const C1: f32 = f32::from_bits(0x3f31_7218); // 0.693147182
-    const C2: f32 = f32::from_bits(0x3e75_fdf0); // 0.240226507
-    const C3: f32 = f32::from_bits(0x3d63_5847); // 0.0555041087
-    const C4: f32 = f32::from_bits(0x3c1d_955b); // 0.00961812911
-    const C5: f32 = f32::from_bits(0x3aae_c3ff); // 0.00133335582
-    const C6: f32 = f32::from_bits(0x3921_8489); // 0.000154035304
-    let t = x * LOG2E;
+    let t = x * EXP_LOG2E;
     if x.is_nan() {
         return x;
     }
-    if t < -125.0 {
+    if t < EXP_T_MIN {
         return 0.0;
     }
-    if t >= 127.5 {
+    if t >= EXP_T_MAX {
         return f32::INFINITY;
     }
-    let u = t + MAGIC;
-    let r = u - MAGIC;
+    exp2_in_range(t)
+}
+
+/// log2(e) in f32 (1.44269502): [`exp`]'s `t = x · log2(e)`.
+pub(crate) const EXP_LOG2E: f32 = f32::from_bits(0x3fb8_aa3b);
+/// 1.5 · 2^23: adding and subtracting it rounds to an integer, half to even.
+pub(crate) const EXP_MAGIC: f32 = 12_582_912.0;
+/// `ln(2)^k / k!` for k = 1..=6, rounded to f32: [`exp`]'s polynomial.
+pub(crate) const EXP_C: [f32; 6] = [
+    f32::from_bits(0x3f31_7218), // 0.693147182
+    f32::from_bits(0x3e75_fdf0), // 0.240226507
+    f32::from_bits(0x3d63_5847), // 0.0555041087
+    f32::from_bits(0x3c1d_955b), // 0.00961812911
+    f32::from_bits(0x3aae_c3ff), // 0.00133335582
+    f32::from_bits(0x3921_8489), // 0.000154035304
+];
+/// Below it [`exp`] gives 0.
+pub(crate) const EXP_T_MIN: f32 = -125.0;
+/// From it on [`exp`] gives +∞.
+pub(crate) const EXP_T_MAX: f32 = 127.5;
+
+/// `2^t` for `t` in [`EXP_T_MIN`, `EXP_T_MAX`): [`exp`]'s operations after `t`.
+#[inline(always)]
+fn exp2_in_range(t: f32) -> f32 {
+    let u = t + EXP_MAGIC;
+    let r = u - EXP_MAGIC;
     let f = t - r;
-    let n = u.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
-    let p = 1.0 + f * (C1 + f * (C2 + f * (C3 + f * (C4 + f * (C5 + f * C6)))));
-    f32::from_bits((p.to_bits() as i32).wrapping_add(n << 23) as u32)
+    let n = u.to_bits().wrapping_sub(EXP_MAGIC.to_bits()) as i32;
+    let c = EXP_C;
+    let p = 1.0 + f * (c[0] + f * (c[1] + f * (c[2] + f * (c[3] + f * (c[4] + f * c[5])))));
+    f32::from_bits((p.to_bits() as i32).wrapping_add(n.wrapping_shl(23)) as u32)
 }
 
 /// [`exp`] with its range checks as selects instead of branches: the same operations on
@@ -211,25 +228,10 @@ pub fn exp(x: f32) -> f32 {
 #[cfg_attr(not(all(target_arch = "x86_64", any(feature = "std", test))), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn exp_selects(x: f32) -> f32 {
-    const LOG2E: f32 = f32::from_bits(0x3fb8_aa3b);
-    const MAGIC: f32 = 12_582_912.0;
-    const C: [f32; 6] = [
-        f32::from_bits(0x3f31_7218),
-        f32::from_bits(0x3e75_fdf0),
-        f32::from_bits(0x3d63_5847),
-        f32::from_bits(0x3c1d_955b),
-        f32::from_bits(0x3aae_c3ff),
-        f32::from_bits(0x3921_8489),
-    ];
-    let t = x * LOG2E;
-    let u = t + MAGIC;
-    let r = u - MAGIC;
-    let f = t - r;
-    let n = u.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
-    let p = 1.0 + f * (C[0] + f * (C[1] + f * (C[2] + f * (C[3] + f * (C[4] + f * C[5])))));
-    let y = f32::from_bits((p.to_bits() as i32).wrapping_add(n.wrapping_shl(23)) as u32);
-    let y = if t < -125.0 { 0.0 } else { y };
-    let y = if t >= 127.5 { f32::INFINITY } else { y };
+    let t = x * EXP_LOG2E;
+    let y = exp2_in_range(t);
+    let y = if t < EXP_T_MIN { 0.0 } else { y };
+    let y = if t >= EXP_T_MAX { f32::INFINITY } else { y };
     if x.is_nan() {
         x
     } else {

@@ -409,7 +409,7 @@ impl Kernels {
 
     /// The fastest backend this build and CPU run (x86 SIMD is detected with `std` only).
     pub fn best() -> Self {
-        Self::for_backend(Backend::best()).unwrap_or_else(|_| Self::generic())
+        Backend::best().kernels()
     }
 
     /// The backend whose kernels these are.

@@ -160,18 +160,18 @@ pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_
 /// The constants of [`exp_run4`], by their bits: c6, c5, c4, c3, c2, c1, 1, -125, 127.5, +∞,
 /// log2(e), 1.5·2^23 (as in `generic::exp`).
 static VEXP: [u32; 12] = [
-    0x3921_8489,
-    0x3aae_c3ff,
-    0x3c1d_955b,
-    0x3d63_5847,
-    0x3e75_fdf0,
-    0x3f31_7218,
-    0x3f80_0000,
-    0xc2fa_0000,
-    0x42ff_0000,
-    0x7f80_0000,
-    0x3fb8_aa3b,
-    0x4b40_0000,
+    generic::EXP_C[5].to_bits(),
+    generic::EXP_C[4].to_bits(),
+    generic::EXP_C[3].to_bits(),
+    generic::EXP_C[2].to_bits(),
+    generic::EXP_C[1].to_bits(),
+    generic::EXP_C[0].to_bits(),
+    1.0f32.to_bits(),
+    generic::EXP_T_MIN.to_bits(),
+    generic::EXP_T_MAX.to_bits(),
+    f32::INFINITY.to_bits(),
+    generic::EXP_LOG2E.to_bits(),
+    generic::EXP_MAGIC.to_bits(),
 ];
 
 /// `q4 = exp(q0)` lane by lane (`generic::exp`: the same f32 operations in the same order, its
