@@ -158,15 +158,13 @@ pub(crate) trait Rows {
         false
     }
     /// One head: `att[t] = dot(t, off, q) / scale` for t < `att.len()`.
-    fn scores(&self, kern: &Kernels, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
-        let _ = kern;
+    fn scores(&self, _kern: &Kernels, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
         for (t, a) in att.iter_mut().enumerate() {
             *a = self.dot(t, off, q) / scale;
         }
     }
     /// One head: `out[i] += att[t] · row(t)[off + i]` for t in order (each `axpy`).
-    fn mix(&self, kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
-        let _ = kern;
+    fn mix(&self, _kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
         for (t, a) in att.iter().enumerate() {
             self.axpy(t, off, *a, out);
         }

@@ -8,10 +8,11 @@
 //!
 //! The fast path (every group a whole number of words, word-aligned rows, at most `XBUF_COLS`
 //! inputs) splits the activations once per call, into a buffer on the stack, so a row's eight
-//! inputs cost one `LDM` of four pre-split words, one `LDRD` of eight weights, four `SXTB16`
-//! and four `SMLAD`: 10 instructions per 8 MACs. Each group's sum times its multiplier is
-//! added in integers; each row ends as in the scalar code. Other shapes take the
-//! word-at-a-time loop below.
+//! inputs cost two `LDM`s (four pre-split words, eight weights), four `SXTB16` and four
+//! `SMLAD`: 10 instructions per 8 MACs. On hard-float targets groups of 8, 16, 32 and 64 run
+//! as one assembly function over all rows (`rows_fn!`): each group's sum times its multiplier
+//! is added in integers (`SMLAL`) and each row ends as in the scalar code (`row_end!`). Other
+//! groups take the Rust loop [`pass`], other shapes the word-at-a-time loop below.
 
 use core::arch::asm;
 use core::mem::MaybeUninit;
@@ -175,14 +176,14 @@ unsafe fn sum_words(n: usize, w: &mut *const u8, x: &mut *const u32) -> i32 {
 }
 
 /// The fast path over all columns (whole groups but perhaps a short last one, `xb` split),
-/// for every row; `G` is the group (0: read `w.group`).
+/// for every row (groups without an assembly row loop, and soft-float targets).
 ///
 /// # Safety
 /// `Kernels::matvec_i8`'s length checks hold, `w.q` is word-aligned, `cols` and `group`
 /// are multiples of 4, and `xb` holds the `cols / 2` split input words.
 #[inline(always)]
-unsafe fn pass<const G: usize>(out: &mut [f32], w: &I8Matrix<'_>, xb: &[u32], x_scale: f32) {
-    let group = if G == 0 { w.group } else { G };
+unsafe fn pass(out: &mut [f32], w: &I8Matrix<'_>, xb: &[u32], x_scale: f32) {
+    let group = w.group;
     let (cols, groups) = (w.cols, w.groups());
     let (full, last) = (cols / group, cols % group);
     for (r, (o, rs)) in out.iter_mut().zip(w.row_scales).enumerate() {
@@ -361,7 +362,7 @@ pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_
             super::row_blocks(out, w, xb.as_ptr() as *const u8, x_scale, 4, f)
         },
         // SAFETY: the conditions of `fast` are `pass`'s.
-        _ => unsafe { pass::<0>(out, w, xb, x_scale) },
+        _ => unsafe { pass(out, w, xb, x_scale) },
     }
 }
 

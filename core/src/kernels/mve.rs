@@ -1,11 +1,13 @@
-//! Arm Helium (MVE, Cortex-M55/M85) int8 matmul, bit-exact with `generic::matvec_i8`.
+//! Arm Helium (MVE, Cortex-M55/M85) int8 matmul, softmax and SwiGLU, bit-exact with the
+//! scalar code.
 //!
 //! Integer sums: 8 weights per step widened by their load (`VLDRB.S16`), 8 int16 inputs
 //! (`VLDRH.S16`) and one `VMLADAVA.S16`, which multiplies the eight lane pairs and adds every
 //! product to a general register exactly (32-bit, no saturation).
 //!
 //! Each group's sum times its multiplier is added in integers and each row ends as in the
-//! scalar code (`kernels::rows_by_group`). Helium's float instructions flush subnormal inputs
+//! scalar code (the assembly row loops, `rows_fn!`; `kernels::rows_by_group` for other
+//! groups). Helium's float instructions flush subnormal inputs
 //! and results to zero (the architecture's "standard FPSCR" behaviour, unlike scalar VFP):
 //! the float kernels below clear the FPSCR's input-denormal and underflow flags first and
 //! check them after, and redo a flushed step with the scalar code.
