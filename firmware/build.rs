@@ -4,9 +4,10 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `CHISPA_MODEL` | the `.chispa` file to embed (`cargo xtask model` makes one) | required |
-//! | `CHISPA_PROMPT` | prompt text | `Once upon a time` |
-//! | `CHISPA_STEPS` | new tokens | 200 |
-//! | `CHISPA_TEMPERATURE`, `CHISPA_TOP_P`, `CHISPA_SEED` | sampling | 0 (greedy), 0.9, 42 |
+//! | `CHISPA_PROMPT` | the prompt run when the console gives none | `Once upon a time` |
+//! | `CHISPA_STEPS` | new tokens (default; `/set steps=N` at run time) | 200 |
+//! | `CHISPA_TEMPERATURE`, `CHISPA_TOP_P`, `CHISPA_SEED` | sampling defaults (`/set`) | 0 (greedy), 0.9, 42 |
+//! | `CHISPA_LINE_BYTES` | longest prompt line read at run time | 256 |
 //! | `CHISPA_CONTEXT` | context length (0 = the model's) | 0 |
 //! | `CHISPA_KV` | KV cache: `f32`, `f16`, `int8` or `k10v7` | `int8` |
 //! | `CHISPA_RAM_KIB` | QEMU boards only: shrink RAM to prove a budget | the board's |
@@ -135,7 +136,20 @@ fn main() {
     };
     let options = SessionOptions { context, kv };
     let plan = model.plan(&options).unwrap_or_else(|e| fail(format!("cannot plan: {e}")));
-    let prompt_capacity = prompt.len() + 3;
+    let line_bytes: usize = parsed("CHISPA_LINE_BYTES", 256);
+    if line_bytes == 0 {
+        fail("CHISPA_LINE_BYTES must be at least 1".into());
+    }
+    // The encoder writes at most one id per byte, BOS and a dummy prefix before merging.
+    let prompt_capacity = line_bytes.max(prompt.len()) + 3;
+    // The tokenizer's merge scratch borrows the arena before each session starts.
+    let scratch = prompt_capacity * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN * 4 + 4;
+    if plan.arena_bytes < scratch {
+        fail(format!(
+            "the arena ({} bytes) is smaller than the tokenizer's scratch for {line_bytes}-byte prompt lines ({scratch} bytes): lower CHISPA_LINE_BYTES",
+            plan.arena_bytes
+        ));
+    }
 
     let mut model_out = bytes.clone();
     if let Some(off) = var("CHISPA_CORRUPT_BYTE") {
@@ -157,12 +171,13 @@ fn main() {
     let settings = format!(
         "/// Board name.\npub const BOARD: &str = {board:?};\n\
          /// SysTick clock under QEMU `-icount shift=0` (Hz), 0 on real boards.\npub const SYSTICK_HZ: u64 = {hz};\n\
-         /// Prompt text.\npub const PROMPT: &str = {prompt:?};\n\
-         /// Prompt token capacity.\npub const PROMPT_CAPACITY: usize = {prompt_capacity};\n\
-         /// New tokens.\npub const STEPS: usize = {steps};\n\
-         /// Sampling temperature.\npub const TEMPERATURE: f32 = {temperature:?};\n\
-         /// Top-p.\npub const TOP_P: f32 = {top_p:?};\n\
-         /// Seed.\npub const SEED: u64 = {seed};\n\
+         /// The prompt run when the console gives none.\npub const PROMPT: &str = {prompt:?};\n\
+         /// Longest prompt line read at run time (bytes).\npub const LINE_BYTES: usize = {line_bytes};\n\
+         /// Prompt token capacity (a line or the default prompt, BOS and a dummy prefix).\npub const PROMPT_CAPACITY: usize = {prompt_capacity};\n\
+         /// New tokens (default).\npub const STEPS: usize = {steps};\n\
+         /// Sampling temperature (default).\npub const TEMPERATURE: f32 = {temperature:?};\n\
+         /// Top-p (default).\npub const TOP_P: f32 = {top_p:?};\n\
+         /// Seed (default).\npub const SEED: u64 = {seed};\n\
          /// Context (0 = the model's).\npub const CONTEXT: usize = {context};\n\
          /// KV cache type.\npub const KV: chispa_core::KvType = chispa_core::KvType::{kv_variant};\n\
          /// Arena bytes (`Model::plan` at build time; checked again at run time).\npub const ARENA_BYTES: usize = {arena};\n\

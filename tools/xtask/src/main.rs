@@ -1,10 +1,14 @@
 //! `cargo xtask`: multi-step jobs around the firmware.
 //!
-//! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55] [--model F.chispa] [--prompt T]
-//!   [--steps N] ...`: builds the firmware for the board with that model and those settings,
-//!   runs it under QEMU (always under `timeout`) and prints the decoded defmt log. The exit
-//!   status is the firmware's. With `--selftest` the firmware runs the kernel self-test
-//!   instead (`chispa_core::kernels::selftest`: the board's kernels against the scalar code).
+//! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55] [--model F.chispa] [-p TEXT]...
+//!   [--steps N] ...`: builds the firmware for the board with that model (and KV type and
+//!   context, which size its arena), runs it under QEMU (always under `timeout`), types the
+//!   settings (`/set steps=N ...`) and each prompt on its console (semihosting stdin), and
+//!   prints the console (the text as it comes, on stderr) and the decoded defmt log (stdout).
+//!   Without `-p` the firmware runs its default prompt once; with `-i` the terminal stays
+//!   connected to the console after the prompts. The exit status is the firmware's. With
+//!   `--selftest` the firmware runs the kernel self-test instead
+//!   (`chispa_core::kernels::selftest`: the board's kernels against the scalar code).
 //! * `cargo xtask build --board NAME ...`: builds only (any board, real ones too) and prints
 //!   the ELF's path and its flash and RAM use.
 //! * `cargo xtask model [-o FILE]`: converts the default stories260K to int8 `.chispa`.
@@ -148,22 +152,29 @@ struct Firmware {
     /// Model to embed; default: stories260K int8, converted from the data directory.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Prompt text (BOS is added).
-    #[arg(long, short = 'p', default_value = "Once upon a time")]
-    prompt: String,
-    /// New tokens.
+    /// A prompt typed on the firmware's console at run time (BOS is added); repeat it for
+    /// several prompts in one run. A TEXT that starts with `/` is a console command, e.g.
+    /// `-p "/set temperature=0.8 seed=7"` for the prompts after it. Without any, the firmware
+    /// runs its default prompt, "Once upon a time".
+    #[arg(long = "prompt", short = 'p', value_name = "TEXT")]
+    prompts: Vec<String>,
+    /// After the prompts, keep the terminal connected to the firmware's console (type
+    /// prompts at `Prompt>`; Ctrl-D ends).
+    #[arg(long, short = 'i')]
+    interactive: bool,
+    /// New tokens (set at run time: `/set steps=N`).
     #[arg(long, short = 'n', default_value_t = 200)]
     steps: usize,
-    /// Sampling temperature (0 = greedy).
+    /// Sampling temperature, 0 = greedy (set at run time).
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
-    /// Top-p.
+    /// Top-p (set at run time).
     #[arg(long, default_value_t = 0.9)]
     top_p: f32,
-    /// PRNG seed.
+    /// PRNG seed (set at run time).
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Context length (0 = the model's).
+    /// Context length, 0 = the model's (built in: it sizes the arena).
     #[arg(long, default_value_t = 0)]
     context: usize,
     /// KV-cache element type.
@@ -226,11 +237,13 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", format!("-C target-cpu={}", f.board.cpu()))
         .env("CHISPA_MODEL", &model)
-        .env("CHISPA_PROMPT", &f.prompt)
-        .env("CHISPA_STEPS", f.steps.to_string())
-        .env("CHISPA_TEMPERATURE", f.temperature.to_string())
-        .env("CHISPA_TOP_P", f.top_p.to_string())
-        .env("CHISPA_SEED", f.seed.to_string())
+        // Prompt and sampling settings come at run time (`console_input`): the build keeps
+        // its defaults, so that one binary serves every prompt.
+        .env_remove("CHISPA_PROMPT")
+        .env_remove("CHISPA_STEPS")
+        .env_remove("CHISPA_TEMPERATURE")
+        .env_remove("CHISPA_TOP_P")
+        .env_remove("CHISPA_SEED")
         .env("CHISPA_CONTEXT", f.context.to_string())
         .env("CHISPA_KV", kv)
         .env("CHISPA_RAM_KIB", f.ram_kib.map(|k| k.to_string()).unwrap_or_default())
@@ -245,15 +258,46 @@ fn build(f: &Firmware) -> Result<PathBuf> {
 }
 
 fn qemu(f: &Firmware) -> Result<i32> {
-    run_qemu(f, false).map(|(code, _)| code)
+    exec_qemu(f, false).map(|r| r.code)
+}
+
+/// What the firmware's console is typed: the settings, then each prompt, one per line.
+fn console_input(f: &Firmware) -> String {
+    let mut s = format!(
+        "/set steps={} temperature={} top-p={} seed={}\n",
+        f.steps, f.temperature, f.top_p, f.seed
+    );
+    for p in &f.prompts {
+        s.push_str(p);
+        s.push('\n');
+    }
+    s
+}
+
+/// A finished QEMU run.
+#[derive(Debug)]
+pub(crate) struct QemuRun {
+    /// QEMU's exit status: the firmware's exit code.
+    pub(crate) code: i32,
+    /// The decoded defmt log (empty unless captured).
+    pub(crate) log: String,
+    /// What the firmware wrote on its console (empty unless captured).
+    pub(crate) console: String,
 }
 
 /// Builds and runs; with `capture`, returns the decoded log instead of printing it.
 fn run_qemu(f: &Firmware, capture: bool) -> Result<(i32, String)> {
+    exec_qemu(f, capture).map(|r| (r.code, r.log))
+}
+
+/// Builds and runs, typing [`console_input`] on the console; with `capture`, returns the
+/// decoded log and the console's output instead of printing them.
+fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
     let Some(machine) = f.board.qemu() else {
         bail!("{} is a real board: use `cargo xtask build` and probe-rs (README)", f.board.name());
     };
     let elf = build(f)?;
+    let piped = || if capture { Stdio::piped() } else { Stdio::inherit() };
     let mut q = Command::new("timeout")
         .arg(f.timeout.to_string())
         .arg("qemu-system-arm")
@@ -262,26 +306,50 @@ fn run_qemu(f: &Firmware, capture: bool) -> Result<(i32, String)> {
         .args(["-semihosting-config", "enable=on,target=native"])
         .args(["-icount", "shift=0,align=off,sleep=off", "-kernel"])
         .arg(&elf)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(piped())
         .spawn()
         .context("cannot start qemu-system-arm (apt-get install qemu-system-arm)")?;
+    let mut stdin = q.stdin.take().context("no QEMU input")?;
+    let input = console_input(f);
+    let interactive = f.interactive && !capture;
+    // The console's input: written by a thread (QEMU reads it as the firmware asks), then
+    // closed, which the firmware sees as the end of input; or the terminal's, copied on.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        if stdin.write_all(input.as_bytes()).is_ok() && interactive {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut stdin);
+        }
+    });
+    let console = q.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            s
+        })
+    });
     let stdout = q.stdout.take().context("no QEMU output")?;
     let p = Command::new("defmt-print")
         .arg("-e")
         .arg(&elf)
         .stdin(stdout)
-        .stdout(if capture { Stdio::piped() } else { Stdio::inherit() })
+        .stdout(piped())
         .spawn()
         .context("cannot start defmt-print (cargo install defmt-print --locked)")?;
     let out = p.wait_with_output()?;
     let qs = q.wait()?;
+    if !interactive {
+        let _ = writer.join();
+    }
+    let console = console.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     if !out.status.success() {
         bail!("defmt-print failed: {}", out.status);
     }
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
     match qs.code() {
         Some(124) => bail!("QEMU timed out after {} s", f.timeout),
-        Some(c) => Ok((c, log)),
+        Some(code) => Ok(QemuRun { code, log, console }),
         None => bail!("QEMU was killed: {qs}"),
     }
 }
