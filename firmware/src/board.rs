@@ -11,9 +11,9 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 
-#[cfg(feature = "rtt")]
+#[cfg(chispa_io = "rtt")]
 use defmt_rtt as _;
-#[cfg(feature = "qemu")]
+#[cfg(chispa_io = "semihosting")]
 use defmt_semihosting as _;
 
 use crate::settings::SYSTICK_HZ;
@@ -44,7 +44,7 @@ pub trait Console {
 /// Semihosting's console (QEMU): lines from the host's standard input (`SYS_READ` on the
 /// `:tt` handle opened for reading), text to the host's standard error (`:tt` opened for
 /// appending) so that it does not mix with the defmt frames on standard output.
-#[cfg(feature = "qemu")]
+#[cfg(chispa_io = "semihosting")]
 #[derive(Debug)]
 pub struct SemihostingConsole {
     stdin: Option<semihosting::io::Stdin>,
@@ -54,7 +54,7 @@ pub struct SemihostingConsole {
     end: usize,
 }
 
-#[cfg(feature = "qemu")]
+#[cfg(chispa_io = "semihosting")]
 impl SemihostingConsole {
     /// The next input byte; `None` at the end of input (or when the host has no stdin).
     fn byte(&mut self) -> Option<u8> {
@@ -73,7 +73,7 @@ impl SemihostingConsole {
     }
 }
 
-#[cfg(feature = "qemu")]
+#[cfg(chispa_io = "semihosting")]
 impl Console for SemihostingConsole {
     fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
         let (mut n, mut any, mut overflow) = (0, false, false);
@@ -118,11 +118,11 @@ impl Console for SemihostingConsole {
 
 /// No console (real boards until one is written for their UART or RTT down-channel): no
 /// input, so the firmware runs its build-time prompt once; the text goes to the defmt log.
-#[cfg(not(feature = "qemu"))]
+#[cfg(not(chispa_io = "semihosting"))]
 #[derive(Debug)]
 pub struct NoConsole;
 
-#[cfg(not(feature = "qemu"))]
+#[cfg(not(chispa_io = "semihosting"))]
 impl Console for NoConsole {
     fn read_line(&mut self, _buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
         Ok(None)
@@ -134,7 +134,7 @@ impl Console for NoConsole {
 }
 
 /// This board's console.
-#[cfg(feature = "qemu")]
+#[cfg(chispa_io = "semihosting")]
 pub fn console() -> impl Console {
     SemihostingConsole {
         stdin: semihosting::io::stdin().ok(),
@@ -146,25 +146,17 @@ pub fn console() -> impl Console {
 }
 
 /// This board's console.
-#[cfg(not(feature = "qemu"))]
+#[cfg(not(chispa_io = "semihosting"))]
 pub fn console() -> impl Console {
     NoConsole
 }
 
-/// The RP2350 boot ROM runs an image only if an IMAGE_DEF block sits in the first 4 KiB of
-/// flash: a block marker, the item "image type: executable, Arm, Secure, RP2350", the last
-/// item header, a link to itself and the end marker (RP2350 datasheet, 5.9.5).
-#[cfg(feature = "rp2350")]
-#[link_section = ".start_block"]
-#[used]
-pub static IMAGE_DEF: [u32; 5] = [0xffff_ded3, 0x1021_0142, 0x0000_01ff, 0x0000_0000, 0xab12_3579];
-
 /// Ends the program with `code` (QEMU: through semihosting, so it becomes QEMU's exit
 /// status; real boards: a breakpoint that probe-rs reports, then a halt).
 pub fn exit(code: i32) -> ! {
-    #[cfg(feature = "qemu")]
+    #[cfg(chispa_io = "semihosting")]
     semihosting::process::exit(code);
-    #[cfg(not(feature = "qemu"))]
+    #[cfg(not(chispa_io = "semihosting"))]
     {
         let _ = code;
         loop {

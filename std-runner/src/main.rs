@@ -107,7 +107,7 @@ enum Command {
         model: Option<PathBuf>,
         #[command(flatten)]
         m: ModelArgs,
-        /// Board: qemu-m4, qemu-m33, qemu-m55, stm32f411, rp2350, nrf52840.
+        /// Board: a folder in firmware/boards (qemu-m4, qemu-m33, qemu-m55, stm32f411, rp2350, ...).
         #[arg(long)]
         board: String,
         /// Context length in tokens; default: the model's maximum.

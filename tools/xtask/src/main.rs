@@ -11,6 +11,8 @@
 //!   (`chispa_core::kernels::selftest`: the board's kernels against the scalar code).
 //! * `cargo xtask build --board NAME ...`: builds only (any board, real ones too) and prints
 //!   the ELF's path and its flash and RAM use.
+//! * `cargo xtask figures`: runs every QEMU board and writes `firmware/boards/measured.toml`,
+//!   the measured figures `chispa plan` reads (checked by `test-qemu`).
 //! * `cargo xtask model [-o FILE]`: converts the default stories260K to int8 `.chispa`.
 //! * `cargo xtask measure [--full]`: runs the measurement commands and writes
 //!   `docs/measurements.md` (machine, commit, date, and each table with its command).
@@ -27,6 +29,7 @@ use chispa_runner::load::convert_llama2c;
 use chispa_tools::writer::{write_atomic, WriteOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod figures;
 mod measure;
 mod test;
 
@@ -46,8 +49,8 @@ enum Cmd {
     /// The firmware-vs-desktop test: every QEMU board, the RAM budgets, a corrupted model,
     /// and the real-board builds. Fails on any difference.
     TestQemu {
-        /// Boards to compare with the desktop.
-        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Board::QemuM4, Board::QemuM33, Board::QemuM55])]
+        /// Boards to compare with the desktop (default: every QEMU board in firmware/boards).
+        #[arg(long, value_delimiter = ',', value_parser = parse_board)]
         boards: Vec<Board>,
         /// New tokens.
         #[arg(long, short = 'n', default_value_t = 200)]
@@ -56,6 +59,10 @@ enum Cmd {
         #[arg(long)]
         no_real_boards: bool,
     },
+    /// Run the firmware on every QEMU board and write firmware/boards/measured.toml
+    /// (instructions per token, code bytes and stack per core: what `chispa plan` uses and
+    /// `cargo xtask test-qemu` checks).
+    Figures,
     /// Convert the default model (stories260K, int8) to a .chispa file.
     Model {
         /// Output file.
@@ -85,55 +92,63 @@ enum Cmd {
     },
 }
 
-/// Boards the firmware knows (`firmware/memory/<board>.x`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Board {
-    /// QEMU mps2-an386, Cortex-M4F.
-    QemuM4,
-    /// QEMU mps2-an505, Cortex-M33.
-    QemuM33,
-    /// QEMU mps3-an547, Cortex-M55 (Helium).
-    QemuM55,
-    /// STM32F411CE (build only).
-    Stm32f411,
-    /// Raspberry Pi RP2350 / Pico 2 (build only).
-    Rp2350,
-    /// nRF52840 (build only).
-    Nrf52840,
+/// A board: a folder in `firmware/boards/` (`chispa_boards`), loaded once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Board(&'static chispa_boards::Board);
+
+/// Every board folder, read once (a bad folder is an error for every command that needs one).
+fn all_boards() -> Result<&'static [chispa_boards::Board]> {
+    static BOARDS: std::sync::OnceLock<Result<Vec<chispa_boards::Board>, String>> =
+        std::sync::OnceLock::new();
+    BOARDS
+        .get_or_init(|| chispa_boards::all(&chispa_boards::boards_dir()).map_err(|e| e.to_string()))
+        .as_ref()
+        .map(Vec::as_slice)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The board named `name`.
+pub(crate) fn board(name: &str) -> Result<Board> {
+    let all = all_boards()?;
+    match all.iter().find(|b| b.name == name) {
+        Some(b) => Ok(Board(b)),
+        None => {
+            let known: Vec<&str> = all.iter().map(|b| b.name.as_str()).collect();
+            bail!(
+                "unknown board {name:?}: known ({}): {}",
+                chispa_boards::boards_dir().display(),
+                known.join(", ")
+            )
+        }
+    }
+}
+
+fn parse_board(name: &str) -> Result<Board, String> {
+    board(name).map_err(|e| format!("{e:#}"))
 }
 
 impl Board {
     fn name(self) -> &'static str {
-        match self {
-            Self::QemuM4 => "qemu-m4",
-            Self::QemuM33 => "qemu-m33",
-            Self::QemuM55 => "qemu-m55",
-            Self::Stm32f411 => "stm32f411",
-            Self::Rp2350 => "rp2350",
-            Self::Nrf52840 => "nrf52840",
-        }
+        &self.0.name
     }
     fn target(self) -> &'static str {
-        match self {
-            Self::QemuM4 | Self::Stm32f411 | Self::Nrf52840 => "thumbv7em-none-eabihf",
-            _ => "thumbv8m.main-none-eabihf",
-        }
+        &self.0.target
     }
     fn cpu(self) -> &'static str {
-        match self {
-            Self::QemuM4 | Self::Stm32f411 | Self::Nrf52840 => "cortex-m4",
-            Self::QemuM33 | Self::Rp2350 => "cortex-m33",
-            Self::QemuM55 => "cortex-m55",
-        }
+        &self.0.core
     }
     fn qemu(self) -> Option<[&'static str; 4]> {
-        match self {
-            Self::QemuM4 => Some(["-M", "mps2-an386", "-cpu", "cortex-m4"]),
-            Self::QemuM33 => Some(["-M", "mps2-an505", "-cpu", "cortex-m33"]),
-            Self::QemuM55 => Some(["-M", "mps3-an547", "-cpu", "cortex-m55"]),
-            _ => None,
-        }
+        self.0.qemu.as_ref().map(|q| ["-M", q.machine.as_str(), "-cpu", q.cpu.as_str()])
     }
+    /// The board's folder.
+    pub(crate) fn info(self) -> &'static chispa_boards::Board {
+        self.0
+    }
+}
+
+/// The QEMU boards (every folder with a `[qemu]` section).
+pub(crate) fn qemu_boards() -> Result<Vec<Board>> {
+    Ok(all_boards()?.iter().filter(|b| b.qemu.is_some()).map(Board).collect())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -146,8 +161,8 @@ enum Kv {
 
 #[derive(Args, Debug)]
 struct Firmware {
-    /// Board.
-    #[arg(long, value_enum, default_value_t = Board::QemuM4)]
+    /// Board: a folder in firmware/boards (qemu-m4, qemu-m33, qemu-m55, stm32f411, ...).
+    #[arg(long, value_parser = parse_board, default_value = "qemu-m4")]
     board: Board,
     /// Model to embed; default: stories260K int8, converted from the data directory.
     #[arg(long)]
@@ -228,12 +243,18 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         Kv::Int8 => "int8",
         Kv::K10v7 => "k10v7",
     };
-    let features =
-        if f.selftest { format!("{},selftest", f.board.name()) } else { f.board.name().into() };
+    // A model that does not fit is reported in the plan's words, not as a linker error. With
+    // --ram-kib the link itself is the check (the plan knows the board's full RAM).
+    if f.ram_kib.is_none() {
+        plan_fits(f.board, &model, kv, f.context)?;
+    }
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&fw)
-        .args(["build", "--release", "--no-default-features", "--features", &features])
-        .args(["--target", f.board.target()])
+    cmd.current_dir(&fw).args(["build", "--release"]);
+    if f.selftest {
+        cmd.args(["--features", "selftest"]);
+    }
+    cmd.args(["--target", f.board.target()])
+        .env("CHISPA_BOARD", f.board.name())
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", format!("-C target-cpu={}", f.board.cpu()))
         .env("CHISPA_MODEL", &model)
@@ -255,6 +276,29 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         bail!("the firmware build for {} failed", f.board.name());
     }
     Ok(target_dir.join(f.board.target()).join("release/chispa-fw"))
+}
+
+/// `chispa plan` for the build: an error with the plan's report when it does not fit.
+fn plan_fits(board: Board, model: &Path, kv: &str, context: usize) -> Result<()> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root())
+        .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "plan"])
+        .arg(model)
+        .args(["--board", board.name(), "--kv", kv, "--context", &context.to_string()])
+        .output()
+        .context("cannot run chispa plan")?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let report = String::from_utf8_lossy(&out.stdout);
+    let why = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(1) && report.contains("DOES NOT FIT") {
+        bail!(
+            "not building: the plan does not fit {}:\n{report}(`chispa plan` says so before the linker would; try a shorter --context or a smaller --kv)",
+            board.name()
+        );
+    }
+    bail!("chispa plan failed: {why}")
 }
 
 fn qemu(f: &Firmware) -> Result<i32> {
@@ -360,11 +404,17 @@ fn main() -> ExitCode {
         Cmd::Qemu(f) => qemu(&f),
         Cmd::Build(f) => build(&f).map(|elf| {
             println!("{}", elf.display());
+            if let Some(chip) = &f.board.info().probe_chip {
+                eprintln!("flash and run: probe-rs run --chip {chip} {}", elf.display());
+            }
             0
         }),
-        Cmd::TestQemu { boards, steps, no_real_boards } => {
-            test::test_qemu(&boards, steps, !no_real_boards).map(|()| 0)
-        }
+        Cmd::TestQemu { boards, steps, no_real_boards } => (|| {
+            let boards = if boards.is_empty() { qemu_boards()? } else { boards };
+            test::test_qemu(&boards, steps, !no_real_boards)
+        })()
+        .map(|()| 0),
+        Cmd::Figures => figures::figures().map(|()| 0),
         Cmd::Measure { full, repeats, no_qemu, out, llama2c } => {
             measure::measure(&measure::Options { full, repeats, no_qemu, out, llama2c }).map(|()| 0)
         }

@@ -227,6 +227,35 @@ fn compare(board: Board, fw: &Run, desk: &Run) -> Result<()> {
     Ok(())
 }
 
+/// The measured figures file (`firmware/boards/measured.toml`) describes this firmware:
+/// instructions per token within 3 %, code within 8 KiB, stack within 512 bytes, for the
+/// board it was measured on. Otherwise `cargo xtask figures` writes it anew.
+fn figures_current(board: Board, log: &str) -> Result<()> {
+    let dir = chispa_boards::boards_dir();
+    let all = chispa_boards::figures(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(file) = all.iter().find(|f| f.board == board.name()) else {
+        return Ok(()); // Another board of the same core was measured.
+    };
+    let now = crate::figures::from_log(board.cpu(), board.name(), log)?;
+    let stale = |what: &str, was: u64, is: u64| {
+        format!(
+            "{}: {what} {is}, but measured.toml says {was}: run `cargo xtask figures`",
+            board.name()
+        )
+    };
+    let (a, b) = (file.instructions_per_token, now.instructions_per_token);
+    ensure!(a.abs_diff(b) * 100 <= 3 * a, stale("instructions/token", a, b));
+    ensure!(
+        file.code_bytes.abs_diff(now.code_bytes) <= 8192,
+        stale("code bytes", file.code_bytes, now.code_bytes)
+    );
+    ensure!(
+        file.stack_bytes.abs_diff(now.stack_bytes) <= 512,
+        stale("stack bytes", file.stack_bytes, now.stack_bytes)
+    );
+    Ok(())
+}
+
 /// `chispa plan` says the same arena as the firmware, and a flash total within 8 KiB.
 fn plan_agrees(board: Board, log: &str) -> Result<()> {
     let model = default_chispa()?;
@@ -303,9 +332,16 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
             ensure!(code == 0, "{}: exit status {code}", board.name());
             compare(board, &single(&r)?, &full)?;
             stack_within_budget(log)?;
-            plan_agrees(board, log)
+            plan_agrees(board, log)?;
+            figures_current(board, log)
         })();
-        check(&format!("{} = desktop, context 512 in 200 KiB", board.name()), r);
+        check(
+            &format!(
+                "{} = desktop, context 512 in 200 KiB; plan and measured.toml agree",
+                board.name()
+            ),
+            r,
+        );
     }
 
     // The same bytes of KV cache as int8, packed 10-bit keys and 7-bit values.
@@ -324,21 +360,22 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
         check(&format!("{} = desktop, k10v7 KV, context 512 in 200 KiB", board.name()), r);
     }
 
-    let r = two_prompts(Board::QemuM4, steps);
+    let m4 = crate::board("qemu-m4")?;
+    let r = two_prompts(m4, steps);
     check("qemu-m4: two prompts typed at run time (greedy; sampled) = desktop", r);
 
     let short = desktop(steps.min(120), 128)?;
     let r = (|| {
-        let fw = firmware(Board::QemuM4, steps.min(120), 128, Some(64));
+        let fw = firmware(m4, steps.min(120), 128, Some(64));
         let r = exec_qemu(&fw, true)?;
         print!("{}{}", r.console, r.log);
         ensure!(r.code == 0, "exit status {}", r.code);
-        compare(Board::QemuM4, &single(&r)?, &short)
+        compare(m4, &single(&r)?, &short)
     })();
     check("qemu-m4 = desktop, context 128 in 64 KiB", r);
 
     let r = (|| {
-        let mut fw = firmware(Board::QemuM4, 4, 0, None);
+        let mut fw = firmware(m4, 4, 0, None);
         fw.corrupt_byte = Some(5000);
         let (code, log) = run_qemu(&fw, true)?;
         print!("{log}");
@@ -349,7 +386,7 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     check("corrupted model: error and exit 1", r);
 
     let r = (|| {
-        let mut fw = firmware(Board::QemuM4, 4, 0, None);
+        let mut fw = firmware(m4, 4, 0, None);
         fw.fault_test = true;
         let (code, log) = run_qemu(&fw, true)?;
         print!("{log}");
@@ -360,8 +397,8 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     check("hard fault: logged, exit 5", r);
 
     if real_boards {
-        for (board, context) in [(Board::Stm32f411, 256), (Board::Rp2350, 0), (Board::Nrf52840, 0)]
-        {
+        let real = crate::all_boards()?.iter().filter(|b| b.qemu.is_none());
+        for (board, context) in real.map(|b| (crate::Board(b), b.ci_context)) {
             let r = crate::build(&firmware(board, steps, context, None)).map(|elf| {
                 println!("{}: {}", board.name(), elf.display());
             });
