@@ -288,8 +288,7 @@ type ScoresF32Fn = unsafe fn(&[f32], usize, usize, &[f32], f32, &mut [f32]);
 type MixF32Fn = unsafe fn(&[f32], usize, usize, &[f32], &mut [f32]);
 /// An ISA module's paired int8 attention scores (as [`generic::scores2_i8`]). # Safety: the
 /// lengths [`Kernels::scores2_i8`] checks hold and the CPU runs the module's instructions.
-type Scores2I8Fn =
-    unsafe fn(&[i8], usize, usize, &[f32], &[f32; 8], &[f32; 8], f32, &mut [f32], &mut [f32]);
+type Scores2I8Fn = unsafe fn(HeadRows<'_, i8>, [&[i16]; 2], [f32; 2], [&mut [f32]; 2]);
 /// An ISA module's paired int8 attention output (as [`generic::mix2_i8`]). # Safety: as
 /// [`Scores2I8Fn`], for [`Kernels::mix2_i8`].
 type Mix2I8Fn =
@@ -455,32 +454,32 @@ impl Kernels {
         unsafe { (self.mix_f32)(kv.rows, kv.row_len, kv.off, att, out) }
     }
 
-    /// Two heads of 8 over int8 rows (see [`generic::scores2_i8`]): `att[0]` for `q[0]`,
-    /// `att[1]` for `q[1]`. Arguments the kernels cannot read whole run the scalar code.
+    /// Two heads over int8 rows (see [`generic::scores2_i8`]): `att[0]` for `q[0]`, `att[1]`
+    /// for `q[1]`. Arguments the kernels cannot read whole run the scalar code.
     #[allow(unsafe_code)]
     pub fn scores2_i8(
         &self,
         kv: HeadRows<'_, i8>,
-        q: [&[f32; 8]; 2],
-        scale: f32,
+        q: [&[i16]; 2],
+        c: [f32; 2],
         att: [&mut [f32]; 2],
     ) {
-        let [att_a, att_b] = att;
-        let f = if att_b.len() == att_a.len() && attention_fits(&kv, att_a.len()) {
+        let (n, hs) = (att[0].len(), q[0].len());
+        let f = if att[1].len() == n && q[1].len() == hs && attention_fits(&kv, n, hs) {
             self.scores2_i8
         } else {
             generic::scores2_i8
         };
         // SAFETY: `attention_fits` checked every row the kernels read (else the scalar code,
         // which reads through slices, runs); the CPU runs them (`for_backend`).
-        unsafe { f(kv.rows, kv.row_len, kv.off, kv.scales, q[0], q[1], scale, att_a, att_b) }
+        unsafe { f(kv, q, c, att) }
     }
 
     /// Two heads of 8 over int8 rows (see [`generic::mix2_i8`]), as [`Kernels::scores2_i8`].
     #[allow(unsafe_code)]
     pub fn mix2_i8(&self, kv: HeadRows<'_, i8>, att: [&[f32]; 2], out: [&mut [f32; 8]; 2]) {
         let [out_a, out_b] = out;
-        let f = if att[1].len() == att[0].len() && attention_fits(&kv, att[0].len()) {
+        let f = if att[1].len() == att[0].len() && attention_fits(&kv, att[0].len(), 8) {
             self.mix2_i8
         } else {
             generic::mix2_i8
@@ -505,10 +504,10 @@ impl Kernels {
     }
 }
 
-/// Whether `n` rows of `kv` hold a head of 8 at `off` and a scale each.
-fn attention_fits(kv: &HeadRows<'_, i8>, n: usize) -> bool {
+/// Whether `n` rows of `kv` hold a head of `hs` at `off` and a scale each.
+fn attention_fits(kv: &HeadRows<'_, i8>, n: usize, hs: usize) -> bool {
     n == 0
-        || (kv.off + 8 <= kv.row_len
+        || (kv.off.checked_add(hs).is_some_and(|end| end <= kv.row_len)
             && kv.scales.len() >= n
             && (n - 1).checked_mul(kv.row_len).is_some_and(|r| r + kv.row_len <= kv.rows.len()))
 }
