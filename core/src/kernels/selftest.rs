@@ -185,13 +185,13 @@ fn attention(b: Backend, r: &mut Report) {
             w_a.iter_mut().chain(w_b.iter_mut()).for_each(|v| *v = rng.f32().abs());
             let mut c = [rng.f32().abs() * 1e-3, rng.f32().abs() * 1e-3];
             let what = match variant {
-                0 => "attention",
+                0 => ("attention scores", "attention output"),
                 1 => {
                     // Extreme queries and rows: the sums' widest values.
                     q_a[..hs].fill(i16::MIN);
                     q_b[..hs].fill(i16::MAX);
                     rows[..row_len].fill(i8::MIN);
-                    "attention, extreme inputs"
+                    ("attention scores, extreme inputs", "attention output, extreme inputs")
                 }
                 _ => {
                     // Products that are subnormal (Helium flushes them) or zero.
@@ -200,7 +200,7 @@ fn attention(b: Backend, r: &mut Report) {
                     w_b[5] = 2.0e-39;
                     w_a[9] = 1.0e-30;
                     q_a[..hs].fill(0);
-                    "attention, subnormal products"
+                    ("attention scores, subnormal products", "attention output, subnormal products")
                 }
             };
             let most = (rows.len() / row_len).min(POS);
@@ -212,8 +212,8 @@ fn attention(b: Backend, r: &mut Report) {
                 let (mut got_a, mut got_b) = ([f32::NAN; POS], [f32::NAN; POS]);
                 generic::scores2_i8(kv, q, c, [&mut want_a[..n], &mut want_b[..n]]);
                 b.kernels().scores2_i8(kv, q, c, [&mut got_a[..n], &mut got_b[..n]]);
-                r.check(what, &got_a[..n], &want_a[..n]);
-                r.check(what, &got_b[..n], &want_b[..n]);
+                r.check(what.0, &got_a[..n], &want_a[..n]);
+                r.check(what.0, &got_b[..n], &want_b[..n]);
                 if hs != 8 {
                     continue;
                 }
@@ -222,8 +222,8 @@ fn attention(b: Backend, r: &mut Report) {
                 let (wa, wb) = (&w_a[..n], &w_b[..n]);
                 generic::mix2_i8(rows, row_len, off, &scales, wa, wb, &mut want_a, &mut want_b);
                 b.kernels().mix2_i8(kv, [wa, wb], [&mut got_a, &mut got_b]);
-                r.check(what, &got_a, &want_a);
-                r.check(what, &got_b, &want_b);
+                r.check(what.1, &got_a, &want_a);
+                r.check(what.1, &got_b, &want_b);
             }
         }
     }
