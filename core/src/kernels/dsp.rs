@@ -325,6 +325,12 @@ fn row_loop(group: usize) -> Option<RowLoop> {
     }
 }
 
+/// Always: this file is built only for targets that have the instructions (see
+/// `kernels::backends!`).
+pub(super) fn detected() -> bool {
+    true
+}
+
 /// The DSP extension's int8 matmul, and with a half-precision FPU its paired int8 attention
 /// kernels, into `k` (`build.rs` enables `chispa_dsp` only for cores that have them).
 pub(super) fn plug(k: &mut super::Kernels) {

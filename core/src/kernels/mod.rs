@@ -142,51 +142,93 @@ macro_rules! row_end {
     };
 }
 
-#[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-#[allow(unsafe_code)]
-mod avx2;
-#[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-#[allow(unsafe_code)]
-mod avx512;
-#[cfg(chispa_dsp)]
-#[allow(unsafe_code)]
-mod dsp;
+/// The backends: one line each (after the scalar specification, which is always there), in
+/// order of preference from worst to best: the variant, its number, its `--backend` name, its
+/// file (a private module with `detected()`, `plug(&mut Kernels)` and `unsafe fn` kernels)
+/// and the `cfg` under which the file is built. This one table declares the module, the
+/// [`Backend`] variant, its name, its detection and its place in [`Kernels::for_backend`].
+macro_rules! backends {
+    ($($(#[doc = $doc:literal])* $variant:ident = $n:literal, $name:literal, $module:ident,
+        cfg($($cfg:tt)*);)*) => {
+        $(
+            #[cfg($($cfg)*)]
+            #[allow(unsafe_code)]
+            mod $module;
+        )*
+
+        /// A kernel implementation.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[repr(u8)]
+        pub enum Backend {
+            /// Portable scalar code (`generic.rs`): the specification.
+            Scalar = 0,
+            $($(#[doc = $doc])* $variant = $n,)*
+        }
+
+        /// Every backend, in order of preference from worst to best.
+        pub const ALL_BACKENDS: [Backend; 1 + [$($n),*].len()] =
+            [Backend::Scalar, $(Backend::$variant),*];
+
+        impl Backend {
+            /// The name used by `--backend` and `$CHISPA_BACKEND`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    Self::Scalar => "scalar",
+                    $(Self::$variant => $name,)*
+                }
+            }
+
+            /// Whether this build can run the backend on this CPU.
+            pub fn is_supported(self) -> bool {
+                match self {
+                    Self::Scalar => true,
+                    $(
+                        #[cfg($($cfg)*)]
+                        Self::$variant => $module::detected(),
+                    )*
+                    #[allow(unreachable_patterns)]
+                    _ => false,
+                }
+            }
+
+            /// Replaces in `k` what this backend does better than the scalar code (nothing for
+            /// the scalar backend, or for one this build does not have).
+            #[allow(unused_variables)] // a build with no backend file
+            fn plug(self, k: &mut Kernels) {
+                match self {
+                    $(
+                        #[cfg($($cfg)*)]
+                        Self::$variant => $module::plug(k),
+                    )*
+                    #[allow(unreachable_patterns)]
+                    _ => {}
+                }
+            }
+        }
+    };
+}
+
+backends! {
+    /// x86-64 AVX2.
+    Avx2 = 1, "avx2", avx2, cfg(all(target_arch = "x86_64", any(feature = "std", test)));
+    /// x86-64 AVX-512 (BW, VL, VNNI).
+    Avx512 = 2, "avx512", avx512, cfg(all(target_arch = "x86_64", any(feature = "std", test)));
+    /// AArch64 NEON.
+    Neon = 3, "neon", neon, cfg(target_arch = "aarch64");
+    /// Arm DSP extension (`SXTB16`/`SMLAD`).
+    Dsp = 4, "dsp", dsp, cfg(chispa_dsp);
+    /// Arm Helium (M-profile vector extension).
+    Mve = 5, "mve", mve, cfg(chispa_mve);
+}
+
 pub mod generic;
-#[cfg(chispa_mve)]
-#[allow(unsafe_code)]
-mod mve;
-#[cfg(target_arch = "aarch64")]
-#[allow(unsafe_code)]
-mod neon;
 #[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
 
 pub use generic::{
     dequantize_row_i8, matvec_f32, quantize_act, quantize_row_i8, I8Matrix, MAX_GROUP,
 };
-
-/// A kernel implementation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[repr(u8)]
-pub enum Backend {
-    /// Portable scalar code (`generic.rs`): the specification.
-    Scalar = 0,
-    /// x86-64 AVX2.
-    Avx2 = 1,
-    /// x86-64 AVX-512 (BW, VL, VNNI).
-    Avx512 = 2,
-    /// AArch64 NEON.
-    Neon = 3,
-    /// Arm DSP extension (`SXTB16`/`SMLAD`).
-    Dsp = 4,
-    /// Arm Helium (M-profile vector extension).
-    Mve = 5,
-}
-
-/// Every backend, in order of preference from worst to best.
-pub const ALL_BACKENDS: [Backend; 6] =
-    [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Neon, Backend::Dsp, Backend::Mve];
 
 /// A backend this build or this CPU cannot run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,42 +244,11 @@ impl core::fmt::Display for Unsupported {
 impl core::error::Error for Unsupported {}
 
 impl Backend {
-    /// The name used by `--backend` and `$CHISPA_BACKEND`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Scalar => "scalar",
-            Self::Avx2 => "avx2",
-            Self::Avx512 => "avx512",
-            Self::Neon => "neon",
-            Self::Dsp => "dsp",
-            Self::Mve => "mve",
-        }
-    }
-
     /// The backend called `name` (`generic` is accepted for `scalar`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "generic" => Some(Self::Scalar),
             _ => ALL_BACKENDS.iter().copied().find(|b| b.name() == name),
-        }
-    }
-
-    /// Whether this build can run the backend on this CPU.
-    pub fn is_supported(self) -> bool {
-        match self {
-            Self::Scalar => true,
-            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-            Self::Avx2 => avx2::detected(),
-            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-            Self::Avx512 => avx512::detected(),
-            #[cfg(target_arch = "aarch64")]
-            Self::Neon => true,
-            #[cfg(chispa_dsp)]
-            Self::Dsp => true,
-            #[cfg(chispa_mve)]
-            Self::Mve => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
         }
     }
 
@@ -325,8 +336,8 @@ pub struct HeadRows<'a, T> {
 /// one, so two sessions can run different backends; every method checks the lengths its
 /// kernels rely on, so no call through the table can read out of bounds.
 ///
-/// Adding a backend: its file with `plug(&mut Kernels)` and `unsafe fn` kernels, a
-/// [`Backend`] variant (name and detection) and its `plug` line in [`Kernels::for_backend`].
+/// Adding a backend: its file with `detected()`, `plug(&mut Kernels)` and `unsafe fn`
+/// kernels, and its line in the `backends!` table at the top of this module.
 ///
 /// [`Session`]: crate::Session
 #[derive(Clone, Copy)]
@@ -390,19 +401,7 @@ impl Kernels {
         }
         let mut k = Self::generic();
         k.backend = b;
-        match b {
-            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-            Backend::Avx2 => avx2::plug(&mut k),
-            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-            Backend::Avx512 => avx512::plug(&mut k),
-            #[cfg(target_arch = "aarch64")]
-            Backend::Neon => neon::plug(&mut k),
-            #[cfg(chispa_dsp)]
-            Backend::Dsp => dsp::plug(&mut k),
-            #[cfg(chispa_mve)]
-            Backend::Mve => mve::plug(&mut k),
-            _ => {}
-        }
+        b.plug(&mut k);
         Ok(k)
     }
 

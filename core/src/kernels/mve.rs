@@ -126,6 +126,12 @@ extern "C" {
     fn chispa_mve_rows_g64(a: *const RowArgs);
 }
 
+/// Always: this file is built only for targets that have the instructions (see
+/// `kernels::backends!`).
+pub(super) fn detected() -> bool {
+    true
+}
+
 /// Helium's int8 matmul and paired int8 attention kernels into `k` (`build.rs` enables
 /// `chispa_mve` only for Helium cores).
 pub(super) fn plug(k: &mut super::Kernels) {
