@@ -4,8 +4,10 @@
 //! * `F16`: each element rounded to `half::f16` (round to nearest even).
 //! * `I8`: each cached row `[kv_dim]` (one layer, one position) quantized with the kernels'
 //!   `quantize_row_i8`: `scale = max|x| / 127` (f32, stored beside the row),
-//!   `q = round_half_even(x · 127 / max|x|)`. Attention then computes
-//!   `score = (Σ_i q_i · k_i) · scale_k` and `out += (a · scale_v) · v_i`, index order fixed.
+//!   `q = round_half_even(x · 127 / max|x|)`. Attention then quantizes each query head to
+//!   int16 (`quantize_act`, scale `s_q`) and computes
+//!   `score = (Σ_i q_i · k_i) as f32 · (scale_k · s_q / sqrt(hs))`, the sum exact (integers),
+//!   and `out += (a · scale_v) · v_i`, t in order.
 //! * `K10V7`: the same bytes as `I8` (72 per row of 32 keys and 32 values, scales included)
 //!   spent where the error is: keys carry almost all of int8's KL, values little. Each head's
 //!   key and value (head size a power of two) is first multiplied by the ±1 Walsh–Hadamard
@@ -13,8 +15,9 @@
 //!   scale per row wastes fewer levels; then keys are rounded to 10-bit and values to 7-bit
 //!   signed integers with one f16 scale each per row (`scale = max|x| / 511` or `/ 63`, rounded
 //!   to f16; `q = round_half_away(x / scale)`, clamped), packed little-endian at bit `10·i`
-//!   (`7·i`). Attention multiplies each query head by `H` once, so
-//!   `score = (Σ_i (Hq)_i · k_i) · scale_k / hs`, and rotates each head's output back:
+//!   (`7·i`). Attention multiplies each query head by `H` once and quantizes it as for `I8`,
+//!   so `score = (Σ_i (Hq)_i · k_i) as f32 · ((scale_k / hs) · s_q / sqrt(hs))`, the sum
+//!   exact, and rotates each head's output back:
 //!   `out = H · (Σ_t a_t · scale_v · v_t) / hs`.
 
 use half::f16;

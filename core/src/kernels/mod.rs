@@ -13,6 +13,9 @@
 //!   Any order, any lane layout, any split across threads gives the same bits.
 //! * `matvec_f32` (the unquantized reference files only): for each row, `acc += w[j] · x[j]`
 //!   for j = 0, 1, 2, … (no fused multiply-add).
+//! * `scores2_i8` (attention over int8 keys): the query quantized like an activation (int16,
+//!   scale `q_s`), `score[t] = (Σ_i q_i · k_t,i) as f32 · (row_scale_t · q_s / sqrt(head))`,
+//!   the sum exact: any order.
 //! * `exp` (softmax, SwiGLU): a fixed sequence of f32 operations, [`generic::exp`], not a libm;
 //!   softmax sums in index order and divides.
 //!
