@@ -49,7 +49,6 @@ fn main() {
     // Board.
     let board_name = var("CHISPA_BOARD").unwrap_or_else(|| "qemu-m4".into());
     let boards = dir.join("boards");
-    println!("cargo::rerun-if-changed={}", boards.display());
     let board = chispa_boards::load(&boards, &board_name).unwrap_or_else(|e| fail(e.to_string()));
     let target = env::var("TARGET").unwrap_or_default();
     if target != board.target {

@@ -411,3 +411,44 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two runs: the console's `/set` answers and the end of input hold no text; each run's
+    /// text, ids and digest are its own.
+    #[test]
+    fn runs_split_by_prompt_and_console_marker() {
+        let log = "chispa firmware on qemu-m4: ...\nsettings: 200 steps\nprompt: A\nids: [1, 2]\n\
+                   digest: 00000000000000aa\nprompt: B\nids: [3]\nids: [4]\ndigest: 00000000000000bb\n";
+        let console = "Prompt> settings: steps=200\nPrompt> A b\nc\nPrompt> settings: steps=60\n\
+                       Prompt> B d\nPrompt> \n";
+        let r = QemuRun { code: 0, log: log.into(), console: console.into() };
+        let runs = parse_firmware(&r).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            (runs[0].ids.as_slice(), runs[0].text.as_str()),
+            ([1u32, 2].as_slice(), "A b\nc\n")
+        );
+        assert_eq!(
+            (runs[1].ids.as_slice(), runs[1].text.as_str()),
+            ([3u32, 4].as_slice(), "B d\n")
+        );
+        assert_eq!(runs[1].digest, "00000000000000bb");
+        // The default prompt after the end of input: its text follows the newline.
+        let r = QemuRun {
+            code: 0,
+            log: "prompt: A\nids: [1]\ndigest: 01\n".into(),
+            console: "Prompt> settings: x\nPrompt> \nA z\n".into(),
+        };
+        assert_eq!(single(&r).map(|run| run.text).unwrap_or_default(), "A z\n");
+        // A run whose text did not reach the console is an error, not a silent pass.
+        let r = QemuRun {
+            code: 0,
+            log: "prompt: A\nids: [1]\ndigest: 01\n".into(),
+            console: "Prompt> \n".into(),
+        };
+        assert!(parse_firmware(&r).is_err());
+    }
+}
