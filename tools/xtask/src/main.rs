@@ -258,19 +258,33 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", format!("-C target-cpu={}", f.board.cpu()))
         .env("CHISPA_MODEL", &model)
-        // Prompt and sampling settings come at run time (`console_input`): the build keeps
-        // its defaults, so that one binary serves every prompt.
-        .env_remove("CHISPA_PROMPT")
-        .env_remove("CHISPA_STEPS")
-        .env_remove("CHISPA_TEMPERATURE")
-        .env_remove("CHISPA_TOP_P")
-        .env_remove("CHISPA_SEED")
         .env("CHISPA_CONTEXT", f.context.to_string())
         .env("CHISPA_KV", kv)
         .env("CHISPA_RAM_KIB", f.ram_kib.map(|k| k.to_string()).unwrap_or_default())
         .env("CHISPA_CORRUPT_BYTE", f.corrupt_byte.map(|k| k.to_string()).unwrap_or_default())
         .env("CHISPA_FAULT_TEST", if f.fault_test { "1" } else { "0" })
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if f.board.info().io == chispa_boards::Io::Semihosting {
+        // Prompt and sampling settings come at run time (`console_input`): the build keeps
+        // its defaults, so that one binary serves every prompt.
+        for v in
+            ["CHISPA_PROMPT", "CHISPA_STEPS", "CHISPA_TEMPERATURE", "CHISPA_TOP_P", "CHISPA_SEED"]
+        {
+            cmd.env_remove(v);
+        }
+    } else {
+        // No console on this board yet: one prompt and the settings are built in.
+        let prompt = match f.prompts.as_slice() {
+            [] => "Once upon a time",
+            [p] if !p.starts_with('/') => p.as_str(),
+            _ => bail!("{} has no console: give at most one -p (built in), and the settings as -n, --temperature, --top-p, --seed", f.board.name()),
+        };
+        cmd.env("CHISPA_PROMPT", prompt)
+            .env("CHISPA_STEPS", f.steps.to_string())
+            .env("CHISPA_TEMPERATURE", f.temperature.to_string())
+            .env("CHISPA_TOP_P", f.top_p.to_string())
+            .env("CHISPA_SEED", f.seed.to_string());
+    }
     let status = cmd.status().context("cannot run cargo")?;
     if !status.success() {
         bail!("the firmware build for {} failed", f.board.name());
