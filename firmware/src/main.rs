@@ -5,8 +5,8 @@
 //! report: the ids, a digest of all token ids and logit bits (identical to `chispa run
 //! --digest` on the desktop with the same settings), instructions per token (SysTick under
 //! QEMU `-icount shift=0`). At the end of input, if no prompt came, the build's prompt runs
-//! once with the build's settings. Then arena bytes, stack high-water mark (stack painting)
-//! and flash bytes.
+//! once with the settings typed so far (the build's when none were). Then arena bytes, stack
+//! high-water mark (stack painting) and flash bytes.
 #![no_std]
 #![no_main]
 // The self-test build runs no model: most of the file is unused there.
