@@ -98,9 +98,10 @@ macro_rules! rows_prologue {
 }
 
 /// The end of a row in an Arm assembly row loop: the exact sum in `$lo:$hi` rounded to f32
-/// once (from i32 with `VCVT` when it fits, else by `__aeabi_l2f`, round to nearest even),
+/// once (from i32 with `VCVT` when it fits, else shifted into i32 with a sticky bit first;
+/// round to nearest even),
 /// times `row_scale · x_scale`, stored; then the next row (label `1`) or the exit. Uses r2,
-/// r3, s0 and s1; keeps every other register (the library call's are saved around it).
+/// r3, s0 and s1; keeps every other register.
 #[allow(unused_macros)]
 macro_rules! row_end {
     ($lo:literal, $hi:literal) => {
@@ -130,16 +131,38 @@ macro_rules! row_end {
             "vpop {{s16, s17, s18, s19}}\n",
             "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}\n",
             "7:\n",
-            "push {{r0, r1, r2, r3, r12, lr}}\n",
-            "mov r0, ",
-            $lo,
-            "\n",
-            "mov r1, ",
+            // The sum does not fit i32: shifted right by k (1..=32, so that it does), the
+            // bits shifted out kept as a sticky bit 0, converted (round to nearest even:
+            // the sticky bit decides ties as the lost bits would), times 2^k (exact).
+            "push {{r0, r1}}\n",
+            "eor r2, ",
             $hi,
-            "\n",
-            "bl __aeabi_l2f\n",
-            "vmov s0, r0\n",
-            "pop {{r0, r1, r2, r3, r12, lr}}\n",
+            ", ",
+            $hi,
+            ", asr #31\n",
+            "clz r2, r2\n",
+            "rsb r2, r2, #33\n",
+            "rsb r3, r2, #32\n",
+            "lsl r0, ",
+            $lo,
+            ", r3\n",
+            "lsr r1, ",
+            $lo,
+            ", r2\n",
+            "lsl r3, ",
+            $hi,
+            ", r3\n",
+            "orr r1, r1, r3\n",
+            "cmp r0, #0\n",
+            "it ne\n",
+            "orrne r1, r1, #1\n",
+            "vmov s0, r1\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "add r2, r2, #127\n",
+            "lsl r2, r2, #23\n",
+            "vmov s1, r2\n",
+            "vmul.f32 s0, s0, s1\n",
+            "pop {{r0, r1}}\n",
             "b 5b\n",
         )
     };
