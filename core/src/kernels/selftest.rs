@@ -110,7 +110,7 @@ fn matvec(b: Backend, r: &mut Report) {
     let mut rs = [0f32; ROWS];
     let mut mults = [0u8; ROWS * GROUPS];
     let mut xq = [0i16; COLS];
-    for (variant, &(rows, cols, group)) in (0..4).flat_map(|v| shapes.iter().map(move |s| (v, s))) {
+    for (variant, &(rows, cols, group)) in (0..5).flat_map(|v| shapes.iter().map(move |s| (v, s))) {
         let groups = cols.div_ceil(group);
         let offset = variant % 4;
         w.0.iter_mut().for_each(|v| *v = rng.i8());
@@ -132,12 +132,28 @@ fn matvec(b: Backend, r: &mut Report) {
                 xs *= 1.0e-34;
                 "matvec, subnormal products"
             }
-            _ => {
+            3 => {
                 for (i, s) in SPECIAL_WS.iter().enumerate() {
                     rs[i % rows] = *s;
                 }
                 xs = f32::NAN;
                 "matvec, special scales"
+            }
+            _ => {
+                // Rows whose exact sums pass i32 (most), or not (one weight left), of both
+                // signs, with low bits that matter for the rounding to f32.
+                for r in 0..rows {
+                    let sign = if r % 2 == 0 { 1 } else { -1 };
+                    let keep = if r % 3 == 1 { 1 } else { cols };
+                    for (j, v) in
+                        w.0[offset + r * cols..offset + (r + 1) * cols].iter_mut().enumerate()
+                    {
+                        *v = if j < keep { sign * (120 + (rng.next() % 8) as i8) } else { 0 };
+                    }
+                }
+                xq.iter_mut().for_each(|v| *v = i16::MAX - (rng.next() % 16) as i16);
+                mults.iter_mut().for_each(|v| *v = 255 - (rng.next() % 4) as u8);
+                "matvec, sums past i32"
             }
         };
         let m = I8Matrix {
