@@ -452,6 +452,7 @@ fn vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
         dummy_prefix: true,
         no_prefix_before_space: false,
         stop_ids: eos.into_iter().collect(),
+        ext: crate::source::TokenizerExt::default(),
     };
     let line = format!(
         "tokenizer: tokenizer.ggml.model \"llama\" (sentencepiece scores), {vocab_size} tokens, byte fallback {}, BOS {bos:?}{}, EOS {eos:?}",

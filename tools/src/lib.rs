@@ -17,6 +17,7 @@
 
 pub mod aligned;
 pub mod calibrate;
+pub mod chat;
 pub mod gguf;
 pub mod gguf_writer;
 pub mod hf;
@@ -25,6 +26,7 @@ pub mod inspect;
 pub mod llama2c;
 pub mod output;
 pub mod quant;
+pub mod regex_split;
 pub mod source;
 pub mod stdout;
 pub mod synth;
