@@ -29,12 +29,12 @@ fn decode(model: &Model<'_>, ids: &[u32]) -> Vec<u8> {
     out
 }
 
-fn check(name: &str, expect_line: &str) -> anyhow::Result<()> {
+fn check(name: &str, expect_line: &str, min_cases: usize) -> anyhow::Result<()> {
     let (bytes, line) = model_with_tokenizer(&tokenizer_dir(name), DType::I8)?;
     assert!(line.contains(expect_line), "{name}: {line}");
     let model = Model::parse(bytes.as_slice())?;
     let cases = cases(name)?;
-    assert!(cases.len() >= 200, "{name}: {} cases", cases.len());
+    assert!(cases.len() >= min_cases, "{name}: {} cases", cases.len());
     let mut wrong = Vec::new();
     for c in &cases {
         let got = encode(&model, &c.text);
@@ -60,15 +60,68 @@ fn check(name: &str, expect_line: &str) -> anyhow::Result<()> {
 
 #[test]
 fn llama3_split_matches_tokenizers() -> anyhow::Result<()> {
-    check("llama3", "Llama 3 split")
+    check("llama3", "Llama 3 split", 200)
 }
 
 #[test]
 fn smollm_digits_and_gpt2_split_match_tokenizers() -> anyhow::Result<()> {
-    check("smollm", "Digits (each) + ByteLevel with the GPT-2 split")
+    check("smollm", "Digits (each) + ByteLevel with the GPT-2 split", 200)
 }
 
 #[test]
 fn qwen2_split_matches_tokenizers() -> anyhow::Result<()> {
-    check("qwen2", "Qwen2 split")
+    check("qwen2", "Qwen2 split", 200)
+}
+
+#[test]
+fn a_pair_merges_only_by_its_own_merge() -> anyhow::Result<()> {
+    // "abc" is a token made by ("ab", "c"); "bc" merges first, and ("a", "bc") is no merge.
+    check("handmade", "GPT-2 split", 6)
+}
+
+/// Copies tokenizer `name` to a temporary folder with `edit` applied to its tokenizer.json.
+fn edited(
+    name: &str,
+    edit: impl Fn(&mut serde_json::Value),
+) -> anyhow::Result<chispa_tests::hf::TestDir> {
+    let from = tokenizer_dir(name);
+    let dir = chispa_tests::hf::temp_dir("bytebpe")?;
+    for f in ["config.json", "tokenizer_config.json"] {
+        std::fs::copy(from.join(f), dir.join(f))?;
+    }
+    let mut tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(from.join("tokenizer.json"))?)?;
+    edit(&mut tok);
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string())?;
+    Ok(dir)
+}
+
+fn refusal(dir: &std::path::Path) -> String {
+    match model_with_tokenizer(dir, DType::I8) {
+        Ok(_) => panic!("converted"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn unsupported_pre_tokenizers_are_refused_in_one_line() -> anyhow::Result<()> {
+    let dir = edited("llama3", |t| {
+        t["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = r"\w+|\s+".into();
+    })?;
+    let e = refusal(&dir);
+    assert!(e.contains(r#"the split pattern "\\w+|\\s+" is not supported"#), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    let dir = edited("llama3", |t| {
+        t["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed".into();
+    })?;
+    assert!(refusal(&dir).contains("Split behavior \"Removed\""));
+    let dir = edited("smollm", |t| {
+        t["pre_tokenizer"]["pretokenizers"][0] = serde_json::json!({"type": "Punctuation"});
+    })?;
+    assert!(refusal(&dir).contains("pre_tokenizer \"Punctuation\" is not supported"));
+    let dir = edited("qwen2", |t| t["normalizer"] = serde_json::json!({"type": "NFKC"}))?;
+    assert!(refusal(&dir).contains("normalizer \"NFKC\" is not supported"));
+    let dir = edited("qwen2", |t| t["added_tokens"][0]["lstrip"] = true.into())?;
+    assert!(refusal(&dir).contains("with lstrip true is not supported"));
+    Ok(())
 }

@@ -66,6 +66,7 @@ SPECIAL_FRAGMENTS = {
     "llama3": ["<|begin_of_text|>", "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>", "a<|eot_id|>b", "<|eot_id|><|eot_id|>", "<|eot_id", "< |eot_id|>"],
     "smollm": ["<|im_start|>user\nhi<|im_end|>\n", "x<|endoftext|>y", "<|im_start|><|im_end|>", "<|im_", "<|im_start|>assistant"],
     "qwen2": ["<|im_start|>system\nYou are helpful.<|im_end|>\n", "<|endoftext|>", "a<|im_end|>", "<|im_end"],
+    "handmade": ["abc", "xabc abc", "abcabc", "aabcc", "bcab", "<|endoftext|>abc"],
 }
 
 
@@ -91,7 +92,27 @@ def strings(name, seed):
     return uniq
 
 
+def handmade():
+    """A GPT-2-style tokenizer whose token "abc" is made by the merge ("ab", "c") only, while
+    "bc" merges first: "abc" must encode as ["a", "bc"] (no merge ("a", "bc") exists)."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {c: i for i, c in enumerate(sorted(alphabet))}
+    merges = [("b", "c"), ("a", "b"), ("ab", "c")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.add_special_tokens(["<|endoftext|>"])
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    config = {"eos_token_id": vocab["<|endoftext|>"], "vocab_size": tok.get_vocab_size()}
+    return tok, config, {"eos_token": "<|endoftext|>"}
+
+
 def build(name):
+    if name == "handmade":
+        return handmade()
     specials = {
         "llama3": ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
         "smollm": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
@@ -146,7 +167,7 @@ def build(name):
 
 def main():
     root = pathlib.Path("tests/data/tokenizers")
-    for seed, name in enumerate(["llama3", "smollm", "qwen2"]):
+    for seed, name in enumerate(["llama3", "smollm", "qwen2", "handmade"]):
         tok, config, tok_config = build(name)
         d = root / name
         d.mkdir(parents=True, exist_ok=True)
@@ -154,7 +175,7 @@ def main():
         (d / "config.json").write_text(json.dumps(config, indent=1) + "\n")
         (d / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=1) + "\n")
         cases = []
-        for text in strings(name, seed):
+        for text in strings(name, seed) if name != "handmade" else SPECIAL_FRAGMENTS[name]:
             if name == "qwen2" and unicodedata.normalize("NFC", text) != text:
                 continue  # chispa does not normalize; the NFC normalizer is identity on NFC text
             enc = tok.encode(text)
