@@ -73,6 +73,10 @@ pub const EXT_CHAT_PREFIX: u32 = 4;
 pub const EXT_CHAT_SUFFIX: u32 = 5;
 /// Extension record: the chat template (Jinja source) for hosts that render it.
 pub const EXT_CHAT_TEMPLATE: u32 = 6;
+/// Extension record: the text the chat template's `bos_token` stands for.
+pub const EXT_CHAT_BOS_TOKEN: u32 = 7;
+/// Extension record: the text the chat template's `eos_token` stands for.
+pub const EXT_CHAT_EOS_TOKEN: u32 = 8;
 
 /// The records of a tokenizer extension as `(tag, payload)`, in order; `Err(offset)` at the
 /// first record that runs past the section.

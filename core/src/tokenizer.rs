@@ -19,9 +19,9 @@ use core::cmp::Ordering;
 
 use crate::error::{FormatError, TokenizeError};
 use crate::format::{
-    ext_records, Header, TokenizerKind, EXT_ADDED_TOKENS, EXT_CHAT_PREFIX, EXT_CHAT_SUFFIX,
-    EXT_CHAT_TEMPLATE, EXT_MERGE_SPLITS, EXT_PRETOKENIZER, NONE, TOK_FLAG_DUMMY_PREFIX,
-    TOK_FLAG_IGNORE_MERGES, TOK_FLAG_NO_PREFIX_BEFORE_SPACE,
+    ext_records, Header, TokenizerKind, EXT_ADDED_TOKENS, EXT_CHAT_BOS_TOKEN, EXT_CHAT_EOS_TOKEN,
+    EXT_CHAT_PREFIX, EXT_CHAT_SUFFIX, EXT_CHAT_TEMPLATE, EXT_MERGE_SPLITS, EXT_PRETOKENIZER, NONE,
+    TOK_FLAG_DUMMY_PREFIX, TOK_FLAG_IGNORE_MERGES, TOK_FLAG_NO_PREFIX_BEFORE_SPACE,
 };
 use crate::model::section;
 use crate::pretokenize::Program;
@@ -213,6 +213,8 @@ struct Extension<'a> {
     chat_prefix: Option<&'a str>,
     chat_suffix: Option<&'a str>,
     chat_template: Option<&'a str>,
+    chat_bos: Option<&'a str>,
+    chat_eos: Option<&'a str>,
 }
 
 impl<'a> Extension<'a> {
@@ -225,6 +227,8 @@ impl<'a> Extension<'a> {
             chat_prefix: None,
             chat_suffix: None,
             chat_template: None,
+            chat_bos: None,
+            chat_eos: None,
         };
         if h.tok_ext_offset == 0 && h.tok_ext_len == 0 {
             return Ok(ext);
@@ -267,6 +271,8 @@ impl<'a> Extension<'a> {
                 EXT_CHAT_PREFIX => ext.chat_prefix = Some(text()?),
                 EXT_CHAT_SUFFIX => ext.chat_suffix = Some(text()?),
                 EXT_CHAT_TEMPLATE => ext.chat_template = Some(text()?),
+                EXT_CHAT_BOS_TOKEN => ext.chat_bos = Some(text()?),
+                EXT_CHAT_EOS_TOKEN => ext.chat_eos = Some(text()?),
                 _ => return Err(bad(tag as usize, "unknown extension record")),
             }
         }
@@ -492,6 +498,11 @@ impl<'a> Tokenizer<'a> {
     /// The chat template (Jinja source), if the file has one.
     pub fn chat_template(&self) -> Option<&'a str> {
         self.ext.chat_template
+    }
+
+    /// The texts the chat template's `bos_token` and `eos_token` stand for (empty if unset).
+    pub fn chat_specials(&self) -> (&'a str, &'a str) {
+        (self.ext.chat_bos.unwrap_or(""), self.ext.chat_eos.unwrap_or(""))
     }
 
     /// Ids of the added tokens, which the text may name literally.

@@ -70,6 +70,30 @@ SPECIAL_FRAGMENTS = {
 }
 
 
+# Chat templates in the style of Llama 3's and SmolLM2's (ChatML, written over several lines
+# so that Jinja's trim_blocks / lstrip_blocks matter), for tests/tokenizers/make_chat_cases.py.
+CHAT_TEMPLATES = {
+    "llama3": (
+        "{% set loop_messages = messages %}{% for message in loop_messages %}"
+        "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
+        "+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+        "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+    ),
+    "smollm": (
+        "{% for message in messages %}\n"
+        "    {% if loop.first and messages[0]['role'] != 'system' %}\n"
+        "{{- '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM.<|im_end|>\\n' }}\n"
+        "    {% endif %}\n"
+        "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'].strip() + '<|im_end|>' + '\\n' }}\n"
+        "{% endfor %}\n"
+        "{% if add_generation_prompt %}\n"
+        "{{- '<|im_start|>assistant\\n' }}\n"
+        "{% endif %}\n"
+    ),
+}
+
+
 def strings(name, seed):
     rng = random.Random(seed)
     out = list(FRAGMENTS) + SPECIAL_FRAGMENTS[name]
@@ -162,6 +186,9 @@ def build(name):
         config = {"eos_token_id": tok.token_to_id(eos)}
         tok_config = {"eos_token": eos, "add_bos_token": False}
     config["vocab_size"] = tok.get_vocab_size()
+    if name in CHAT_TEMPLATES:
+        tok_config["chat_template"] = CHAT_TEMPLATES[name]
+        tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"
     return tok, config, tok_config
 
 

@@ -121,7 +121,7 @@ pub fn from_tokenizer_config(
 /// As [`wrap`].
 pub fn from_template(template: String, specials: &Specials) -> Result<Chat> {
     let (prefix, suffix) = wrap(&template, specials)?;
-    Ok(Chat { template, prefix, suffix })
+    Ok(Chat { template, prefix, suffix, specials: specials.clone() })
 }
 
 #[cfg(test)]

@@ -124,6 +124,8 @@ pub struct Chat {
     pub prefix: String,
     /// Text after it, through the assistant's header.
     pub suffix: String,
+    /// What the template's `bos_token` and `eos_token` stand for.
+    pub specials: crate::chat::Specials,
 }
 
 /// One tensor in canonical order, as f32.

@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 use chispa_core::format::{
     align_up, file_checksum, DType, Header, TensorEntry, TensorKind, EXT_ADDED_TOKENS,
-    EXT_CHAT_PREFIX, EXT_CHAT_SUFFIX, EXT_CHAT_TEMPLATE, EXT_MERGE_SPLITS, EXT_PRETOKENIZER,
-    FLAG_SHARED_CLASSIFIER, HEADER_BYTES, MAGIC, MAX_STOP_IDS, NONE, TENSOR_ENTRY_BYTES,
-    TOK_FLAG_DUMMY_PREFIX, TOK_FLAG_IGNORE_MERGES, TOK_FLAG_NO_PREFIX_BEFORE_SPACE, VERSION_MAJOR,
-    VERSION_MINOR,
+    EXT_CHAT_BOS_TOKEN, EXT_CHAT_EOS_TOKEN, EXT_CHAT_PREFIX, EXT_CHAT_SUFFIX, EXT_CHAT_TEMPLATE,
+    EXT_MERGE_SPLITS, EXT_PRETOKENIZER, FLAG_SHARED_CLASSIFIER, HEADER_BYTES, MAGIC, MAX_STOP_IDS,
+    NONE, TENSOR_ENTRY_BYTES, TOK_FLAG_DUMMY_PREFIX, TOK_FLAG_IGNORE_MERGES,
+    TOK_FLAG_NO_PREFIX_BEFORE_SPACE, VERSION_MAJOR, VERSION_MINOR,
 };
 use chispa_core::model::MAX_GROUP;
 use chispa_core::Model;
@@ -404,6 +404,8 @@ fn extension(e: &TokenizerExt) -> Vec<u8> {
         record(&mut out, EXT_CHAT_PREFIX, c.prefix.as_bytes());
         record(&mut out, EXT_CHAT_SUFFIX, c.suffix.as_bytes());
         record(&mut out, EXT_CHAT_TEMPLATE, c.template.as_bytes());
+        record(&mut out, EXT_CHAT_BOS_TOKEN, c.specials.bos.as_bytes());
+        record(&mut out, EXT_CHAT_EOS_TOKEN, c.specials.eos.as_bytes());
     }
     out
 }
