@@ -109,6 +109,8 @@ pub struct Program<'a> {
 
 /// The GPT-2 split, `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`,
 /// for files that carry no program of their own.
+// In bounds: built at compile time, where an out-of-bounds index fails the build.
+#[allow(clippy::indexing_slicing)]
 #[rustfmt::skip]
 pub static GPT2: [u32; 118] = {
     const fn it(op: u32, neg: bool, cats: u32, min: u32, max: u32, a: u32, b: u32) -> [u32; 4] {
@@ -198,7 +200,7 @@ impl<'a> Program<'a> {
                         .get(i..i + ITEM_WORDS)
                         .ok_or(BadProgram { word: i, what: "program ends early" })?;
                     let it = Item::read(w).ok_or(BadProgram { word: i, what: "short item" })?;
-                    if it.op > OP_NOT_AHEAD || (w[0] >> 5) & 0x7 != 0 || it.cats > 7 {
+                    if it.op > OP_NOT_AHEAD || (at(words, i) >> 5) & 0x7 != 0 || it.cats > 7 {
                         return bad(i, "unknown op, flag or category");
                     }
                     if it.op == OP_REPEAT && (it.max == 0 || it.min > it.max) {

@@ -358,26 +358,28 @@ fn read_byte_level(
     let id_of: HashMap<&str, usize> =
         table.iter().enumerate().filter_map(|(i, t)| t.as_deref().map(|t| (t, i))).collect();
     let merges = merges(model)?;
-    let mut rank = vec![None::<usize>; vocab_size];
+    let mut rank: HashMap<usize, usize> = HashMap::new();
     let mut split = vec![0u8; vocab_size];
     for (r, (a, b)) in merges.iter().enumerate() {
         let made = format!("{a}{b}");
         let id = *id_of.get(made.as_str()).with_context(|| {
             format!("tokenizer.json: merge {r} ({a:?} {b:?}) makes {made:?}, which is not in the vocabulary")
         })?;
-        if let Some(first) = rank[id] {
+        if let Some(first) = rank.get(&id) {
             bail!("tokenizer.json: token {made:?} is made by two merges ({first} and {r}), which is not supported");
         }
         let left = to_bytes(a).with_context(|| {
             format!("tokenizer.json: merge {r} has a character outside GPT-2's byte map")
         })?;
-        split[id] = u8::try_from(left.len()).ok().filter(|k| *k > 0).with_context(|| {
+        let slot =
+            split.get_mut(id).context("tokenizer.json: merge result outside the vocabulary")?;
+        *slot = u8::try_from(left.len()).ok().filter(|k| *k > 0).with_context(|| {
             format!(
                 "tokenizer.json: merge {r} has a left part of {} bytes (1..=255 supported)",
                 left.len()
             )
         })?;
-        rank[id] = Some(r);
+        rank.insert(id, r);
     }
     let mut pieces = Vec::with_capacity(vocab_size);
     let mut scores = Vec::with_capacity(vocab_size);
@@ -387,10 +389,10 @@ fn read_byte_level(
             scores.push(NO_MERGE);
             continue;
         };
-        scores.push(rank[id].map_or(NO_MERGE, |r| -(r as f32)));
+        scores.push(rank.get(&id).map_or(NO_MERGE, |r| -(*r as f32)));
         if special.contains(t.as_str()) {
             ensure!(
-                rank[id].is_none(),
+                !rank.contains_key(&id),
                 "tokenizer.json: added token {t:?} is also made by a merge"
             );
             pieces.push(t.clone().into_bytes());
