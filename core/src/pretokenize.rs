@@ -19,7 +19,7 @@
 //!
 //! A class holds a character when one of its categories or literals does, negated by `neg`.
 //! Categories are Unicode's: a letter is General_Category L (a table from
-//! [`crate::unicode_letters`]), a number `char::is_numeric` (General_Category N), a space
+//! `core/src/unicode_letters.rs`), a number `char::is_numeric` (General_Category N), a space
 //! `char::is_whitespace` (White_Space, as the regex `\s`).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
