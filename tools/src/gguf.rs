@@ -322,16 +322,18 @@ impl<'a> Gguf<'a> {
             GGML_F16 => {
                 byte_groups(bytes(2 * n)?).map(|b| half::f16::from_le_bytes(b).to_f32()).collect()
             }
-            GGML_Q8_0 => {
-                ensure!(cols % 32 == 0, "tensor {name}: Q8_0 rows of {cols} are not whole blocks");
-                let mut out = Vec::with_capacity(n);
-                for [d0, d1, qs @ ..] in byte_groups::<34>(bytes(n / 32 * 34)?) {
-                    let d = half::f16::from_le_bytes([d0, d1]).to_f32();
-                    out.extend(qs.iter().map(|q| d * (*q as i8) as f32));
-                }
-                out
+            ty if crate::ggml_quants::block(ty).is_some() => {
+                let (elems, size, tname) = crate::ggml_quants::block(ty).context("block type")?;
+                ensure!(
+                    cols % elems == 0,
+                    "tensor {name}: {tname} rows of {cols} are not whole blocks of {elems}"
+                );
+                crate::ggml_quants::dequantize(ty, bytes(n / elems * size)?, n)
+                    .with_context(|| format!("tensor {name}"))?
             }
-            other => bail!("tensor {name}: ggml type {other} is not supported (F32, F16, Q8_0)"),
+            other => bail!(
+                "tensor {name}: ggml type {other} is not supported (F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)"
+            ),
         })
     }
 
@@ -343,8 +345,7 @@ impl<'a> Gguf<'a> {
             .map(|i| match i.ty {
                 GGML_F32 => "F32",
                 GGML_F16 => "F16",
-                GGML_Q8_0 => "Q8_0",
-                _ => "other",
+                ty => crate::ggml_quants::block(ty).map_or("other", |b| b.2),
             })
             .collect();
         v.sort();

@@ -18,6 +18,7 @@
 pub mod aligned;
 pub mod calibrate;
 pub mod chat;
+pub mod ggml_quants;
 pub mod gguf;
 pub mod gguf_writer;
 pub mod hf;
