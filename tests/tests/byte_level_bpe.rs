@@ -125,3 +125,80 @@ fn unsupported_pre_tokenizers_are_refused_in_one_line() -> anyhow::Result<()> {
     assert!(refusal(&dir).contains("with lstrip true is not supported"));
     Ok(())
 }
+
+/// Tokenizer `name` written as a GGUF `tokenizer.ggml.model = gpt2` (as llama.cpp's converter
+/// does) over a random-weight tiny Llama, converted back by `chispa-convert gguf`.
+fn via_gguf(
+    name: &str,
+    pre: &str,
+) -> anyhow::Result<(chispa_tools::aligned::AlignedBytes, Vec<String>)> {
+    use chispa_tools::gguf_writer::{write_with, GgufType, Gpt2Tokenizer};
+    let dir = tokenizer_dir(name);
+    let read = |f: &str| -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(dir.join(f))?)?)
+    };
+    let (tok, config, tok_config) =
+        (read("tokenizer.json")?, read("config.json")?, read("tokenizer_config.json")?);
+    let n = config["vocab_size"].as_u64().expect("vocab_size") as usize;
+    let mut tokens = vec![String::new(); n];
+    let mut types = vec![1i32; n];
+    for (s, id) in tok["model"]["vocab"].as_object().expect("vocab") {
+        tokens[id.as_u64().expect("id") as usize] = s.clone();
+    }
+    for t in tok["added_tokens"].as_array().expect("added") {
+        let id = t["id"].as_u64().expect("id") as usize;
+        tokens[id] = t["content"].as_str().expect("content").to_string();
+        types[id] = 3;
+    }
+    let merges = chispa_tools::hf_tokenizer::merges(&tok["model"])?
+        .into_iter()
+        .map(|(a, b)| format!("{a} {b}"))
+        .collect();
+    let id = |k: &str| config.get(k).and_then(serde_json::Value::as_u64).map(|v| v as u32);
+    let gpt2 = Gpt2Tokenizer {
+        tokens,
+        token_types: types,
+        merges,
+        pre: pre.to_string(),
+        chat_template: tok_config.get("chat_template").and_then(|v| v.as_str()).map(str::to_string),
+        bos: id("bos_token_id"),
+        eos: id("eos_token_id"),
+    };
+    let random = chispa_tools::synth::random_model(chispa_tests::bytebpe::tiny_params(n), 5, 0.3)?;
+    let file = write_with(&random, GgufType::F32, Some(&gpt2));
+    let (model, lines) = chispa_tools::gguf::read(&file)?;
+    let opts = chispa_tools::writer::WriteOptions {
+        dtype: DType::F32,
+        groups: chispa_tools::writer::Groups::Fixed,
+    };
+    Ok((chispa_tools::writer::build(&model, &opts, |_, _| {})?.0, lines))
+}
+
+#[test]
+fn gguf_gpt2_tokenizers_match_tokenizers() -> anyhow::Result<()> {
+    for (name, pre) in [("llama3", "llama-bpe"), ("qwen2", "qwen2")] {
+        let (bytes, lines) = via_gguf(name, pre)?;
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("tokenizer.ggml.pre \"{pre}\""))),
+            "{lines:?}"
+        );
+        let model = Model::parse(bytes.as_slice())?;
+        for c in cases(name)? {
+            assert_eq!(encode(&model, &c.text), c.ids, "{name} via GGUF: {:?}", c.text);
+        }
+        if name == "llama3" {
+            // The chat template key gives the same board prefix as tokenizer_config.json.
+            let (hf, _) = model_with_tokenizer(&tokenizer_dir(name), DType::I8)?;
+            let hf = Model::parse(hf.as_slice())?;
+            assert!(model.tokenizer().chat_prefix().is_some());
+            assert_eq!(model.tokenizer().chat_prefix(), hf.tokenizer().chat_prefix());
+            assert_eq!(model.tokenizer().chat_suffix(), hf.tokenizer().chat_suffix());
+        }
+    }
+    let e = match via_gguf("llama3", "falcon") {
+        Ok(_) => panic!("converted"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("tokenizer.ggml.pre \"falcon\" is not supported"), "{e}");
+    Ok(())
+}

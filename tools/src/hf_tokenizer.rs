@@ -153,7 +153,7 @@ fn adds_bos(tok: &Value, tok_config: Option<&Value>) -> bool {
     })
 }
 
-fn token_id(table: &[Option<String>], s: &str) -> Option<u32> {
+pub(crate) fn token_id(table: &[Option<String>], s: &str) -> Option<u32> {
     table.iter().position(|t| t.as_deref() == Some(s)).map(|i| i as u32)
 }
 
@@ -336,9 +336,7 @@ fn read_byte_level(
     );
     let ignore_merges = model.get("ignore_merges").and_then(Value::as_bool) == Some(true);
     let table = id_table(tok, vocab_size)?;
-    let present = table.iter().filter(|t| t.is_some()).count();
     let mut added = Vec::new();
-    let mut special: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for t in tok.get("added_tokens").and_then(Value::as_array).into_iter().flatten() {
         let content = t.get("content").and_then(Value::as_str).unwrap_or("");
         for key in ["single_word", "lstrip", "rstrip"] {
@@ -348,34 +346,112 @@ fn read_byte_level(
             );
         }
         ensure!(!content.is_empty(), "tokenizer.json: an added token has no content");
-        special.insert(content);
-        added.push(token_id(&table, content).context("tokenizer.json: added token without id")?);
+        added.push(content.to_string());
     }
+    let bos = special_id(config, tok_config, &table, "bos")?;
+    let eos = special_id(config, tok_config, &table, "eos")?;
+    let chat = crate::chat::from_tokenizer_config(tok_config, &table, bos, eos)?;
+    byte_level_vocab(ByteLevelSpec {
+        source: "tokenizer.json",
+        table,
+        merges: merges(model)?,
+        added,
+        program,
+        pre_name,
+        ignore_merges,
+        bos,
+        eos,
+        add_bos: adds_bos(tok, tok_config) && bos.is_some(),
+        chat,
+        notes: notes.into_iter().map(str::to_string).collect(),
+    })
+}
+
+/// A byte-level BPE as any file states it.
+#[derive(Clone, Debug)]
+pub struct ByteLevelSpec {
+    /// Where it comes from, for messages (`tokenizer.json`, `GGUF`).
+    pub source: &'static str,
+    /// Token strings by id: GPT-2 byte-mapped, added tokens as their text.
+    pub table: Vec<Option<String>>,
+    /// Merges in rank order.
+    pub merges: Vec<(String, String)>,
+    /// The text of each added token (matched in input text).
+    pub added: Vec<String>,
+    /// The pre-tokenizer program and what it is in words.
+    pub program: Vec<u32>,
+    /// Its description.
+    pub pre_name: String,
+    /// A chunk that is a token is that token.
+    pub ignore_merges: bool,
+    /// Beginning-of-sequence id.
+    pub bos: Option<u32>,
+    /// End-of-sequence id.
+    pub eos: Option<u32>,
+    /// Whether encoding prepends BOS.
+    pub add_bos: bool,
+    /// The chat template, if any.
+    pub chat: Option<crate::source::Chat>,
+    /// Notes for the recognition line.
+    pub notes: Vec<String>,
+}
+
+/// The vocabulary of a byte-level BPE: pieces decoded from the byte-to-unicode map to raw
+/// bytes (added tokens kept as their text), scores `−rank`, per token the split of the merge
+/// that makes it; and one line saying what was recognised.
+///
+/// # Errors
+/// A token outside GPT-2's byte map, a merge making no token or a token made twice, a byte
+/// without a token.
+pub fn byte_level_vocab(spec: ByteLevelSpec) -> Result<(Vocab, String)> {
+    let ByteLevelSpec {
+        source,
+        table,
+        merges,
+        added,
+        program,
+        pre_name,
+        ignore_merges,
+        bos,
+        eos,
+        add_bos,
+        chat,
+        notes,
+    } = spec;
+    let vocab_size = table.len();
+    let present = table.iter().filter(|t| t.is_some()).count();
+    let special: std::collections::HashSet<&str> = added.iter().map(String::as_str).collect();
+    let added_ids = added
+        .iter()
+        .map(|c| {
+            token_id(&table, c).with_context(|| format!("{source}: added token {c:?} has no id"))
+        })
+        .collect::<Result<Vec<u32>>>()?;
     let map = byte_to_unicode();
     let inverse: HashMap<char, u8> = map.iter().enumerate().map(|(b, c)| (*c, b as u8)).collect();
     let to_bytes =
         |t: &str| -> Option<Vec<u8>> { t.chars().map(|c| inverse.get(&c).copied()).collect() };
     let id_of: HashMap<&str, usize> =
         table.iter().enumerate().filter_map(|(i, t)| t.as_deref().map(|t| (t, i))).collect();
-    let merges = merges(model)?;
     let mut rank: HashMap<usize, usize> = HashMap::new();
     let mut split = vec![0u8; vocab_size];
     for (r, (a, b)) in merges.iter().enumerate() {
         let made = format!("{a}{b}");
         let id = *id_of.get(made.as_str()).with_context(|| {
-            format!("tokenizer.json: merge {r} ({a:?} {b:?}) makes {made:?}, which is not in the vocabulary")
+            format!(
+                "{source}: merge {r} ({a:?} {b:?}) makes {made:?}, which is not in the vocabulary"
+            )
         })?;
         if let Some(first) = rank.get(&id) {
-            bail!("tokenizer.json: token {made:?} is made by two merges ({first} and {r}), which is not supported");
+            bail!("{source}: token {made:?} is made by two merges ({first} and {r}), which is not supported");
         }
         let left = to_bytes(a).with_context(|| {
-            format!("tokenizer.json: merge {r} has a character outside GPT-2's byte map")
+            format!("{source}: merge {r} has a character outside GPT-2's byte map")
         })?;
-        let slot =
-            split.get_mut(id).context("tokenizer.json: merge result outside the vocabulary")?;
+        let slot = split.get_mut(id).context("merge result outside the vocabulary")?;
         *slot = u8::try_from(left.len()).ok().filter(|k| *k > 0).with_context(|| {
             format!(
-                "tokenizer.json: merge {r} has a left part of {} bytes (1..=255 supported)",
+                "{source}: merge {r} has a left part of {} bytes (1..=255 supported)",
                 left.len()
             )
         })?;
@@ -391,27 +467,37 @@ fn read_byte_level(
         };
         scores.push(rank.get(&id).map_or(NO_MERGE, |r| -(*r as f32)));
         if special.contains(t.as_str()) {
-            ensure!(
-                !rank.contains_key(&id),
-                "tokenizer.json: added token {t:?} is also made by a merge"
-            );
+            ensure!(!rank.contains_key(&id), "{source}: added token {t:?} is also made by a merge");
             pieces.push(t.clone().into_bytes());
             continue;
         }
         pieces.push(to_bytes(t).with_context(|| {
-            format!("tokenizer.json: token {id} {t:?} has a character outside GPT-2's byte map")
+            format!("{source}: token {id} {t:?} has a character outside GPT-2's byte map")
         })?);
     }
     for b in 0..=255u8 {
         ensure!(
             pieces.iter().any(|p| p.as_slice() == [b]),
-            "tokenizer.json: no token for the byte {b:#04x} (byte-level BPE needs all 256)"
+            "{source}: no token for the byte {b:#04x} (byte-level BPE needs all 256)"
         );
     }
-    let bos = special_id(config, tok_config, &table, "bos")?;
-    let eos = special_id(config, tok_config, &table, "eos")?;
-    let add_bos = adds_bos(tok, tok_config) && bos.is_some();
-    let chat = crate::chat::from_tokenizer_config(tok_config, &table, bos, eos)?;
+    let name = |id: Option<u32>| {
+        id.map_or("none".to_string(), |i| {
+            let t = table.get(i as usize).and_then(Option::as_deref);
+            format!("{} = {:?}", i, t.unwrap_or("?"))
+        })
+    };
+    let line = format!(
+        "tokenizer: byte-level BPE ({pre_name}), {present} tokens, {} merges{}, {} added tokens, BOS {}{}, EOS {}{}{}",
+        merges.len(),
+        if ignore_merges { " (whole-chunk tokens first)" } else { "" },
+        added_ids.len(),
+        name(bos),
+        if add_bos { " prepended" } else { " not prepended" },
+        name(eos),
+        chat.as_ref().map_or(String::new(), |_| ", chat template".to_string()),
+        notes.iter().map(|n| format!("; {n}")).collect::<String>(),
+    );
     let vocab = Vocab {
         kind: chispa_core::format::TokenizerKind::ByteBpe,
         pieces,
@@ -425,28 +511,11 @@ fn read_byte_level(
         ext: crate::source::TokenizerExt {
             pre_tokenizer: Some(program),
             merge_splits: Some(split),
-            added_tokens: added,
+            added_tokens: added_ids,
             ignore_merges,
             chat,
         },
     };
-    let name = |id: Option<u32>| {
-        id.map_or("none".to_string(), |i| {
-            let t = table.get(i as usize).and_then(Option::as_deref);
-            format!("{} = {:?}", i, t.unwrap_or("?"))
-        })
-    };
-    let line = format!(
-        "tokenizer: byte-level BPE ({pre_name}), {present} tokens, {} merges{}, {} added tokens, BOS {}{}, EOS {}{}{}",
-        merges.len(),
-        if ignore_merges { " (whole-chunk tokens first)" } else { "" },
-        vocab.ext.added_tokens.len(),
-        name(bos),
-        if add_bos { " prepended" } else { " not prepended" },
-        name(eos),
-        vocab.ext.chat.as_ref().map_or(String::new(), |_| ", chat template".to_string()),
-        notes.iter().map(|n| format!("; {n}")).collect::<String>(),
-    );
     Ok((vocab, line))
 }
 
