@@ -265,7 +265,7 @@ macro_rules! rows_fn {
             "ldrb r6, [r12], #1",
             "smlal r8, r9, r7, r6",
             "4:",
-            row_end!("r8", "r9"),
+            row_end!("r8", "r9", row_store_fp!()),
             concat!(".size ", $name, ", . - ", $name),
         );
     };
