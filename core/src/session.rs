@@ -6,12 +6,11 @@
 //! argument checks.
 
 use crate::error::{PlanError, RunError};
-use crate::format::{Arch, DType};
+use crate::format::DType;
 use crate::kernels::Kernels;
 use crate::kv::KvCache;
 use crate::model::{Config, Model};
 use crate::observe::{NoObserver, Observer};
-use crate::{gpt2, llama};
 
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -351,10 +350,7 @@ impl<'m, 'a> Session<'m, 'a> {
         if pos >= self.ctx {
             return Err(RunError::PositionOutOfRange { pos, context: self.ctx });
         }
-        match c.arch {
-            Arch::Llama => llama::forward(self.model, &mut self.b, self.ctx, token, pos, obs),
-            Arch::Gpt2 => gpt2::forward(self.model, &mut self.b, self.ctx, token, pos, obs),
-        }
+        crate::arch::forward(self.model, &mut self.b, self.ctx, token, pos, obs);
         if O::WANTS_PROBABILITIES {
             let b = &mut self.b;
             b.probs.copy_from_slice(b.logits);

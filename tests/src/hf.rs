@@ -180,3 +180,36 @@ pub fn copy_tokenizer(from: &Path, to: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A random-weight checkpoint made by `tests/hf/make_tiny.py` and committed under
+/// `tests/data/NAME`, in a temporary folder with llama-tiny's tokenizer (shared data, read
+/// from the data directory, not committed).
+///
+/// # Errors
+/// The committed folder or the data directory is missing.
+pub fn tiny_dir(name: &str) -> Result<TestDir> {
+    let src = tiny_data(name);
+    let dir = temp_dir(name)?;
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f))
+            .with_context(|| format!("copying {}", src.join(f).display()))?;
+    }
+    copy_tokenizer(&hf_dir("llama-tiny")?, &dir)?;
+    Ok(dir)
+}
+
+/// The committed folder `tests/data/NAME`.
+pub fn tiny_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+}
+
+/// The `reference.json` of `tests/data/NAME` (transformers' output, by `tests/hf/make_tiny.py`).
+///
+/// # Errors
+/// A missing or malformed file.
+pub fn tiny_reference(name: &str) -> Result<Reference> {
+    let path = tiny_data(name).join("reference.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}

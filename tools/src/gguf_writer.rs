@@ -4,7 +4,7 @@
 //! `chispa-convert gguf` is tested on files made at test time and never committed.
 
 use crate::gguf::gguf_name;
-use crate::source::SourceModel;
+use crate::source::{canonical_tensors, SourceModel};
 
 /// Tensor storage in the written file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +84,10 @@ fn q8_0(data: &[f32]) -> Vec<u8> {
 }
 
 /// The GGUF bytes of a Llama model.
-pub fn write(m: &SourceModel, ty: GgufType) -> Vec<u8> {
+///
+/// # Errors
+/// Parameters outside the core's limits (the tensor names come from the canonical list).
+pub fn write(m: &SourceModel, ty: GgufType) -> anyhow::Result<Vec<u8>> {
     let p = &m.params;
     let v = &m.vocab;
     let mut meta = Vec::new();
@@ -131,7 +134,8 @@ pub fn write(m: &SourceModel, ty: GgufType) -> Vec<u8> {
 
     let mut infos = Vec::new();
     let mut data: Vec<u8> = Vec::new();
-    for t in &m.tensors {
+    let canonical = canonical_tensors(&m.params)?;
+    for (t, c) in m.tensors.iter().zip(&canonical) {
         let (code, bytes) = match ty {
             GgufType::Q8_0 if t.rows > 1 && t.cols % 32 == 0 => (8u32, q8_0(&t.data)),
             GgufType::Q8_0 if t.rows > 1 => {
@@ -140,7 +144,7 @@ pub fn write(m: &SourceModel, ty: GgufType) -> Vec<u8> {
             _ => (0, t.data.iter().flat_map(|x| x.to_le_bytes()).collect()),
         };
         data.resize(data.len().div_ceil(32) * 32, 0);
-        string(&mut infos, &gguf_name(&t.name));
+        string(&mut infos, &gguf_name(c.kind, c.layer));
         let dims: Vec<u64> =
             if t.rows == 1 { vec![t.cols as u64] } else { vec![t.cols as u64, t.rows as u64] };
         infos.extend((dims.len() as u32).to_le_bytes());
@@ -158,5 +162,5 @@ pub fn write(m: &SourceModel, ty: GgufType) -> Vec<u8> {
     out.extend(infos);
     out.resize(out.len().div_ceil(32) * 32, 0);
     out.extend(data);
-    out
+    Ok(out)
 }

@@ -150,8 +150,7 @@ fn check(model: &SourceModel) -> Result<()> {
         p.norm_eps
     );
     ensure!(
-        p.arch != chispa_core::format::Arch::Llama
-            || (p.rope_theta.is_finite() && p.rope_theta > 1.0),
+        !p.arch.spec().rope || (p.rope_theta.is_finite() && p.rope_theta > 1.0),
         "the RoPE base {:e} is not a finite number above 1",
         p.rope_theta
     );
@@ -198,10 +197,9 @@ pub fn build(
     progress: impl FnMut(usize, usize),
 ) -> Result<(AlignedBytes, Report)> {
     check(model)?;
-    let shape = model.params.shape();
     let per_kind = |f: &dyn Fn(TensorKind) -> usize| -> Vec<usize> {
         (0..model.tensors.len())
-            .map(|i| match chispa_core::format::canonical_tensor(&shape, i) {
+            .map(|i| match model.params.tensor(i) {
                 Some((kind, ..)) if !kind.is_vector() => f(kind),
                 _ => 0,
             })
@@ -247,10 +245,8 @@ pub fn build_with_groups(
     out.resize(out.len() + n * TENSOR_ENTRY_BYTES, 0);
     let mut entries = Vec::with_capacity(n);
     let mut reports = Vec::with_capacity(n);
-    let shape = p.shape();
     for (i, t) in model.tensors.iter().enumerate() {
-        let (kind, layer, ..) = chispa_core::format::canonical_tensor(&shape, i)
-            .context("tensor beyond the canonical list")?;
+        let (kind, layer, ..) = p.tensor(i).context("tensor beyond the canonical list")?;
         let dtype = if kind.is_vector() { DType::F32 } else { weight_dtype };
         let group = match dtype {
             DType::F32 => 0,
