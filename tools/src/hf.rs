@@ -149,6 +149,22 @@ impl Checkpoint {
         Ok(data)
     }
 
+    /// Removes and returns the first `rows` rows of tensor `name`, which must be `[n, cols]`
+    /// with `n ≥ rows`.
+    ///
+    /// # Errors
+    /// The tensor is missing, has another width or fewer rows.
+    pub fn take_first_rows(&mut self, name: &str, rows: usize, cols: usize) -> Result<Vec<f32>> {
+        let (have, mut data) =
+            self.tensors.remove(name).with_context(|| format!("missing tensor {name}"))?;
+        ensure!(
+            have.len() == 2 && have[1] == cols && have[0] >= rows,
+            "tensor {name} has shape {have:?}, expected [≥ {rows}, {cols}]"
+        );
+        data.truncate(rows * cols);
+        Ok(data)
+    }
+
     /// Names not taken yet, sorted.
     pub fn remaining(&self) -> Vec<String> {
         let mut v: Vec<String> = self.tensors.keys().cloned().collect();
@@ -250,6 +266,7 @@ pub fn read_dir(dir: &Path) -> Result<Converted> {
     let mut converted = match spec.arch {
         Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => read_llama(dir, &config, spec),
         Arch::Gpt2 => read_gpt2(dir, &config),
+        Arch::GptNeo => read_gpt_neo(dir, &config),
     }?;
     for name in
         ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json"]
@@ -461,6 +478,108 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
     Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised, inputs: ck.files })
 }
 
+/// GPT-Neo's layer kinds, `attention_types` `[[["global", "local"], n], …]` expanded.
+fn gpt_neo_layers(config: &Value, n_layers: usize) -> Result<Vec<String>> {
+    let types = key(config, "attention_types")
+        .and_then(Value::as_array)
+        .context("config.json: missing key \"attention_types\"")?;
+    let mut layers = Vec::new();
+    for t in types {
+        let bad = || format!("config.json: attention_types entry {t} is not [[kinds…], count]");
+        let (kinds, count) = match t.as_array().map(Vec::as_slice) {
+            Some([k, n]) => (k.as_array().with_context(bad)?, n.as_u64().with_context(bad)?),
+            _ => bail!(bad()),
+        };
+        for _ in 0..count {
+            for k in kinds {
+                match k.as_str() {
+                    Some(s @ ("global" | "local")) => layers.push(s.to_string()),
+                    _ => bail!("config.json: attention type {k} is not supported (global, local)"),
+                }
+                ensure!(
+                    layers.len() <= n_layers,
+                    "config.json: attention_types has more layers than num_layers {n_layers}"
+                );
+            }
+        }
+    }
+    ensure!(
+        layers.len() == n_layers,
+        "config.json: attention_types covers {} layers, num_layers is {n_layers}",
+        layers.len()
+    );
+    Ok(layers)
+}
+
+fn read_gpt_neo(dir: &Path, config: &Value) -> Result<Converted> {
+    if let Some(act) = key(config, "activation_function").and_then(Value::as_str) {
+        ensure!(
+            act == "gelu_new",
+            "config.json: activation_function \"{act}\" is not supported (gelu_new only)"
+        );
+    }
+    let dim = usize_key(config, "hidden_size")?;
+    let n_heads = usize_key(config, "num_heads")?;
+    ensure!(
+        dim % n_heads == 0 && (dim / n_heads) % 2 == 0,
+        "config.json: hidden_size {dim} is not a multiple of 2 × num_heads {n_heads}"
+    );
+    let hidden = match key(config, "intermediate_size") {
+        Some(_) => usize_key(config, "intermediate_size")?,
+        None => 4 * dim,
+    };
+    let n_layers = usize_key(config, "num_layers")?;
+    let layers = gpt_neo_layers(config, n_layers)?;
+    let positions = usize_key(config, "max_position_embeddings")?;
+    let window = usize_key(config, "window_size")?;
+    let local = layers.iter().any(|t| t == "local");
+    // Within the window, local attention sees every earlier position, as global does.
+    let context = if local { positions.min(window) } else { positions };
+    let eps = f32_key(config, "layer_norm_epsilon")?.unwrap_or(1e-5);
+    let eps = checked_f32(eps, "layer_norm_epsilon", |e| e >= 0.0, "a finite number ≥ 0 (an f32)")?;
+    let tied = key(config, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true);
+    let p = Params {
+        arch: Arch::GptNeo,
+        dim,
+        hidden_dim: hidden,
+        n_layers,
+        n_heads,
+        n_kv_heads: n_heads,
+        vocab_size: usize_key(config, "vocab_size")?,
+        max_seq_len: context,
+        rope_theta: 0.0,
+        norm_eps: eps,
+        shared_classifier: tied,
+    };
+    let mut ck = Checkpoint::load(dir)?;
+    let tensors = take_tensors(&mut ck, &p, "")?;
+    let (vocab, tok_line) = hf_tokenizer::read(dir, config, p.vocab_size)?;
+    let recognised = vec![
+        format!(
+            "GPTNeoForCausalLM: hidden_size {dim}, intermediate {hidden}, layers {n_layers} ({}), heads {n_heads}, vocab {}, positions {positions}",
+            layers.join("/"),
+            p.vocab_size
+        ),
+        format!(
+            "window_size {window}: context {context}{}, attention scores unscaled, layer_norm_epsilon {eps:e}, gelu_new, head {}",
+            if local && context < positions {
+                " (limited to the local window, where local and global attention agree)"
+            } else {
+                ""
+            },
+            if tied { "tied to wte" } else { "separate lm_head.weight" }
+        ),
+        format!(
+            "tensors: {} in {} file(s), element types {}",
+            tensors.len(),
+            ck.files.len(),
+            ck.dtypes.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        tok_line,
+    ];
+    Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised, inputs: ck.files })
+}
+
 /// The checkpoint name of a canonical tensor: its architecture's Hugging Face name with the
 /// layer index filled in (and `prefix`, except on the classifier).
 pub fn hf_name(
@@ -501,6 +620,7 @@ fn take_tensors(ck: &mut Checkpoint, p: &Params, prefix: &str) -> Result<Vec<Ten
                 rotate_half_to_adjacent(&ck.take(&name, &shape)?, p.n_kv_heads, hs, row_cols)?
             }
             HfMap::RotateHead => rotate_half_to_adjacent(&ck.take(&name, &shape)?, 1, hs, 1)?,
+            HfMap::FirstRows => ck.take_first_rows(&name, rows, cols)?,
             HfMap::Transpose => transpose(&ck.take(&name, &[cols, rows])?, cols, rows),
             HfMap::Fused(part) => {
                 if !fused.contains_key(&name) {

@@ -113,7 +113,7 @@ pub(super) const SPEC: Spec = Spec {
 };
 
 /// `o = (x − mean) / sqrt(var + eps) ⊙ w + b`; mean, then variance, summed in order.
-fn layernorm(o: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
+pub(super) fn layernorm(o: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
     let n = x.len() as f32;
     let mut mean = 0.0f32;
     for v in x {
@@ -133,7 +133,7 @@ fn layernorm(o: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
 }
 
 /// GELU, tanh approximation (`gelu_new`): `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
-fn gelu_tanh(x: &mut [f32]) {
+pub(super) fn gelu_tanh(x: &mut [f32]) {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     for v in x.iter_mut() {
         let u = *v;

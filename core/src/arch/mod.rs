@@ -20,6 +20,7 @@ use crate::ops::{matvec, prepare};
 use crate::session::Buffers;
 
 mod gpt2;
+mod gpt_neo;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -39,11 +40,14 @@ pub enum Arch {
     Qwen2 = 3,
     /// Qwen3: Llama with an RMSNorm on every query and key head before RoPE.
     Qwen3 = 4,
+    /// GPT-Neo: GPT-2's block without q/k/v biases, unscaled attention scores, the context
+    /// limited to the local attention window.
+    GptNeo = 5,
 }
 
 impl Arch {
     /// Every architecture.
-    pub const ALL: [Arch; 4] = [Self::Llama, Self::Gpt2, Self::Qwen2, Self::Qwen3];
+    pub const ALL: [Arch; 5] = [Self::Llama, Self::Gpt2, Self::Qwen2, Self::Qwen3, Self::GptNeo];
 
     /// Decodes a header code.
     pub fn from_code(code: u32) -> Option<Self> {
@@ -57,6 +61,7 @@ impl Arch {
             Self::Gpt2 => &gpt2::SPEC,
             Self::Qwen2 => &qwen2::SPEC,
             Self::Qwen3 => &qwen3::SPEC,
+            Self::GptNeo => &gpt_neo::SPEC,
         }
     }
 
@@ -81,6 +86,8 @@ pub enum HfMap {
     RotateHead,
     /// A Conv1D weight stored `[in, out]`, transposed.
     Transpose,
+    /// The first rows of a longer table (a position embedding beyond the context).
+    FirstRows,
     /// Part `n` (0 q, 1 k, 2 v) of a fused `[in, 3 · dim]` Conv1D weight (transposed) or
     /// `[3 · dim]` bias.
     Fused(u8),
@@ -356,5 +363,6 @@ pub(crate) fn forward<O: Observer>(
         Arch::Gpt2 => gpt2::forward(model, b, ctx, token, pos, obs),
         Arch::Qwen2 => qwen2::forward(model, b, ctx, token, pos, obs),
         Arch::Qwen3 => qwen3::forward(model, b, ctx, token, pos, obs),
+        Arch::GptNeo => gpt_neo::forward(model, b, ctx, token, pos, obs),
     }
 }

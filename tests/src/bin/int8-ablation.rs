@@ -120,7 +120,7 @@ impl<'m> Net<'m> {
                 let inv = 1.0 / (x.iter().map(|v| v * v).sum::<f32>() / n + eps).sqrt();
                 x.iter().zip(w).map(|(x, w)| w * (inv * x)).collect()
             }
-            Arch::Gpt2 => {
+            Arch::Gpt2 | Arch::GptNeo => {
                 let mean = x.iter().sum::<f32>() / n;
                 let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
                 let inv = 1.0 / (var + eps).sqrt();

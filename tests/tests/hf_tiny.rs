@@ -1,6 +1,6 @@
-//! Hugging Face `Qwen2ForCausalLM` and `Qwen3ForCausalLM` converted by `chispa-convert hf`,
-//! against transformers on the random-weight checkpoints `tests/hf/make_tiny.py` made
-//! (`tests/data/qwen2-tiny`, `tests/data/qwen3-tiny`, with llama-tiny's tokenizer): prompt
+//! Hugging Face `Qwen2ForCausalLM`, `Qwen3ForCausalLM` and `GPTNeoForCausalLM` converted by
+//! `chispa-convert hf`, against transformers on the random-weight checkpoints
+//! `tests/hf/make_tiny.py` made (`tests/data/*-tiny`, with llama-tiny's tokenizer): prompt
 //! ids, logits within 1e-4 at every position, greedy ids; int8 top-1 agreement; and what the
 //! converter refuses.
 
@@ -29,8 +29,11 @@ fn check_f32(model: &Model<'_>, reference: &Reference) -> anyhow::Result<()> {
             case.name, a.max_abs_err, a.positions
         );
         assert!(a.max_abs_err <= 1e-4, "{}: max abs error {}", case.name, a.max_abs_err);
+        // transformers' reference runs on past EOS; chispa stops there.
         let g = greedy(model, &case.prompt_ids, case.greedy_ids.len())?;
-        assert_eq!(g, case.greedy_ids, "greedy ids, case {}", case.name);
+        let until_stop: Vec<u32> =
+            case.greedy_ids.iter().copied().take_while(|id| !model.is_stop(*id)).collect();
+        assert_eq!(g, until_stop, "greedy ids, case {}", case.name);
     }
     Ok(())
 }
@@ -43,26 +46,49 @@ fn f32_matches(name: &str, arch: Arch) -> anyhow::Result<()> {
     check_f32(&model, &tiny_reference(name)?)
 }
 
-fn int8_quality(name: &str) -> anyhow::Result<()> {
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+/// transformers' margin between its top two logits.
+fn margin(v: &[f32]) -> f32 {
+    let top = argmax(v);
+    let second =
+        v.iter().enumerate().filter(|(i, _)| *i != top).fold(f32::MIN, |m, (_, x)| m.max(*x));
+    v[top] - second
+}
+
+/// int8 (the converter's default, calibrated groups) against transformers: top-1 agreement
+/// at least `min_top1`, mean KL at most 1e-3, and a top-1 flip only where transformers' own
+/// two best logits are within 0.2 (under a tenth of the logits' spread, about 2.5).
+fn int8_quality(name: &str, min_top1: f64) -> anyhow::Result<()> {
     let dir = tiny_dir(name)?;
     let bytes = convert_dir(&dir, DType::I8)?;
     let model = Model::parse(bytes.as_slice())?;
     let reference = tiny_reference(name)?;
-    let parts: Vec<_> = reference
-        .cases
-        .iter()
-        .map(|c| Ok(agreement(&c.logits, &teacher_forced(&model, &c.input_ids)?)))
-        .collect::<anyhow::Result<_>>()?;
+    let mut parts = Vec::new();
+    let mut flip_margin = 0.0f32;
+    for c in &reference.cases {
+        let ours = teacher_forced(&model, &c.input_ids)?;
+        for (r, o) in c.logits.iter().zip(&ours) {
+            if argmax(r) != argmax(o) {
+                flip_margin = flip_margin.max(margin(r));
+            }
+        }
+        parts.push(agreement(&c.logits, &ours));
+    }
     let a = combine(&parts);
     eprintln!(
-        "{name} int8: mean KL {:.3e}, max KL {:.3e}, top-1 {:.1}%, max |Δlogit| {:.3} over {} positions",
+        "{name} int8: mean KL {:.3e}, max KL {:.3e}, top-1 {:.1}%, max |Δlogit| {:.3} over {} positions; flips where transformers' margin ≤ {flip_margin:.3}",
         a.mean_kl,
         a.max_kl,
         100.0 * a.top1,
         a.max_abs_err,
         a.positions
     );
-    assert!(a.top1 >= 0.97, "top-1 {}", a.top1);
+    assert!(a.top1 >= min_top1, "top-1 {}", a.top1);
+    assert!(a.mean_kl <= 1e-3, "mean KL {}", a.mean_kl);
+    assert!(flip_margin < 0.2, "a flip where transformers' margin is {flip_margin}");
     Ok(())
 }
 
@@ -73,7 +99,7 @@ fn qwen2_tiny_f32_matches_transformers() -> anyhow::Result<()> {
 
 #[test]
 fn qwen2_tiny_int8_quality() -> anyhow::Result<()> {
-    int8_quality("qwen2-tiny")
+    int8_quality("qwen2-tiny", 0.97)
 }
 
 #[test]
@@ -83,7 +109,35 @@ fn qwen3_tiny_f32_matches_transformers() -> anyhow::Result<()> {
 
 #[test]
 fn qwen3_tiny_int8_quality() -> anyhow::Result<()> {
-    int8_quality("qwen3-tiny")
+    int8_quality("qwen3-tiny", 0.97)
+}
+
+#[test]
+fn gpt_neo_tiny_f32_matches_transformers() -> anyhow::Result<()> {
+    f32_matches("gpt-neo-tiny", Arch::GptNeo)
+}
+
+#[test]
+fn gpt_neo_tiny_int8_quality() -> anyhow::Result<()> {
+    // 95.8 % (9 flips of 215) at the calibrated 36.4 dB, with a lower mean KL (6.8e-4) than
+    // the Qwen models: 7 % of this random model's positions have a top-two margin under 0.05
+    // in transformers' own logits, and every flip is among them.
+    int8_quality("gpt-neo-tiny", 0.95)
+}
+
+/// The context is the local window (96), shorter than the position table (128); with only
+/// global layers it is the table.
+#[test]
+fn gpt_neo_context_is_the_local_window() -> anyhow::Result<()> {
+    let dir = tiny_dir("gpt-neo-tiny")?;
+    let c = chispa_tools::hf::read_dir(&dir)?;
+    assert_eq!(c.model.params.max_seq_len, 96);
+    assert!(c.recognised[1].contains("limited to the local window"), "{:?}", c.recognised);
+    let dir = edited("gpt-neo-tiny", |c| {
+        c["attention_types"] = serde_json::json!([[["global"], 2]]);
+    })?;
+    assert_eq!(chispa_tools::hf::read_dir(&dir)?.model.params.max_seq_len, 128);
+    Ok(())
 }
 
 /// `config.json` of `name` edited by `edit`, in a fresh folder.
@@ -124,5 +178,22 @@ fn unsupported_qwen_configurations_are_refused_by_name() -> anyhow::Result<()> {
     })?;
     let err = refusal(&dir);
     assert!(err.contains("missing tensor model.layers.0.self_attn.q_proj.bias"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn unsupported_gpt_neo_configurations_are_refused_by_name() -> anyhow::Result<()> {
+    let dir = edited("gpt-neo-tiny", |c| c["activation_function"] = "relu".into())?;
+    let err = refusal(&dir);
+    assert!(err.contains("activation_function \"relu\" is not supported"), "{err}");
+    let dir = edited("gpt-neo-tiny", |c| {
+        c["attention_types"] = serde_json::json!([[["global", "sparse"], 1]]);
+    })?;
+    let err = refusal(&dir);
+    assert!(err.contains("attention type \"sparse\" is not supported"), "{err}");
+    let dir =
+        edited("gpt-neo-tiny", |c| c["attention_types"] = serde_json::json!([[["global"], 3]]))?;
+    let err = refusal(&dir);
+    assert!(err.contains("attention_types has more layers than num_layers 2"), "{err}");
     Ok(())
 }
