@@ -158,7 +158,7 @@ impl Checkpoint {
         let (have, mut data) =
             self.tensors.remove(name).with_context(|| format!("missing tensor {name}"))?;
         ensure!(
-            have.len() == 2 && have[1] == cols && have[0] >= rows,
+            matches!(have.as_slice(), [n, c] if *n >= rows && *c == cols),
             "tensor {name} has shape {have:?}, expected [≥ {rows}, {cols}]"
         );
         data.truncate(rows * cols);

@@ -1,7 +1,7 @@
 //! Architectures as data.
 //!
 //! Each architecture is one file: its tensors as typed structs of named weights
-//! ([`weights!`]: the directory order is the field order, so a layer is found by arithmetic,
+//! (`weights!`: the directory order is the field order, so a layer is found by arithmetic,
 //! never by search), its [`Spec`] (tensor lists, Hugging Face names, what a converter may
 //! ignore) and its forward pass, read top to bottom like llama2.c's `run.c`. What every
 //! tensor kind is — canonical and GGUF names, role, shape, the activation it reads — is one
@@ -9,7 +9,7 @@
 //! in `chispa-tools`.
 //!
 //! Adding an architecture: a file here (weights, `SPEC`, `forward`), an [`Arch`] variant and
-//! its arm in [`Arch::spec`] and [`forward`], table rows for new tensor kinds (with a
+//! its arm in [`Arch::spec`] and `forward`, table rows for new tensor kinds (with a
 //! [`TensorKind`] code), and tests. `docs/design/architectures.md` has the steps.
 
 use crate::attention::Heads;
