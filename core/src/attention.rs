@@ -21,7 +21,7 @@ pub(crate) struct Heads {
 
 /// For each head: scores `q·k_t / sqrt(head_size)` for t = 0..=pos, softmax, then
 /// `out = Σ_t att_t v_t`, t in order. `keys`/`values` are this layer's `[ctx, kv_dim]` rows;
-/// `att` `[ctx]` is reused by one head after the other. `obs` sees each head's weights for
+/// `att` `[ctx]` is reused by one head after the other; `qq` (two heads) holds quantized queries. `obs` sees each head's weights for
 /// `layer`. Two heads that share a key/value head go together when `att2` (any idle buffer)
 /// holds `pos + 1` scores: each cached row is then read and widened once for both; every
 /// number is the same as one head at a time.
@@ -32,6 +32,7 @@ pub(crate) fn attend<R: Rows, O: Observer>(
     q: &mut [f32],
     att: &mut [f32],
     att2: &mut [f32],
+    qq: &mut [i16],
     keys: &R,
     values: &R,
     pos: usize,
@@ -54,7 +55,7 @@ pub(crate) fn attend<R: Rows, O: Observer>(
             }
             let (q_a, q_b) = q.split_at(hs);
             let (att_a, att_b) = (&mut att[..n], &mut att2[..n]);
-            keys.scores2(kern, kv_off, [q_a, q_b], scale, [&mut *att_a, &mut *att_b]);
+            keys.scores2(kern, kv_off, [q_a, q_b], qq, scale, [&mut *att_a, &mut *att_b]);
             kern.softmax(att_a);
             obs.attention(layer, head, att_a);
             kern.softmax(att_b);
@@ -77,7 +78,7 @@ pub(crate) fn attend<R: Rows, O: Observer>(
             hadamard_heads(q, hs);
         }
         let att = &mut att[..n];
-        keys.scores(kern, kv_off, q, scale, att);
+        keys.scores(kern, kv_off, q, qq, scale, att);
         kern.softmax(att);
         obs.attention(layer, head, att);
         let out = &mut out[head * hs..(head + 1) * hs];
@@ -112,16 +113,16 @@ pub(crate) fn attend_layer<O: Observer>(
     match &b.kv {
         KvCache::F32 { k, v } => {
             let (k, v) = (F32Rows(&k[layer.clone()], kv_dim), F32Rows(&v[layer], kv_dim));
-            attend(&kern, b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
+            attend(&kern, b.xb, b.q, b.att, b.probs, b.xq, &k, &v, pos, heads, l, obs);
         }
         KvCache::F16 { k, v } => {
             let (k, v) = (F16Rows(&k[layer.clone()], kv_dim), F16Rows(&v[layer], kv_dim));
-            attend(&kern, b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
+            attend(&kern, b.xb, b.q, b.att, b.probs, b.xq, &k, &v, pos, heads, l, obs);
         }
         KvCache::I8 { k, v, ks, vs } => {
             let k = I8Rows(&k[layer.clone()], &ks[rows.clone()], kv_dim);
             let v = I8Rows(&v[layer], &vs[rows], kv_dim);
-            attend(&kern, b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
+            attend(&kern, b.xb, b.q, b.att, b.probs, b.xq, &k, &v, pos, heads, l, obs);
         }
         KvCache::K10V7 { k, v, ks, vs } => {
             let rotated_by = if rotates(heads.head_size) { heads.head_size } else { 1 };
@@ -143,7 +144,7 @@ pub(crate) fn attend_layer<O: Observer>(
                 bits: V_ROW_BITS,
                 rotated_by,
             };
-            attend(&kern, b.xb, b.q, b.att, b.probs, &k, &v, pos, heads, l, obs);
+            attend(&kern, b.xb, b.q, b.att, b.probs, b.xq, &k, &v, pos, heads, l, obs);
         }
     }
 }

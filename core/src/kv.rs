@@ -4,8 +4,10 @@
 //! * `F16`: each element rounded to `half::f16` (round to nearest even).
 //! * `I8`: each cached row `[kv_dim]` (one layer, one position) quantized with the kernels'
 //!   `quantize_row_i8`: `scale = max|x| / 127` (f32, stored beside the row),
-//!   `q = round_half_even(x · 127 / max|x|)`. Attention then computes
-//!   `score = (Σ_i q_i · k_i) · scale_k` and `out += (a · scale_v) · v_i`, index order fixed.
+//!   `q = round_half_even(x · 127 / max|x|)`. Attention then quantizes each query head to
+//!   int16 (`quantize_act`, scale `s_q`) and computes
+//!   `score = (Σ_i q_i · k_i) as f32 · (scale_k · s_q / sqrt(hs))`, the sum exact (integers),
+//!   and `out += (a · scale_v) · v_i`, t in order.
 //! * `K10V7`: the same bytes as `I8` (72 per row of 32 keys and 32 values, scales included)
 //!   spent where the error is: keys carry almost all of int8's KL, values little. Each head's
 //!   key and value (head size a power of two) is first multiplied by the ±1 Walsh–Hadamard
@@ -13,13 +15,14 @@
 //!   scale per row wastes fewer levels; then keys are rounded to 10-bit and values to 7-bit
 //!   signed integers with one f16 scale each per row (`scale = max|x| / 511` or `/ 63`, rounded
 //!   to f16; `q = round_half_away(x / scale)`, clamped), packed little-endian at bit `10·i`
-//!   (`7·i`). Attention multiplies each query head by `H` once, so
-//!   `score = (Σ_i (Hq)_i · k_i) · scale_k / hs`, and rotates each head's output back:
+//!   (`7·i`). Attention multiplies each query head by `H` once and quantizes it as for `I8`,
+//!   so `score = (Σ_i (Hq)_i · k_i) as f32 · ((scale_k / hs) · s_q / sqrt(hs))`, the sum
+//!   exact, and rotates each head's output back:
 //!   `out = H · (Σ_t a_t · scale_v · v_t) / hs`.
 
 use half::f16;
 
-use crate::kernels::generic::{dot_lanes, sum_lanes};
+use crate::kernels::generic::dot_lanes;
 use crate::kernels::{self, HeadRows, Kernels};
 
 /// The cache of all layers, `[n_layers, ctx, kv_dim]` each for keys and values.
@@ -148,44 +151,41 @@ fn unpack(row: &[u8], bits: usize, i: usize) -> i32 {
 
 /// One layer's rows, `[ctx, kv_dim]`, as attention reads them.
 pub(crate) trait Rows {
-    /// `Σ_i q[i] · row(t)[off + i]` (times the row's scale) in the order of
-    /// [`dot_lanes`].
-    fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32;
-    /// `out[i] += a · row(t)[off + i]`, i in order.
-    fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]);
     /// Whether the rows hold each head multiplied by the Walsh–Hadamard matrix.
     fn rotated(&self) -> bool {
         false
     }
-    /// One head: `att[t] = dot(t, off, q) / scale` for t < `att.len()`.
-    fn scores(&self, _kern: &Kernels, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
-        for (t, a) in att.iter_mut().enumerate() {
-            *a = self.dot(t, off, q) / scale;
-        }
-    }
-    /// One head: `out[i] += att[t] · row(t)[off + i]` for t in order (each `axpy`).
-    fn mix(&self, _kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
-        for (t, a) in att.iter().enumerate() {
-            self.axpy(t, off, *a, out);
-        }
-    }
+    /// One head's scores `att[t]` for t < `att.len()`: `q · row(t)[off..] / scale` as the
+    /// row type specifies it. `qq` (at least the head size) is scratch for rows that quantize
+    /// the query.
+    fn scores(
+        &self,
+        kern: &Kernels,
+        off: usize,
+        q: &[f32],
+        qq: &mut [i16],
+        scale: f32,
+        att: &mut [f32],
+    );
+    /// One head's output: `out[i] += att[t] · row(t)[off + i]` for t in order.
+    fn mix(&self, kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]);
     /// Whether [`scores2`](Self::scores2) and [`mix2`](Self::mix2) do better than one head
     /// after the other (attention pairs heads only then; the defaults keep the code small).
     const PAIRS: bool = false;
     /// Two heads reading the same rows: [`scores`](Self::scores) for `q_a` into `att_a`,
-    /// then for `q_b` into `att_b`.
-    #[allow(clippy::too_many_arguments)]
+    /// then for `q_b` into `att_b` (`qq`: scratch for two heads).
     fn scores2(
         &self,
         kern: &Kernels,
         off: usize,
         q: [&[f32]; 2],
+        qq: &mut [i16],
         scale: f32,
         att: [&mut [f32]; 2],
     ) {
         let [att_a, att_b] = att;
-        self.scores(kern, off, q[0], scale, att_a);
-        self.scores(kern, off, q[1], scale, att_b);
+        self.scores(kern, off, q[0], qq, scale, att_a);
+        self.scores(kern, off, q[1], qq, scale, att_b);
     }
     /// Two heads reading the same rows: [`mix`](Self::mix) of `att_a` into `out_a`, then of
     /// `att_b` into `out_b`.
@@ -227,17 +227,15 @@ impl<'c> I8Rows<'c> {
 }
 
 impl Rows for F32Rows<'_> {
-    fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
-        let r = t * self.1 + off;
-        dot_lanes(q, &self.0[r..r + q.len()], |k| k)
-    }
-    fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
-        let (r, n) = (t * self.1 + off, out.len());
-        for (o, v) in out.iter_mut().zip(&self.0[r..r + n]) {
-            *o += a * v;
-        }
-    }
-    fn scores(&self, kern: &Kernels, off: usize, q: &[f32], scale: f32, att: &mut [f32]) {
+    fn scores(
+        &self,
+        kern: &Kernels,
+        off: usize,
+        q: &[f32],
+        _qq: &mut [i16],
+        scale: f32,
+        att: &mut [f32],
+    ) {
         kern.scores_f32(self.head(off), q, scale, att);
     }
     fn mix(&self, kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
@@ -245,48 +243,77 @@ impl Rows for F32Rows<'_> {
     }
 }
 
-impl Rows for F16Rows<'_> {
+impl F16Rows<'_> {
+    /// `Σ_i q[i] · row(t)[off + i]` in the order of [`dot_lanes`].
     fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
         let r = t * self.1 + off;
         dot_lanes(q, &self.0[r..r + q.len()], f16::to_f32)
     }
-    fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
-        let (r, n) = (t * self.1 + off, out.len());
-        for (o, v) in out.iter_mut().zip(&self.0[r..r + n]) {
-            *o += a * v.to_f32();
+}
+
+impl Rows for F16Rows<'_> {
+    fn scores(
+        &self,
+        _kern: &Kernels,
+        off: usize,
+        q: &[f32],
+        _qq: &mut [i16],
+        scale: f32,
+        att: &mut [f32],
+    ) {
+        for (t, a) in att.iter_mut().enumerate() {
+            *a = self.dot(t, off, q) / scale;
+        }
+    }
+    fn mix(&self, _kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
+        for (t, a) in att.iter().enumerate() {
+            let (r, n) = (t * self.1 + off, out.len());
+            for (o, v) in out.iter_mut().zip(&self.0[r..r + n]) {
+                *o += a * v.to_f32();
+            }
         }
     }
 }
 
 impl Rows for I8Rows<'_> {
     const PAIRS: bool = true;
-    fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
-        let r = t * self.2 + off;
-        dot_lanes(q, &self.0[r..r + q.len()], f32::from) * self.1[t]
-    }
-    fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
-        let (r, n) = (t * self.2 + off, out.len());
-        let a = a * self.1[t];
-        for (o, v) in out.iter_mut().zip(&self.0[r..r + n]) {
-            *o += a * f32::from(*v);
+    fn mix(&self, _kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
+        for (t, a) in att.iter().enumerate() {
+            let (r, n, a) = (t * self.2 + off, out.len(), a * self.1[t]);
+            for (o, v) in out.iter_mut().zip(&self.0[r..r + n]) {
+                *o += a * f32::from(*v);
+            }
         }
+    }
+    fn scores(
+        &self,
+        _kern: &Kernels,
+        off: usize,
+        q: &[f32],
+        qq: &mut [i16],
+        scale: f32,
+        att: &mut [f32],
+    ) {
+        let hs = q.len();
+        let c = kernels::quantize_act(q, &mut qq[..hs]) / scale;
+        kernels::generic::scores_i8(self.head(off), &qq[..hs], c, att);
     }
     fn scores2(
         &self,
         kern: &Kernels,
         off: usize,
         q: [&[f32]; 2],
+        qq: &mut [i16],
         scale: f32,
         att: [&mut [f32]; 2],
     ) {
-        let [att_a, att_b] = att;
-        if let (Ok(qa), Ok(qb)) = (<&[f32; 8]>::try_from(q[0]), <&[f32; 8]>::try_from(q[1])) {
-            if att_a.len() == att_b.len() {
-                return kern.scores2_i8(self.head(off), [qa, qb], scale, [att_a, att_b]);
-            }
-        }
-        self.scores(kern, off, q[0], scale, att_a);
-        self.scores(kern, off, q[1], scale, att_b);
+        let hs = q[0].len();
+        let (qa, qb) = qq[..2 * hs].split_at_mut(hs);
+        let c = [
+            kernels::quantize_act(q[0], qa) / scale,
+            kernels::quantize_act(&q[1][..hs], qb) / scale,
+        ];
+        kern.scores2_i8(self.head(off), [qa, qb], c, att);
     }
     fn mix2(&self, kern: &Kernels, off: usize, att: [&[f32]; 2], out: [&mut [f32]; 2]) {
         let [out_a, out_b] = out;
@@ -303,26 +330,34 @@ impl Rows for I8Rows<'_> {
 }
 
 impl Rows for PackedRows<'_> {
-    fn dot(&self, t: usize, off: usize, q: &[f32]) -> f32 {
-        let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
-        let fields = q.iter().zip(Fields::new(row, self.bits, off));
-        let s = if q.len() <= 8 {
-            // One product per lane: the plain sum in order is the same number, in fewer steps.
-            fields.fold(0.0f32, |s, (qi, k)| s + qi * k as f32)
-        } else {
-            let mut lanes = [0.0f32; 8];
-            for (i, (qi, k)) in fields.enumerate() {
-                lanes[i % 8] += qi * k as f32;
-            }
-            sum_lanes(lanes)
-        };
-        s * (self.scales[t].to_f32() / self.rotated_by as f32)
+    /// Integer scores: the query quantized with `quantize_act` (scale `s_q`), then
+    /// `att[t] = (Σ_i q_i · k_i) as f32 · ((scale_k / rotated_by) · (s_q / scale))`, the sum
+    /// exact.
+    fn scores(
+        &self,
+        _kern: &Kernels,
+        off: usize,
+        q: &[f32],
+        qq: &mut [i16],
+        scale: f32,
+        att: &mut [f32],
+    ) {
+        let hs = q.len();
+        let c = kernels::quantize_act(q, &mut qq[..hs]) / scale;
+        for (t, a) in att.iter_mut().enumerate() {
+            let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
+            let fields = qq[..hs].iter().zip(Fields::new(row, self.bits, off));
+            let sum: i64 = fields.map(|(q, k)| i64::from(*q) * i64::from(k)).sum();
+            *a = sum as f32 * ((self.scales[t].to_f32() / self.rotated_by as f32) * c);
+        }
     }
-    fn axpy(&self, t: usize, off: usize, a: f32, out: &mut [f32]) {
-        let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
-        let a = a * self.scales[t].to_f32();
-        for (o, v) in out.iter_mut().zip(Fields::new(row, self.bits, off)) {
-            *o += a * v as f32;
+    fn mix(&self, _kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
+        for (t, a) in att.iter().enumerate() {
+            let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
+            let a = a * self.scales[t].to_f32();
+            for (o, v) in out.iter_mut().zip(Fields::new(row, self.bits, off)) {
+                *o += a * v as f32;
+            }
         }
     }
     fn rotated(&self) -> bool {

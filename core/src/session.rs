@@ -90,7 +90,9 @@ const N_BUFFERS: usize = 20;
 
 fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N_BUFFERS]> {
     let widest = c.dim.max(c.hidden_dim);
-    let xq = if c.dtype == DType::I8 { widest } else { 0 };
+    // The int16 activations of the matmuls, and two heads' queries for int8 or packed keys.
+    let queries = if matches!(kv, KvType::I8 | KvType::K10V7) { 2 * c.head_size() } else { 0 };
+    let xq = if c.dtype == DType::I8 { widest.max(queries) } else { queries };
     let rows = c.n_layers.checked_mul(ctx)?;
     let (key_row, value_row, scale) = kv.row_bytes(c.kv_dim())?;
     let scales = if scale == 0 { 0 } else { rows };
@@ -107,7 +109,7 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
         (c.vocab_size, 4),      // logits [vocab]
         (c.vocab_size, 4),      // probs [vocab]
         (c.vocab_size, 4),      // sampler scratch [vocab] u32
-        (xq, 2),                // quantized activation [max(dim, hidden)] i16
+        (xq, 2),                // quantized activation [max(dim, hidden)] / queries i16
         (c.head_size() / 2, 4), // RoPE frequencies [head_size / 2]
         (c.head_size() / 2, 4), // cos at this position
         (c.head_size() / 2, 4), // sin at this position

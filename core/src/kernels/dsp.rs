@@ -17,7 +17,8 @@
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
-use super::generic::I8Matrix;
+use super::generic::{self, I8Matrix};
+use super::HeadRows;
 #[cfg(chispa_vfp)]
 use super::RowArgs;
 use super::RowLoop;
@@ -324,13 +325,19 @@ fn row_loop(group: usize) -> Option<RowLoop> {
     }
 }
 
+/// Always: this file is built only for targets that have the instructions (see
+/// `kernels::backends!`).
+pub(super) fn detected() -> bool {
+    true
+}
+
 /// The DSP extension's int8 matmul, and with a half-precision FPU its paired int8 attention
 /// kernels, into `k` (`build.rs` enables `chispa_dsp` only for cores that have them).
 pub(super) fn plug(k: &mut super::Kernels) {
     k.matvec_i8 = matvec_i8;
+    k.scores2_i8 = scores2_i8;
     #[cfg(chispa_fp16)]
     {
-        k.scores2_i8 = scores2_i8;
         k.mix2_i8 = mix2_i8;
     }
 }
@@ -398,129 +405,127 @@ macro_rules! widen8 {
     };
 }
 
-/// `$a += $qa · s_i` and `$b += $qb · s_i` for i = 0..8 (s0–s7), i in order, with the two
-/// heads' eight factors in s16–s23 and s24–s31. `VMLA` rounds the product before adding (it is
-/// not fused), so each step is the scalar `x + q · k`.
-#[cfg(chispa_fp16)]
-macro_rules! mla16 {
-    ($a:literal, $b:literal) => {
-        concat!(
-            "vmla.f32 ",
-            $a,
-            ", s16, s0\n",
-            "vmla.f32 ",
-            $b,
-            ", s24, s0\n",
-            "vmla.f32 ",
-            $a,
-            ", s17, s1\n",
-            "vmla.f32 ",
-            $b,
-            ", s25, s1\n",
-            "vmla.f32 ",
-            $a,
-            ", s18, s2\n",
-            "vmla.f32 ",
-            $b,
-            ", s26, s2\n",
-            "vmla.f32 ",
-            $a,
-            ", s19, s3\n",
-            "vmla.f32 ",
-            $b,
-            ", s27, s3\n",
-            "vmla.f32 ",
-            $a,
-            ", s20, s4\n",
-            "vmla.f32 ",
-            $b,
-            ", s28, s4\n",
-            "vmla.f32 ",
-            $a,
-            ", s21, s5\n",
-            "vmla.f32 ",
-            $b,
-            ", s29, s5\n",
-            "vmla.f32 ",
-            $a,
-            ", s22, s6\n",
-            "vmla.f32 ",
-            $b,
-            ", s30, s6\n",
-            "vmla.f32 ",
-            $a,
-            ", s23, s7\n",
-            "vmla.f32 ",
-            $b,
-            ", s31, s7\n",
-        )
-    };
+/// The argument block of [`chispa_dsp_scores2_h8`]: the first row's head, the row stride in
+/// bytes, the two heads' int16 queries as `SMLAD` pairs (`[q0, q2]`, `[q1, q3]`, `[q4, q6]`,
+/// `[q5, q7]`, head a then head b), their factors `c`, the row scales, the outputs and the
+/// number of rows (≥ 1).
+#[cfg(chispa_vfp)]
+#[repr(C)]
+struct ScoreArgs {
+    p: *const i8,
+    stride: u32,
+    q: [u32; 8],
+    c: [f32; 2],
+    ks: *const f32,
+    out_a: *mut f32,
+    out_b: *mut f32,
+    n: u32,
 }
 
-/// See `generic::scores2_i8`: each row widened
-/// once, the two heads' queries held in s16–s31.
-#[cfg(chispa_fp16)]
+// Two heads of 8 per row: the row's two words split by `SXTB16` once, four `SMUAD`/`SMLAD`
+// per head (exact: 8 · 32767 · 128 < 2^31), the sums to f32 by `VCVT`, times `ks · c`. Head
+// b's last two query pairs, the factors, the row-scale and output pointers and the count
+// live in s4–s11 (caller-saved) and come into core registers when needed.
+#[cfg(chispa_vfp)]
+core::arch::global_asm!(
+    asm_function!("chispa_dsp_scores2_h8", mode!()),
+    "push {{r4, r5, r6, r7, r8, r9, r10, r11, lr}}",
+    "add r1, r0, #32",
+    "vldm r1, {{s4-s11}}",
+    "add r1, r0, #8",
+    "ldm r1, {{r2, r3, r4, r5, r6, r7}}",
+    "ldr r1, [r0, #4]",
+    "ldr r0, [r0]",
+    "1:",
+    "ldr r9, [r0]",
+    "ldr r8, [r0, #4]",
+    "add r0, r0, r1",
+    "sxtb16 r10, r9",
+    "sxtb16 r9, r9, ror #8",
+    "sxtb16 r11, r8",
+    "sxtb16 r8, r8, ror #8",
+    "smuad r12, r10, r2",
+    "smlad r12, r9, r3, r12",
+    "smlad r12, r11, r4, r12",
+    "smlad r12, r8, r5, r12",
+    "smuad lr, r10, r6",
+    "smlad lr, r9, r7, lr",
+    "vmov r10, r9, s4, s5",
+    "smlad lr, r11, r10, lr",
+    "smlad lr, r8, r9, lr",
+    "vmov s0, s1, r12, lr",
+    "vcvt.f32.s32 s0, s0",
+    "vcvt.f32.s32 s1, s1",
+    "vmov r8, r9, s8, s9",
+    "vldmia r8!, {{s2}}",
+    "vmul.f32 s3, s2, s6",
+    "vmul.f32 s2, s2, s7",
+    "vmul.f32 s0, s0, s3",
+    "vmul.f32 s1, s1, s2",
+    "vstmia r9!, {{s0}}",
+    "vmov r10, r11, s10, s11",
+    "vstmia r10!, {{s1}}",
+    "vmov s8, s9, r8, r9",
+    "subs r11, r11, #1",
+    "vmov s10, s11, r10, r11",
+    "bne 1b",
+    "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}",
+    ".size chispa_dsp_scores2_h8, . - chispa_dsp_scores2_h8",
+);
+
+#[cfg(chispa_vfp)]
+extern "C" {
+    fn chispa_dsp_scores2_h8(a: *const ScoreArgs);
+}
+
+/// See `generic::scores2_i8`; heads of 8 run [`chispa_dsp_scores2_h8`] (hard-float builds),
+/// other heads the scalar code.
 ///
 /// # Safety
-/// `rows` holds `att_a.len()` rows of `row_len` with a head of 8 at `off`, `row_scales` as
-/// many scales, and `att_b` is as long as `att_a` (what `Kernels::scores2_i8` checks).
-#[allow(clippy::too_many_arguments)]
+/// `kv` holds `att[0].len()` rows with a head of `q[0].len()` at `off` and a scale each,
+/// `q[1]` and `att[1]` are as long as `q[0]` and `att[0]` (what `Kernels::scores2_i8`
+/// checks).
 pub(super) unsafe fn scores2_i8(
-    rows: &[i8],
-    row_len: usize,
-    off: usize,
-    row_scales: &[f32],
-    q_a: &[f32; 8],
-    q_b: &[f32; 8],
-    scale: f32,
-    att_a: &mut [f32],
-    att_b: &mut [f32],
+    kv: HeadRows<'_, i8>,
+    q: [&[i16]; 2],
+    c: [f32; 2],
+    att: [&mut [f32]; 2],
 ) {
-    let n = att_a.len().min(att_b.len());
-    if n == 0 {
-        return;
+    #[cfg(chispa_vfp)]
+    if let (Ok(qa), Ok(qb)) = (<&[i16; 8]>::try_from(q[0]), <&[i16; 8]>::try_from(q[1])) {
+        let n = att[0].len();
+        if n == 0 {
+            return;
+        }
+        let [att_a, att_b] = att;
+        let pair =
+            |q: &[i16; 8], i: usize| u32::from(q[i] as u16) | u32::from(q[i + 2] as u16) << 16;
+        let args = ScoreArgs {
+            // SAFETY: `off` is inside the first row (checked by the caller).
+            p: unsafe { kv.rows.as_ptr().add(kv.off) },
+            stride: kv.row_len as u32,
+            q: [
+                pair(qa, 0),
+                pair(qa, 1),
+                pair(qa, 4),
+                pair(qa, 5),
+                pair(qb, 0),
+                pair(qb, 1),
+                pair(qb, 4),
+                pair(qb, 5),
+            ],
+            c,
+            ks: kv.scales.as_ptr(),
+            out_a: att_a.as_mut_ptr(),
+            out_b: att_b.as_mut_ptr(),
+            n: n as u32,
+        };
+        // SAFETY: the caller's conditions: `n` rows from `p` on (8 bytes each, unaligned
+        // loads), `n` scales and `n` outputs per head; the function keeps AAPCS's
+        // callee-saved registers.
+        return unsafe { chispa_dsp_scores2_h8(&args) };
     }
-    // SAFETY: `Kernels::scores2_i8` checked that `rows` holds `n` rows of `row_len` with
-    // `off + 8 <= row_len` and `row_scales` `n` scales; `att_a`/`att_b` take `n` words each.
-    // The FP registers used (s0–s13, s16–s31) are saved and restored, the core registers are
-    // operands.
-    unsafe {
-        asm!(
-            "vpush {{s0-s13}}",
-            "vpush {{s16-s31}}",
-            "vldm {qa}, {{s16-s23}}",
-            "vldm {qb}, {{s24-s31}}",
-            "vmov s12, {t0}",
-            "movs {t0}, #0",
-            "vmov s13, {t0}",
-            "2:",
-            widen8!(),
-            "vmov.f32 s8, s13",
-            "vmov.f32 s9, s13",
-            mla16!("s8", "s9"),
-            "vldmia {ks}!, {{s10}}",
-            "vmul.f32 s8, s8, s10",
-            "vmul.f32 s9, s9, s10",
-            "vdiv.f32 s8, s8, s12",
-            "vdiv.f32 s9, s9, s12",
-            "vstmia {oa}!, {{s8}}",
-            "vstmia {ob}!, {{s9}}",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            "vpop {{s16-s31}}",
-            "vpop {{s0-s13}}",
-            p = inout(reg) rows.as_ptr().add(off) => _,
-            stride = in(reg) row_len,
-            ks = inout(reg) row_scales.as_ptr() => _,
-            qa = in(reg) q_a.as_ptr(),
-            qb = in(reg) q_b.as_ptr(),
-            oa = inout(reg) att_a.as_mut_ptr() => _,
-            ob = inout(reg) att_b.as_mut_ptr() => _,
-            n = inout(reg) n => _,
-            t0 = inout(reg) scale.to_bits() => _,
-            t1 = out(reg) _,
-        );
-    }
+    generic::scores2_i8(kv, q, c, att)
 }
 
 /// See `generic::mix2_i8`: each row widened once,

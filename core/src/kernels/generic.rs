@@ -263,38 +263,49 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// Attention scores of two heads of 8 over int8 rows (`rows` of `row_len`, each with an f32
-/// scale in `row_scales`; the heads read elements `off..off + 8`): for t < `att_a.len()`,
-/// `att_a[t] = ((Σ_i q_a[i] · k_t[i]) · row_scales[t]) / scale`, the sum from 0.0 with i in
-/// order (no fused multiply-add), and likewise `att_b` with `q_b`. `att_b` is as long as
-/// `att_a`, and `rows` holds their rows.
-#[allow(clippy::too_many_arguments)]
-pub fn scores2_i8(
-    rows: &[i8],
-    row_len: usize,
-    off: usize,
-    row_scales: &[f32],
-    q_a: &[f32; 8],
-    q_b: &[f32; 8],
-    scale: f32,
-    att_a: &mut [f32],
-    att_b: &mut [f32],
-) {
-    let (q_a, q_b) = (*q_a, *q_b);
-    let keys = rows.chunks(row_len.max(1));
-    for (((a, b), row), s) in att_a.iter_mut().zip(att_b.iter_mut()).zip(keys).zip(row_scales) {
-        let Some(k) = row.get(off..off + 8) else { break };
-        let mut kf = [0.0f32; 8];
-        for (f, k) in kf.iter_mut().zip(k) {
-            *f = f32::from(*k);
-        }
-        let (mut sa, mut sb) = (0.0f32, 0.0f32);
-        for i in 0..8 {
-            sa += q_a[i] * kf[i];
-            sb += q_b[i] * kf[i];
-        }
-        *a = sa * s / scale;
-        *b = sb * s / scale;
+/// Most elements of a head whose int8 scores [`scores2_i8`] sums in 32 bits: `512 · 32767 ·
+/// 128 < 2^31`. Longer heads sum in 64 bits (the same exact value).
+pub const I32_SCORE_HEAD: usize = 512;
+
+/// Attention scores of two heads over int8 rows, as integer dot products. The queries are
+/// quantized per head with [`quantize_act`] (`q[0]`, `q[1]`, the same length, the head size),
+/// and `c[h]` is that head's quantization scale divided by `sqrt(head_size)`. For t <
+/// `att[0].len()`:
+///
+/// `att[h][t] = (Σ_i q[h][i] · k_t[i]) as f32 · (row_scales[t] · c[h])`
+///
+/// with `k_t` the elements `off..` of row t (`rows` of `row_len`, one f32 scale per row), the
+/// sum exact (any order: integers), rounded to f32 once (nearest even), then two multiplies.
+/// `att[1]` is as long as `att[0]`, and `kv` holds their rows.
+pub fn scores2_i8(kv: super::HeadRows<'_, i8>, q: [&[i16]; 2], c: [f32; 2], att: [&mut [f32]; 2]) {
+    let hs = q[0].len().min(q[1].len());
+    let [att_a, att_b] = att;
+    let keys = kv.rows.chunks(kv.row_len.max(1));
+    for (((a, b), row), s) in att_a.iter_mut().zip(att_b.iter_mut()).zip(keys).zip(kv.scales) {
+        let Some(k) = row.get(kv.off..kv.off + hs) else { break };
+        *a = dot_i16_i8(q[0], k) * (s * c[0]);
+        *b = dot_i16_i8(q[1], k) * (s * c[1]);
+    }
+}
+
+/// One head of [`scores2_i8`]: `att[t] = (Σ_i q[i] · k_t[i]) as f32 · (row_scales[t] · c)`.
+pub fn scores_i8(kv: super::HeadRows<'_, i8>, q: &[i16], c: f32, att: &mut [f32]) {
+    let keys = kv.rows.chunks(kv.row_len.max(1));
+    for ((a, row), s) in att.iter_mut().zip(keys).zip(kv.scales) {
+        let Some(k) = row.get(kv.off..kv.off + q.len()) else { break };
+        *a = dot_i16_i8(q, k) * (s * c);
+    }
+}
+
+/// `Σ q[i] · k[i]` exactly (in 32 bits up to [`I32_SCORE_HEAD`] elements, else 64), rounded
+/// to f32 once.
+#[inline(always)]
+pub fn dot_i16_i8(q: &[i16], k: &[i8]) -> f32 {
+    let products = q.iter().zip(k).map(|(q, k)| i32::from(*q) * i32::from(*k));
+    if q.len().min(k.len()) <= I32_SCORE_HEAD {
+        products.sum::<i32>() as f32
+    } else {
+        products.map(i64::from).sum::<i64>() as f32
     }
 }
 

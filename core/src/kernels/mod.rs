@@ -13,6 +13,9 @@
 //!   Any order, any lane layout, any split across threads gives the same bits.
 //! * `matvec_f32` (the unquantized reference files only): for each row, `acc += w[j] · x[j]`
 //!   for j = 0, 1, 2, … (no fused multiply-add).
+//! * `scores2_i8` (attention over int8 keys): the query quantized like an activation (int16,
+//!   scale `q_s`), `score[t] = (Σ_i q_i · k_t,i) as f32 · (row_scale_t · q_s / sqrt(head))`,
+//!   the sum exact: any order.
 //! * `exp` (softmax, SwiGLU): a fixed sequence of f32 operations, [`generic::exp`], not a libm;
 //!   softmax sums in index order and divides.
 //!
@@ -95,9 +98,10 @@ macro_rules! rows_prologue {
 }
 
 /// The end of a row in an Arm assembly row loop: the exact sum in `$lo:$hi` rounded to f32
-/// once (from i32 with `VCVT` when it fits, else by `__aeabi_l2f`, round to nearest even),
+/// once (from i32 with `VCVT` when it fits, else shifted into i32 with a sticky bit first;
+/// round to nearest even),
 /// times `row_scale · x_scale`, stored; then the next row (label `1`) or the exit. Uses r2,
-/// r3, s0 and s1; keeps every other register (the library call's are saved around it).
+/// r3, s0 and s1; keeps every other register.
 #[allow(unused_macros)]
 macro_rules! row_end {
     ($lo:literal, $hi:literal) => {
@@ -127,66 +131,130 @@ macro_rules! row_end {
             "vpop {{s16, s17, s18, s19}}\n",
             "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}\n",
             "7:\n",
-            "push {{r0, r1, r2, r3, r12, lr}}\n",
-            "mov r0, ",
-            $lo,
-            "\n",
-            "mov r1, ",
+            // The sum does not fit i32: shifted right by k (1..=32, so that it does), the
+            // bits shifted out kept as a sticky bit 0, converted (round to nearest even:
+            // the sticky bit decides ties as the lost bits would), times 2^k (exact).
+            "push {{r0, r1}}\n",
+            "eor r2, ",
             $hi,
-            "\n",
-            "bl __aeabi_l2f\n",
-            "vmov s0, r0\n",
-            "pop {{r0, r1, r2, r3, r12, lr}}\n",
+            ", ",
+            $hi,
+            ", asr #31\n",
+            "clz r2, r2\n",
+            "rsb r2, r2, #33\n",
+            "rsb r3, r2, #32\n",
+            "lsl r0, ",
+            $lo,
+            ", r3\n",
+            "lsr r1, ",
+            $lo,
+            ", r2\n",
+            "lsl r3, ",
+            $hi,
+            ", r3\n",
+            "orr r1, r1, r3\n",
+            "cmp r0, #0\n",
+            "it ne\n",
+            "orrne r1, r1, #1\n",
+            "vmov s0, r1\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "add r2, r2, #127\n",
+            "lsl r2, r2, #23\n",
+            "vmov s1, r2\n",
+            "vmul.f32 s0, s0, s1\n",
+            "pop {{r0, r1}}\n",
             "b 5b\n",
         )
     };
 }
 
-#[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-#[allow(unsafe_code)]
-mod avx2;
-#[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-#[allow(unsafe_code)]
-mod avx512;
-#[cfg(chispa_dsp)]
-#[allow(unsafe_code)]
-mod dsp;
+/// The backends: one line each (after the scalar specification, which is always there), in
+/// order of preference from worst to best: the variant, its number, its `--backend` name, its
+/// file (a private module with `detected()`, `plug(&mut Kernels)` and `unsafe fn` kernels)
+/// and the `cfg` under which the file is built. This one table declares the module, the
+/// [`Backend`] variant, its name, its detection and its place in [`Kernels::for_backend`].
+macro_rules! backends {
+    ($($(#[doc = $doc:literal])* $variant:ident = $n:literal, $name:literal, $module:ident,
+        cfg($($cfg:tt)*);)*) => {
+        $(
+            #[cfg($($cfg)*)]
+            #[allow(unsafe_code)]
+            mod $module;
+        )*
+
+        /// A kernel implementation.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[repr(u8)]
+        pub enum Backend {
+            /// Portable scalar code (`generic.rs`): the specification.
+            Scalar = 0,
+            $($(#[doc = $doc])* $variant = $n,)*
+        }
+
+        /// Every backend, in order of preference from worst to best.
+        pub const ALL_BACKENDS: [Backend; 1 + [$($n),*].len()] =
+            [Backend::Scalar, $(Backend::$variant),*];
+
+        impl Backend {
+            /// The name used by `--backend` and `$CHISPA_BACKEND`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    Self::Scalar => "scalar",
+                    $(Self::$variant => $name,)*
+                }
+            }
+
+            /// Whether this build can run the backend on this CPU.
+            pub fn is_supported(self) -> bool {
+                match self {
+                    Self::Scalar => true,
+                    $(
+                        #[cfg($($cfg)*)]
+                        Self::$variant => $module::detected(),
+                    )*
+                    #[allow(unreachable_patterns)]
+                    _ => false,
+                }
+            }
+
+            /// Replaces in `k` what this backend does better than the scalar code (nothing for
+            /// the scalar backend, or for one this build does not have).
+            #[allow(unused_variables)] // a build with no backend file
+            fn plug(self, k: &mut Kernels) {
+                match self {
+                    $(
+                        #[cfg($($cfg)*)]
+                        Self::$variant => $module::plug(k),
+                    )*
+                    #[allow(unreachable_patterns)]
+                    _ => {}
+                }
+            }
+        }
+    };
+}
+
+backends! {
+    /// x86-64 AVX2.
+    Avx2 = 1, "avx2", avx2, cfg(all(target_arch = "x86_64", any(feature = "std", test)));
+    /// x86-64 AVX-512 (BW, VL, VNNI).
+    Avx512 = 2, "avx512", avx512, cfg(all(target_arch = "x86_64", any(feature = "std", test)));
+    /// AArch64 NEON.
+    Neon = 3, "neon", neon, cfg(target_arch = "aarch64");
+    /// Arm DSP extension (`SXTB16`/`SMLAD`).
+    Dsp = 4, "dsp", dsp, cfg(chispa_dsp);
+    /// Arm Helium (M-profile vector extension).
+    Mve = 5, "mve", mve, cfg(chispa_mve);
+}
+
 pub mod generic;
-#[cfg(chispa_mve)]
-#[allow(unsafe_code)]
-mod mve;
-#[cfg(target_arch = "aarch64")]
-#[allow(unsafe_code)]
-mod neon;
 #[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
 
 pub use generic::{
     dequantize_row_i8, matvec_f32, quantize_act, quantize_row_i8, I8Matrix, MAX_GROUP,
 };
-
-/// A kernel implementation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[repr(u8)]
-pub enum Backend {
-    /// Portable scalar code (`generic.rs`): the specification.
-    Scalar = 0,
-    /// x86-64 AVX2.
-    Avx2 = 1,
-    /// x86-64 AVX-512 (BW, VL, VNNI).
-    Avx512 = 2,
-    /// AArch64 NEON.
-    Neon = 3,
-    /// Arm DSP extension (`SXTB16`/`SMLAD`).
-    Dsp = 4,
-    /// Arm Helium (M-profile vector extension).
-    Mve = 5,
-}
-
-/// Every backend, in order of preference from worst to best.
-pub const ALL_BACKENDS: [Backend; 6] =
-    [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Neon, Backend::Dsp, Backend::Mve];
 
 /// A backend this build or this CPU cannot run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,42 +270,11 @@ impl core::fmt::Display for Unsupported {
 impl core::error::Error for Unsupported {}
 
 impl Backend {
-    /// The name used by `--backend` and `$CHISPA_BACKEND`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Scalar => "scalar",
-            Self::Avx2 => "avx2",
-            Self::Avx512 => "avx512",
-            Self::Neon => "neon",
-            Self::Dsp => "dsp",
-            Self::Mve => "mve",
-        }
-    }
-
     /// The backend called `name` (`generic` is accepted for `scalar`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "generic" => Some(Self::Scalar),
             _ => ALL_BACKENDS.iter().copied().find(|b| b.name() == name),
-        }
-    }
-
-    /// Whether this build can run the backend on this CPU.
-    pub fn is_supported(self) -> bool {
-        match self {
-            Self::Scalar => true,
-            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-            Self::Avx2 => avx2::detected(),
-            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-            Self::Avx512 => avx512::detected(),
-            #[cfg(target_arch = "aarch64")]
-            Self::Neon => true,
-            #[cfg(chispa_dsp)]
-            Self::Dsp => true,
-            #[cfg(chispa_mve)]
-            Self::Mve => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
         }
     }
 
@@ -288,8 +325,7 @@ type ScoresF32Fn = unsafe fn(&[f32], usize, usize, &[f32], f32, &mut [f32]);
 type MixF32Fn = unsafe fn(&[f32], usize, usize, &[f32], &mut [f32]);
 /// An ISA module's paired int8 attention scores (as [`generic::scores2_i8`]). # Safety: the
 /// lengths [`Kernels::scores2_i8`] checks hold and the CPU runs the module's instructions.
-type Scores2I8Fn =
-    unsafe fn(&[i8], usize, usize, &[f32], &[f32; 8], &[f32; 8], f32, &mut [f32], &mut [f32]);
+type Scores2I8Fn = unsafe fn(HeadRows<'_, i8>, [&[i16]; 2], [f32; 2], [&mut [f32]; 2]);
 /// An ISA module's paired int8 attention output (as [`generic::mix2_i8`]). # Safety: as
 /// [`Scores2I8Fn`], for [`Kernels::mix2_i8`].
 type Mix2I8Fn =
@@ -326,8 +362,8 @@ pub struct HeadRows<'a, T> {
 /// one, so two sessions can run different backends; every method checks the lengths its
 /// kernels rely on, so no call through the table can read out of bounds.
 ///
-/// Adding a backend: its file with `plug(&mut Kernels)` and `unsafe fn` kernels, a
-/// [`Backend`] variant (name and detection) and its `plug` line in [`Kernels::for_backend`].
+/// Adding a backend: its file with `detected()`, `plug(&mut Kernels)` and `unsafe fn`
+/// kernels, and its line in the `backends!` table at the top of this module.
 ///
 /// [`Session`]: crate::Session
 #[derive(Clone, Copy)]
@@ -391,19 +427,7 @@ impl Kernels {
         }
         let mut k = Self::generic();
         k.backend = b;
-        match b {
-            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-            Backend::Avx2 => avx2::plug(&mut k),
-            #[cfg(all(target_arch = "x86_64", any(feature = "std", test)))]
-            Backend::Avx512 => avx512::plug(&mut k),
-            #[cfg(target_arch = "aarch64")]
-            Backend::Neon => neon::plug(&mut k),
-            #[cfg(chispa_dsp)]
-            Backend::Dsp => dsp::plug(&mut k),
-            #[cfg(chispa_mve)]
-            Backend::Mve => mve::plug(&mut k),
-            _ => {}
-        }
+        b.plug(&mut k);
         Ok(k)
     }
 
@@ -455,32 +479,32 @@ impl Kernels {
         unsafe { (self.mix_f32)(kv.rows, kv.row_len, kv.off, att, out) }
     }
 
-    /// Two heads of 8 over int8 rows (see [`generic::scores2_i8`]): `att[0]` for `q[0]`,
-    /// `att[1]` for `q[1]`. Arguments the kernels cannot read whole run the scalar code.
+    /// Two heads over int8 rows (see [`generic::scores2_i8`]): `att[0]` for `q[0]`, `att[1]`
+    /// for `q[1]`. Arguments the kernels cannot read whole run the scalar code.
     #[allow(unsafe_code)]
     pub fn scores2_i8(
         &self,
         kv: HeadRows<'_, i8>,
-        q: [&[f32; 8]; 2],
-        scale: f32,
+        q: [&[i16]; 2],
+        c: [f32; 2],
         att: [&mut [f32]; 2],
     ) {
-        let [att_a, att_b] = att;
-        let f = if att_b.len() == att_a.len() && attention_fits(&kv, att_a.len()) {
+        let (n, hs) = (att[0].len(), q[0].len());
+        let f = if att[1].len() == n && q[1].len() == hs && attention_fits(&kv, n, hs) {
             self.scores2_i8
         } else {
             generic::scores2_i8
         };
         // SAFETY: `attention_fits` checked every row the kernels read (else the scalar code,
         // which reads through slices, runs); the CPU runs them (`for_backend`).
-        unsafe { f(kv.rows, kv.row_len, kv.off, kv.scales, q[0], q[1], scale, att_a, att_b) }
+        unsafe { f(kv, q, c, att) }
     }
 
     /// Two heads of 8 over int8 rows (see [`generic::mix2_i8`]), as [`Kernels::scores2_i8`].
     #[allow(unsafe_code)]
     pub fn mix2_i8(&self, kv: HeadRows<'_, i8>, att: [&[f32]; 2], out: [&mut [f32; 8]; 2]) {
         let [out_a, out_b] = out;
-        let f = if att[1].len() == att[0].len() && attention_fits(&kv, att[0].len()) {
+        let f = if att[1].len() == att[0].len() && attention_fits(&kv, att[0].len(), 8) {
             self.mix2_i8
         } else {
             generic::mix2_i8
@@ -505,10 +529,10 @@ impl Kernels {
     }
 }
 
-/// Whether `n` rows of `kv` hold a head of 8 at `off` and a scale each.
-fn attention_fits(kv: &HeadRows<'_, i8>, n: usize) -> bool {
+/// Whether `n` rows of `kv` hold a head of `hs` at `off` and a scale each.
+fn attention_fits(kv: &HeadRows<'_, i8>, n: usize, hs: usize) -> bool {
     n == 0
-        || (kv.off + 8 <= kv.row_len
+        || (kv.off.checked_add(hs).is_some_and(|end| end <= kv.row_len)
             && kv.scales.len() >= n
             && (n - 1).checked_mul(kv.row_len).is_some_and(|r| r + kv.row_len <= kv.rows.len()))
 }

@@ -15,7 +15,7 @@
 use core::arch::asm;
 
 use super::generic::{self, I8Matrix};
-use super::{RowArgs, RowLoop};
+use super::{HeadRows, RowArgs, RowLoop};
 
 /// Exact Σ w[j]·x[j]: eight at a time, the weights widened by the load (`VLDRB.S16`), the
 /// products of the eight halfword lanes added to a general register (`VMLADAVA.S16`, exact).
@@ -124,6 +124,12 @@ extern "C" {
     fn chispa_mve_rows_g16(a: *const RowArgs);
     fn chispa_mve_rows_g32(a: *const RowArgs);
     fn chispa_mve_rows_g64(a: *const RowArgs);
+}
+
+/// Always: this file is built only for targets that have the instructions (see
+/// `kernels::backends!`).
+pub(super) fn detected() -> bool {
+    true
 }
 
 /// Helium's int8 matmul and paired int8 attention kernels into `k` (`build.rs` enables
@@ -469,113 +475,93 @@ pub(super) unsafe fn softmax(x: &mut [f32]) {
     div_run4(x, sum);
 }
 
-/// One element of a head for four positions: the byte `{rb}` + [0, 1, 2, 3] · row (offsets in
-/// q4) gathered, widened, times the two heads' query element (the next pair at `{qp}`), added
-/// to the sums in q1 (head a) and q2 (head b).
-macro_rules! score_step {
-    () => {
-        concat!(
-            "ldrd {qa}, {qb}, [{qp}], #8\n",
-            "vldrb.s32 q0, [{rb}, q4]\n",
-            "adds {rb}, #1\n",
-            "vcvt.f32.s32 q0, q0\n",
-            "vmul.f32 q3, q0, {qa}\n",
-            "vadd.f32 q1, q1, q3\n",
-            "vmul.f32 q3, q0, {qb}\n",
-            "vadd.f32 q2, q2, q3\n",
-        )
-    };
-}
-
-/// See `generic::scores2_i8`: four positions
-/// per step, one in each lane, each lane's sum in the scalar order (from 0.0, elements in
-/// order, not fused); the divisions are scalar `VDIV`s. If a subnormal was flushed (FPSCR's
-/// IDC/UFC), or for the last positions short of four, the scalar kernel does the work.
+/// See `generic::scores2_i8`: heads of 8, four rows per step. Each row's eight bytes widen
+/// to int16 (`VLDRB.S16`), one `VMLADAV.S16` per head gives its exact sum, the four sums of a
+/// head go into one vector, to f32 (`VCVT`), times `ks · c` lane by lane. If a product was
+/// subnormal (FPSCR's IDC/UFC: Helium flushes it), and for the last rows short of four, the
+/// DSP kernel does the work; other heads run the scalar code.
 ///
 /// # Safety
-/// `rows` holds `att_a.len()` rows of `row_len` with a head of 8 at `off`, `row_scales` as
-/// many scales, and `att_b` is as long as `att_a` (what `Kernels::scores2_i8` checks).
-#[allow(clippy::too_many_arguments)]
+/// As `dsp::scores2_i8` (what `Kernels::scores2_i8` checks).
 pub(super) unsafe fn scores2_i8(
-    rows: &[i8],
-    row_len: usize,
-    off: usize,
-    row_scales: &[f32],
-    q_a: &[f32; 8],
-    q_b: &[f32; 8],
-    scale: f32,
-    att_a: &mut [f32],
-    att_b: &mut [f32],
+    kv: HeadRows<'_, i8>,
+    q: [&[i16]; 2],
+    c: [f32; 2],
+    att: [&mut [f32]; 2],
 ) {
-    let n = att_a.len().min(att_b.len());
+    let (Ok(qa), Ok(qb)) = (<&[i16; 8]>::try_from(q[0]), <&[i16; 8]>::try_from(q[1])) else {
+        return generic::scores2_i8(kv, q, c, att);
+    };
+    let [att_a, att_b] = att;
+    let n = att_a.len();
     let blocks = n / 4;
     let done = 4 * blocks;
     if blocks > 0 {
-        // The query pairs, then the gather offsets of four rows, then the scale.
-        let mut q = [0u32; 21];
-        for i in 0..8 {
-            q[2 * i] = q_a[i].to_bits();
-            q[2 * i + 1] = q_b[i].to_bits();
-        }
-        for r in 0..4 {
-            q[16 + r] = (r * row_len) as u32;
-        }
-        q[20] = scale.to_bits();
         let fpscr: u32;
-        // SAFETY: `Kernels::scores2_i8` checked that `rows` holds `n` rows of `row_len`
-        // with `off + 8 <= row_len` and `row_scales` `n` scales: the gathers read the 8 bytes
-        // at `off` of rows 0..4·blocks, `ks` 4·blocks words; `att_a`/`att_b` take 4·blocks
-        // words each; `q` is read in full. Every vector register is declared
-        // clobbered, the core registers are operands.
+        let mut sums = [0i32; 8];
+        // SAFETY: the caller's conditions: `4 · blocks` rows of 8 bytes from `off` on, as
+        // many scales (read 4 words at a time, aligned) and outputs per head; the queries
+        // are read in full. Every vector register used is declared clobbered, the sums'
+        // even registers r0/r2 too.
         unsafe {
             asm!(
-                "vmrs {qa}, fpscr",
-                "bic {qa}, {qa}, #0x9f",
-                "vmsr fpscr, {qa}",
-                "ldr {qb}, [{q}, #80]",
-                "vdup.32 q6, {qb}",
-                "vldrw.u32 q4, [{q}, #64]",
+                "vmrs r0, fpscr",
+                "bic r0, r0, #0x9f",
+                "vmsr fpscr, r0",
+                "vldrh.u16 q4, [{qa}]",
+                "vldrh.u16 q5, [{qb}]",
                 "2:",
-                "mov {rb}, {p}",
-                "mov {qp}, {q}",
-                "vmov.i32 q1, #0",
-                "vmov.i32 q2, #0",
-                score_step!(),
-                score_step!(),
-                score_step!(),
-                score_step!(),
-                score_step!(),
-                score_step!(),
-                score_step!(),
-                score_step!(),
-                "vldrw.u32 q5, [{ks}], #16",
-                "vmul.f32 q1, q1, q5",
-                "vmul.f32 q2, q2, q5",
-                "vdiv.f32 s4, s4, s24",
-                "vdiv.f32 s5, s5, s24",
-                "vdiv.f32 s6, s6, s24",
-                "vdiv.f32 s7, s7, s24",
-                "vdiv.f32 s8, s8, s24",
-                "vdiv.f32 s9, s9, s24",
-                "vdiv.f32 s10, s10, s24",
-                "vdiv.f32 s11, s11, s24",
-                "vstrw.32 q1, [{oa}], #16",
-                "vstrw.32 q2, [{ob}], #16",
-                "add {p}, {stride}",
-                "subs {n}, {n}, #1",
+                "vldrb.s16 q0, [r1]",
+                "add r1, {stride}",
+                "vldrb.s16 q1, [r1]",
+                "add r1, {stride}",
+                "vldrb.s16 q2, [r1]",
+                "add r1, {stride}",
+                "vldrb.s16 q3, [r1]",
+                "add r1, {stride}",
+                "vmladav.s16 r0, q0, q4",
+                "vmladav.s16 r2, q2, q4",
+                "str r0, [{s}]",
+                "str r2, [{s}, #8]",
+                "vmladav.s16 r0, q1, q4",
+                "vmladav.s16 r2, q3, q4",
+                "str r0, [{s}, #4]",
+                "str r2, [{s}, #12]",
+                "vmladav.s16 r0, q0, q5",
+                "vmladav.s16 r2, q2, q5",
+                "str r0, [{s}, #16]",
+                "str r2, [{s}, #24]",
+                "vmladav.s16 r0, q1, q5",
+                "vmladav.s16 r2, q3, q5",
+                "str r0, [{s}, #20]",
+                "str r2, [{s}, #28]",
+                "vldrw.u32 q6, [{s}]",
+                "vldrw.u32 q7, [{s}, #16]",
+                "vcvt.f32.s32 q6, q6",
+                "vcvt.f32.s32 q7, q7",
+                "vldrw.u32 q0, [{ks}], #16",
+                "vmul.f32 q1, q0, {ca}",
+                "vmul.f32 q0, q0, {cb}",
+                "vmul.f32 q6, q6, q1",
+                "vmul.f32 q7, q7, q0",
+                "vstrw.32 q6, [{oa}], #16",
+                "vstrw.32 q7, [{ob}], #16",
+                "subs {n}, #1",
                 "bne 2b",
-                "vmrs {qa}, fpscr",
-                p = inout(reg) rows.as_ptr().add(off) => _,
-                stride = in(reg) 4 * row_len,
-                ks = inout(reg) row_scales.as_ptr() => _,
-                q = in(reg) q.as_ptr(),
+                "vmrs {s}, fpscr",
+                inout("r1") kv.rows.as_ptr().add(kv.off) => _,
+                stride = in(reg) kv.row_len,
+                ks = inout(reg) kv.scales.as_ptr() => _,
+                qa = in(reg) qa.as_ptr(),
+                qb = in(reg) qb.as_ptr(),
+                ca = in(reg) c[0].to_bits(),
+                cb = in(reg) c[1].to_bits(),
                 oa = inout(reg) att_a.as_mut_ptr() => _,
                 ob = inout(reg) att_b.as_mut_ptr() => _,
                 n = inout(reg) blocks => _,
-                rb = out(reg) _,
-                qp = out(reg) _,
-                qa = out(reg) fpscr,
-                qb = out(reg) _,
+                s = inout(reg) sums.as_mut_ptr() => fpscr,
+                out("r0") _,
+                out("r2") _,
                 out("d0") _,
                 out("d1") _,
                 out("d2") _,
@@ -596,29 +582,13 @@ pub(super) unsafe fn scores2_i8(
         }
         if fpscr & 0x88 != 0 {
             // SAFETY: this function's own conditions, which are the DSP kernel's.
-            return unsafe {
-                super::dsp::scores2_i8(
-                    rows, row_len, off, row_scales, q_a, q_b, scale, att_a, att_b,
-                )
-            };
+            return unsafe { super::dsp::scores2_i8(kv, q, c, [att_a, att_b]) };
         }
     }
     if done < n {
-        let rows = &rows[done * row_len..];
+        let kv = HeadRows { rows: &kv.rows[done * kv.row_len..], scales: &kv.scales[done..], ..kv };
         // SAFETY: the rows from `done` on, with their scales: the caller's conditions for them.
-        unsafe {
-            super::dsp::scores2_i8(
-                rows,
-                row_len,
-                off,
-                &row_scales[done..],
-                q_a,
-                q_b,
-                scale,
-                &mut att_a[done..n],
-                &mut att_b[done..n],
-            )
-        };
+        unsafe { super::dsp::scores2_i8(kv, q, c, [&mut att_a[done..], &mut att_b[done..]]) };
     }
 }
 

@@ -33,6 +33,12 @@ fn group_sum(w: &[i8], x: &[i16]) -> i32 {
     s
 }
 
+/// Always: this file is built only for targets that have the instructions (see
+/// `kernels::backends!`).
+pub(super) fn detected() -> bool {
+    true
+}
+
 /// NEON's int8 matmul into `k` (NEON is baseline on AArch64).
 pub(super) fn plug(k: &mut super::Kernels) {
     k.matvec_i8 = matvec_i8;

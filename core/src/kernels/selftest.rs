@@ -110,7 +110,7 @@ fn matvec(b: Backend, r: &mut Report) {
     let mut rs = [0f32; ROWS];
     let mut mults = [0u8; ROWS * GROUPS];
     let mut xq = [0i16; COLS];
-    for (variant, &(rows, cols, group)) in (0..4).flat_map(|v| shapes.iter().map(move |s| (v, s))) {
+    for (variant, &(rows, cols, group)) in (0..5).flat_map(|v| shapes.iter().map(move |s| (v, s))) {
         let groups = cols.div_ceil(group);
         let offset = variant % 4;
         w.0.iter_mut().for_each(|v| *v = rng.i8());
@@ -132,12 +132,28 @@ fn matvec(b: Backend, r: &mut Report) {
                 xs *= 1.0e-34;
                 "matvec, subnormal products"
             }
-            _ => {
+            3 => {
                 for (i, s) in SPECIAL_WS.iter().enumerate() {
                     rs[i % rows] = *s;
                 }
                 xs = f32::NAN;
                 "matvec, special scales"
+            }
+            _ => {
+                // Rows whose exact sums pass i32 (most), or not (one weight left), of both
+                // signs, with low bits that matter for the rounding to f32.
+                for r in 0..rows {
+                    let sign = if r % 2 == 0 { 1 } else { -1 };
+                    let keep = if r % 3 == 1 { 1 } else { cols };
+                    for (j, v) in
+                        w.0[offset + r * cols..offset + (r + 1) * cols].iter_mut().enumerate()
+                    {
+                        *v = if j < keep { sign * (120 + (rng.next() % 8) as i8) } else { 0 };
+                    }
+                }
+                xq.iter_mut().for_each(|v| *v = i16::MAX - (rng.next() % 16) as i16);
+                mults.iter_mut().for_each(|v| *v = 255 - (rng.next() % 4) as u8);
+                "matvec, sums past i32"
             }
         };
         let m = I8Matrix {
@@ -156,52 +172,74 @@ fn matvec(b: Backend, r: &mut Report) {
 
 const POS: usize = 70;
 
+/// Head sizes and row layouts (elements per row, the head's offset) the attention kernels are
+/// fed: heads of 8 (the SIMD kernels') at every kind of offset and stride, and the other head
+/// sizes models have, which the table sends to the scalar code.
+const ATTENTION_SHAPES: [(usize, usize, usize); 9] = [
+    (8, 32, 0),
+    (8, 32, 24),
+    (8, 8, 0),
+    (8, 13, 5),
+    (12, 40, 4),
+    (16, 40, 8),
+    (32, 40, 0),
+    (48, 56, 8),
+    (64, 64, 0),
+];
+
 fn attention(b: Backend, r: &mut Report) {
     let mut rng = Rng(0xa77e_5e1f);
     let mut rows = [0i8; POS * 40];
     let mut scales = [0f32; POS];
-    let (mut q_a, mut q_b) = ([0f32; 8], [0f32; 8]);
+    let (mut q_a, mut q_b) = ([0i16; 64], [0i16; 64]);
     let (mut w_a, mut w_b) = ([0f32; POS], [0f32; POS]);
     for variant in 0..3 {
-        for &(row_len, off) in &[(32usize, 0usize), (32, 24), (8, 0), (13, 5)] {
+        for &(hs, row_len, off) in &ATTENTION_SHAPES {
             rows.iter_mut().for_each(|v| *v = rng.i8());
             scales.iter_mut().for_each(|v| *v = rng.f32() * 0.05);
-            q_a.iter_mut().chain(q_b.iter_mut()).for_each(|v| *v = rng.f32() * 4.0);
+            q_a.iter_mut().chain(q_b.iter_mut()).for_each(|v| *v = rng.i16());
             w_a.iter_mut().chain(w_b.iter_mut()).for_each(|v| *v = rng.f32().abs());
+            let mut c = [rng.f32().abs() * 1e-3, rng.f32().abs() * 1e-3];
             let what = match variant {
-                0 => "attention",
+                0 => ("attention scores", "attention output"),
                 1 => {
-                    // Subnormal queries and weights: Helium flushes them.
-                    q_a[3] = 1.0e-39;
-                    w_b[5] = 2.0e-39;
-                    "attention, subnormal inputs"
+                    // Extreme queries and rows: the sums' widest values.
+                    q_a[..hs].fill(i16::MIN);
+                    q_b[..hs].fill(i16::MAX);
+                    rows[..row_len].fill(i8::MIN);
+                    ("attention scores, extreme inputs", "attention output, extreme inputs")
                 }
                 _ => {
-                    // Products that are subnormal.
+                    // Products that are subnormal (Helium flushes them) or zero.
                     scales[2] = 1.0e-37;
+                    c[1] = 1.0e-30;
+                    w_b[5] = 2.0e-39;
                     w_a[9] = 1.0e-30;
-                    "attention, subnormal products"
+                    q_a[..hs].fill(0);
+                    ("attention scores, subnormal products", "attention output, subnormal products")
                 }
             };
-            for n in [1, 3, 4, 5, 8, 13, POS] {
+            let most = (rows.len() / row_len).min(POS);
+            for n in [1, 3, 4, 5, 8, 13, most] {
                 let rows = &rows[..n * row_len];
-                let scale = libm::sqrtf(8.0);
+                let kv = HeadRows { rows, row_len, off, scales: &scales };
+                let q = [&q_a[..hs], &q_b[..hs]];
                 let (mut want_a, mut want_b) = ([0f32; POS], [0f32; POS]);
                 let (mut got_a, mut got_b) = ([f32::NAN; POS], [f32::NAN; POS]);
-                let (wa, wb) = (&mut want_a[..n], &mut want_b[..n]);
-                generic::scores2_i8(rows, row_len, off, &scales, &q_a, &q_b, scale, wa, wb);
-                let (ga, gb) = (&mut got_a[..n], &mut got_b[..n]);
-                let kv = HeadRows { rows, row_len, off, scales: &scales };
-                b.kernels().scores2_i8(kv, [&q_a, &q_b], scale, [ga, gb]);
-                r.check(what, &got_a[..n], &want_a[..n]);
-                r.check(what, &got_b[..n], &want_b[..n]);
+                generic::scores2_i8(kv, q, c, [&mut want_a[..n], &mut want_b[..n]]);
+                b.kernels().scores2_i8(kv, q, c, [&mut got_a[..n], &mut got_b[..n]]);
+                r.check(what.0, &got_a[..n], &want_a[..n]);
+                r.check(what.0, &got_b[..n], &want_b[..n]);
+                if hs != 8 {
+                    continue;
+                }
                 let (mut want_a, mut want_b) = ([0.5f32; 8], [-0.25f32; 8]);
                 let (mut got_a, mut got_b) = ([0.5f32; 8], [-0.25f32; 8]);
                 let (wa, wb) = (&w_a[..n], &w_b[..n]);
                 generic::mix2_i8(rows, row_len, off, &scales, wa, wb, &mut want_a, &mut want_b);
                 b.kernels().mix2_i8(kv, [wa, wb], [&mut got_a, &mut got_b]);
-                r.check(what, &got_a, &want_a);
-                r.check(what, &got_b, &want_b);
+                r.check(what.1, &got_a, &want_a);
+                r.check(what.1, &got_b, &want_b);
             }
         }
     }

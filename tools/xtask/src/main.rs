@@ -224,7 +224,13 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         .args(["build", "--release", "--no-default-features", "--features", &features])
         .args(["--target", f.board.target()])
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", format!("-C target-cpu={}", f.board.cpu()))
+        // No compiler vectorisation: Helium's vector floating point flushes subnormal numbers
+        // to zero, so the scalar specification must stay scalar (the kernels that use vectors
+        // are written to notice a flush and redo the work).
+        .env(
+            "RUSTFLAGS",
+            format!("-C target-cpu={} -C no-vectorize-loops -C no-vectorize-slp", f.board.cpu()),
+        )
         .env("CHISPA_MODEL", &model)
         .env("CHISPA_PROMPT", &f.prompt)
         .env("CHISPA_STEPS", f.steps.to_string())
