@@ -30,7 +30,7 @@ pub const MAGIC: [u8; 4] = *b"CHSP";
 /// Readers refuse a file of another major version.
 pub const VERSION_MAJOR: u16 = 2;
 /// Minor versions add meaning to reserved (zero) fields only.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Size of the fixed header.
 pub const HEADER_BYTES: usize = 192;
 /// Byte offset of the `checksum` field inside the header.
@@ -239,6 +239,9 @@ header! {
     n_stop_ids: u32,
     /// Ids that end generation (llama2.c stops on BOS).
     stop_ids: [u32; MAX_STOP_IDS],
+    /// Width of one attention head, or 0 for `dim / n_heads` (minor version 1; only the
+    /// architectures whose `Spec::free_head_dim` is set).
+    head_dim: u32,
 }
 
 const _: () = assert!(Header::USED_BYTES <= HEADER_BYTES);
@@ -587,6 +590,7 @@ mod tests {
             n_layers: 2,
             n_heads: 4,
             n_kv_heads: 2,
+            head_dim: 0,
             vocab_size: 10,
             max_seq_len: 16,
             rope_theta: 10000.0,

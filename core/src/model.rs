@@ -164,6 +164,11 @@ impl<'a> Model<'a> {
             n_layers: dim("n_layers", h.n_layers, MAX_LAYERS)?,
             n_heads: dim("n_heads", h.n_heads, h.dim)?,
             n_kv_heads: dim("n_kv_heads", h.n_kv_heads, h.n_heads)?,
+            head_dim: match h.head_dim {
+                0 => 0,
+                d if arch.spec().free_head_dim => dim("head_dim", d, MAX_DIM)?,
+                d => return Err(FormatError::BadDimension { field: "head_dim", value: d }),
+            },
             vocab_size: dim("vocab_size", h.vocab_size, MAX_VOCAB)?,
             max_seq_len: dim("max_seq_len", h.max_seq_len, MAX_SEQ)?,
             rope_theta: h.rope_theta,
@@ -174,7 +179,7 @@ impl<'a> Model<'a> {
         if h.flags & !FLAG_SHARED_CLASSIFIER != 0 {
             return Err(FormatError::UnknownCode { field: "flags", value: h.flags });
         }
-        if c.dim % c.n_heads != 0 || c.head_size() % 2 != 0 {
+        if (c.head_dim == 0 && c.dim % c.n_heads != 0) || c.head_size() % 2 != 0 {
             return Err(FormatError::BadDimension { field: "n_heads", value: h.n_heads });
         }
         if c.n_heads % c.n_kv_heads != 0 {

@@ -71,7 +71,7 @@ def qwen2():
 def qwen3():
     rope = {"rope_type": "default", "rope_theta": 1000000.0}
     return transformers.Qwen3Config(
-        **common(rope_parameters=rope, head_dim=8, attention_bias=False, use_sliding_window=False)
+        **common(rope_parameters=rope, head_dim=16, attention_bias=False, use_sliding_window=False)
     )
 
 

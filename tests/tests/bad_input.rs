@@ -61,12 +61,21 @@ fn wrong_version_is_named() {
     let mut file = good();
     file[4] = 3; // version_major
     reseal(&mut file);
-    assert_eq!(parse(&file), Err(FormatError::UnsupportedVersion { major: 3, minor: 0 }));
+    assert_eq!(
+        parse(&file),
+        Err(FormatError::UnsupportedVersion {
+            major: 3,
+            minor: chispa_core::format::VERSION_MINOR
+        })
+    );
     // A version 1 file (the int8 scales laid out differently) is told to convert again.
     file[4] = 1;
     reseal(&mut file);
     let e = parse(&file).expect_err("version 1 is refused");
-    assert_eq!(e, FormatError::UnsupportedVersion { major: 1, minor: 0 });
+    assert_eq!(
+        e,
+        FormatError::UnsupportedVersion { major: 1, minor: chispa_core::format::VERSION_MINOR }
+    );
     assert!(e.to_string().contains("convert the model again with chispa-convert"), "{e}");
 }
 
@@ -262,4 +271,13 @@ fn tensor_data_outside_the_tensor_section_is_refused() {
         }
         other => panic!("data in the tokenizer accepted or misreported: {other:?}"),
     }
+}
+
+#[test]
+fn a_head_width_on_an_architecture_without_one_is_refused() {
+    let mut file = good();
+    let at = chispa_core::format::Header::USED_BYTES - 4; // head_dim, the last field
+    file[at..at + 4].copy_from_slice(&16u32.to_le_bytes());
+    reseal(&mut file);
+    assert_eq!(parse(&file), Err(FormatError::BadDimension { field: "head_dim", value: 16 }));
 }

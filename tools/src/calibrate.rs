@@ -420,6 +420,7 @@ mod tests {
             n_layers: 2,
             n_heads: 2,
             n_kv_heads: 1,
+            head_dim: 0,
             vocab_size: 300,
             max_seq_len: 24,
             rope_theta: 10000.0,

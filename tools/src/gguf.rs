@@ -490,6 +490,7 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
         n_layers: g.int("llama.block_count")?,
         n_heads,
         n_kv_heads,
+        head_dim: 0,
         vocab_size,
         max_seq_len: g.int("llama.context_length")?,
         rope_theta: g.checked_float(

@@ -343,13 +343,20 @@ fn read_llama(dir: &Path, config: &Value, spec: &Spec) -> Result<Converted> {
         dim % n_heads == 0,
         "config.json: hidden_size {dim} is not a multiple of num_attention_heads {n_heads}"
     );
-    let head_size = dim / n_heads;
+    // `head_dim` may differ from hidden_size / num_attention_heads where the architecture
+    // allows it (Qwen3's real sizes do); 0 in the file means the quotient.
+    let mut head_size = dim / n_heads;
+    let mut head_dim = 0;
     if key(config, "head_dim").is_some() {
         let hd = usize_key(config, "head_dim")?;
         ensure!(
-            hd == head_size,
-            "config.json: head_dim {hd} differs from hidden_size / num_attention_heads = {head_size} (not supported)"
+            hd == head_size || spec.free_head_dim,
+            "config.json: head_dim {hd} differs from hidden_size / num_attention_heads = {head_size} (not supported for {})",
+            spec.hf_architecture
         );
+        if hd != head_size {
+            (head_size, head_dim) = (hd, hd);
+        }
     }
     ensure!(head_size % 2 == 0, "config.json: head size {head_size} is odd");
     ensure!(
@@ -368,6 +375,7 @@ fn read_llama(dir: &Path, config: &Value, spec: &Spec) -> Result<Converted> {
         n_layers: usize_key(config, "num_hidden_layers")?,
         n_heads,
         n_kv_heads,
+        head_dim,
         vocab_size: usize_key(config, "vocab_size")?,
         max_seq_len: usize_key(config, "max_position_embeddings")?,
         rope_theta: theta,
@@ -382,7 +390,7 @@ fn read_llama(dir: &Path, config: &Value, spec: &Spec) -> Result<Converted> {
     let dtype_key = key(config, "torch_dtype").or_else(|| key(config, "dtype"));
     let recognised = vec![
         format!(
-            "{}: dim {dim}, hidden {}, layers {}, heads {n_heads} (kv {n_kv_heads}, kv_dim {kv_dim}), vocab {}, context {}",
+            "{}: dim {dim}, hidden {}, layers {}, heads {n_heads} (kv {n_kv_heads}, head_size {head_size}, kv_dim {kv_dim}), vocab {}, context {}",
             spec.hf_architecture, p.hidden_dim, p.n_layers, p.vocab_size, p.max_seq_len
         ),
         format!(
@@ -447,6 +455,7 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
         n_layers: usize_key(config, "n_layer")?,
         n_heads,
         n_kv_heads: n_heads,
+        head_dim: 0,
         vocab_size: usize_key(config, "vocab_size")?,
         max_seq_len: usize_key(config, "n_positions")?,
         rope_theta: 0.0,
@@ -545,6 +554,7 @@ fn read_gpt_neo(dir: &Path, config: &Value) -> Result<Converted> {
         n_layers,
         n_heads,
         n_kv_heads: n_heads,
+        head_dim: 0,
         vocab_size: usize_key(config, "vocab_size")?,
         max_seq_len: context,
         rope_theta: 0.0,

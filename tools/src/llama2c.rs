@@ -55,6 +55,7 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
         n_layers: positive("n_layers", n_layers, MAX_LAYERS)?,
         n_heads: positive("n_heads", n_heads, MAX_DIM)?,
         n_kv_heads: positive("n_kv_heads", n_kv_heads, MAX_DIM)?,
+        head_dim: 0,
         vocab_size: positive("vocab_size", vocab.saturating_abs(), MAX_VOCAB)?,
         max_seq_len: positive("seq_len", seq_len, MAX_SEQ)?,
         rope_theta: 10000.0,

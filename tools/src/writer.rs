@@ -154,6 +154,12 @@ fn check(model: &SourceModel) -> Result<()> {
         "the RoPE base {:e} is not a finite number above 1",
         p.rope_theta
     );
+    ensure!(
+        p.head_dim == 0 || p.arch.spec().free_head_dim,
+        "a head width of {} (not dim / n_heads) is not supported for {}",
+        p.head_dim,
+        p.arch.name()
+    );
     let v = &model.vocab;
     if let Some(i) = v.scores.iter().position(|s| !s.is_finite()) {
         bail!("tokenizer: the score of token {i} is {} (not finite)", v.scores[i]);
@@ -356,6 +362,7 @@ pub fn build_with_groups(
         sorted_offset,
         n_stop_ids: v.stop_ids.len() as u32,
         stop_ids,
+        head_dim: p.head_dim as u32,
     };
     out[..HEADER_BYTES].copy_from_slice(&header.write());
     let crc = file_checksum(&out);

@@ -16,6 +16,7 @@ fn source() -> SourceModel {
         n_layers: 1,
         n_heads: 2,
         n_kv_heads: 2,
+        head_dim: 0,
         vocab_size: 300,
         max_seq_len: 16,
         rope_theta: 10000.0,

@@ -110,6 +110,7 @@ pub(super) const SPEC: Spec = Spec {
     hf_optional_prefix: "transformer.",
     hf_ignored: &[".attn.bias", ".attn.masked_bias"],
     rope: false,
+    free_head_dim: false,
 };
 
 /// `o = (x − mean) / sqrt(var + eps) ⊙ w + b`; mean, then variance, summed in order.

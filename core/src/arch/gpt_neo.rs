@@ -107,6 +107,7 @@ pub(super) const SPEC: Spec = Spec {
     hf_optional_prefix: "",
     hf_ignored: &[".attn.attention.bias", ".attn.attention.masked_bias"],
     rope: false,
+    free_head_dim: false,
 };
 
 /// Runs `token` at `pos` (both checked by the caller) and leaves the logits in `b.logits`.

@@ -128,6 +128,8 @@ pub struct Spec {
     pub hf_ignored: &'static [&'static str],
     /// Whether positions are RoPE rotations (the header's `rope_theta` is used).
     pub rope: bool,
+    /// Whether the head width may differ from `dim / n_heads` (the header's `head_dim`).
+    pub free_head_dim: bool,
 }
 
 impl Spec {
@@ -153,6 +155,8 @@ pub struct Params {
     pub n_heads: usize,
     /// Key/value heads.
     pub n_kv_heads: usize,
+    /// Width of one head, or 0 for `dim / n_heads` (Qwen3's `head_dim` may differ).
+    pub head_dim: usize,
     /// Vocabulary size.
     pub vocab_size: usize,
     /// Longest context the model supports.
@@ -168,7 +172,16 @@ pub struct Params {
 impl Params {
     /// Width of one head.
     pub fn head_size(&self) -> usize {
-        self.dim / self.n_heads.max(1)
+        if self.head_dim == 0 {
+            self.dim / self.n_heads.max(1)
+        } else {
+            self.head_dim
+        }
+    }
+
+    /// Width of the queries and of the attention output (`dim` unless `head_dim` is set).
+    pub fn q_dim(&self) -> usize {
+        self.head_size() * self.n_heads
     }
 
     /// Width of keys and values.
@@ -182,6 +195,7 @@ impl Params {
             Dim::One => 1,
             Dim::Model => self.dim,
             Dim::Kv => self.kv_dim(),
+            Dim::Q => self.q_dim(),
             Dim::Head => self.head_size(),
             Dim::Hidden => self.hidden_dim,
             Dim::Vocab => self.vocab_size,
@@ -325,28 +339,41 @@ pub(crate) fn classify(b: &mut Buffers<'_>, cls: &Matrix<'_>) {
 /// `[hidden]`.
 pub(crate) fn swiglu(b: &mut Buffers<'_>, w1: &Matrix<'_>, w3: &Matrix<'_>, w2: &Matrix<'_>) {
     let kern = b.kern;
-    let act = prepare(b.xb, w1, b.xq);
+    let act = prepare(model_width(b.xb, w1.cols), w1, b.xq);
     matvec(&kern, b.hb, w1, &act);
     matvec(&kern, b.hb2, w3, &act);
     kern.swiglu(b.hb, b.hb2);
     let act = prepare(b.hb, w2, b.xq);
-    matvec(&kern, b.xb, w2, &act);
+    matvec(&kern, model_width_mut(b.xb, w2.rows), w2, &act);
 }
 
-/// `b.q [dim], b.k [kv_dim], b.v [kv_dim]` from `b.xb [dim]`, quantized once for the three.
+/// `b.q [q_dim], b.k [kv_dim], b.v [kv_dim]` from `b.xb [dim]`, quantized once for the
+/// three.
 pub(crate) fn qkv(b: &mut Buffers<'_>, wq: &Matrix<'_>, wk: &Matrix<'_>, wv: &Matrix<'_>) {
     let kern = b.kern;
-    let act = prepare(b.xb, wq, b.xq);
+    let act = prepare(model_width(b.xb, wq.cols), wq, b.xq);
     matvec(&kern, b.q, wq, &act);
     matvec(&kern, b.k, wk, &act);
     matvec(&kern, b.v, wv, &act);
 }
 
-/// `b.xb2 [dim] = wo · b.xb` (the attention output projection).
+/// `b.xb2 [dim] = wo · b.xb [q_dim]` (the attention output projection).
 pub(crate) fn attn_out(b: &mut Buffers<'_>, wo: &Matrix<'_>) {
     let kern = b.kern;
-    let act = prepare(b.xb, wo, b.xq);
+    let act = prepare(model_width(b.xb, wo.cols), wo, b.xq);
     matvec(&kern, b.xb2, wo, &act);
+}
+
+/// The first `n` elements of `xb` `[max(dim, q_dim)]` (the whole of it unless the head
+/// width makes the queries wider than the model).
+pub(crate) fn model_width(xb: &[f32], n: usize) -> &[f32] {
+    xb.get(..n).unwrap_or(xb)
+}
+
+/// [`model_width`], mutable.
+pub(crate) fn model_width_mut(xb: &mut [f32], n: usize) -> &mut [f32] {
+    let len = xb.len().min(n);
+    &mut xb[..len]
 }
 
 /// Runs `token` at `pos` (both checked by the caller) and leaves the logits in `b.logits`.

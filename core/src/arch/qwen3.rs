@@ -3,8 +3,8 @@
 
 use super::llama::{hf_layer, HF_GLOBALS};
 use super::{
-    attn_out, classifier, classify, heads, layer_base, qkv, rope_angles, swiglu, weights, HfMap,
-    HfTensor, Matrix, Spec, Vector,
+    attn_out, classifier, classify, heads, layer_base, model_width_mut, qkv, rope_angles, swiglu,
+    weights, HfMap, HfTensor, Matrix, Spec, Vector,
 };
 use crate::attention::attend_layer;
 use crate::format::TensorKind as K;
@@ -77,6 +77,7 @@ pub(super) const SPEC: Spec = Spec {
     hf_optional_prefix: "",
     hf_ignored: &["rotary_emb.inv_freq"],
     rope: true,
+    free_head_dim: true,
 };
 
 /// RMSNorm of every `head_size` slice of `v` with the weight `w [head_size]`, in place
@@ -124,7 +125,8 @@ pub(super) fn forward<O: Observer>(
         add(b.x, b.xb);
     }
 
-    b.xb.copy_from_slice(b.x);
-    rmsnorm(b.x, b.xb, g.final_norm, c.norm_eps);
+    let xb = model_width_mut(b.xb, c.dim);
+    xb.copy_from_slice(b.x);
+    rmsnorm(b.x, xb, g.final_norm, c.norm_eps);
     classify(b, &classifier(model, g.tok_embed)); // logits [vocab]
 }

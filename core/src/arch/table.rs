@@ -31,6 +31,8 @@ pub enum Dim {
     Kv,
     /// Width of one head.
     Head,
+    /// Width of the queries (`n_heads · head_size`).
+    Q,
     /// Feed-forward width.
     Hidden,
     /// Vocabulary size.
@@ -90,7 +92,7 @@ const fn row(
     TensorInfo { kind, name, gguf, role, rows: shape.0, cols: shape.1, input, per_layer }
 }
 
-use Dim::{Head, Hidden, Kv, Model, One, Seq, Vocab};
+use Dim::{Head, Hidden, Kv, Model, One, Seq, Vocab, Q};
 use Role::{Bias, Embedding, Matrix, Norm};
 use TensorKind as K;
 
@@ -109,10 +111,10 @@ pub const TENSORS: [TensorInfo; 24] = [
     ),
     row(K::FinalNormBias, "norm_bias", "output_norm.bias", Bias, (One, Model), Input::None),
     row(K::AttnNorm, "attention_norm", "blk.{l}.attn_norm.weight", Norm, (One, Model), Input::None),
-    row(K::Wq, "wq", "blk.{l}.attn_q.weight", Matrix, (Model, Model), Input::AttnIn),
+    row(K::Wq, "wq", "blk.{l}.attn_q.weight", Matrix, (Q, Model), Input::AttnIn),
     row(K::Wk, "wk", "blk.{l}.attn_k.weight", Matrix, (Kv, Model), Input::AttnIn),
     row(K::Wv, "wv", "blk.{l}.attn_v.weight", Matrix, (Kv, Model), Input::AttnIn),
-    row(K::Wo, "wo", "blk.{l}.attn_output.weight", Matrix, (Model, Model), Input::AttnOut),
+    row(K::Wo, "wo", "blk.{l}.attn_output.weight", Matrix, (Model, Q), Input::AttnOut),
     row(K::FfnNorm, "ffn_norm", "blk.{l}.ffn_norm.weight", Norm, (One, Model), Input::None),
     row(K::W1, "w1", "blk.{l}.ffn_gate.weight", Matrix, (Hidden, Model), Input::FfnIn),
     row(K::W2, "w2", "blk.{l}.ffn_down.weight", Matrix, (Model, Hidden), Input::FfnOut),
@@ -125,7 +127,7 @@ pub const TENSORS: [TensorInfo; 24] = [
         (One, Model),
         Input::None,
     ),
-    row(K::Bq, "bq", "blk.{l}.attn_q.bias", Bias, (One, Model), Input::None),
+    row(K::Bq, "bq", "blk.{l}.attn_q.bias", Bias, (One, Q), Input::None),
     row(K::Bk, "bk", "blk.{l}.attn_k.bias", Bias, (One, Kv), Input::None),
     row(K::Bv, "bv", "blk.{l}.attn_v.bias", Bias, (One, Kv), Input::None),
     row(K::Bo, "bo", "blk.{l}.attn_output.bias", Bias, (One, Model), Input::None),
