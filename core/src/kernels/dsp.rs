@@ -265,7 +265,7 @@ macro_rules! rows_fn {
             "ldrb r6, [r12], #1",
             "smlal r8, r9, r7, r6",
             "4:",
-            row_end!("r8", "r9"),
+            row_end!("r8", "r9", row_store_fp!()),
             concat!(".size ", $name, ", . - ", $name),
         );
     };
@@ -336,6 +336,11 @@ pub(super) fn detected() -> bool {
 pub(super) fn plug(k: &mut super::Kernels) {
     k.matvec_i8 = matvec_i8;
     k.scores2_i8 = scores2_i8;
+    #[cfg(chispa_vfp)]
+    {
+        k.softmax = softmax;
+        k.swiglu = swiglu;
+    }
     #[cfg(chispa_fp16)]
     {
         k.mix2_i8 = mix2_i8;
@@ -599,5 +604,223 @@ pub(super) unsafe fn mix2_i8(
             t0 = out(reg) _,
             t1 = out(reg) _,
         );
+    }
+}
+
+/// `s4 = exp(s0)` (`generic::exp`'s operations in its order) for `t = s0 · log2(e)` from
+/// `EXP_T_MIN` on, with the constants of [`EXP_K`] in s16–s25; else (and for NaN) a jump to
+/// label `3` — `$upper` adds the check of `EXP_T_MAX` (in s28) where `t` can reach it. Uses
+/// s1–s4, `{t0}` and `{t1}`.
+#[cfg(chispa_vfp)]
+macro_rules! vfp_exp {
+    ($upper:literal) => {
+        concat!(
+            "vmul.f32 s1, s0, s16\n",
+            "vcmp.f32 s1, s17\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "blt 3f\n",
+            $upper,
+            "vadd.f32 s2, s1, s18\n",
+            "vsub.f32 s3, s2, s18\n",
+            "vsub.f32 s3, s1, s3\n",
+            "vmov {t0}, s2\n",
+            "vmul.f32 s4, s3, s19\n",
+            "vadd.f32 s4, s4, s20\n",
+            "vmul.f32 s4, s4, s3\n",
+            "vadd.f32 s4, s4, s21\n",
+            "vmul.f32 s4, s4, s3\n",
+            "vadd.f32 s4, s4, s22\n",
+            "vmul.f32 s4, s4, s3\n",
+            "vadd.f32 s4, s4, s23\n",
+            "vmul.f32 s4, s4, s3\n",
+            "vadd.f32 s4, s4, s24\n",
+            "vmul.f32 s4, s4, s3\n",
+            "vadd.f32 s4, s4, s25\n",
+            "vmov {t1}, s4\n",
+            "add {t1}, {t1}, {t0}, lsl #23\n",
+            "vmov s4, {t1}\n",
+        )
+    };
+}
+
+/// The constants of [`exp_run`], in the order it loads them into s16–s25: `t = x · log2(e)`,
+/// the lowest `t` it takes, the rounding constant, the polynomial's `c6` down to `c1`, and 1.
+#[cfg(chispa_vfp)]
+const EXP_K: [f32; 10] = [
+    generic::EXP_LOG2E,
+    generic::EXP_T_MIN,
+    generic::EXP_MAGIC,
+    generic::EXP_C[5],
+    generic::EXP_C[4],
+    generic::EXP_C[3],
+    generic::EXP_C[2],
+    generic::EXP_C[1],
+    generic::EXP_C[0],
+    1.0,
+];
+
+/// `x[i] = exp(x[i] - max)` (`generic::exp`: the same f32 operations in the same order, the
+/// constants held in registers) and `sum += x[i]`, i in order, while `t = (x[i] - max) ·
+/// log2(e)` is at least `EXP_T_MIN`. That covers every value but NaNs and those whose
+/// exponential is 0 (`x[i] - max` is never positive: `max` is the maximum), which stop the
+/// run: returns the values done and the sum.
+#[cfg(chispa_vfp)]
+fn exp_run(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
+    if x.is_empty() {
+        return (0, sum);
+    }
+    let start = x.as_mut_ptr();
+    let (end, sum_bits): (*mut f32, u32);
+    // SAFETY: reads and writes `x` through `p`, one word per value done, at most `x.len()`;
+    // reads `EXP_K` (10 words); the FP registers it writes are declared clobbered, the core
+    // registers are operands.
+    unsafe {
+        asm!(
+            "vldm {k}, {{s16-s25}}",
+            "vmov s26, {mx}",
+            "vmov s27, {sum}",
+            "2:",
+            "vldr s0, [{p}]",
+            "vsub.f32 s0, s0, s26",
+            vfp_exp!(""),
+            "vadd.f32 s27, s27, s4",
+            "vstmia {p}!, {{s4}}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            "vmov {sum}, s27",
+            k = in(reg) EXP_K.as_ptr(),
+            mx = in(reg) max.to_bits(),
+            sum = inout(reg) sum.to_bits() => sum_bits,
+            p = inout(reg) start => end,
+            n = inout(reg) x.len() => _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the values done, inside `x` or one past its end.
+    (unsafe { end.offset_from(start) as usize }, f32::from_bits(sum_bits))
+}
+
+/// See `generic::softmax`: the same maximum, exponentials ([`exp_run`], the values that stop
+/// it through the scalar code), sum and divisions.
+///
+/// # Safety
+/// The CPU has a VFP unit (hard-float builds).
+#[cfg(chispa_vfp)]
+pub(super) unsafe fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+    let mut sum = 0.0f32;
+    let mut i = 0;
+    while i < x.len() {
+        let (done, s) = exp_run(&mut x[i..], max, sum);
+        i += done;
+        sum = s;
+        if let Some(v) = x.get_mut(i) {
+            *v = generic::exp(*v - max);
+            sum += *v;
+            i += 1;
+        }
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Gate by gate, `g = g · (1 / (1 + exp(-g)))`, then `g = g · u` (`generic::swiglu`, the
+/// exponential as in [`exp_run`]) while `-g · log2(e)` is in [`EXP_T_MIN`, `EXP_T_MAX`); a gate
+/// outside (or NaN) stops the run: returns the gates done.
+#[cfg(chispa_vfp)]
+fn swiglu_run(gate: &mut [f32], up: &[f32]) -> usize {
+    let n = gate.len().min(up.len());
+    if n == 0 {
+        return 0;
+    }
+    let start = gate.as_mut_ptr();
+    let end: *mut f32;
+    // SAFETY: reads and writes `gate[..n]` through `p` and reads `up[..n]` through `u`, one
+    // word each per gate done; reads `EXP_K`; the FP registers it writes are declared
+    // clobbered, the core registers are operands.
+    unsafe {
+        asm!(
+            "vldm {k}, {{s16-s25}}",
+            "vmov s28, {tmax}",
+            "vmov.f32 s26, #1.0",
+            "2:",
+            "vldr s5, [{p}]",
+            "vneg.f32 s0, s5",
+            vfp_exp!("vcmp.f32 s1, s28\nvmrs APSR_nzcv, fpscr\nbge 3f\n"),
+            "vadd.f32 s4, s4, s26",
+            "vdiv.f32 s4, s26, s4",
+            "vmul.f32 s5, s5, s4",
+            "vldmia {u}!, {{s6}}",
+            "vmul.f32 s5, s5, s6",
+            "vstmia {p}!, {{s5}}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            k = in(reg) EXP_K.as_ptr(),
+            tmax = in(reg) generic::EXP_T_MAX.to_bits(),
+            p = inout(reg) start => end,
+            u = inout(reg) up.as_ptr() => _,
+            n = inout(reg) n => _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s28") _,
+        );
+    }
+    // SAFETY: `end` is `start` advanced by the gates done, inside `gate` or one past its end.
+    unsafe { end.offset_from(start) as usize }
+}
+
+/// See `generic::swiglu`: [`swiglu_run`], the gates that stop it through the scalar code.
+///
+/// # Safety
+/// The CPU has a VFP unit (hard-float builds).
+#[cfg(chispa_vfp)]
+pub(super) unsafe fn swiglu(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let mut i = 0;
+    while i < n {
+        i += swiglu_run(&mut gate[i..n], &up[i..n]);
+        if i < n {
+            generic::swiglu(&mut gate[i..i + 1], &up[i..i + 1]);
+            i += 1;
+        }
     }
 }

@@ -99,12 +99,14 @@ macro_rules! rows_prologue {
 
 /// The end of a row in an Arm assembly row loop: the exact sum in `$lo:$hi` rounded to f32
 /// once (from i32 with `VCVT` when it fits, else shifted into i32 with a sticky bit first;
-/// round to nearest even),
-/// times `row_scale · x_scale`, stored; then the next row (label `1`) or the exit. Uses r2,
-/// r3, s0 and s1; keeps every other register.
+/// round to nearest even), times `row_scale · x_scale` (the input scale in s16), stored; then
+/// the next row (label `1`) or the exit. `$store` is the bookkeeping that does it: it starts
+/// at label `5` with the rounded sum in s0, and may use r2, r3 and s1 (see
+/// [`row_store_fp!`], [`row_store_core!`]). Uses r2, r3, s0 and s1; keeps every other
+/// register.
 #[allow(unused_macros)]
 macro_rules! row_end {
-    ($lo:literal, $hi:literal) => {
+    ($lo:literal, $hi:literal, $store:expr) => {
         concat!(
             "cmp ",
             $hi,
@@ -117,19 +119,7 @@ macro_rules! row_end {
             "\n",
             "vcvt.f32.s32 s0, s0\n",
             "5:\n",
-            "vmov r2, r3, s17, s18\n",
-            "vldmia r3!, {{s1}}\n",
-            "vmul.f32 s1, s1, s16\n",
-            "vmul.f32 s0, s0, s1\n",
-            "vstmia r2!, {{s0}}\n",
-            "vmov s17, s18, r2, r3\n",
-            "vmov r2, s19\n",
-            "subs r2, r2, #1\n",
-            "vmov s19, r2\n",
-            "bne 1b\n",
-            "add sp, sp, #12\n",
-            "vpop {{s16, s17, s18, s19}}\n",
-            "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}\n",
+            $store,
             "7:\n",
             // The sum does not fit i32: shifted right by k (1..=32, so that it does), the
             // bits shifted out kept as a sticky bit 0, converted (round to nearest even:
@@ -165,6 +155,57 @@ macro_rules! row_end {
             "pop {{r0, r1}}\n",
             "b 5b\n",
         )
+    };
+}
+
+/// [`row_end!`]'s bookkeeping with the output and row-scale pointers and the rows left in
+/// s17, s18 and s19 (for loops that need every core register).
+#[allow(unused_macros)]
+macro_rules! row_store_fp {
+    () => {
+        concat!(
+            "vmov r2, r3, s17, s18\n",
+            "vldmia r3!, {{s1}}\n",
+            "vmul.f32 s1, s1, s16\n",
+            "vmul.f32 s0, s0, s1\n",
+            "vstmia r2!, {{s0}}\n",
+            "vmov s17, s18, r2, r3\n",
+            "vmov r2, s19\n",
+            "subs r2, r2, #1\n",
+            "vmov s19, r2\n",
+            "bne 1b\n",
+            "add sp, sp, #12\n",
+            "vpop {{s16, s17, s18, s19}}\n",
+            "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}\n",
+        )
+    };
+}
+
+/// [`row_end!`]'s bookkeeping with the output and row-scale pointers and the rows left in
+/// r8, r9 and r10 (set from s17–s19 by [`rows_in_core!`]), for loops that leave them free.
+#[allow(unused_macros)]
+macro_rules! row_store_core {
+    () => {
+        concat!(
+            "vldmia r9!, {{s1}}\n",
+            "vmul.f32 s1, s1, s16\n",
+            "vmul.f32 s0, s0, s1\n",
+            "vstmia r8!, {{s0}}\n",
+            "subs r10, r10, #1\n",
+            "bne 1b\n",
+            "add sp, sp, #12\n",
+            "vpop {{s16, s17, s18, s19}}\n",
+            "pop {{r4, r5, r6, r7, r8, r9, r10, r11, pc}}\n",
+        )
+    };
+}
+
+/// After [`rows_prologue!`]: the output and row-scale pointers and the row count into r8, r9
+/// and r10, for [`row_store_core!`].
+#[allow(unused_macros)]
+macro_rules! rows_in_core {
+    () => {
+        "vmov r8, s17\nvmov r9, s18\nvmov r10, s19\n"
     };
 }
 

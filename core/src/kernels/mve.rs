@@ -62,8 +62,8 @@ macro_rules! mac8_mve {
 }
 
 /// One assembly row loop for groups of `8 · (1 + number of $more)` inputs, as the DSP one
-/// (`dsp.rs`): per whole group the exact sum (r2) times its multiplier (r3, read through r6)
-/// is added to the row's i64 (r4:r5, `SMLAL`); the short last group (`tail` inputs, a
+/// (`dsp.rs`): per whole group (a low-overhead loop, `DLS`/`LE`) the exact sum (r2) times its
+/// multiplier (r3, read through r6) is added to the row's i64 (r4:r5, `SMLAL`); the short last group (`tail` inputs, a
 /// multiple of 4) runs eight lanes at a time, the last step predicated on the lanes left
 /// (`VCTP`). q0, q1 and the VPR are the caller's to lose (AAPCS).
 macro_rules! rows_fn {
@@ -71,17 +71,18 @@ macro_rules! rows_fn {
         core::arch::global_asm!(
             asm_function!($name, concat!(env!("CHISPA_ASM_PRELUDE"), "\n.thumb\n.thumb_func")),
             rows_prologue!("r0", "r6"),
+            rows_in_core!(),
             "1:",
-            "ldm sp, {{r1, r7}}",
+            "ldm sp, {{r1, lr}}",
             "mov r4, #0",
             "mov r5, #0",
+            "dls lr, lr",
             "2:",
             mac8_mve!("vmladav.s16"),
             $(mac8_mve!($more),)*
             "ldrb r3, [r6], #1",
             "smlal r4, r5, r2, r3",
-            "subs r7, r7, #1",
-            "bne 2b",
+            "le lr, 2b",
             "ldr lr, [sp, #8]",
             "cmp lr, #0",
             "beq 4f",
@@ -104,7 +105,7 @@ macro_rules! rows_fn {
             "ldrb r3, [r6], #1",
             "smlal r4, r5, r2, r3",
             "4:",
-            row_end!("r4", "r5"),
+            row_end!("r4", "r5", row_store_core!()),
             concat!(".size ", $name, ", . - ", $name),
         );
     };
