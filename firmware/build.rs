@@ -1,12 +1,15 @@
-//! Chooses the board's `memory.x`, checks and embeds the model, and turns the build settings
-//! (environment variables, normally set by `cargo xtask`) into constants for `src/main.rs`.
+//! Reads the board's folder (`boards/<CHISPA_BOARD>/board.toml` and `memory.x`, through
+//! `chispa-boards`), checks and embeds the model, and turns the build settings (environment
+//! variables, normally set by `cargo xtask`) into constants for `src/main.rs`.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
+//! | `CHISPA_BOARD` | a folder in `boards/` | `qemu-m4` |
 //! | `CHISPA_MODEL` | the `.chispa` file to embed (`cargo xtask model` makes one) | required |
-//! | `CHISPA_PROMPT` | prompt text | `Once upon a time` |
-//! | `CHISPA_STEPS` | new tokens | 200 |
-//! | `CHISPA_TEMPERATURE`, `CHISPA_TOP_P`, `CHISPA_SEED` | sampling | 0 (greedy), 0.9, 42 |
+//! | `CHISPA_PROMPT` | the prompt run when the console gives none | `Once upon a time` |
+//! | `CHISPA_STEPS` | new tokens (default; `/set steps=N` at run time) | 200 |
+//! | `CHISPA_TEMPERATURE`, `CHISPA_TOP_P`, `CHISPA_SEED` | sampling defaults (`/set`) | 0 (greedy), 0.9, 42 |
+//! | `CHISPA_LINE_BYTES` | longest prompt line read at run time | 256 |
 //! | `CHISPA_CONTEXT` | context length (0 = the model's) | 0 |
 //! | `CHISPA_KV` | KV cache: `f32`, `f16`, `int8` or `k10v7` | `int8` |
 //! | `CHISPA_RAM_KIB` | QEMU boards only: shrink RAM to prove a budget | the board's |
@@ -21,23 +24,6 @@ use std::fs;
 use std::path::PathBuf;
 
 use chispa_core::{KvType, Model, SessionOptions};
-
-struct Board {
-    name: &'static str,
-    feature: &'static str,
-    /// SysTick clock under QEMU (Hz); 0 on real boards.
-    systick_hz: u64,
-    qemu: bool,
-}
-
-const BOARDS: &[Board] = &[
-    Board { name: "qemu-m4", feature: "QEMU_M4", systick_hz: 25_000_000, qemu: true },
-    Board { name: "qemu-m33", feature: "QEMU_M33", systick_hz: 20_000_000, qemu: true },
-    Board { name: "qemu-m55", feature: "QEMU_M55", systick_hz: 32_000_000, qemu: true },
-    Board { name: "stm32f411", feature: "STM32F411", systick_hz: 0, qemu: false },
-    Board { name: "rp2350", feature: "RP2350", systick_hz: 0, qemu: false },
-    Board { name: "nrf52840", feature: "NRF52840", systick_hz: 0, qemu: false },
-];
 
 fn fail(msg: String) -> ! {
     eprintln!("chispa-firmware build: {msg}");
@@ -61,27 +47,28 @@ fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
 
     // Board.
-    let chosen: Vec<&Board> = BOARDS
-        .iter()
-        .filter(|b| env::var(format!("CARGO_FEATURE_{}", b.feature)).is_ok())
-        .collect();
-    let board = match chosen.as_slice() {
-        [b] => *b,
-        _ => fail(format!(
-            "enable exactly one board feature (got {}): {}",
-            chosen.len(),
-            BOARDS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
-        )),
-    };
-    let mem_path = dir.join("memory").join(format!("{}.x", board.name));
-    println!("cargo::rerun-if-changed={}", mem_path.display());
+    let board_name = var("CHISPA_BOARD").unwrap_or_else(|| "qemu-m4".into());
+    let boards = dir.join("boards");
+    let board = chispa_boards::load(&boards, &board_name).unwrap_or_else(|e| fail(e.to_string()));
+    let target = env::var("TARGET").unwrap_or_default();
+    if target != board.target {
+        fail(format!(
+            "{} is a {} board, but the target is {target}: build with --target {} (cargo xtask does)",
+            board.name, board.target, board.target
+        ));
+    }
+    println!("cargo::rerun-if-changed={}", board.memory_x.display());
+    println!("cargo::rerun-if-changed={}", boards.join(&board.name).join("board.toml").display());
+    println!("cargo::rustc-check-cfg=cfg(chispa_io, values(\"semihosting\", \"rtt\"))");
+    println!("cargo::rustc-cfg=chispa_io=\"{}\"", board.io.name());
+    let mem_path = board.memory_x.clone();
     let mut memory = fs::read_to_string(&mem_path)
         .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", mem_path.display())));
     let ram_limit: Option<u64> = var("CHISPA_RAM_KIB").map(|s| {
         s.parse().unwrap_or_else(|_| fail(format!("CHISPA_RAM_KIB={s:?} is not a number")))
     });
     if let Some(kib) = ram_limit {
-        if !board.qemu {
+        if board.qemu.is_none() {
             fail("CHISPA_RAM_KIB is for QEMU boards only".into());
         }
         let line = memory
@@ -135,7 +122,20 @@ fn main() {
     };
     let options = SessionOptions { context, kv };
     let plan = model.plan(&options).unwrap_or_else(|e| fail(format!("cannot plan: {e}")));
-    let prompt_capacity = prompt.len() + 3;
+    let line_bytes: usize = parsed("CHISPA_LINE_BYTES", 256);
+    if line_bytes == 0 {
+        fail("CHISPA_LINE_BYTES must be at least 1".into());
+    }
+    // The encoder writes at most one id per byte, BOS and a dummy prefix before merging.
+    let prompt_capacity = line_bytes.max(prompt.len()) + 3;
+    // The tokenizer's merge scratch borrows the arena before each session starts.
+    let scratch = prompt_capacity * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN * 4 + 4;
+    if plan.arena_bytes < scratch {
+        fail(format!(
+            "the arena ({} bytes) is smaller than the tokenizer's scratch for {line_bytes}-byte prompt lines ({scratch} bytes): lower CHISPA_LINE_BYTES",
+            plan.arena_bytes
+        ));
+    }
 
     let mut model_out = bytes.clone();
     if let Some(off) = var("CHISPA_CORRUPT_BYTE") {
@@ -157,23 +157,35 @@ fn main() {
     let settings = format!(
         "/// Board name.\npub const BOARD: &str = {board:?};\n\
          /// SysTick clock under QEMU `-icount shift=0` (Hz), 0 on real boards.\npub const SYSTICK_HZ: u64 = {hz};\n\
-         /// Prompt text.\npub const PROMPT: &str = {prompt:?};\n\
-         /// Prompt token capacity.\npub const PROMPT_CAPACITY: usize = {prompt_capacity};\n\
-         /// New tokens.\npub const STEPS: usize = {steps};\n\
-         /// Sampling temperature.\npub const TEMPERATURE: f32 = {temperature:?};\n\
-         /// Top-p.\npub const TOP_P: f32 = {top_p:?};\n\
-         /// Seed.\npub const SEED: u64 = {seed};\n\
+         /// The prompt run when the console gives none.\npub const PROMPT: &str = {prompt:?};\n\
+         /// Longest prompt line read at run time (bytes).\npub const LINE_BYTES: usize = {line_bytes};\n\
+         /// Prompt token capacity (a line or the default prompt, BOS and a dummy prefix).\npub const PROMPT_CAPACITY: usize = {prompt_capacity};\n\
+         /// New tokens (default).\npub const STEPS: usize = {steps};\n\
+         /// Sampling temperature (default).\npub const TEMPERATURE: f32 = {temperature:?};\n\
+         /// Top-p (default).\npub const TOP_P: f32 = {top_p:?};\n\
+         /// Seed (default).\npub const SEED: u64 = {seed};\n\
          /// Context (0 = the model's).\npub const CONTEXT: usize = {context};\n\
          /// KV cache type.\npub const KV: chispa_core::KvType = chispa_core::KvType::{kv_variant};\n\
          /// Arena bytes (`Model::plan` at build time; checked again at run time).\npub const ARENA_BYTES: usize = {arena};\n\
          /// Model file bytes.\npub const MODEL_BYTES: usize = {model_len};\n\
          /// Execute an undefined instruction at start (tests the HardFault handler).\npub const FAULT_TEST: bool = {fault_test};\n",
         board = board.name,
-        hz = board.systick_hz,
+        hz = board.qemu.as_ref().map_or(0, |q| q.systick_hz),
         arena = plan.arena_bytes,
         model_len = bytes.len(),
         fault_test = var("CHISPA_FAULT_TEST").as_deref() == Some("1"),
     );
+    let mut settings = settings;
+    if !board.boot_block.is_empty() {
+        let words: Vec<String> = board.boot_block.iter().map(|w| format!("{w:#010x}")).collect();
+        settings.push_str(&format!(
+            "/// The board's boot block (`board.toml`), placed by its `memory.x`.\n\
+             #[link_section = \".start_block\"]\n#[used]\n\
+             pub static BOOT_BLOCK: [u32; {}] = [{}];\n",
+            words.len(),
+            words.join(", ")
+        ));
+    }
     fs::write(out.join("settings.rs"), settings).unwrap_or_else(|e| fail(format!("{e}")));
     println!("cargo::rerun-if-changed=build.rs");
 }

@@ -10,6 +10,9 @@
 //!                       end of the directory and the first tokenizer table
 //!              tokenizer: scores [vocab] f32, piece offsets [vocab + 1] u32,
 //!                         piece bytes, sorted index [vocab] u32 — each at an ALIGN boundary
+//!              tokenizer extension (optional, `tok_ext_offset`/`tok_ext_len`, at an ALIGN
+//!                         boundary): records `tag u32, len u32, len bytes` each padded
+//!                         to 4 bytes, tags `EXT_*`, each at most once
 //! file_bytes   end (no trailing bytes)
 //! ```
 //!
@@ -51,6 +54,56 @@ pub const TOK_FLAG_DUMMY_PREFIX: u32 = 1;
 /// Tokenizer flag (with [`TOK_FLAG_DUMMY_PREFIX`]): no dummy prefix when the text already
 /// starts with a space (Hugging Face's `Metaspace` pre-tokenizer).
 pub const TOK_FLAG_NO_PREFIX_BEFORE_SPACE: u32 = 2;
+/// Tokenizer flag (byte-level BPE): a chunk that is a piece as a whole is that token, with
+/// no merges (Hugging Face's `ignore_merges`).
+pub const TOK_FLAG_IGNORE_MERGES: u32 = 4;
+
+/// Extension record: the pre-tokenizer program (`u32` words, see [`crate::pretokenize`]).
+pub const EXT_PRETOKENIZER: u32 = 1;
+/// Extension record: `[vocab] u8`, per token the byte length of the left part of the merge
+/// that makes it (0 for tokens no merge makes). A pair merges only into the token whose
+/// merge it is, as in Hugging Face's BPE.
+pub const EXT_MERGE_SPLITS: u32 = 2;
+/// Extension record: `u32` ids of the added tokens, whose text is matched in the input
+/// before pre-tokenizing (the longest at each position) and becomes that one id.
+pub const EXT_ADDED_TOKENS: u32 = 3;
+/// Extension record: UTF-8 text a chat prompt starts with, before the user's message.
+pub const EXT_CHAT_PREFIX: u32 = 4;
+/// Extension record: UTF-8 text after the user's message (ends with the assistant's header).
+pub const EXT_CHAT_SUFFIX: u32 = 5;
+/// Extension record: the chat template (Jinja source) for hosts that render it.
+pub const EXT_CHAT_TEMPLATE: u32 = 6;
+/// Extension record: the text the chat template's `bos_token` stands for.
+pub const EXT_CHAT_BOS_TOKEN: u32 = 7;
+/// Extension record: the text the chat template's `eos_token` stands for.
+pub const EXT_CHAT_EOS_TOKEN: u32 = 8;
+
+/// The records of a tokenizer extension as `(tag, payload)`, in order; `Err(offset)` at the
+/// first record that runs past the section.
+pub fn ext_records(mut b: &[u8]) -> impl Iterator<Item = Result<(u32, &[u8]), usize>> + '_ {
+    let total = b.len();
+    core::iter::from_fn(move || {
+        if b.is_empty() {
+            return None;
+        }
+        let at = total - b.len();
+        let mut head = b;
+        let tag = u32::get(&mut head);
+        let len = u32::get(&mut head) as usize;
+        let padded = len.div_ceil(4) * 4;
+        match (b.len() >= 8, head.get(..len), head.get(padded..)) {
+            (true, Some(payload), Some(rest)) => {
+                b = rest;
+                Some(Ok((tag, payload)))
+            }
+            _ => {
+                b = &[];
+                Some(Err(at))
+            }
+        }
+    })
+}
+
 /// Model flag: the classifier is the token-embedding table.
 pub const FLAG_SHARED_CLASSIFIER: u32 = 1;
 
@@ -239,6 +292,10 @@ header! {
     n_stop_ids: u32,
     /// Ids that end generation (llama2.c stops on BOS).
     stop_ids: [u32; MAX_STOP_IDS],
+    /// Offset of the tokenizer extension (0 when absent).
+    tok_ext_offset: u32,
+    /// Length of the tokenizer extension (0 when absent).
+    tok_ext_len: u32,
     /// Width of one attention head, or 0 for `dim / n_heads` (minor version 1; only the
     /// architectures whose `Spec::free_head_dim` is set).
     head_dim: u32,

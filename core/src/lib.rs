@@ -211,10 +211,11 @@ mod kv;
 pub mod model;
 pub mod observe;
 mod ops;
-mod pretokenize;
+pub mod pretokenize;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;
+mod unicode_letters;
 
 pub use digest::Digest;
 pub use error::{FormatError, PlanError, RunError, TokenizeError};

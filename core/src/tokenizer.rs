@@ -19,9 +19,12 @@ use core::cmp::Ordering;
 
 use crate::error::{FormatError, TokenizeError};
 use crate::format::{
-    Header, TokenizerKind, NONE, TOK_FLAG_DUMMY_PREFIX, TOK_FLAG_NO_PREFIX_BEFORE_SPACE,
+    ext_records, Header, TokenizerKind, EXT_ADDED_TOKENS, EXT_CHAT_BOS_TOKEN, EXT_CHAT_EOS_TOKEN,
+    EXT_CHAT_PREFIX, EXT_CHAT_SUFFIX, EXT_CHAT_TEMPLATE, EXT_MERGE_SPLITS, EXT_PRETOKENIZER, NONE,
+    TOK_FLAG_DUMMY_PREFIX, TOK_FLAG_IGNORE_MERGES, TOK_FLAG_NO_PREFIX_BEFORE_SPACE,
 };
 use crate::model::section;
+use crate::pretokenize::Program;
 
 /// llama2.c starts its best merge score here, so merges scored at or below it never happen.
 const MIN_MERGE_SCORE: f32 = -1e10;
@@ -194,6 +197,87 @@ pub struct Tokenizer<'a> {
     no_prefix_before_space: bool,
     max_piece_len: usize,
     kind: TokenizerKind,
+    ext: Extension<'a>,
+}
+
+/// The optional tokenizer data of the file's extension section.
+#[derive(Clone, Copy, Debug)]
+struct Extension<'a> {
+    /// The pre-tokenizer split (byte-level BPE; GPT-2's when the file has none).
+    program: Program<'a>,
+    /// Per token, the left length of the merge that makes it (`EXT_MERGE_SPLITS`).
+    merge_splits: Option<&'a [u8]>,
+    /// Added tokens matched in the text before pre-tokenizing.
+    added: &'a [u32],
+    ignore_merges: bool,
+    chat_prefix: Option<&'a str>,
+    chat_suffix: Option<&'a str>,
+    chat_template: Option<&'a str>,
+    chat_bos: Option<&'a str>,
+    chat_eos: Option<&'a str>,
+}
+
+impl<'a> Extension<'a> {
+    fn parse(bytes: &'a [u8], h: &Header, vocab: usize) -> Result<Self, FormatError> {
+        let mut ext = Self {
+            program: Program::gpt2(),
+            merge_splits: None,
+            added: &[],
+            ignore_merges: h.tok_flags & TOK_FLAG_IGNORE_MERGES != 0,
+            chat_prefix: None,
+            chat_suffix: None,
+            chat_template: None,
+            chat_bos: None,
+            chat_eos: None,
+        };
+        if h.tok_ext_offset == 0 && h.tok_ext_len == 0 {
+            return Ok(ext);
+        }
+        let sec = section(bytes, "tokenizer extension", h.tok_ext_offset, h.tok_ext_len as usize)?;
+        let bad = |index, what| FormatError::BadTokenizer { index, what };
+        let mut seen = 0u32;
+        for rec in ext_records(sec) {
+            let (tag, payload) =
+                rec.map_err(|at| bad(at, "extension record runs past its section"))?;
+            if tag == 0 || tag > 31 || seen & (1 << tag) != 0 {
+                return Err(bad(tag as usize, "unknown or repeated extension record"));
+            }
+            seen |= 1 << tag;
+            let text = || {
+                core::str::from_utf8(payload)
+                    .map_err(|_| bad(tag as usize, "chat text is not UTF-8"))
+            };
+            let words = || {
+                bytemuck::try_cast_slice::<u8, u32>(payload)
+                    .map_err(|_| bad(tag as usize, "extension words are misaligned"))
+            };
+            match tag {
+                EXT_PRETOKENIZER => {
+                    ext.program = Program::parse(words()?).map_err(|e| bad(e.word, e.what))?;
+                }
+                EXT_MERGE_SPLITS => {
+                    if payload.len() != vocab {
+                        return Err(bad(payload.len(), "merge splits do not cover the vocabulary"));
+                    }
+                    ext.merge_splits = Some(payload);
+                }
+                EXT_ADDED_TOKENS => {
+                    let ids = words()?;
+                    if let Some(id) = ids.iter().find(|id| **id as usize >= vocab) {
+                        return Err(bad(*id as usize, "added token outside the vocabulary"));
+                    }
+                    ext.added = ids;
+                }
+                EXT_CHAT_PREFIX => ext.chat_prefix = Some(text()?),
+                EXT_CHAT_SUFFIX => ext.chat_suffix = Some(text()?),
+                EXT_CHAT_TEMPLATE => ext.chat_template = Some(text()?),
+                EXT_CHAT_BOS_TOKEN => ext.chat_bos = Some(text()?),
+                EXT_CHAT_EOS_TOKEN => ext.chat_eos = Some(text()?),
+                _ => return Err(bad(tag as usize, "unknown extension record")),
+            }
+        }
+        Ok(ext)
+    }
 }
 
 /// One decoded token: borrowed piece bytes, or a single raw byte from a byte-fallback token.
@@ -248,7 +332,9 @@ impl<'a> Tokenizer<'a> {
     pub(crate) fn parse(bytes: &'a [u8], h: &Header, vocab: usize) -> Result<Self, FormatError> {
         let kind = TokenizerKind::from_code(h.tok_kind)
             .ok_or(FormatError::UnknownCode { field: "tokenizer kind", value: h.tok_kind })?;
-        if h.tok_flags & !(TOK_FLAG_DUMMY_PREFIX | TOK_FLAG_NO_PREFIX_BEFORE_SPACE) != 0 {
+        let known =
+            TOK_FLAG_DUMMY_PREFIX | TOK_FLAG_NO_PREFIX_BEFORE_SPACE | TOK_FLAG_IGNORE_MERGES;
+        if h.tok_flags & !known != 0 {
             return Err(FormatError::UnknownCode { field: "tokenizer flags", value: h.tok_flags });
         }
         let scores: &[f32] =
@@ -287,6 +373,7 @@ impl<'a> Tokenizer<'a> {
             no_prefix_before_space: h.tok_flags & TOK_FLAG_NO_PREFIX_BEFORE_SPACE != 0,
             max_piece_len: h.max_piece_len as usize,
             kind,
+            ext: Extension::parse(bytes, h, vocab)?,
         };
         let mut prev: Option<&[u8]> = None;
         for (i, id) in sorted.iter().enumerate() {
@@ -335,6 +422,26 @@ impl<'a> Tokenizer<'a> {
                     return Err(bad(b as usize, "byte-level BPE without a piece for a byte"));
                 }
             }
+        } else if h.tok_flags & TOK_FLAG_IGNORE_MERGES != 0
+            || t.ext.merge_splits.is_some()
+            || !t.ext.added.is_empty()
+            || h.tok_ext_len != 0 && t.ext.program.words() != crate::pretokenize::GPT2.as_slice()
+        {
+            return Err(bad(
+                0,
+                "pre-tokenizer, merge splits or added tokens without byte-level BPE",
+            ));
+        }
+        if let Some(splits) = t.ext.merge_splits {
+            for (id, k) in splits.iter().enumerate() {
+                let len = t.piece(id as u32).len();
+                if *k != 0 && usize::from(*k) >= len {
+                    return Err(bad(id, "merge split not inside the piece"));
+                }
+            }
+        }
+        if let Some(id) = t.ext.added.iter().find(|id| t.piece(**id).is_empty()) {
+            return Err(bad(*id as usize, "added token with an empty piece"));
         }
         Ok(t)
     }
@@ -376,6 +483,36 @@ impl<'a> Tokenizer<'a> {
     /// Longest piece in bytes.
     pub fn max_piece_len(&self) -> usize {
         self.max_piece_len
+    }
+
+    /// The text a chat prompt starts with, before the user's message, if the file has one.
+    pub fn chat_prefix(&self) -> Option<&'a str> {
+        self.ext.chat_prefix
+    }
+
+    /// The text after the user's message (ends with the assistant's header), if any.
+    pub fn chat_suffix(&self) -> Option<&'a str> {
+        self.ext.chat_suffix
+    }
+
+    /// The chat template (Jinja source), if the file has one.
+    pub fn chat_template(&self) -> Option<&'a str> {
+        self.ext.chat_template
+    }
+
+    /// The texts the chat template's `bos_token` and `eos_token` stand for (empty if unset).
+    pub fn chat_specials(&self) -> (&'a str, &'a str) {
+        (self.ext.chat_bos.unwrap_or(""), self.ext.chat_eos.unwrap_or(""))
+    }
+
+    /// Ids of the added tokens, which the text may name literally.
+    pub fn added_tokens(&self) -> &'a [u32] {
+        self.ext.added
+    }
+
+    /// The pre-tokenizer split of a byte-level BPE.
+    pub fn pre_tokenizer(&self) -> Program<'a> {
+        self.ext.program
     }
 
     /// Whether unknown characters fall back to `<0xNN>` byte tokens.
@@ -466,8 +603,10 @@ impl<'a> Tokenizer<'a> {
         Ok(n2)
     }
 
-    /// GPT-2 byte-level BPE: split with the GPT-2 pre-tokenizer, then per chunk one piece
-    /// per byte (all present, checked by `parse`) merged by score.
+    /// Byte-level BPE: added tokens found in the text become their ids; the text between
+    /// them is split by the pre-tokenizer program, and each chunk becomes one piece per byte
+    /// (all present, checked by `parse`) merged by score — or the chunk's own token, with
+    /// `ignore_merges`, when it is a piece.
     fn encode_byte_level(
         &self,
         text: &str,
@@ -483,21 +622,68 @@ impl<'a> Tokenizer<'a> {
             *out.get_mut(n).ok_or(full)? = id;
             n += 1;
         }
-        let mut at = 0;
-        while at < text.len() {
-            let end = crate::pretokenize::next_chunk(text, at);
-            let first = n;
-            for b in text[at..end].bytes() {
-                *out.get_mut(n).ok_or(full)? = self.lookup(&[b]).unwrap_or(0);
-                n += 1;
+        let (mut segment, mut pos) = (0, 0);
+        while pos < text.len() {
+            match self.added_at(text.get(pos..).unwrap_or("")) {
+                Some((id, len)) => {
+                    n =
+                        self.encode_segment(text.get(segment..pos).unwrap_or(""), out, n, scratch)?;
+                    *out.get_mut(n).ok_or(full)? = id;
+                    n += 1;
+                    pos += len;
+                    segment = pos;
+                }
+                None => {
+                    pos += text.get(pos..).and_then(|s| s.chars().next()).map_or(1, char::len_utf8)
+                }
             }
-            n = first + self.merge(out.get_mut(first..n).ok_or(full)?, scratch)?;
-            at = end;
         }
+        n = self.encode_segment(text.get(segment..).unwrap_or(""), out, n, scratch)?;
         if let (true, Some(id)) = (eos, self.eos) {
             *out.get_mut(n).ok_or(full)? = id;
             n += 1;
         }
+        Ok(n)
+    }
+
+    /// The longest added token `rest` starts with: its id and length.
+    fn added_at(&self, rest: &str) -> Option<(u32, usize)> {
+        let mut best: Option<(u32, usize)> = None;
+        for id in self.ext.added {
+            let p = self.piece(*id);
+            if rest.as_bytes().starts_with(p) && best.is_none_or(|(_, len)| p.len() > len) {
+                best = Some((*id, p.len()));
+            }
+        }
+        best
+    }
+
+    /// Encodes `text` (no added tokens in it) into `out[n..]`; returns the new length.
+    fn encode_segment(
+        &self,
+        text: &str,
+        out: &mut [u32],
+        mut n: usize,
+        scratch: &mut [u32],
+    ) -> Result<usize, TokenizeError> {
+        let full = TokenizeError::OutputFull { capacity: out.len() };
+        self.ext.program.split(text, &mut |a, b| {
+            let chunk = text.as_bytes().get(a..b).unwrap_or(&[]);
+            if self.ext.ignore_merges {
+                if let Some(id) = self.lookup(chunk) {
+                    *out.get_mut(n).ok_or(full)? = id;
+                    n += 1;
+                    return Ok(());
+                }
+            }
+            let first = n;
+            for byte in chunk {
+                *out.get_mut(n).ok_or(full)? = self.lookup(&[*byte]).unwrap_or(0);
+                n += 1;
+            }
+            n = first + self.merge(out.get_mut(first..n).ok_or(full)?, scratch)?;
+            Ok(())
+        })?;
         Ok(n)
     }
 
@@ -525,9 +711,17 @@ impl<'a> Tokenizer<'a> {
             return NONE;
         }
         match self.find(|p| cmp_concat(p, a, b)) {
-            Some(id) if self.score(id) > MIN_MERGE_SCORE => id,
+            Some(id) if self.score(id) > MIN_MERGE_SCORE && self.made_by(id, a.len()) => id,
             _ => NONE,
         }
+    }
+
+    /// Whether the merge that makes `id` has a left part of `left` bytes (always true
+    /// without merge splits).
+    fn made_by(&self, id: u32, left: usize) -> bool {
+        self.ext
+            .merge_splits
+            .is_none_or(|s| s.get(id as usize).is_some_and(|k| usize::from(*k) == left))
     }
 
     /// Repeatedly merges the best-scoring adjacent pair (the leftmost on ties); returns the
@@ -551,14 +745,17 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// What to print for `token` when it follows `prev` (llama2.c's `decode`): byte tokens
-    /// become their byte, and a piece's leading space is dropped right after BOS.
+    /// become their byte, and with a dummy prefix a piece's leading space is dropped right
+    /// after BOS.
     pub fn decode(&self, prev: Option<u32>, token: u32) -> Piece<'a> {
         if let Some(b) = self.byte_of(token) {
             return Piece::Byte(b);
         }
         let p = self.piece(token);
         match (prev, self.bos, p) {
-            (Some(prev), Some(bos), [b' ', rest @ ..]) if prev == bos => Piece::Text(rest),
+            (Some(prev), Some(bos), [b' ', rest @ ..]) if prev == bos && self.dummy_prefix => {
+                Piece::Text(rest)
+            }
             _ => Piece::Text(p),
         }
     }

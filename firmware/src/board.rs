@@ -1,5 +1,9 @@
-//! What differs between boards and what touches the hardware: the logger, exit, the SysTick
-//! instruction counter, stack painting and the linker's memory symbols.
+//! What differs between boards and what touches the hardware: the logger, the console (the
+//! prompt loop's line reader and text output), exit, the SysTick instruction counter, stack
+//! painting and the linker's memory symbols.
+//!
+//! A board with a way to type text (a UART, an RTT down-channel) implements [`Console`] for
+//! it and returns it from [`console`]; everything else in the firmware stays the same.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -7,27 +11,152 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 
-#[cfg(feature = "rtt")]
+#[cfg(chispa_io = "rtt")]
 use defmt_rtt as _;
-#[cfg(feature = "qemu")]
+#[cfg(chispa_io = "semihosting")]
 use defmt_semihosting as _;
 
 use crate::settings::SYSTICK_HZ;
 
-/// The RP2350 boot ROM runs an image only if an IMAGE_DEF block sits in the first 4 KiB of
-/// flash: a block marker, the item "image type: executable, Arm, Secure, RP2350", the last
-/// item header, a link to itself and the end marker (RP2350 datasheet, 5.9.5).
-#[cfg(feature = "rp2350")]
-#[link_section = ".start_block"]
-#[used]
-pub static IMAGE_DEF: [u32; 5] = [0xffff_ded3, 0x1021_0142, 0x0000_01ff, 0x0000_0000, 0xab12_3579];
+/// A line was longer than the buffer given to [`Console::read_line`] (the rest of the line,
+/// up to its newline, was read and dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineTooLong;
+
+/// The prompt loop's terminal: lines in (prompts and `/` commands), text out (the
+/// `Prompt>` marker, the generated text as it comes, messages).
+pub trait Console {
+    /// Reads one line into `buf`, without its `\n` (or `\r\n`), and returns its length;
+    /// `Ok(None)` at the end of input (a board without input returns it at once).
+    ///
+    /// # Errors
+    /// [`LineTooLong`] when the line does not fit `buf`.
+    fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong>;
+
+    /// Writes text to the console's output, unbuffered (tokens appear as they come).
+    fn write(&mut self, bytes: &[u8]);
+
+    /// Whether [`write`](Self::write) reaches a terminal. If not, the firmware logs the
+    /// generated text as defmt `text:` lines instead.
+    fn has_output(&self) -> bool;
+}
+
+/// Semihosting's console (QEMU): lines from the host's standard input (`SYS_READ` on the
+/// `:tt` handle opened for reading), text to the host's standard error (`:tt` opened for
+/// appending) so that it does not mix with the defmt frames on standard output.
+#[cfg(chispa_io = "semihosting")]
+#[derive(Debug)]
+pub struct SemihostingConsole {
+    stdin: Option<semihosting::io::Stdin>,
+    stderr: Option<semihosting::io::Stderr>,
+    buf: [u8; 64],
+    start: usize,
+    end: usize,
+}
+
+#[cfg(chispa_io = "semihosting")]
+impl SemihostingConsole {
+    /// The next input byte; `None` at the end of input (or when the host has no stdin).
+    fn byte(&mut self) -> Option<u8> {
+        use semihosting::io::Read as _;
+        if self.start == self.end {
+            let n = self.stdin.as_mut()?.read(&mut self.buf).unwrap_or(0);
+            if n == 0 {
+                self.stdin = None;
+                return None;
+            }
+            (self.start, self.end) = (0, n);
+        }
+        let b = self.buf[self.start];
+        self.start += 1;
+        Some(b)
+    }
+}
+
+#[cfg(chispa_io = "semihosting")]
+impl Console for SemihostingConsole {
+    fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
+        let (mut n, mut any, mut overflow) = (0, false, false);
+        while let Some(b) = self.byte() {
+            any = true;
+            if b == b'\n' {
+                break;
+            }
+            match buf.get_mut(n) {
+                Some(slot) => {
+                    *slot = b;
+                    n += 1;
+                }
+                None => overflow = true,
+            }
+        }
+        if overflow {
+            return Err(LineTooLong);
+        }
+        if !any {
+            return Ok(None);
+        }
+        if n > 0 && buf[n - 1] == b'\r' {
+            n -= 1;
+        }
+        Ok(Some(n))
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        use semihosting::io::Write as _;
+        if let Some(e) = self.stderr.as_mut() {
+            if e.write_all(bytes).is_err() {
+                self.stderr = None;
+            }
+        }
+    }
+
+    fn has_output(&self) -> bool {
+        self.stderr.is_some()
+    }
+}
+
+/// No console (real boards until one is written for their UART or RTT down-channel): no
+/// input, so the firmware runs its build-time prompt once; the text goes to the defmt log.
+#[cfg(not(chispa_io = "semihosting"))]
+#[derive(Debug)]
+pub struct NoConsole;
+
+#[cfg(not(chispa_io = "semihosting"))]
+impl Console for NoConsole {
+    fn read_line(&mut self, _buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
+        Ok(None)
+    }
+    fn write(&mut self, _bytes: &[u8]) {}
+    fn has_output(&self) -> bool {
+        false
+    }
+}
+
+/// This board's console.
+#[cfg(chispa_io = "semihosting")]
+pub fn console() -> impl Console {
+    SemihostingConsole {
+        stdin: semihosting::io::stdin().ok(),
+        stderr: semihosting::io::stderr().ok(),
+        buf: [0; 64],
+        start: 0,
+        end: 0,
+    }
+}
+
+/// This board's console.
+#[cfg(not(chispa_io = "semihosting"))]
+pub fn console() -> impl Console {
+    NoConsole
+}
 
 /// Ends the program with `code` (QEMU: through semihosting, so it becomes QEMU's exit
 /// status; real boards: a breakpoint that probe-rs reports, then a halt).
 pub fn exit(code: i32) -> ! {
-    #[cfg(feature = "qemu")]
+    #[cfg(chispa_io = "semihosting")]
     semihosting::process::exit(code);
-    #[cfg(not(feature = "qemu"))]
+    #[cfg(not(chispa_io = "semihosting"))]
     {
         let _ = code;
         loop {

@@ -1,14 +1,19 @@
 //! chispa on a Cortex-M: the model embedded in flash and parsed in place, one static arena
-//! sized by `Model::plan` at build time, generation with the build's settings, and a report:
-//! the text, a digest of all token ids and logit bits (identical to `chispa run --digest` on
-//! the desktop), instructions per token (SysTick under QEMU `-icount shift=0`), arena bytes,
-//! stack high-water mark (stack painting) and flash bytes.
+//! sized by `Model::plan` at build time, and a prompt loop: `Prompt> `, a line from the
+//! board's console (a prompt, or a `/set` command for steps, temperature, top-p and seed; see
+//! `input.rs`), the text streamed to the console as it is generated, and for each prompt a
+//! report: the ids, a digest of all token ids and logit bits (identical to `chispa run
+//! --digest` on the desktop with the same settings), instructions per token (SysTick under
+//! QEMU `-icount shift=0`). At the end of input, if no prompt came, the build's prompt runs
+//! once with the settings typed so far (the build's when none were). Then arena bytes, stack
+//! high-water mark (stack painting) and flash bytes.
 #![no_std]
 #![no_main]
 // The self-test build runs no model: most of the file is unused there.
 #![cfg_attr(feature = "selftest", allow(dead_code, unused))]
 
 mod board;
+mod input;
 mod settings {
     include!(concat!(env!("OUT_DIR"), "/settings.rs"));
 }
@@ -18,7 +23,8 @@ use chispa_core::{SessionOptions, StopReason};
 use cortex_m_rt::entry;
 use heapless::Vec;
 
-use board::{exit, Clock};
+use board::{exit, Clock, Console, LineTooLong};
+use input::{Line, LineError, Settings};
 use settings::*;
 
 /// The model, aligned for zero-copy parsing (`.chispa` sections are 64-byte aligned).
@@ -81,17 +87,44 @@ fn arena() -> &'static mut [u8] {
     unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 }
 }
 
+/// The prompt buffers, in `.bss` (too big for the stack): the line and its token ids. The
+/// tokenizer's merge scratch borrows the arena, which no session holds while encoding.
+struct Buffers {
+    line: [u8; LINE_BYTES],
+    ids: [u32; PROMPT_CAPACITY],
+}
+
+/// Takes the prompt buffers. Called once.
+fn buffers() -> &'static mut Buffers {
+    static mut BUFFERS: Buffers = Buffers { line: [0; LINE_BYTES], ids: [0; PROMPT_CAPACITY] };
+    // SAFETY: `run` calls this exactly once, before any other access to BUFFERS; no
+    // interrupt handler touches it, so the returned reference is the only one.
+    unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) }
+}
+
+/// The arena's words, for the tokenizer's scratch.
+fn words(bytes: &mut [u8]) -> &mut [u32] {
+    // SAFETY: every bit pattern is a valid u32, and `align_to_mut` returns only the
+    // correctly aligned middle part as u32s.
+    let (_, words, _) = unsafe { bytes.align_to_mut::<u32>() };
+    words
+}
+
+/// The prompt loop: `Prompt> `, a line from the board's console, a run or a command, until
+/// the end of input; if no prompt came, one run of the build's prompt with the settings.
+/// Returns the exit code: 0, or 1 when the model, the session or a prompt was bad.
 fn run(clock: &Clock) -> i32 {
     if FAULT_TEST {
         defmt::println!("fault test: executing an undefined instruction");
         cortex_m::asm::udf();
     }
     defmt::println!(
-        "chispa firmware on {=str}: model {=usize} bytes, KV {=str}, context {=usize}, {=usize} steps, temperature {=f32}, top-p {=f32}, seed {=u64}",
+        "chispa firmware on {=str}: model {=usize} bytes, KV {=str}, context {=usize}; prompts up to {=usize} bytes; defaults: {=usize} steps, temperature {=f32}, top-p {=f32}, seed {=u64}",
         BOARD,
         MODEL_BYTES,
         KV.name(),
         CONTEXT,
+        LINE_BYTES,
         STEPS,
         TEMPERATURE,
         TOP_P,
@@ -104,101 +137,223 @@ fn run(clock: &Clock) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let options = SessionOptions { context: CONTEXT, kv: KV };
-    let mut session = match Session::new(&model, &options, arena()) {
-        Ok(s) => s,
-        Err(e) => {
-            defmt::error!("cannot start a session: {}", e);
-            return EXIT_BAD_INPUT;
-        }
-    };
-    let ids: Vec<u32, PROMPT_CAPACITY> = match model.tokenizer().encode_vec(PROMPT, true, false) {
-        Ok(ids) => ids,
-        Err(e) => {
-            defmt::error!("cannot encode the prompt: {}", e);
-            return EXIT_BAD_INPUT;
-        }
-    };
-    defmt::println!("prompt: {=str}", PROMPT);
-    defmt::println!("prompt ids: {}", &ids[..]);
-    let sampler =
-        Sampler::new(SamplerConfig { temperature: TEMPERATURE, top_p: TOP_P, seed: SEED });
-    let mut gen = match Generator::new(&mut session, &ids, STEPS, sampler) {
-        Ok(g) => g,
-        Err(e) => {
-            defmt::error!("cannot start generation: {}", e);
-            return EXIT_BAD_INPUT;
-        }
-    };
-    let tok = model.tokenizer();
-    let mut digest = Digest::new();
-    digest.tokens(&ids);
-    let mut line: Vec<u8, 256> = Vec::new();
-    let mut chunk: Vec<u32, 16> = Vec::new();
-    let (mut prompt_ticks, mut gen_ticks, mut n_gen) = (0u64, 0u64, 0usize);
-    // The first prompt token's piece is printed like the desktop does.
-    let reason = loop {
-        let t0 = clock.ticks();
-        let ev = gen.step();
-        let dt = clock.ticks() - t0;
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                defmt::error!("generation failed: {}", e);
-                return EXIT_BAD_INPUT;
+    let arena = arena();
+    let Buffers { line, ids } = buffers();
+    let mut console = board::console();
+    let mut s = Settings::DEFAULT;
+    let (mut runs, mut failed) = (0usize, false);
+    let mut job = Job { model: &model, arena, ids, clock };
+    loop {
+        console.write(b"Prompt> ");
+        let n = match console.read_line(line) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                console.write(b"\n");
+                break;
+            }
+            Err(LineTooLong) => {
+                say(
+                    &mut console,
+                    "the line is longer than the prompt buffer (CHISPA_LINE_BYTES): ignored",
+                );
+                continue;
             }
         };
-        digest.event(&ev, gen.logits());
-        match ev {
-            Event::Prompt { pos, next } => {
-                prompt_ticks += dt;
-                text(&mut line, tok.decode(Some(ids[pos]), next));
+        let Ok(text) = core::str::from_utf8(&line[..n]) else {
+            say(&mut console, "the line is not UTF-8: ignored");
+            continue;
+        };
+        match input::parse(text, &mut s) {
+            Ok(Line::Prompt(p)) => {
+                runs += 1;
+                failed |= job.generate(p, &s, &mut console).is_err();
             }
-            Event::Token { id, prev } => {
-                gen_ticks += dt;
-                n_gen += 1;
-                if REPORT_AT.contains(&n_gen) {
-                    defmt::println!(
-                        "instructions at token {=usize} (position {=usize}): {=u64}",
-                        n_gen,
-                        gen.position() - 1,
-                        clock.instructions(dt)
-                    );
-                }
-                text(&mut line, tok.decode(Some(prev), id));
-                ids_chunk(&mut chunk, id);
-            }
-            Event::Stop(r) => {
-                if let StopReason::EndOfSequence { id } = r {
-                    gen_ticks += dt;
-                    n_gen += 1;
-                    ids_chunk(&mut chunk, id);
-                }
-                break r;
+            Ok(Line::Set | Line::Show) => show(&mut console, &s),
+            Ok(Line::Help) => console.write(input::HELP.as_bytes()),
+            Ok(Line::Quit) => break,
+            Ok(Line::Empty) => {}
+            Err(e) => {
+                defmt::error!("input: {}", e);
+                let msg = match e {
+                    LineError::UnknownCommand(_) => "unknown command; ",
+                    LineError::UnknownSetting(_) => {
+                        "unknown setting (steps, temperature, top-p, seed); "
+                    }
+                    LineError::BadValue(_, _) => "bad value; ",
+                };
+                console.write(msg.as_bytes());
+                console.write(input::HELP.as_bytes());
             }
         }
-    };
-    flush_line(&mut line);
-    if !chunk.is_empty() {
-        defmt::println!("ids: {}", &chunk[..]);
     }
-    defmt::println!(
-        "stop: {}; prompt {=usize} tokens, generated {=usize}",
-        reason,
-        ids.len(),
-        n_gen
-    );
-    let macs = model.config().matmul_macs_per_token();
-    defmt::println!("matmul MACs/token: {=usize}", macs);
-    if clock.counting() {
-        let per = |ticks: u64, n: usize| clock.instructions(ticks) / (n.max(1) as u64);
-        defmt::println!("prompt instructions/token: {=u64}", per(prompt_ticks, ids.len()));
-        defmt::println!("instructions/token: {=u64}", per(gen_ticks, n_gen));
+    if runs == 0 {
+        failed |= job.generate(PROMPT, &s, &mut console).is_err();
+    }
+    if failed {
+        EXIT_BAD_INPUT
     } else {
-        defmt::println!("instructions/token: not measured on this board");
+        0
     }
-    defmt::println!("digest: {=str}", hex(digest.value()).as_str());
-    0
+}
+
+/// A message for the console user, also in the defmt log.
+fn say(console: &mut impl Console, msg: &str) {
+    defmt::println!("input: {=str}", msg);
+    console.write(msg.as_bytes());
+    console.write(b"\n");
+}
+
+/// Prints the settings on the console and in the log.
+fn show(console: &mut impl Console, s: &Settings) {
+    defmt::println!(
+        "settings: {=usize} steps, temperature {=f32}, top-p {=f32}, seed {=u64}",
+        s.steps,
+        s.temperature,
+        s.top_p,
+        s.seed
+    );
+    let mut t: heapless::String<96> = heapless::String::new();
+    let _ = t.push_str("settings: steps=");
+    number(&mut t, s.steps as u64);
+    let _ = t.push_str(" temperature=");
+    decimal(&mut t, s.temperature);
+    let _ = t.push_str(" top-p=");
+    decimal(&mut t, s.top_p);
+    let _ = t.push_str(" seed=");
+    number(&mut t, s.seed);
+    let _ = t.push('\n');
+    console.write(t.as_bytes());
+}
+
+/// What every run shares: the model, the arena (a new session per prompt, as the desktop
+/// starts one per run), the prompt's id buffer, the instruction counter.
+struct Job<'a> {
+    model: &'a Model<'a>,
+    arena: &'a mut [u8],
+    ids: &'a mut [u32],
+    clock: &'a Clock,
+}
+
+impl Job<'_> {
+    /// One prompt: encode, generate with `s`, stream the text to the console (or log it),
+    /// then the report: ids, stop reason, instructions per token, digest.
+    fn generate(
+        &mut self,
+        prompt: &str,
+        s: &Settings,
+        console: &mut impl Console,
+    ) -> Result<(), ()> {
+        let model = self.model;
+        let clock = self.clock;
+        defmt::println!("prompt: {=str}", prompt);
+        defmt::println!(
+            "settings: {=usize} steps, temperature {=f32}, top-p {=f32}, seed {=u64}",
+            s.steps,
+            s.temperature,
+            s.top_p,
+            s.seed
+        );
+        let tok = model.tokenizer();
+        let n = match tok.encode(prompt, true, false, self.ids, words(self.arena)) {
+            Ok(n) => n,
+            Err(e) => {
+                defmt::error!("cannot encode the prompt: {}", e);
+                say(console, "cannot encode the prompt (see the log)");
+                return Err(());
+            }
+        };
+        let ids = &self.ids[..n];
+        defmt::println!("prompt ids: {}", ids);
+        let options = SessionOptions { context: CONTEXT, kv: KV };
+        let mut session = match Session::new(model, &options, self.arena) {
+            Ok(s) => s,
+            Err(e) => {
+                defmt::error!("cannot start a session: {}", e);
+                say(console, "cannot start a session (see the log)");
+                return Err(());
+            }
+        };
+        let sampler = Sampler::new(SamplerConfig {
+            temperature: s.temperature,
+            top_p: s.top_p,
+            seed: s.seed,
+        });
+        let mut gen = match Generator::new(&mut session, ids, s.steps, sampler) {
+            Ok(g) => g,
+            Err(e) => {
+                defmt::error!("cannot start generation: {}", e);
+                say(console, "cannot start generation (see the log)");
+                return Err(());
+            }
+        };
+        let mut digest = Digest::new();
+        digest.tokens(ids);
+        let mut out = Output { console, line: Vec::new() };
+        // Prompt events print the token after each position; the first one is printed here
+        // unless it is BOS, as the desktop does.
+        if let Some(first) = ids.first().filter(|id| Some(**id) != tok.bos()) {
+            out.piece(tok.decode(None, *first));
+        }
+        let mut chunk: Vec<u32, 16> = Vec::new();
+        let (mut prompt_ticks, mut gen_ticks, mut n_gen) = (0u64, 0u64, 0usize);
+        let reason = loop {
+            let t0 = clock.ticks();
+            let ev = gen.step();
+            let dt = clock.ticks() - t0;
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) => {
+                    defmt::error!("generation failed: {}", e);
+                    return Err(());
+                }
+            };
+            digest.event(&ev, gen.logits());
+            match ev {
+                Event::Prompt { pos, next } => {
+                    prompt_ticks += dt;
+                    out.piece(tok.decode(Some(ids[pos]), next));
+                }
+                Event::Token { id, prev } => {
+                    gen_ticks += dt;
+                    n_gen += 1;
+                    if REPORT_AT.contains(&n_gen) {
+                        defmt::println!(
+                            "instructions at token {=usize} (position {=usize}): {=u64}",
+                            n_gen,
+                            gen.position() - 1,
+                            clock.instructions(dt)
+                        );
+                    }
+                    out.piece(tok.decode(Some(prev), id));
+                    ids_chunk(&mut chunk, id);
+                }
+                Event::Stop(r) => {
+                    if let StopReason::EndOfSequence { id } = r {
+                        gen_ticks += dt;
+                        n_gen += 1;
+                        ids_chunk(&mut chunk, id);
+                    }
+                    break r;
+                }
+            }
+        };
+        out.end();
+        if !chunk.is_empty() {
+            defmt::println!("ids: {}", &chunk[..]);
+        }
+        defmt::println!("stop: {}; prompt {=usize} tokens, generated {=usize}", reason, n, n_gen);
+        let macs = model.config().matmul_macs_per_token();
+        defmt::println!("matmul MACs/token: {=usize}", macs);
+        if clock.counting() {
+            let per = |ticks: u64, n: usize| clock.instructions(ticks) / (n.max(1) as u64);
+            defmt::println!("prompt instructions/token: {=u64}", per(prompt_ticks, n));
+            defmt::println!("instructions/token: {=u64}", per(gen_ticks, n_gen));
+        } else {
+            defmt::println!("instructions/token: not measured on this board");
+        }
+        defmt::println!("digest: {=str}", hex(digest.value()).as_str());
+        Ok(())
+    }
 }
 
 /// The active backend's kernels against the scalar code (`chispa_core::kernels::selftest`).
@@ -221,32 +376,53 @@ fn selftest() -> i32 {
     }
 }
 
-/// Appends a decoded piece (control bytes dropped, as the desktop's `printable` does) and
-/// prints complete lines as `text: ...`.
-fn text(line: &mut Vec<u8, 256>, piece: Piece<'_>) {
-    let bytes = match piece {
-        Piece::Byte(b) if b < 0x80 && !(b.is_ascii_graphic() || b.is_ascii_whitespace()) => &[],
-        _ => piece.bytes(),
-    };
-    for b in bytes {
-        if *b == b'\n' {
-            flush_line(line);
-            continue;
-        }
-        if line.push(*b).is_err() {
-            // A very long line is cut where it is; `text+` marks the continuation.
-            flush_line(line);
-            let _ = line.push(*b);
-        }
-    }
+/// Where the generated text goes: the console as it comes, or (a board without console
+/// output) complete lines in the defmt log as `text: ...`.
+struct Output<'c, C: Console> {
+    console: &'c mut C,
+    line: Vec<u8, 256>,
 }
 
-fn flush_line(line: &mut Vec<u8, 256>) {
-    match core::str::from_utf8(line) {
-        Ok(s) => defmt::println!("text: {=str}", s),
-        Err(_) => defmt::println!("text bytes: {=[u8]}", &line[..]),
+impl<C: Console> Output<'_, C> {
+    /// A decoded piece, control bytes dropped (as the desktop's `printable` does).
+    fn piece(&mut self, piece: Piece<'_>) {
+        let bytes = match piece {
+            Piece::Byte(b) if b < 0x80 && !(b.is_ascii_graphic() || b.is_ascii_whitespace()) => &[],
+            _ => piece.bytes(),
+        };
+        if self.console.has_output() {
+            self.console.write(bytes);
+            return;
+        }
+        for b in bytes {
+            if *b == b'\n' {
+                self.flush_line();
+                continue;
+            }
+            if self.line.push(*b).is_err() {
+                // A very long line is cut where it is.
+                self.flush_line();
+                let _ = self.line.push(*b);
+            }
+        }
     }
-    line.clear();
+
+    /// The end of a run: a newline on the console (as the desktop prints), or the last line.
+    fn end(&mut self) {
+        if self.console.has_output() {
+            self.console.write(b"\n");
+        } else {
+            self.flush_line();
+        }
+    }
+
+    fn flush_line(&mut self) {
+        match core::str::from_utf8(&self.line) {
+            Ok(s) => defmt::println!("text: {=str}", s),
+            Err(_) => defmt::println!("text bytes: {=[u8]}", &self.line[..]),
+        }
+        self.line.clear();
+    }
 }
 
 fn ids_chunk(chunk: &mut Vec<u32, 16>, id: u32) {
@@ -254,6 +430,38 @@ fn ids_chunk(chunk: &mut Vec<u32, 16>, id: u32) {
         defmt::println!("ids: {}", &chunk[..]);
         chunk.clear();
         let _ = chunk.push(id);
+    }
+}
+
+/// Appends `v` in decimal.
+fn number<const N: usize>(t: &mut heapless::String<N>, v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        let _ = t.push(char::from(*d));
+    }
+}
+
+/// Appends `x` with three decimals (for display; the settings keep the exact value).
+fn decimal<const N: usize>(t: &mut heapless::String<N>, x: f32) {
+    if x < 0.0 {
+        let _ = t.push('-');
+    }
+    let milli = (x.abs() * 1000.0 + 0.5) as u64;
+    number(t, milli / 1000);
+    let _ = t.push('.');
+    let frac = milli % 1000;
+    for d in [frac / 100, frac / 10 % 10, frac % 10] {
+        let _ = t.push(char::from(b'0' + d as u8));
     }
 }
 

@@ -12,6 +12,7 @@ use chispa_core::SessionOptions;
 use chispa_runner::usage::is_usage_error;
 use cli::attention::cmd_attention;
 use cli::bench::cmd_bench;
+use cli::chat::{cmd_chat, ChatArgs};
 use cli::common::{load_model, Kv, ModelArgs};
 use cli::eval::cmd_eval;
 use cli::plan::cmd_plan;
@@ -44,6 +45,17 @@ enum Command {
         m: ModelArgs,
         #[command(flatten)]
         args: RunArgs,
+    },
+    /// Chat with an instruct model: one user message per line of standard input, each reply
+    /// streamed to stdout; the model's chat template (from its tokenizer_config.json or
+    /// GGUF, stored at conversion) wraps the conversation.
+    Chat {
+        /// Model with a chat template: .chispa, Hugging Face folder or .gguf.
+        model: PathBuf,
+        #[command(flatten)]
+        m: ModelArgs,
+        #[command(flatten)]
+        args: ChatArgs,
     },
     /// Print the token ids of TEXT (comma-separated; --verbose: one per line with its piece).
     Tokenize {
@@ -107,7 +119,7 @@ enum Command {
         model: Option<PathBuf>,
         #[command(flatten)]
         m: ModelArgs,
-        /// Board: qemu-m4, qemu-m33, qemu-m55, stm32f411, rp2350, nrf52840.
+        /// Board: a folder in firmware/boards (qemu-m4, qemu-m33, qemu-m55, stm32f411, rp2350, ...).
         #[arg(long)]
         board: String,
         /// Context length in tokens; default: the model's maximum.
@@ -142,6 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Outcome::Done => Ok(ExitCode::SUCCESS),
             Outcome::Interrupted => Ok(ExitCode::from(130)),
         },
+        Command::Chat { model, m, args } => done(cmd_chat(&load_model(Some(model), &m)?, &args)),
         Command::Tokenize { model, text, file, m, verbose, no_bos } => {
             let text = match (text, file) {
                 (Some(t), _) => t,

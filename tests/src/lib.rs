@@ -14,6 +14,7 @@ use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::writer::WriteOptions;
 use serde::Deserialize;
 
+pub mod bytebpe;
 pub mod hf;
 
 /// One case of a `reference.json` (format `llm-reference/v1`).

@@ -61,21 +61,13 @@ fn wrong_version_is_named() {
     let mut file = good();
     file[4] = 3; // version_major
     reseal(&mut file);
-    assert_eq!(
-        parse(&file),
-        Err(FormatError::UnsupportedVersion {
-            major: 3,
-            minor: chispa_core::format::VERSION_MINOR
-        })
-    );
+    let minor = chispa_core::format::VERSION_MINOR;
+    assert_eq!(parse(&file), Err(FormatError::UnsupportedVersion { major: 3, minor }));
     // A version 1 file (the int8 scales laid out differently) is told to convert again.
     file[4] = 1;
     reseal(&mut file);
     let e = parse(&file).expect_err("version 1 is refused");
-    assert_eq!(
-        e,
-        FormatError::UnsupportedVersion { major: 1, minor: chispa_core::format::VERSION_MINOR }
-    );
+    assert_eq!(e, FormatError::UnsupportedVersion { major: 1, minor });
     assert!(e.to_string().contains("convert the model again with chispa-convert"), "{e}");
 }
 

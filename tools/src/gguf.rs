@@ -1,5 +1,6 @@
-//! GGUF v3 files (llama.cpp): the `llama` architecture, tensors in F32, F16 or Q8_0, and the
-//! sentencepiece-style (`tokenizer.ggml.model = "llama"`) vocabulary.
+//! GGUF v3 files (llama.cpp): the `llama` architecture, tensors in F32, F16 or a block type of
+//! [`crate::ggml_quants`], and the sentencepiece-style (`tokenizer.ggml.model = "llama"`) or
+//! byte-level BPE (`"gpt2"`) vocabulary.
 //!
 //! Layout: `"GGUF"`, version `u32`, tensor count `u64`, metadata count `u64`; metadata
 //! key/value pairs; tensor infos (name, dims with the fastest-varying first, ggml type,
@@ -325,16 +326,18 @@ impl<'a> Gguf<'a> {
             GGML_F16 => {
                 byte_groups(bytes(2 * n)?).map(|b| half::f16::from_le_bytes(b).to_f32()).collect()
             }
-            GGML_Q8_0 => {
-                ensure!(cols % 32 == 0, "tensor {name}: Q8_0 rows of {cols} are not whole blocks");
-                let mut out = Vec::with_capacity(n);
-                for [d0, d1, qs @ ..] in byte_groups::<34>(bytes(n / 32 * 34)?) {
-                    let d = half::f16::from_le_bytes([d0, d1]).to_f32();
-                    out.extend(qs.iter().map(|q| d * (*q as i8) as f32));
-                }
-                out
+            ty if crate::ggml_quants::block(ty).is_some() => {
+                let (elems, size, tname) = crate::ggml_quants::block(ty).context("block type")?;
+                ensure!(
+                    cols % elems == 0,
+                    "tensor {name}: {tname} rows of {cols} are not whole blocks of {elems}"
+                );
+                crate::ggml_quants::dequantize(ty, bytes(n / elems * size)?, n)
+                    .with_context(|| format!("tensor {name}"))?
             }
-            other => bail!("tensor {name}: ggml type {other} is not supported (F32, F16, Q8_0)"),
+            other => bail!(
+                "tensor {name}: ggml type {other} is not supported (F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)"
+            ),
         })
     }
 
@@ -346,8 +349,7 @@ impl<'a> Gguf<'a> {
             .map(|i| match i.ty {
                 GGML_F32 => "F32",
                 GGML_F16 => "F16",
-                GGML_Q8_0 => "Q8_0",
-                _ => "other",
+                ty => crate::ggml_quants::block(ty).map_or("other", |b| b.2),
             })
             .collect();
         v.sort();
@@ -382,11 +384,113 @@ fn optional_id(g: &Gguf<'_>, key: &str, vocab: usize) -> Result<Option<u32>> {
     }
 }
 
+/// The split a `tokenizer.ggml.pre` name stands for (llama.cpp's names): stages, their
+/// description, and whether whole-chunk tokens come first (llama.cpp's `ignore_merges`).
+fn pre_tokenizer(pre: &str) -> Result<(Vec<u32>, String, bool)> {
+    use crate::regex_split::{compile, program, GPT2_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN};
+    let (pattern, name, ignore_merges) = match pre {
+        "gpt-2" => (GPT2_PATTERN, "GPT-2 split", false),
+        "llama-bpe" | "llama3" | "llama-v3" => (LLAMA3_PATTERN, "Llama 3 split", true),
+        "qwen2" => (QWEN2_PATTERN, "Qwen2 split", false),
+        other => {
+            bail!("GGUF: tokenizer.ggml.pre \"{other}\" is not supported (gpt-2, llama-bpe, qwen2)")
+        }
+    };
+    Ok((
+        program(&[compile(pattern)?]),
+        format!("tokenizer.ggml.pre \"{pre}\": {name}"),
+        ignore_merges,
+    ))
+}
+
+/// A `tokenizer.ggml.model = gpt2` byte-level BPE: tokens, merges, token types (control and
+/// user-defined tokens are added tokens, matched in text), `tokenizer.ggml.pre`.
+fn gpt2_vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
+    let tokens = strings(g, "tokenizer.ggml.tokens")?;
+    ensure!(
+        tokens.len() == vocab_size,
+        "GGUF: tokenizer.ggml.tokens has {} tokens, the model's vocabulary has {vocab_size}",
+        tokens.len()
+    );
+    let types: Vec<i128> = match g.meta.get("tokenizer.ggml.token_type") {
+        Some(Meta::Array(v)) => v
+            .iter()
+            .map(|m| match m? {
+                Meta::Int(i) => Ok(i),
+                other => bail!("GGUF: tokenizer.ggml.token_type holds {other:?}"),
+            })
+            .collect::<Result<_>>()?,
+        None => vec![1; vocab_size],
+        Some(other) => bail!("GGUF: tokenizer.ggml.token_type is {other:?}"),
+    };
+    ensure!(
+        types.len() == vocab_size,
+        "GGUF: tokenizer.ggml.token_type has {} entries",
+        types.len()
+    );
+    let merges = strings(g, "tokenizer.ggml.merges")?
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .with_context(|| format!("GGUF: tokenizer.ggml.merges[{i}] {m:?} is not \"a b\""))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let pre = match g.meta.get("tokenizer.ggml.pre") {
+        Some(Meta::Str(s)) => *s,
+        None => bail!("GGUF: tokenizer.ggml.pre is missing (the split of a gpt2 tokenizer)"),
+        Some(other) => bail!("GGUF: tokenizer.ggml.pre is {other:?}"),
+    };
+    let (program, pre_name, ignore_merges) = pre_tokenizer(pre)?;
+    let table: Vec<Option<String>> = tokens.iter().map(|t| Some(t.to_string())).collect();
+    let added: Vec<String> = tokens
+        .iter()
+        .zip(&types)
+        .filter(|(_, t)| matches!(**t, 3 | 4))
+        .map(|(s, _)| s.to_string())
+        .collect();
+    let bos = optional_id(g, "tokenizer.ggml.bos_token_id", vocab_size)?;
+    let eos = optional_id(g, "tokenizer.ggml.eos_token_id", vocab_size)?;
+    let add_bos = matches!(g.meta.get("tokenizer.ggml.add_bos_token"), Some(Meta::Bool(true)));
+    let chat = match g.meta.get("tokenizer.chat_template") {
+        None => None,
+        Some(Meta::Str(t)) => {
+            let name = |id: Option<u32>| {
+                id.and_then(|i| tokens.get(i as usize)).map(|s| s.to_string()).unwrap_or_default()
+            };
+            let specials = crate::chat::Specials { bos: name(bos), eos: name(eos) };
+            Some(
+                crate::chat::from_template(t.to_string(), &specials)
+                    .context("GGUF: tokenizer.chat_template")?,
+            )
+        }
+        Some(other) => bail!("GGUF: tokenizer.chat_template is {other:?}"),
+    };
+    crate::hf_tokenizer::byte_level_vocab(crate::hf_tokenizer::ByteLevelSpec {
+        source: "GGUF",
+        table,
+        merges,
+        added,
+        program,
+        pre_name,
+        ignore_merges,
+        bos,
+        eos,
+        add_bos: add_bos && bos.is_some(),
+        chat,
+        notes: Vec::new(),
+    })
+}
+
 fn vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
     let model = g.string("tokenizer.ggml.model")?;
+    if model == "gpt2" {
+        return gpt2_vocab(g, vocab_size);
+    }
     ensure!(
         model == "llama",
-        "GGUF: tokenizer.ggml.model \"{model}\" is not supported (\"llama\" sentencepiece only)"
+        "GGUF: tokenizer.ggml.model \"{model}\" is not supported (\"llama\" sentencepiece or \"gpt2\" byte-level BPE)"
     );
     let tokens = strings(g, "tokenizer.ggml.tokens")?;
     ensure!(
@@ -435,6 +539,7 @@ fn vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
         dummy_prefix: true,
         no_prefix_before_space: false,
         stop_ids: eos.into_iter().collect(),
+        ext: crate::source::TokenizerExt::default(),
     };
     let line = format!(
         "tokenizer: tokenizer.ggml.model \"llama\" (sentencepiece scores), {vocab_size} tokens, byte fallback {}, BOS {bos:?}{}, EOS {eos:?}",

@@ -83,11 +83,42 @@ fn q8_0(data: &[f32]) -> Vec<u8> {
     out
 }
 
+/// A `tokenizer.ggml.model = gpt2` tokenizer, as llama.cpp's converter writes it.
+#[derive(Clone, Debug, Default)]
+pub struct Gpt2Tokenizer {
+    /// Token strings by id (GPT-2 byte-mapped; added tokens as their text).
+    pub tokens: Vec<String>,
+    /// `tokenizer.ggml.token_type` (1 normal, 3 control, 4 user-defined).
+    pub token_types: Vec<i32>,
+    /// Merges `"a b"` in rank order.
+    pub merges: Vec<String>,
+    /// `tokenizer.ggml.pre`.
+    pub pre: String,
+    /// `tokenizer.chat_template`.
+    pub chat_template: Option<String>,
+    /// Beginning-of-sequence id, prepended when set.
+    pub bos: Option<u32>,
+    /// End-of-sequence id.
+    pub eos: Option<u32>,
+}
+
 /// The GGUF bytes of a Llama model.
 ///
 /// # Errors
 /// Parameters outside the core's limits (the tensor names come from the canonical list).
 pub fn write(m: &SourceModel, ty: GgufType) -> anyhow::Result<Vec<u8>> {
+    write_with(m, ty, None)
+}
+
+/// The GGUF bytes of a Llama model, with `gpt2` instead of the model's own vocabulary.
+///
+/// # Errors
+/// As [`write`].
+pub fn write_with(
+    m: &SourceModel,
+    ty: GgufType,
+    gpt2: Option<&Gpt2Tokenizer>,
+) -> anyhow::Result<Vec<u8>> {
     let p = &m.params;
     let v = &m.vocab;
     let mut meta = Vec::new();
@@ -107,6 +138,29 @@ pub fn write(m: &SourceModel, ty: GgufType) -> anyhow::Result<Vec<u8>> {
     add("llama.rope.dimension_count", V::U32((p.dim / p.n_heads) as u32));
     add("llama.rope.freq_base", V::F32(p.rope_theta));
     add("llama.attention.layer_norm_rms_epsilon", V::F32(p.norm_eps));
+    if let Some(t) = gpt2 {
+        add("tokenizer.ggml.model", V::Str("gpt2"));
+        add("tokenizer.ggml.pre", V::Str(&t.pre));
+        add("tokenizer.ggml.tokens", V::Strs(t.tokens.clone()));
+        add("tokenizer.ggml.token_type", V::I32s(t.token_types.clone()));
+        add("tokenizer.ggml.merges", V::Strs(t.merges.clone()));
+        if let Some(b) = t.bos {
+            add("tokenizer.ggml.bos_token_id", V::U32(b));
+        }
+        if let Some(e) = t.eos {
+            add("tokenizer.ggml.eos_token_id", V::U32(e));
+        }
+        add("tokenizer.ggml.add_bos_token", V::Bool(t.bos.is_some()));
+        if let Some(c) = &t.chat_template {
+            add("tokenizer.chat_template", V::Str(c));
+        }
+    }
+    let meta_llama = gpt2.is_none();
+    let mut add = |k: &str, val: V<'_>| {
+        if meta_llama {
+            add(k, val);
+        }
+    };
     add("tokenizer.ggml.model", V::Str("llama"));
     let tokens: Vec<String> =
         v.pieces.iter().map(|b| String::from_utf8_lossy(b).replace(' ', "▁")).collect();

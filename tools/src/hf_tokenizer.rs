@@ -16,6 +16,7 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
+use crate::regex_split;
 use crate::source::Vocab;
 
 /// Score of tokens no merge produces: llama2.c never merges at or below −1e10.
@@ -141,11 +142,18 @@ fn adds_bos(tok: &Value, tok_config: Option<&Value>) -> bool {
     if let Some(b) = tok_config.and_then(|c| c.get("add_bos_token")).and_then(Value::as_bool) {
         return b;
     }
-    let single = tok.pointer("/post_processor/single").and_then(Value::as_array);
-    single.and_then(|s| s.first()).is_some_and(|first| first.get("SpecialToken").is_some())
+    let post = tok.get("post_processor");
+    let mut parts: Vec<&Value> = post.into_iter().collect();
+    if let Some(list) = post.and_then(|p| p.get("processors")).and_then(Value::as_array) {
+        parts.extend(list);
+    }
+    parts.iter().any(|p| {
+        let single = p.get("single").and_then(Value::as_array);
+        single.and_then(|s| s.first()).is_some_and(|first| first.get("SpecialToken").is_some())
+    })
 }
 
-fn token_id(table: &[Option<String>], s: &str) -> Option<u32> {
+pub(crate) fn token_id(table: &[Option<String>], s: &str) -> Option<u32> {
     table.iter().position(|t| t.as_deref() == Some(s)).map(|i| i as u32)
 }
 
@@ -193,9 +201,110 @@ pub fn byte_to_unicode() -> [char; 256] {
     map
 }
 
-/// GPT-2 byte-level BPE: pieces decoded from the byte-to-unicode map to raw bytes (special
-/// tokens kept as their text), scores `−rank` as for Llama, no dummy prefix, no byte
-/// fallback; BOS only if the tokenizer prepends one (GPT-2 does not).
+fn type_of(v: &Value) -> &str {
+    v.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Whether the pre-tokenizer is `ByteLevel`, alone or in a `Sequence`.
+fn is_byte_level(tok: &Value) -> bool {
+    let Some(pre) = tok.get("pre_tokenizer") else { return false };
+    match type_of(pre) {
+        "ByteLevel" => true,
+        "Sequence" => pre
+            .get("pretokenizers")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|p| type_of(p) == "ByteLevel")),
+        _ => false,
+    }
+}
+
+/// The name of a known split pattern, or the pattern itself.
+fn pattern_name(pattern: &str) -> String {
+    match pattern {
+        regex_split::GPT2_PATTERN => "GPT-2 split".to_string(),
+        regex_split::LLAMA3_PATTERN => "Llama 3 split".to_string(),
+        regex_split::QWEN2_PATTERN => "Qwen2 split".to_string(),
+        other => format!("split {other:?}"),
+    }
+}
+
+/// The byte-level pre-tokenizer as program stages, and what it is in words: `Split` (regex,
+/// `Isolated`) and `Digits` stages, then `ByteLevel` (whose own GPT-2 split is one more
+/// stage when `use_regex`).
+fn byte_level_program(pre: &Value) -> Result<(Vec<u32>, String)> {
+    let parts: Vec<&Value> = match type_of(pre) {
+        "Sequence" => pre
+            .get("pretokenizers")
+            .and_then(Value::as_array)
+            .context("tokenizer.json: pre_tokenizer Sequence without \"pretokenizers\"")?
+            .iter()
+            .collect(),
+        _ => vec![pre],
+    };
+    let mut stages = Vec::new();
+    let mut names = Vec::new();
+    let mut byte_level = false;
+    for p in parts {
+        let ty = type_of(p);
+        ensure!(
+            !byte_level,
+            "tokenizer.json: pre_tokenizer {ty:?} after ByteLevel is not supported"
+        );
+        match ty {
+            "ByteLevel" => {
+                byte_level = true;
+                ensure!(
+                    p.get("add_prefix_space").and_then(Value::as_bool) != Some(true),
+                    "tokenizer.json: ByteLevel add_prefix_space true is not supported"
+                );
+                if p.get("use_regex").and_then(Value::as_bool) != Some(false) {
+                    stages.push(regex_split::compile(regex_split::GPT2_PATTERN)?);
+                    names.push("ByteLevel with the GPT-2 split".to_string());
+                }
+            }
+            "Split" => {
+                let pattern =
+                    p.pointer("/pattern/Regex").and_then(Value::as_str).with_context(|| {
+                        format!(
+                            "tokenizer.json: Split pattern {} is not a Regex",
+                            p.get("pattern").unwrap_or(&Value::Null)
+                        )
+                    })?;
+                let behavior = p.get("behavior").and_then(Value::as_str).unwrap_or("");
+                ensure!(
+                    behavior == "Isolated",
+                    "tokenizer.json: Split behavior {behavior:?} is not supported (Isolated only)"
+                );
+                ensure!(
+                    p.get("invert").and_then(Value::as_bool) != Some(true),
+                    "tokenizer.json: Split with \"invert\": true is not supported"
+                );
+                stages.push(regex_split::compile(pattern).context("tokenizer.json: Split")?);
+                names.push(pattern_name(pattern));
+            }
+            "Digits" => {
+                let single = p.get("individual_digits").and_then(Value::as_bool) == Some(true);
+                stages.push(regex_split::compile(if single { r"\p{N}" } else { r"\p{N}+" })?);
+                names.push(if single { "Digits (each)" } else { "Digits (runs)" }.to_string());
+            }
+            other => bail!(
+                "tokenizer.json: pre_tokenizer {other:?} is not supported in a byte-level BPE"
+            ),
+        }
+    }
+    ensure!(byte_level, "tokenizer.json: pre_tokenizer has no ByteLevel");
+    // No stage (ByteLevel without its regex): the whole text is one chunk.
+    let words = regex_split::program(&stages);
+    chispa_core::pretokenize::Program::parse(&words).map_err(|e| {
+        anyhow::anyhow!("tokenizer.json: pre_tokenizer program: {} at word {}", e.what, e.word)
+    })?;
+    Ok((words, names.join(" + ")))
+}
+
+/// Byte-level BPE (GPT-2, Llama 3, SmolLM, Qwen2 style): pieces decoded from the
+/// byte-to-unicode map to raw bytes (added tokens kept as their text), scores `−rank`, the
+/// pre-tokenizer compiled to a program, per token the split of the merge that makes it, the
+/// added tokens matched in text; no dummy prefix, no byte fallback.
 fn read_byte_level(
     tok: &Value,
     tok_config: Option<&Value>,
@@ -203,32 +312,151 @@ fn read_byte_level(
     vocab_size: usize,
 ) -> Result<(Vocab, String)> {
     let pre = tok.get("pre_tokenizer").context("tokenizer.json: no pre_tokenizer")?;
-    ensure!(
-        pre.get("add_prefix_space").and_then(Value::as_bool) != Some(true),
-        "tokenizer.json: ByteLevel add_prefix_space true is not supported"
-    );
-    ensure!(
-        pre.get("use_regex").and_then(Value::as_bool) != Some(false),
-        "tokenizer.json: ByteLevel use_regex false is not supported"
-    );
-    ensure!(
-        tok.get("normalizer").is_none_or(Value::is_null),
-        "tokenizer.json: a normalizer before ByteLevel is not supported"
-    );
+    let (program, pre_name) = byte_level_program(pre)?;
+    let mut notes = Vec::new();
+    match tok.get("normalizer").filter(|v| !v.is_null()).map(type_of) {
+        None => {}
+        Some("NFC") => notes.push("NFC normalizer not applied: text is taken as NFC already"),
+        Some(other) => {
+            bail!("tokenizer.json: normalizer {other:?} is not supported for a byte-level BPE")
+        }
+    }
+    match tok.get("decoder").filter(|v| !v.is_null()).map(type_of) {
+        None | Some("ByteLevel") => {}
+        Some(other) => bail!("tokenizer.json: decoder {other:?} is not supported for a byte-level BPE (ByteLevel only)"),
+    }
     let model = tok.get("model").context("tokenizer.json: no \"model\"")?;
+    for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+        let v = model.get(key).and_then(Value::as_str).unwrap_or("");
+        ensure!(v.is_empty(), "tokenizer.json: model {key} {v:?} is not supported");
+    }
+    ensure!(
+        model.get("dropout").is_none_or(|d| d.is_null() || d.as_f64() == Some(0.0)),
+        "tokenizer.json: model dropout is not supported"
+    );
+    let ignore_merges = model.get("ignore_merges").and_then(Value::as_bool) == Some(true);
     let table = id_table(tok, vocab_size)?;
+    let mut added = Vec::new();
+    for t in tok.get("added_tokens").and_then(Value::as_array).into_iter().flatten() {
+        let content = t.get("content").and_then(Value::as_str).unwrap_or("");
+        for key in ["single_word", "lstrip", "rstrip"] {
+            ensure!(
+                t.get(key).and_then(Value::as_bool) != Some(true),
+                "tokenizer.json: added token {content:?} with {key} true is not supported"
+            );
+        }
+        ensure!(!content.is_empty(), "tokenizer.json: an added token has no content");
+        added.push(content.to_string());
+    }
+    let bos = special_id(config, tok_config, &table, "bos")?;
+    let eos = special_id(config, tok_config, &table, "eos")?;
+    let chat = crate::chat::from_tokenizer_config(tok_config, &table, bos, eos)?;
+    byte_level_vocab(ByteLevelSpec {
+        source: "tokenizer.json",
+        table,
+        merges: merges(model)?,
+        added,
+        program,
+        pre_name,
+        ignore_merges,
+        bos,
+        eos,
+        add_bos: adds_bos(tok, tok_config) && bos.is_some(),
+        chat,
+        notes: notes.into_iter().map(str::to_string).collect(),
+    })
+}
+
+/// A byte-level BPE as any file states it.
+#[derive(Clone, Debug)]
+pub struct ByteLevelSpec {
+    /// Where it comes from, for messages (`tokenizer.json`, `GGUF`).
+    pub source: &'static str,
+    /// Token strings by id: GPT-2 byte-mapped, added tokens as their text.
+    pub table: Vec<Option<String>>,
+    /// Merges in rank order.
+    pub merges: Vec<(String, String)>,
+    /// The text of each added token (matched in input text).
+    pub added: Vec<String>,
+    /// The pre-tokenizer program and what it is in words.
+    pub program: Vec<u32>,
+    /// Its description.
+    pub pre_name: String,
+    /// A chunk that is a token is that token.
+    pub ignore_merges: bool,
+    /// Beginning-of-sequence id.
+    pub bos: Option<u32>,
+    /// End-of-sequence id.
+    pub eos: Option<u32>,
+    /// Whether encoding prepends BOS.
+    pub add_bos: bool,
+    /// The chat template, if any.
+    pub chat: Option<crate::source::Chat>,
+    /// Notes for the recognition line.
+    pub notes: Vec<String>,
+}
+
+/// The vocabulary of a byte-level BPE: pieces decoded from the byte-to-unicode map to raw
+/// bytes (added tokens kept as their text), scores `−rank`, per token the split of the merge
+/// that makes it; and one line saying what was recognised.
+///
+/// # Errors
+/// A token outside GPT-2's byte map, a merge making no token or a token made twice, a byte
+/// without a token.
+pub fn byte_level_vocab(spec: ByteLevelSpec) -> Result<(Vocab, String)> {
+    let ByteLevelSpec {
+        source,
+        table,
+        merges,
+        added,
+        program,
+        pre_name,
+        ignore_merges,
+        bos,
+        eos,
+        add_bos,
+        chat,
+        notes,
+    } = spec;
+    let vocab_size = table.len();
     let present = table.iter().filter(|t| t.is_some()).count();
-    let special: std::collections::HashSet<&str> = tok
-        .get("added_tokens")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.get("content").and_then(Value::as_str))
-        .collect();
+    let special: std::collections::HashSet<&str> = added.iter().map(String::as_str).collect();
+    let added_ids = added
+        .iter()
+        .map(|c| {
+            token_id(&table, c).with_context(|| format!("{source}: added token {c:?} has no id"))
+        })
+        .collect::<Result<Vec<u32>>>()?;
     let map = byte_to_unicode();
     let inverse: HashMap<char, u8> = map.iter().enumerate().map(|(b, c)| (*c, b as u8)).collect();
-    let rank_of: HashMap<String, usize> =
-        merges(model)?.into_iter().enumerate().rev().map(|(r, (a, b))| (a + &b, r)).collect();
+    let to_bytes =
+        |t: &str| -> Option<Vec<u8>> { t.chars().map(|c| inverse.get(&c).copied()).collect() };
+    let id_of: HashMap<&str, usize> =
+        table.iter().enumerate().filter_map(|(i, t)| t.as_deref().map(|t| (t, i))).collect();
+    let mut rank: HashMap<usize, usize> = HashMap::new();
+    let mut split = vec![0u8; vocab_size];
+    for (r, (a, b)) in merges.iter().enumerate() {
+        let made = format!("{a}{b}");
+        let id = *id_of.get(made.as_str()).with_context(|| {
+            format!(
+                "{source}: merge {r} ({a:?} {b:?}) makes {made:?}, which is not in the vocabulary"
+            )
+        })?;
+        if let Some(first) = rank.get(&id) {
+            bail!("{source}: token {made:?} is made by two merges ({first} and {r}), which is not supported");
+        }
+        let left = to_bytes(a).with_context(|| {
+            format!("{source}: merge {r} has a character outside GPT-2's byte map")
+        })?;
+        let slot = split.get_mut(id).context("merge result outside the vocabulary")?;
+        *slot = u8::try_from(left.len()).ok().filter(|k| *k > 0).with_context(|| {
+            format!(
+                "{source}: merge {r} has a left part of {} bytes (1..=255 supported)",
+                left.len()
+            )
+        })?;
+        rank.insert(id, r);
+    }
     let mut pieces = Vec::with_capacity(vocab_size);
     let mut scores = Vec::with_capacity(vocab_size);
     for (id, t) in table.iter().enumerate() {
@@ -237,26 +465,39 @@ fn read_byte_level(
             scores.push(NO_MERGE);
             continue;
         };
-        scores.push(rank_of.get(t).map_or(NO_MERGE, |r| -(*r as f32)));
+        scores.push(rank.get(&id).map_or(NO_MERGE, |r| -(*r as f32)));
         if special.contains(t.as_str()) {
+            ensure!(!rank.contains_key(&id), "{source}: added token {t:?} is also made by a merge");
             pieces.push(t.clone().into_bytes());
             continue;
         }
-        let bytes: Option<Vec<u8>> = t.chars().map(|c| inverse.get(&c).copied()).collect();
-        pieces.push(bytes.with_context(|| {
-            format!("tokenizer.json: token {id} {t:?} has a character outside GPT-2's byte map")
+        pieces.push(to_bytes(t).with_context(|| {
+            format!("{source}: token {id} {t:?} has a character outside GPT-2's byte map")
         })?);
     }
     for b in 0..=255u8 {
         ensure!(
             pieces.iter().any(|p| p.as_slice() == [b]),
-            "tokenizer.json: no token for the byte {b:#04x} (byte-level BPE needs all 256)"
+            "{source}: no token for the byte {b:#04x} (byte-level BPE needs all 256)"
         );
     }
-    let bos = special_id(config, tok_config, &table, "bos")?;
-    let eos = special_id(config, tok_config, &table, "eos")?;
-    let add_bos =
-        tok_config.and_then(|c| c.get("add_bos_token")).and_then(Value::as_bool) == Some(true);
+    let name = |id: Option<u32>| {
+        id.map_or("none".to_string(), |i| {
+            let t = table.get(i as usize).and_then(Option::as_deref);
+            format!("{} = {:?}", i, t.unwrap_or("?"))
+        })
+    };
+    let line = format!(
+        "tokenizer: byte-level BPE ({pre_name}), {present} tokens, {} merges{}, {} added tokens, BOS {}{}, EOS {}{}{}",
+        merges.len(),
+        if ignore_merges { " (whole-chunk tokens first)" } else { "" },
+        added_ids.len(),
+        name(bos),
+        if add_bos { " prepended" } else { " not prepended" },
+        name(eos),
+        chat.as_ref().map_or(String::new(), |_| ", chat template".to_string()),
+        notes.iter().map(|n| format!("; {n}")).collect::<String>(),
+    );
     let vocab = Vocab {
         kind: chispa_core::format::TokenizerKind::ByteBpe,
         pieces,
@@ -267,20 +508,14 @@ fn read_byte_level(
         dummy_prefix: false,
         no_prefix_before_space: false,
         stop_ids: eos.into_iter().collect(),
+        ext: crate::source::TokenizerExt {
+            pre_tokenizer: Some(program),
+            merge_splits: Some(split),
+            added_tokens: added_ids,
+            ignore_merges,
+            chat,
+        },
     };
-    let name = |id: Option<u32>| {
-        id.map_or("none".to_string(), |i| {
-            let t = table.get(i as usize).and_then(Option::as_deref);
-            format!("{} = {:?}", i, t.unwrap_or("?"))
-        })
-    };
-    let line = format!(
-        "tokenizer: GPT-2 byte-level BPE (GPT-2 split, byte-to-unicode map), {present} tokens, {} merges as scores, BOS {}{}, EOS {}",
-        rank_of.len(),
-        name(bos),
-        if add_bos { " prepended" } else { " not prepended" },
-        name(eos)
-    );
     Ok((vocab, line))
 }
 
@@ -298,8 +533,7 @@ pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, Str
     let kind = model.get("type").and_then(Value::as_str).unwrap_or("");
     ensure!(kind == "BPE", "tokenizer.json: model type {kind:?} is not supported (BPE only)");
     let byte_fallback = model.get("byte_fallback").and_then(Value::as_bool) == Some(true);
-    let pre = tok.pointer("/pre_tokenizer/type").and_then(Value::as_str);
-    if !byte_fallback && pre == Some("ByteLevel") {
+    if !byte_fallback && is_byte_level(&tok) {
         return read_byte_level(&tok, tok_config.as_ref(), config, vocab_size);
     }
     ensure!(
@@ -345,6 +579,7 @@ pub fn read(dir: &Path, config: &Value, vocab_size: usize) -> Result<(Vocab, Str
         dummy_prefix: true,
         no_prefix_before_space: metaspace,
         stop_ids: eos.into_iter().collect(),
+        ext: crate::source::TokenizerExt::default(),
     };
     let name = |id: Option<u32>| {
         id.map_or("none".to_string(), |i| {

@@ -2,8 +2,11 @@
 //!
 //! * [`source`]: the in-memory model every reader produces (f32 tensors + vocabulary).
 //! * [`hf`], [`hf_tokenizer`]: Hugging Face folders (safetensors, config.json, tokenizer.json).
-//! * [`gguf`]: llama.cpp GGUF v3 files (`llama`, F32/F16/Q8_0); [`gguf_writer`] writes small
-//!   ones for tests and fuzz seeds.
+//! * [`gguf`]: llama.cpp GGUF v3 files (`llama`; F32, F16 and the block types of
+//!   [`ggml_quants`]; `llama` and `gpt2` tokenizers); [`gguf_writer`] writes small ones for
+//!   tests and fuzz seeds.
+//! * [`regex_split`]: pre-tokenizer regexes compiled to the core's split program;
+//!   [`chat`]: chat templates (minijinja).
 //! * [`llama2c`]: llama2.c checkpoints and `tokenizer.bin`.
 //! * [`quant`]: group-wise int8 quantization and its error report.
 //! * [`writer`]: the `.chispa` writer (layout from `chispa_core::format`), verified by
@@ -17,6 +20,8 @@
 
 pub mod aligned;
 pub mod calibrate;
+pub mod chat;
+pub mod ggml_quants;
 pub mod gguf;
 pub mod gguf_writer;
 pub mod hf;
@@ -25,6 +30,7 @@ pub mod inspect;
 pub mod llama2c;
 pub mod output;
 pub mod quant;
+pub mod regex_split;
 pub mod source;
 pub mod stdout;
 pub mod synth;

@@ -200,6 +200,7 @@ pub fn read_tokenizer(b: &[u8], vocab_size: usize) -> Result<Vocab> {
         no_prefix_before_space: false,
         // run.c ends a sample when the model emits BOS (id 1).
         stop_ids: vec![1],
+        ext: crate::source::TokenizerExt::default(),
     })
 }
 

@@ -56,6 +56,37 @@ pub struct Vocab {
     pub no_prefix_before_space: bool,
     /// Ids that end generation.
     pub stop_ids: Vec<u32>,
+    /// Optional data of the file's tokenizer extension.
+    pub ext: TokenizerExt,
+}
+
+/// What a tokenizer may carry beyond pieces and scores (the `EXT_*` records of
+/// `chispa_core::format`); empty by default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TokenizerExt {
+    /// Byte-level BPE: the pre-tokenizer program (`chispa_core::pretokenize`).
+    pub pre_tokenizer: Option<Vec<u32>>,
+    /// Byte-level BPE: per token, the left length of the merge that makes it (0: none).
+    pub merge_splits: Option<Vec<u8>>,
+    /// Byte-level BPE: ids of the added tokens matched literally in the text.
+    pub added_tokens: Vec<u32>,
+    /// Byte-level BPE: a chunk that is a piece is that token, without merges.
+    pub ignore_merges: bool,
+    /// The chat template and the prompt wrapping it implies.
+    pub chat: Option<Chat>,
+}
+
+/// A chat template, and the fixed text around one user message it renders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chat {
+    /// The Jinja source.
+    pub template: String,
+    /// Text before the user's message.
+    pub prefix: String,
+    /// Text after it, through the assistant's header.
+    pub suffix: String,
+    /// What the template's `bos_token` and `eos_token` stand for.
+    pub specials: crate::chat::Specials,
 }
 
 /// One tensor in canonical order, as f32.

@@ -59,6 +59,7 @@ fn vocab(n: usize) -> Vocab {
         dummy_prefix: true,
         no_prefix_before_space: false,
         stop_ids: vec![1, 2],
+        ext: crate::source::TokenizerExt::default(),
     }
 }
 

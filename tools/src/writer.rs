@@ -5,8 +5,10 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use chispa_core::format::{
-    align_up, file_checksum, DType, Header, TensorEntry, TensorKind, FLAG_SHARED_CLASSIFIER,
-    HEADER_BYTES, MAGIC, MAX_STOP_IDS, NONE, TENSOR_ENTRY_BYTES, TOK_FLAG_DUMMY_PREFIX,
+    align_up, file_checksum, DType, Header, TensorEntry, TensorKind, EXT_ADDED_TOKENS,
+    EXT_CHAT_BOS_TOKEN, EXT_CHAT_EOS_TOKEN, EXT_CHAT_PREFIX, EXT_CHAT_SUFFIX, EXT_CHAT_TEMPLATE,
+    EXT_MERGE_SPLITS, EXT_PRETOKENIZER, FLAG_SHARED_CLASSIFIER, HEADER_BYTES, MAGIC, MAX_STOP_IDS,
+    NONE, TENSOR_ENTRY_BYTES, TOK_FLAG_DUMMY_PREFIX, TOK_FLAG_IGNORE_MERGES,
     TOK_FLAG_NO_PREFIX_BEFORE_SPACE, VERSION_MAJOR, VERSION_MINOR,
 };
 use chispa_core::model::MAX_GROUP;
@@ -15,7 +17,7 @@ use chispa_core::Model;
 use crate::aligned::AlignedBytes;
 use crate::calibrate::{choose_groups, Calibration};
 use crate::quant::{quantize, QuantStats};
-use crate::source::{canonical_names, SourceModel, Vocab};
+use crate::source::{canonical_names, SourceModel, TokenizerExt, Vocab};
 
 /// Fixed quantization group for most matrices (see the README for the measurement).
 pub const DEFAULT_GROUP: usize = 32;
@@ -322,6 +324,11 @@ pub fn build_with_groups(
     }
     let sorted_offset = pad(&mut out);
     out.extend(sorted_index(v)?.iter().flat_map(|i| i.to_le_bytes()));
+    let ext_offset = pad(&mut out);
+    let ext = extension(&v.ext);
+    out.extend(&ext);
+    let (tok_ext_offset, tok_ext_len) =
+        if ext.is_empty() { (0, 0) } else { (ext_offset, ext.len() as u32) };
     pad(&mut out);
     ensure!(out.len() <= u32::MAX as usize, "model file would exceed 4 GiB");
 
@@ -350,7 +357,8 @@ pub fn build_with_groups(
         tensors_offset,
         tok_kind: v.kind as u32,
         tok_flags: if v.dummy_prefix { TOK_FLAG_DUMMY_PREFIX } else { 0 }
-            | if v.no_prefix_before_space { TOK_FLAG_NO_PREFIX_BEFORE_SPACE } else { 0 },
+            | if v.no_prefix_before_space { TOK_FLAG_NO_PREFIX_BEFORE_SPACE } else { 0 }
+            | if v.ext.ignore_merges { TOK_FLAG_IGNORE_MERGES } else { 0 },
         bos_id: v.bos.unwrap_or(NONE),
         eos_id: v.eos.unwrap_or(NONE),
         byte_fallback_base: v.byte_fallback_base.unwrap_or(NONE),
@@ -362,6 +370,8 @@ pub fn build_with_groups(
         sorted_offset,
         n_stop_ids: v.stop_ids.len() as u32,
         stop_ids,
+        tok_ext_offset,
+        tok_ext_len,
         head_dim: p.head_dim as u32,
     };
     out[..HEADER_BYTES].copy_from_slice(&header.write());
@@ -372,6 +382,35 @@ pub fn build_with_groups(
     Model::parse(image.as_slice()).context("the written file does not parse (a writer bug)")?;
     let parameters = model.tensors.iter().map(|t| t.data.len()).sum();
     Ok((image, Report { tensors: reports, parameters, file_bytes: out.len(), calibration: None }))
+}
+
+/// The tokenizer extension section: one record per item present (empty when none is).
+fn extension(e: &TokenizerExt) -> Vec<u8> {
+    fn record(out: &mut Vec<u8>, tag: u32, payload: &[u8]) {
+        out.extend(tag.to_le_bytes());
+        out.extend((payload.len() as u32).to_le_bytes());
+        out.extend(payload);
+        out.resize(out.len().div_ceil(4) * 4, 0);
+    }
+    let words = |w: &[u32]| -> Vec<u8> { w.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let mut out = Vec::new();
+    if let Some(p) = &e.pre_tokenizer {
+        record(&mut out, EXT_PRETOKENIZER, &words(p));
+    }
+    if let Some(s) = &e.merge_splits {
+        record(&mut out, EXT_MERGE_SPLITS, s);
+    }
+    if !e.added_tokens.is_empty() {
+        record(&mut out, EXT_ADDED_TOKENS, &words(&e.added_tokens));
+    }
+    if let Some(c) = &e.chat {
+        record(&mut out, EXT_CHAT_PREFIX, c.prefix.as_bytes());
+        record(&mut out, EXT_CHAT_SUFFIX, c.suffix.as_bytes());
+        record(&mut out, EXT_CHAT_TEMPLATE, c.template.as_bytes());
+        record(&mut out, EXT_CHAT_BOS_TOKEN, c.specials.bos.as_bytes());
+        record(&mut out, EXT_CHAT_EOS_TOKEN, c.specials.eos.as_bytes());
+    }
+    out
 }
 
 /// Writes `bytes` to `path` by the [output policy](crate::output) for a command without

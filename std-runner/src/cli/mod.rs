@@ -2,6 +2,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod bench;
+pub(crate) mod chat;
 pub(crate) mod common;
 pub(crate) mod eval;
 pub(crate) mod plan;

@@ -18,6 +18,7 @@ use chispa_core::{
     Digest, Event, Generator, Sampler, SamplerConfig, SamplerFilters, Session, SessionOptions,
     StopReason, StopStrings,
 };
+use chispa_runner::chat::{encode_chat, Conversation};
 use chispa_runner::load::Loaded;
 use chispa_runner::run::{arena_for, printable};
 use clap::Args;
@@ -28,9 +29,16 @@ use super::common::{encode, out_ok, rate, reason_text, Kv};
 /// Options of `chispa run` (llama.cpp's names where they do not clash).
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
-    /// Prompt text (BOS is added).
+    /// Prompt text (BOS is added, unless --chat).
     #[arg(long, short = 'p', conflicts_with = "file")]
     prompt: Option<String>,
+    /// Wrap the prompt as one user message in the model's chat template (with the
+    /// assistant's header after it), as `chispa chat` does for one turn.
+    #[arg(long)]
+    chat: bool,
+    /// With --chat: a system message before the user's.
+    #[arg(long, requires = "chat")]
+    system: Option<String>,
     /// Read the prompt from FILE (`-`: standard input); one final newline is dropped, as
     /// llama.cpp does.
     #[arg(long, short = 'f', value_name = "FILE")]
@@ -243,8 +251,13 @@ pub(crate) fn cmd_run(loaded: &Loaded, a: &RunArgs) -> Result<Outcome> {
             .map_or(1, |d| d.as_nanos() as u64)
     });
     let max = model.config().max_seq_len;
-    let ids =
-        encode(&model, &prompt, true, Some(if context == 0 { max } else { context.min(max) }))?;
+    let ids = if a.chat {
+        let mut convo = Conversation::new(&model, a.system.as_deref())?;
+        convo.push("user", &prompt);
+        encode_chat(&model, &convo.prompt()?)?
+    } else {
+        encode(&model, &prompt, true, Some(if context == 0 { max } else { context.min(max) }))?
+    };
     let options = SessionOptions { context, kv: kv.into() };
     let mut arena = arena_for(&model, &options)?;
     let mut session = Session::new(&model, &options, arena.as_mut_slice())?;

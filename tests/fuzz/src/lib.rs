@@ -69,6 +69,7 @@ pub fn tiny_model(seed: u64) -> SourceModel {
         dummy_prefix: true,
         no_prefix_before_space: false,
         stop_ids: vec![1],
+        ext: chispa_tools::source::TokenizerExt::default(),
     };
     SourceModel { params, tensors, vocab }
 }

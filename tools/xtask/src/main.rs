@@ -1,12 +1,18 @@
 //! `cargo xtask`: multi-step jobs around the firmware.
 //!
-//! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55] [--model F.chispa] [--prompt T]
-//!   [--steps N] ...`: builds the firmware for the board with that model and those settings,
-//!   runs it under QEMU (always under `timeout`) and prints the decoded defmt log. The exit
-//!   status is the firmware's. With `--selftest` the firmware runs the kernel self-test
-//!   instead (`chispa_core::kernels::selftest`: the board's kernels against the scalar code).
+//! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55] [--model F.chispa] [-p TEXT]...
+//!   [--steps N] ...`: builds the firmware for the board with that model (and KV type and
+//!   context, which size its arena), runs it under QEMU (always under `timeout`), types the
+//!   settings (`/set steps=N ...`) and each prompt on its console (semihosting stdin), and
+//!   prints the console (the text as it comes, on stderr) and the decoded defmt log (stdout).
+//!   Without `-p` the firmware runs its default prompt once; with `-i` the terminal stays
+//!   connected to the console after the prompts. The exit status is the firmware's. With
+//!   `--selftest` the firmware runs the kernel self-test instead
+//!   (`chispa_core::kernels::selftest`: the board's kernels against the scalar code).
 //! * `cargo xtask build --board NAME ...`: builds only (any board, real ones too) and prints
 //!   the ELF's path and its flash and RAM use.
+//! * `cargo xtask figures`: runs every QEMU board and writes `firmware/boards/measured.toml`,
+//!   the measured figures `chispa plan` reads (checked by `test-qemu`).
 //! * `cargo xtask model [-o FILE]`: converts the default stories260K to int8 `.chispa`.
 //! * `cargo xtask measure [--full]`: runs the measurement commands and writes
 //!   `docs/measurements.md` (machine, commit, date, and each table with its command).
@@ -23,6 +29,7 @@ use chispa_runner::load::convert_llama2c;
 use chispa_tools::writer::{write_atomic, WriteOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod figures;
 mod measure;
 mod test;
 
@@ -42,8 +49,8 @@ enum Cmd {
     /// The firmware-vs-desktop test: every QEMU board, the RAM budgets, a corrupted model,
     /// and the real-board builds. Fails on any difference.
     TestQemu {
-        /// Boards to compare with the desktop.
-        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Board::QemuM4, Board::QemuM33, Board::QemuM55])]
+        /// Boards to compare with the desktop (default: every QEMU board in firmware/boards).
+        #[arg(long, value_delimiter = ',', value_parser = parse_board)]
         boards: Vec<Board>,
         /// New tokens.
         #[arg(long, short = 'n', default_value_t = 200)]
@@ -52,6 +59,10 @@ enum Cmd {
         #[arg(long)]
         no_real_boards: bool,
     },
+    /// Run the firmware on every QEMU board and write firmware/boards/measured.toml
+    /// (instructions per token, code bytes and stack per core: what `chispa plan` uses and
+    /// `cargo xtask test-qemu` checks).
+    Figures,
     /// Convert the default model (stories260K, int8) to a .chispa file.
     Model {
         /// Output file.
@@ -81,55 +92,63 @@ enum Cmd {
     },
 }
 
-/// Boards the firmware knows (`firmware/memory/<board>.x`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Board {
-    /// QEMU mps2-an386, Cortex-M4F.
-    QemuM4,
-    /// QEMU mps2-an505, Cortex-M33.
-    QemuM33,
-    /// QEMU mps3-an547, Cortex-M55 (Helium).
-    QemuM55,
-    /// STM32F411CE (build only).
-    Stm32f411,
-    /// Raspberry Pi RP2350 / Pico 2 (build only).
-    Rp2350,
-    /// nRF52840 (build only).
-    Nrf52840,
+/// A board: a folder in `firmware/boards/` (`chispa_boards`), loaded once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Board(&'static chispa_boards::Board);
+
+/// Every board folder, read once (a bad folder is an error for every command that needs one).
+fn all_boards() -> Result<&'static [chispa_boards::Board]> {
+    static BOARDS: std::sync::OnceLock<Result<Vec<chispa_boards::Board>, String>> =
+        std::sync::OnceLock::new();
+    BOARDS
+        .get_or_init(|| chispa_boards::all(&chispa_boards::boards_dir()).map_err(|e| e.to_string()))
+        .as_ref()
+        .map(Vec::as_slice)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The board named `name`.
+pub(crate) fn board(name: &str) -> Result<Board> {
+    let all = all_boards()?;
+    match all.iter().find(|b| b.name == name) {
+        Some(b) => Ok(Board(b)),
+        None => {
+            let known: Vec<&str> = all.iter().map(|b| b.name.as_str()).collect();
+            bail!(
+                "unknown board {name:?}: known ({}): {}",
+                chispa_boards::boards_dir().display(),
+                known.join(", ")
+            )
+        }
+    }
+}
+
+fn parse_board(name: &str) -> Result<Board, String> {
+    board(name).map_err(|e| format!("{e:#}"))
 }
 
 impl Board {
     fn name(self) -> &'static str {
-        match self {
-            Self::QemuM4 => "qemu-m4",
-            Self::QemuM33 => "qemu-m33",
-            Self::QemuM55 => "qemu-m55",
-            Self::Stm32f411 => "stm32f411",
-            Self::Rp2350 => "rp2350",
-            Self::Nrf52840 => "nrf52840",
-        }
+        &self.0.name
     }
     fn target(self) -> &'static str {
-        match self {
-            Self::QemuM4 | Self::Stm32f411 | Self::Nrf52840 => "thumbv7em-none-eabihf",
-            _ => "thumbv8m.main-none-eabihf",
-        }
+        &self.0.target
     }
     fn cpu(self) -> &'static str {
-        match self {
-            Self::QemuM4 | Self::Stm32f411 | Self::Nrf52840 => "cortex-m4",
-            Self::QemuM33 | Self::Rp2350 => "cortex-m33",
-            Self::QemuM55 => "cortex-m55",
-        }
+        &self.0.core
     }
     fn qemu(self) -> Option<[&'static str; 4]> {
-        match self {
-            Self::QemuM4 => Some(["-M", "mps2-an386", "-cpu", "cortex-m4"]),
-            Self::QemuM33 => Some(["-M", "mps2-an505", "-cpu", "cortex-m33"]),
-            Self::QemuM55 => Some(["-M", "mps3-an547", "-cpu", "cortex-m55"]),
-            _ => None,
-        }
+        self.0.qemu.as_ref().map(|q| ["-M", q.machine.as_str(), "-cpu", q.cpu.as_str()])
     }
+    /// The board's folder.
+    pub(crate) fn info(self) -> &'static chispa_boards::Board {
+        self.0
+    }
+}
+
+/// The QEMU boards (every folder with a `[qemu]` section).
+pub(crate) fn qemu_boards() -> Result<Vec<Board>> {
+    Ok(all_boards()?.iter().filter(|b| b.qemu.is_some()).map(Board).collect())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -142,28 +161,35 @@ enum Kv {
 
 #[derive(Args, Debug)]
 struct Firmware {
-    /// Board.
-    #[arg(long, value_enum, default_value_t = Board::QemuM4)]
+    /// Board: a folder in firmware/boards (qemu-m4, qemu-m33, qemu-m55, stm32f411, ...).
+    #[arg(long, value_parser = parse_board, default_value = "qemu-m4")]
     board: Board,
     /// Model to embed; default: stories260K int8, converted from the data directory.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Prompt text (BOS is added).
-    #[arg(long, short = 'p', default_value = "Once upon a time")]
-    prompt: String,
-    /// New tokens.
+    /// A prompt typed on the firmware's console at run time (BOS is added); repeat it for
+    /// several prompts in one run. A TEXT that starts with `/` is a console command, e.g.
+    /// `-p "/set temperature=0.8 seed=7"` for the prompts after it. Without any, the firmware
+    /// runs its default prompt, "Once upon a time".
+    #[arg(long = "prompt", short = 'p', value_name = "TEXT")]
+    prompts: Vec<String>,
+    /// After the prompts, keep the terminal connected to the firmware's console (type
+    /// prompts at `Prompt>`; Ctrl-D ends).
+    #[arg(long, short = 'i')]
+    interactive: bool,
+    /// New tokens (set at run time: `/set steps=N`).
     #[arg(long, short = 'n', default_value_t = 200)]
     steps: usize,
-    /// Sampling temperature (0 = greedy).
+    /// Sampling temperature, 0 = greedy (set at run time).
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
-    /// Top-p.
+    /// Top-p (set at run time).
     #[arg(long, default_value_t = 0.9)]
     top_p: f32,
-    /// PRNG seed.
+    /// PRNG seed (set at run time).
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Context length (0 = the model's).
+    /// Context length, 0 = the model's (built in: it sizes the arena).
     #[arg(long, default_value_t = 0)]
     context: usize,
     /// KV-cache element type.
@@ -217,12 +243,18 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         Kv::Int8 => "int8",
         Kv::K10v7 => "k10v7",
     };
-    let features =
-        if f.selftest { format!("{},selftest", f.board.name()) } else { f.board.name().into() };
+    // A model that does not fit is reported in the plan's words, not as a linker error. With
+    // --ram-kib the link itself is the check (the plan knows the board's full RAM).
+    if f.ram_kib.is_none() {
+        plan_fits(f.board, &model, kv, f.context)?;
+    }
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&fw)
-        .args(["build", "--release", "--no-default-features", "--features", &features])
-        .args(["--target", f.board.target()])
+    cmd.current_dir(&fw).args(["build", "--release"]);
+    if f.selftest {
+        cmd.args(["--features", "selftest"]);
+    }
+    cmd.args(["--target", f.board.target()])
+        .env("CHISPA_BOARD", f.board.name())
         .env("CARGO_TARGET_DIR", &target_dir)
         // No compiler vectorisation: Helium's vector floating point flushes subnormal numbers
         // to zero, so the scalar specification must stay scalar (the kernels that use vectors
@@ -232,17 +264,33 @@ fn build(f: &Firmware) -> Result<PathBuf> {
             format!("-C target-cpu={} -C no-vectorize-loops -C no-vectorize-slp", f.board.cpu()),
         )
         .env("CHISPA_MODEL", &model)
-        .env("CHISPA_PROMPT", &f.prompt)
-        .env("CHISPA_STEPS", f.steps.to_string())
-        .env("CHISPA_TEMPERATURE", f.temperature.to_string())
-        .env("CHISPA_TOP_P", f.top_p.to_string())
-        .env("CHISPA_SEED", f.seed.to_string())
         .env("CHISPA_CONTEXT", f.context.to_string())
         .env("CHISPA_KV", kv)
         .env("CHISPA_RAM_KIB", f.ram_kib.map(|k| k.to_string()).unwrap_or_default())
         .env("CHISPA_CORRUPT_BYTE", f.corrupt_byte.map(|k| k.to_string()).unwrap_or_default())
         .env("CHISPA_FAULT_TEST", if f.fault_test { "1" } else { "0" })
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if f.board.info().io == chispa_boards::Io::Semihosting {
+        // Prompt and sampling settings come at run time (`console_input`): the build keeps
+        // its defaults, so that one binary serves every prompt.
+        for v in
+            ["CHISPA_PROMPT", "CHISPA_STEPS", "CHISPA_TEMPERATURE", "CHISPA_TOP_P", "CHISPA_SEED"]
+        {
+            cmd.env_remove(v);
+        }
+    } else {
+        // No console on this board yet: one prompt and the settings are built in.
+        let prompt = match f.prompts.as_slice() {
+            [] => "Once upon a time",
+            [p] if !p.starts_with('/') => p.as_str(),
+            _ => bail!("{} has no console: give at most one -p (built in), and the settings as -n, --temperature, --top-p, --seed", f.board.name()),
+        };
+        cmd.env("CHISPA_PROMPT", prompt)
+            .env("CHISPA_STEPS", f.steps.to_string())
+            .env("CHISPA_TEMPERATURE", f.temperature.to_string())
+            .env("CHISPA_TOP_P", f.top_p.to_string())
+            .env("CHISPA_SEED", f.seed.to_string());
+    }
     let status = cmd.status().context("cannot run cargo")?;
     if !status.success() {
         bail!("the firmware build for {} failed", f.board.name());
@@ -250,16 +298,70 @@ fn build(f: &Firmware) -> Result<PathBuf> {
     Ok(target_dir.join(f.board.target()).join("release/chispa-fw"))
 }
 
+/// `chispa plan` for the build: an error with the plan's report when it does not fit.
+fn plan_fits(board: Board, model: &Path, kv: &str, context: usize) -> Result<()> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root())
+        .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "plan"])
+        .arg(model)
+        .args(["--board", board.name(), "--kv", kv, "--context", &context.to_string()])
+        .output()
+        .context("cannot run chispa plan")?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let report = String::from_utf8_lossy(&out.stdout);
+    let why = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(1) && report.contains("DOES NOT FIT") {
+        bail!(
+            "not building: the plan does not fit {}:\n{report}(`chispa plan` says so before the linker would; try a shorter --context or a smaller --kv)",
+            board.name()
+        );
+    }
+    bail!("chispa plan failed: {why}")
+}
+
 fn qemu(f: &Firmware) -> Result<i32> {
-    run_qemu(f, false).map(|(code, _)| code)
+    exec_qemu(f, false).map(|r| r.code)
+}
+
+/// What the firmware's console is typed: the settings, then each prompt, one per line.
+fn console_input(f: &Firmware) -> String {
+    let mut s = format!(
+        "/set steps={} temperature={} top-p={} seed={}\n",
+        f.steps, f.temperature, f.top_p, f.seed
+    );
+    for p in &f.prompts {
+        s.push_str(p);
+        s.push('\n');
+    }
+    s
+}
+
+/// A finished QEMU run.
+#[derive(Debug)]
+pub(crate) struct QemuRun {
+    /// QEMU's exit status: the firmware's exit code.
+    pub(crate) code: i32,
+    /// The decoded defmt log (empty unless captured).
+    pub(crate) log: String,
+    /// What the firmware wrote on its console (empty unless captured).
+    pub(crate) console: String,
 }
 
 /// Builds and runs; with `capture`, returns the decoded log instead of printing it.
 fn run_qemu(f: &Firmware, capture: bool) -> Result<(i32, String)> {
+    exec_qemu(f, capture).map(|r| (r.code, r.log))
+}
+
+/// Builds and runs, typing [`console_input`] on the console; with `capture`, returns the
+/// decoded log and the console's output instead of printing them.
+fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
     let Some(machine) = f.board.qemu() else {
         bail!("{} is a real board: use `cargo xtask build` and probe-rs (README)", f.board.name());
     };
     let elf = build(f)?;
+    let piped = || if capture { Stdio::piped() } else { Stdio::inherit() };
     let mut q = Command::new("timeout")
         .arg(f.timeout.to_string())
         .arg("qemu-system-arm")
@@ -268,26 +370,50 @@ fn run_qemu(f: &Firmware, capture: bool) -> Result<(i32, String)> {
         .args(["-semihosting-config", "enable=on,target=native"])
         .args(["-icount", "shift=0,align=off,sleep=off", "-kernel"])
         .arg(&elf)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(piped())
         .spawn()
         .context("cannot start qemu-system-arm (apt-get install qemu-system-arm)")?;
+    let mut stdin = q.stdin.take().context("no QEMU input")?;
+    let input = console_input(f);
+    let interactive = f.interactive && !capture;
+    // The console's input: written by a thread (QEMU reads it as the firmware asks), then
+    // closed, which the firmware sees as the end of input; or the terminal's, copied on.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        if stdin.write_all(input.as_bytes()).is_ok() && interactive {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut stdin);
+        }
+    });
+    let console = q.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            s
+        })
+    });
     let stdout = q.stdout.take().context("no QEMU output")?;
     let p = Command::new("defmt-print")
         .arg("-e")
         .arg(&elf)
         .stdin(stdout)
-        .stdout(if capture { Stdio::piped() } else { Stdio::inherit() })
+        .stdout(piped())
         .spawn()
         .context("cannot start defmt-print (cargo install defmt-print --locked)")?;
     let out = p.wait_with_output()?;
     let qs = q.wait()?;
+    if !interactive {
+        let _ = writer.join();
+    }
+    let console = console.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     if !out.status.success() {
         bail!("defmt-print failed: {}", out.status);
     }
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
     match qs.code() {
         Some(124) => bail!("QEMU timed out after {} s", f.timeout),
-        Some(c) => Ok((c, log)),
+        Some(code) => Ok(QemuRun { code, log, console }),
         None => bail!("QEMU was killed: {qs}"),
     }
 }
@@ -298,11 +424,17 @@ fn main() -> ExitCode {
         Cmd::Qemu(f) => qemu(&f),
         Cmd::Build(f) => build(&f).map(|elf| {
             println!("{}", elf.display());
+            if let Some(chip) = &f.board.info().probe_chip {
+                eprintln!("flash and run: probe-rs run --chip {chip} {}", elf.display());
+            }
             0
         }),
-        Cmd::TestQemu { boards, steps, no_real_boards } => {
-            test::test_qemu(&boards, steps, !no_real_boards).map(|()| 0)
-        }
+        Cmd::TestQemu { boards, steps, no_real_boards } => (|| {
+            let boards = if boards.is_empty() { qemu_boards()? } else { boards };
+            test::test_qemu(&boards, steps, !no_real_boards)
+        })()
+        .map(|()| 0),
+        Cmd::Figures => figures::figures().map(|()| 0),
         Cmd::Measure { full, repeats, no_qemu, out, llama2c } => {
             measure::measure(&measure::Options { full, repeats, no_qemu, out, llama2c }).map(|()| 0)
         }

@@ -20,7 +20,7 @@ use chispa_tools::writer::write_atomic;
 use chispa_runner::data::default_model;
 
 use crate::test::{desktop_kv, field, firmware_kv};
-use crate::{default_chispa, root, run_qemu, Board, Kv};
+use crate::{default_chispa, root, run_qemu, Kv};
 
 /// What `cargo xtask measure` was asked to do.
 #[derive(Debug)]
@@ -392,7 +392,7 @@ fn firmware(o: &Options) -> Result<Section> {
         let t = step(&format!("desktop digest, {kv_name} KV"));
         let desk = desktop_kv(200, 0, kv_name)?;
         done(t);
-        for board in [Board::QemuM4, Board::QemuM33, Board::QemuM55] {
+        for board in crate::qemu_boards()? {
             let t = step(&format!("firmware on {}, {kv_name} KV", board.name()));
             let fw = firmware_kv(board, 200, 0, Some(200), kv);
             let (code, log) = run_qemu(&fw, true)?;
@@ -432,7 +432,7 @@ fn firmware(o: &Options) -> Result<Section> {
         let t = step("firmware on qemu-m4, context 128 in 64 KiB");
         let desk = desktop_kv(120, 128, "int8")?;
         let (code, log) =
-            run_qemu(&firmware_kv(Board::QemuM4, 120, 128, Some(64), Kv::Int8), true)?;
+            run_qemu(&firmware_kv(crate::board("qemu-m4")?, 120, 128, Some(64), Kv::Int8), true)?;
         ensure!(code == 0, "qemu-m4, context 128: the firmware exited with {code}:\n{log}");
         let digest = field(&log, "digest: ").unwrap_or_default();
         let _ = writeln!(

@@ -6,12 +6,15 @@
 //! and the digest must equal `chispa run MODEL -p ... -n N --temperature 0 --digest --kv int8`.
 //! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, a corrupted model (must exit 1 with an error, not
 //! fault), and the real-board builds (their links check flash, RAM and the stack reserve).
+//! The prompts come at run time through the firmware's console (semihosting stdin): the runs
+//! above use the firmware's default prompt (no prompt typed), and one run types two prompts
+//! with different sampling settings and checks each against `chispa run` with the same.
 
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::{default_chispa, root, run_qemu, Board, Firmware, Kv};
+use crate::{default_chispa, exec_qemu, root, run_qemu, Board, Firmware, Kv, QemuRun};
 
 const PROMPT: &str = "Once upon a time";
 
@@ -42,7 +45,8 @@ pub(crate) fn firmware_kv(
     Firmware {
         board,
         model: None,
-        prompt: PROMPT.into(),
+        prompts: Vec::new(),
+        interactive: false,
         steps,
         temperature: 0.0,
         top_p: 0.9,
@@ -70,13 +74,34 @@ fn desktop(steps: usize, context: usize) -> Result<Run> {
 }
 
 pub(crate) fn desktop_kv(steps: usize, context: usize, kv: &str) -> Result<Run> {
+    desktop_run(
+        &Sampling { prompt: PROMPT, steps, temperature: 0.0, top_p: 0.9, seed: 42 },
+        context,
+        kv,
+    )
+}
+
+/// A prompt and the settings it is generated with.
+#[derive(Debug, Clone, Copy)]
+struct Sampling<'a> {
+    prompt: &'a str,
+    steps: usize,
+    temperature: f32,
+    top_p: f32,
+    seed: u64,
+}
+
+/// `chispa run` on the desktop with the default model: its ids, text and digest.
+fn desktop_run(s: &Sampling<'_>, context: usize, kv: &str) -> Result<Run> {
     let model = default_chispa()?;
     let args = |json: bool| {
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         c.current_dir(root())
             .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "run"])
             .arg(&model)
-            .args(["-p", PROMPT, "-n", &steps.to_string(), "--temperature", "0", "--digest"])
+            .args(["-p", s.prompt, "-n", &s.steps.to_string()])
+            .args(["--temperature", &s.temperature.to_string(), "--top-p", &s.top_p.to_string()])
+            .args(["--seed", &s.seed.to_string(), "--digest"])
             .args(["--kv", kv, "--context", &context.to_string()]);
         if json {
             c.arg("--json");
@@ -100,22 +125,82 @@ pub(crate) fn desktop_kv(steps: usize, context: usize, kv: &str) -> Result<Run> 
     Ok(Run { ids, text: body.to_string(), digest: digest.trim().to_string() })
 }
 
-fn parse_firmware(log: &str) -> Result<Run> {
-    let mut run = Run::default();
-    for line in log.lines() {
-        if let Some(list) = line.strip_prefix("ids: ") {
+/// Two prompts typed in one firmware run, the second with other settings typed before it:
+/// each run's ids, text and digest equal `chispa run` with that prompt and those settings.
+fn two_prompts(board: Board, steps: usize) -> Result<()> {
+    let first = Sampling { prompt: PROMPT, steps, temperature: 0.0, top_p: 0.9, seed: 42 };
+    let second = Sampling {
+        prompt: "Lily and Ben went to the park",
+        steps: 60,
+        temperature: 0.8,
+        top_p: 0.9,
+        seed: 7,
+    };
+    let mut fw = firmware(board, first.steps, 0, Some(200));
+    fw.prompts = vec![
+        first.prompt.into(),
+        format!(
+            "/set steps={} temperature={} top-p={} seed={}",
+            second.steps, second.temperature, second.top_p, second.seed
+        ),
+        second.prompt.into(),
+    ];
+    let r = exec_qemu(&fw, true)?;
+    print!("{}{}", r.console, r.log);
+    ensure!(r.code == 0, "{}: exit status {}", board.name(), r.code);
+    let runs = parse_firmware(&r)?;
+    ensure!(runs.len() == 2, "{} runs in the log, expected 2", runs.len());
+    for (fw_run, s) in runs.iter().zip([first, second]) {
+        let desk = desktop_run(&s, 0, "int8")?;
+        println!("desktop {:?}: {} ids, digest {}", s.prompt, desk.ids.len(), desk.digest);
+        compare(board, fw_run, &desk)?;
+    }
+    Ok(())
+}
+
+/// The runs of one firmware execution: per `prompt:` line of the log, its ids and digest,
+/// and its text from the console (the segments between `Prompt> ` markers that hold text,
+/// in order; a `/set` answer and the end of input hold none).
+fn parse_firmware(r: &QemuRun) -> Result<Vec<Run>> {
+    let mut runs: Vec<Run> = Vec::new();
+    for line in r.log.lines() {
+        if line.starts_with("prompt: ") {
+            runs.push(Run::default());
+        } else if let Some(list) = line.strip_prefix("ids: ") {
+            let run = runs.last_mut().context("ids before any prompt")?;
             for id in list.trim_matches(|c| c == '[' || c == ']').split(',') {
                 run.ids.push(id.trim().parse().with_context(|| format!("bad ids line {line}"))?);
             }
-        } else if let Some(t) = line.strip_prefix("text: ") {
-            run.text.push_str(t);
-            run.text.push('\n');
         } else if let Some(d) = line.strip_prefix("digest: ") {
-            run.digest = d.trim().to_string();
+            runs.last_mut().context("digest before any prompt")?.digest = d.trim().to_string();
         }
     }
-    ensure!(!run.digest.is_empty(), "the firmware printed no digest");
-    Ok(run)
+    let texts: Vec<&str> = r
+        .console
+        .split("Prompt> ")
+        .map(|seg| seg.strip_prefix('\n').unwrap_or(seg))
+        .filter(|seg| !seg.is_empty() && !seg.starts_with("settings: "))
+        .collect();
+    ensure!(
+        texts.len() == runs.len(),
+        "{} runs in the log but {} texts on the console:\n{}",
+        runs.len(),
+        texts.len(),
+        r.console
+    );
+    for (run, text) in runs.iter_mut().zip(texts) {
+        ensure!(!run.digest.is_empty(), "the firmware printed no digest");
+        run.text = text.to_string();
+    }
+    ensure!(!runs.is_empty(), "the firmware ran no prompt");
+    Ok(runs)
+}
+
+/// The single run of an execution without prompts (the firmware's default prompt).
+fn single(r: &QemuRun) -> Result<Run> {
+    let mut runs = parse_firmware(r)?;
+    ensure!(runs.len() == 1, "{} runs, expected 1", runs.len());
+    Ok(runs.remove(0))
 }
 
 pub(crate) fn field(log: &str, key: &str) -> Option<String> {
@@ -139,6 +224,35 @@ fn compare(board: Board, fw: &Run, desk: &Run) -> Result<()> {
         desk.text
     );
     ensure!(fw.digest == desk.digest, "{name}: digest {} != desktop {}", fw.digest, desk.digest);
+    Ok(())
+}
+
+/// The measured figures file (`firmware/boards/measured.toml`) describes this firmware:
+/// instructions per token within 3 %, code within 8 KiB, stack within 512 bytes, for the
+/// board it was measured on. Otherwise `cargo xtask figures` writes it anew.
+fn figures_current(board: Board, log: &str) -> Result<()> {
+    let dir = chispa_boards::boards_dir();
+    let all = chispa_boards::figures(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(file) = all.iter().find(|f| f.board == board.name()) else {
+        return Ok(()); // Another board of the same core was measured.
+    };
+    let now = crate::figures::from_log(board.cpu(), board.name(), log)?;
+    let stale = |what: &str, was: u64, is: u64| {
+        format!(
+            "{}: {what} {is}, but measured.toml says {was}: run `cargo xtask figures`",
+            board.name()
+        )
+    };
+    let (a, b) = (file.instructions_per_token, now.instructions_per_token);
+    ensure!(a.abs_diff(b) * 100 <= 3 * a, stale("instructions/token", a, b));
+    ensure!(
+        file.code_bytes.abs_diff(now.code_bytes) <= 8192,
+        stale("code bytes", file.code_bytes, now.code_bytes)
+    );
+    ensure!(
+        file.stack_bytes.abs_diff(now.stack_bytes) <= 512,
+        stale("stack bytes", file.stack_bytes, now.stack_bytes)
+    );
     Ok(())
 }
 
@@ -212,14 +326,22 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     println!("desktop (context 512, int8 KV): {} ids, digest {}", full.ids.len(), full.digest);
     for &board in boards {
         let r = (|| {
-            let (code, log) = run_qemu(&firmware(board, steps, 0, Some(200)), true)?;
-            print!("{log}");
+            let r = exec_qemu(&firmware(board, steps, 0, Some(200)), true)?;
+            let (code, log) = (r.code, &r.log);
+            print!("{}{log}", r.console);
             ensure!(code == 0, "{}: exit status {code}", board.name());
-            compare(board, &parse_firmware(&log)?, &full)?;
-            stack_within_budget(&log)?;
-            plan_agrees(board, &log)
+            compare(board, &single(&r)?, &full)?;
+            stack_within_budget(log)?;
+            plan_agrees(board, log)?;
+            figures_current(board, log)
         })();
-        check(&format!("{} = desktop, context 512 in 200 KiB", board.name()), r);
+        check(
+            &format!(
+                "{} = desktop, context 512 in 200 KiB; plan and measured.toml agree",
+                board.name()
+            ),
+            r,
+        );
     }
 
     // The same bytes of KV cache as int8, packed 10-bit keys and 7-bit values.
@@ -228,27 +350,32 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     for &board in boards {
         let r = (|| {
             let fw = firmware_kv(board, steps, 0, Some(200), Kv::K10v7);
-            let (code, log) = run_qemu(&fw, true)?;
-            print!("{log}");
+            let r = exec_qemu(&fw, true)?;
+            let (code, log) = (r.code, &r.log);
+            print!("{}{log}", r.console);
             ensure!(code == 0, "{}: exit status {code}", board.name());
-            compare(board, &parse_firmware(&log)?, &packed)?;
-            stack_within_budget(&log)
+            compare(board, &single(&r)?, &packed)?;
+            stack_within_budget(log)
         })();
         check(&format!("{} = desktop, k10v7 KV, context 512 in 200 KiB", board.name()), r);
     }
 
+    let m4 = crate::board("qemu-m4")?;
+    let r = two_prompts(m4, steps);
+    check("qemu-m4: two prompts typed at run time (greedy; sampled) = desktop", r);
+
     let short = desktop(steps.min(120), 128)?;
     let r = (|| {
-        let fw = firmware(Board::QemuM4, steps.min(120), 128, Some(64));
-        let (code, log) = run_qemu(&fw, true)?;
-        print!("{log}");
-        ensure!(code == 0, "exit status {code}");
-        compare(Board::QemuM4, &parse_firmware(&log)?, &short)
+        let fw = firmware(m4, steps.min(120), 128, Some(64));
+        let r = exec_qemu(&fw, true)?;
+        print!("{}{}", r.console, r.log);
+        ensure!(r.code == 0, "exit status {}", r.code);
+        compare(m4, &single(&r)?, &short)
     })();
     check("qemu-m4 = desktop, context 128 in 64 KiB", r);
 
     let r = (|| {
-        let mut fw = firmware(Board::QemuM4, 4, 0, None);
+        let mut fw = firmware(m4, 4, 0, None);
         fw.corrupt_byte = Some(5000);
         let (code, log) = run_qemu(&fw, true)?;
         print!("{log}");
@@ -259,7 +386,7 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     check("corrupted model: error and exit 1", r);
 
     let r = (|| {
-        let mut fw = firmware(Board::QemuM4, 4, 0, None);
+        let mut fw = firmware(m4, 4, 0, None);
         fw.fault_test = true;
         let (code, log) = run_qemu(&fw, true)?;
         print!("{log}");
@@ -270,8 +397,8 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     check("hard fault: logged, exit 5", r);
 
     if real_boards {
-        for (board, context) in [(Board::Stm32f411, 256), (Board::Rp2350, 0), (Board::Nrf52840, 0)]
-        {
+        let real = crate::all_boards()?.iter().filter(|b| b.qemu.is_none());
+        for (board, context) in real.map(|b| (crate::Board(b), b.ci_context)) {
             let r = crate::build(&firmware(board, steps, context, None)).map(|elf| {
                 println!("{}: {}", board.name(), elf.display());
             });
@@ -283,4 +410,45 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
         bail!("{failures} firmware check(s) failed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two runs: the console's `/set` answers and the end of input hold no text; each run's
+    /// text, ids and digest are its own.
+    #[test]
+    fn runs_split_by_prompt_and_console_marker() {
+        let log = "chispa firmware on qemu-m4: ...\nsettings: 200 steps\nprompt: A\nids: [1, 2]\n\
+                   digest: 00000000000000aa\nprompt: B\nids: [3]\nids: [4]\ndigest: 00000000000000bb\n";
+        let console = "Prompt> settings: steps=200\nPrompt> A b\nc\nPrompt> settings: steps=60\n\
+                       Prompt> B d\nPrompt> \n";
+        let r = QemuRun { code: 0, log: log.into(), console: console.into() };
+        let runs = parse_firmware(&r).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            (runs[0].ids.as_slice(), runs[0].text.as_str()),
+            ([1u32, 2].as_slice(), "A b\nc\n")
+        );
+        assert_eq!(
+            (runs[1].ids.as_slice(), runs[1].text.as_str()),
+            ([3u32, 4].as_slice(), "B d\n")
+        );
+        assert_eq!(runs[1].digest, "00000000000000bb");
+        // The default prompt after the end of input: its text follows the newline.
+        let r = QemuRun {
+            code: 0,
+            log: "prompt: A\nids: [1]\ndigest: 01\n".into(),
+            console: "Prompt> settings: x\nPrompt> \nA z\n".into(),
+        };
+        assert_eq!(single(&r).map(|run| run.text).unwrap_or_default(), "A z\n");
+        // A run whose text did not reach the console is an error, not a silent pass.
+        let r = QemuRun {
+            code: 0,
+            log: "prompt: A\nids: [1]\ndigest: 01\n".into(),
+            console: "Prompt> \n".into(),
+        };
+        assert!(parse_firmware(&r).is_err());
+    }
 }

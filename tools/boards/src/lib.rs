@@ -1,0 +1,447 @@
+//! The boards chispa knows, one folder each: `firmware/boards/<name>/board.toml` (what the
+//! board is, its target, core, clock, console, how it runs) and `memory.x` (its memory map,
+//! the linker's `MEMORY`, read here for flash and RAM), and the figures measured under QEMU per
+//! core, `firmware/boards/measured.toml` (written by `cargo xtask figures`).
+//!
+//! The firmware's `build.rs`, the xtask and `chispa plan` (through `chispa-runner`'s build
+//! script) all read them with this crate, so adding a board is adding a folder.
+//!
+//! `board.toml` is a small subset of TOML: `[section]` headers, `key = "text"`,
+//! `key = 123` (or `0x…`, `_` allowed), `key = [1, 0x2]`, and `#` comments.
+//!
+//! ```toml
+//! description = "QEMU mps2-an386 (Arm MPS2 FPGA, AN386)"
+//! core = "cortex-m4"                 # -C target-cpu=, and the figures' key
+//! target = "thumbv7em-none-eabihf"
+//! clock_hz = 25_000_000              # for chispa plan's tokens/s estimate
+//! io = "semihosting"                 # or "rtt": the defmt logger, the console, exit
+//!
+//! [qemu]                             # only for boards that run under QEMU (and in CI)
+//! machine = "mps2-an386"
+//! cpu = "cortex-m4"
+//! systick_hz = 25_000_000            # SysTick clock: instructions = ticks * 1e9 / this
+//!
+//! [probe]                            # only for real boards
+//! chip = "STM32F411CEUx"             # probe-rs run --chip
+//!
+//! [ci]
+//! context = 256                      # the context the CI build uses (0 = the model's)
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// How a board logs, takes input and exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Io {
+    /// Semihosting (QEMU): defmt on stdout, the console on stdin/stderr, exit codes.
+    Semihosting,
+    /// RTT through a debug probe (probe-rs): defmt on up-channel 0, no console yet.
+    Rtt,
+}
+
+impl Io {
+    /// As `board.toml` and the firmware's `chispa_io` cfg spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Semihosting => "semihosting",
+            Self::Rtt => "rtt",
+        }
+    }
+}
+
+/// How a QEMU board is started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Qemu {
+    /// `-M`.
+    pub machine: String,
+    /// `-cpu`.
+    pub cpu: String,
+    /// SysTick clock under `-icount shift=0` (Hz).
+    pub systick_hz: u64,
+}
+
+/// One board folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Board {
+    /// The folder's name (`--board`).
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// CPU core (`-C target-cpu=`).
+    pub core: String,
+    /// Rust target triple.
+    pub target: String,
+    /// Core clock (Hz) for the tokens/s estimate.
+    pub clock_hz: u64,
+    /// Logger, console and exit.
+    pub io: Io,
+    /// Present when the board runs under QEMU.
+    pub qemu: Option<Qemu>,
+    /// probe-rs chip name, for real boards.
+    pub probe_chip: Option<String>,
+    /// Words the firmware places in a `.start_block` section (a boot ROM's image header,
+    /// e.g. the RP2350's IMAGE_DEF; `memory.x` places the section).
+    pub boot_block: Vec<u32>,
+    /// The context length CI builds it with (0 = the model's).
+    pub ci_context: usize,
+    /// Flash (origin, length) from `memory.x`.
+    pub flash: (u64, u64),
+    /// RAM (origin, length) from `memory.x`.
+    pub ram: (u64, u64),
+    /// The `memory.x` file.
+    pub memory_x: PathBuf,
+}
+
+/// A board folder or figures file that cannot be read; the text says which and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn err<T>(msg: String) -> Result<T, Error> {
+    Err(Error(msg))
+}
+
+/// `firmware/boards` in this repository.
+pub fn boards_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware/boards")
+}
+
+/// A value in the TOML subset.
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Text(String),
+    Int(u64),
+    Ints(Vec<u64>),
+}
+
+/// `section.key` (top-level keys have no section) to value.
+type Table = BTreeMap<String, Value>;
+
+fn int(s: &str) -> Option<u64> {
+    let s = s.trim().replace('_', "");
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Parses the TOML subset described in the crate docs.
+fn parse_toml(text: &str, file: &str) -> Result<Table, Error> {
+    let mut table = Table::new();
+    let mut section = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let at = || format!("{file}:{}", i + 1);
+        // The comment starts at the first `#` outside a string.
+        let mut quoted = false;
+        let end = raw
+            .char_indices()
+            .find(|&(_, c)| {
+                quoted ^= c == '"';
+                c == '#' && !quoted
+            })
+            .map_or(raw.len(), |(h, _)| h);
+        let line = raw[..end].trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = format!("{}.", name.trim());
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return err(format!("{}: expected `key = value`", at()));
+        };
+        let value = value.trim();
+        let v = if let Some(s) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Value::Text(s.to_string())
+        } else if let Some(list) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            let items: Option<Vec<u64>> =
+                list.split(',').filter(|s| !s.trim().is_empty()).map(int).collect();
+            Value::Ints(items.ok_or_else(|| Error(format!("{}: a list of numbers", at())))?)
+        } else {
+            Value::Int(int(value).ok_or_else(|| Error(format!("{}: {value:?} is no value", at())))?)
+        };
+        if table.insert(format!("{section}{}", key.trim()), v).is_some() {
+            return err(format!("{}: {} given twice", at(), key.trim()));
+        }
+    }
+    Ok(table)
+}
+
+struct Fields<'a> {
+    table: Table,
+    file: &'a str,
+}
+
+impl Fields<'_> {
+    fn text(&mut self, key: &str) -> Result<Option<String>, Error> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(Value::Text(s)) => Ok(Some(s)),
+            Some(_) => err(format!("{}: {key} must be a \"text\"", self.file)),
+        }
+    }
+    fn need_text(&mut self, key: &str) -> Result<String, Error> {
+        self.text(key)?.ok_or_else(|| Error(format!("{}: {key} is missing", self.file)))
+    }
+    fn int(&mut self, key: &str) -> Result<Option<u64>, Error> {
+        match self.table.remove(key) {
+            None => Ok(None),
+            Some(Value::Int(v)) => Ok(Some(v)),
+            Some(_) => err(format!("{}: {key} must be a number", self.file)),
+        }
+    }
+    fn need_int(&mut self, key: &str) -> Result<u64, Error> {
+        self.int(key)?.ok_or_else(|| Error(format!("{}: {key} is missing", self.file)))
+    }
+    fn ints(&mut self, key: &str) -> Result<Vec<u64>, Error> {
+        match self.table.remove(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Ints(v)) => Ok(v),
+            Some(_) => err(format!("{}: {key} must be a list of numbers", self.file)),
+        }
+    }
+    fn done(self) -> Result<(), Error> {
+        match self.table.keys().next() {
+            None => Ok(()),
+            Some(k) => err(format!("{}: unknown key {k}", self.file)),
+        }
+    }
+}
+
+/// A size in a linker script: `4M`, `512K`, `0x1000`, `4096`.
+fn size(s: &str) -> Option<u64> {
+    let s = s.trim().trim_end_matches(',').trim();
+    if let Some(k) = s.strip_suffix('K') {
+        return int(k).map(|v| v * 1024);
+    }
+    if let Some(m) = s.strip_suffix('M') {
+        return int(m).map(|v| v * 1024 * 1024);
+    }
+    int(s)
+}
+
+/// `(ORIGIN, LENGTH)` of the region `name` in a `memory.x`.
+pub fn region(memory_x: &str, name: &str) -> Option<(u64, u64)> {
+    let line = memory_x.lines().find(|l| {
+        let l = l.trim_start();
+        l.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with(':'))
+            && l.contains("ORIGIN")
+    })?;
+    let origin = line.split("ORIGIN").nth(1)?.trim_start().strip_prefix('=')?;
+    let origin = origin.split(',').next()?;
+    let length = line.split("LENGTH").nth(1)?.trim_start().strip_prefix('=')?;
+    Some((size(origin)?, size(length)?))
+}
+
+/// Reads `dir/<name>/board.toml` and `memory.x`.
+///
+/// # Errors
+/// A missing folder or file, a key that is missing, unknown or of the wrong kind, a
+/// `memory.x` without `FLASH` and `RAM` regions.
+pub fn load(dir: &Path, name: &str) -> Result<Board, Error> {
+    let folder = dir.join(name);
+    if !folder.join("board.toml").is_file() {
+        let known = names(dir).unwrap_or_default().join(", ");
+        return err(format!(
+            "unknown board {name:?} (no {}); known: {known}",
+            folder.join("board.toml").display()
+        ));
+    }
+    let path = folder.join("board.toml");
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| Error(format!("{file}: {e}")))?;
+    let mut f = Fields { table: parse_toml(&text, &file)?, file: &file };
+    let io = match f.need_text("io")?.as_str() {
+        "semihosting" => Io::Semihosting,
+        "rtt" => Io::Rtt,
+        other => return err(format!("{file}: io = {other:?}: use \"semihosting\" or \"rtt\"")),
+    };
+    let qemu = match f.text("qemu.machine")? {
+        Some(machine) => Some(Qemu {
+            machine,
+            cpu: f.need_text("qemu.cpu")?,
+            systick_hz: f.need_int("qemu.systick_hz")?,
+        }),
+        None => None,
+    };
+    let boot_block = f
+        .ints("boot_block")?
+        .into_iter()
+        .map(|w| {
+            u32::try_from(w).map_err(|_| Error(format!("{file}: boot_block: {w:#x} is not 32-bit")))
+        })
+        .collect::<Result<Vec<u32>, Error>>()?;
+    let memory_x = folder.join("memory.x");
+    let mem = std::fs::read_to_string(&memory_x)
+        .map_err(|e| Error(format!("{}: {e}", memory_x.display())))?;
+    let reg = |n: &str| {
+        region(&mem, n).ok_or_else(|| Error(format!("{}: no {n} region", memory_x.display())))
+    };
+    let board = Board {
+        name: name.to_string(),
+        description: f.need_text("description")?,
+        core: f.need_text("core")?,
+        target: f.need_text("target")?,
+        clock_hz: f.need_int("clock_hz")?,
+        io,
+        qemu,
+        probe_chip: f.text("probe.chip")?,
+        boot_block,
+        ci_context: usize::try_from(f.int("ci.context")?.unwrap_or(0)).unwrap_or(0),
+        flash: reg("FLASH")?,
+        ram: reg("RAM")?,
+        memory_x,
+    };
+    f.done()?;
+    if board.qemu.is_some() != (board.io == Io::Semihosting) {
+        return err(format!(
+            "{file}: a [qemu] section goes with io = \"semihosting\" and only with it"
+        ));
+    }
+    Ok(board)
+}
+
+/// The board folders' names, sorted.
+///
+/// # Errors
+/// When `dir` cannot be read.
+pub fn names(dir: &Path) -> Result<Vec<String>, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error(format!("{}: {e}", dir.display())))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("board.toml").is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Every board: QEMU boards first, then the real ones, each group by name.
+///
+/// # Errors
+/// As [`load`], for the first folder that fails.
+pub fn all(dir: &Path) -> Result<Vec<Board>, Error> {
+    let mut boards = names(dir)?.iter().map(|n| load(dir, n)).collect::<Result<Vec<_>, _>>()?;
+    boards.sort_by_key(|b| (b.qemu.is_none(), b.name.clone()));
+    Ok(boards)
+}
+
+/// What the firmware measured under QEMU for a core (`cargo xtask figures`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Figures {
+    /// Core.
+    pub core: String,
+    /// The QEMU board it was measured on.
+    pub board: String,
+    /// Mean instructions per generated token.
+    pub instructions_per_token: u64,
+    /// Flash bytes besides the model (code, vector table, constants).
+    pub code_bytes: u64,
+    /// Stack high-water mark.
+    pub stack_bytes: u64,
+}
+
+/// The figures file: `measured.toml` beside the board folders.
+pub fn figures_path(dir: &Path) -> PathBuf {
+    dir.join("measured.toml")
+}
+
+/// Reads the figures file: one `[core]` section per core.
+///
+/// # Errors
+/// A missing file or a section without its numbers.
+pub fn figures(dir: &Path) -> Result<Vec<Figures>, Error> {
+    let path = figures_path(dir);
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error(format!("{file}: {e} (run `cargo xtask figures`)")))?;
+    let table = parse_toml(&text, &file)?;
+    let cores: std::collections::BTreeSet<String> =
+        table.keys().filter_map(|k| k.split_once('.').map(|(c, _)| c.to_string())).collect();
+    let mut f = Fields { table, file: &file };
+    let mut out = Vec::new();
+    for core in cores {
+        let key = |k: &str| format!("{core}.{k}");
+        out.push(Figures {
+            board: f.need_text(&key("board"))?,
+            instructions_per_token: f.need_int(&key("instructions_per_token"))?,
+            code_bytes: f.need_int(&key("code_bytes"))?,
+            stack_bytes: f.need_int(&key("stack_bytes"))?,
+            core,
+        });
+    }
+    f.done()?;
+    Ok(out)
+}
+
+/// The figures file's text for `figs` (what `cargo xtask figures` writes).
+pub fn figures_toml(figs: &[Figures], how: &str) -> String {
+    let mut s = format!(
+        "# Measured under QEMU by `cargo xtask figures` ({how}); do not edit by hand.\n\
+         # Read by chispa plan (through chispa-runner's build script) and checked by\n\
+         # `cargo xtask test-qemu`.\n"
+    );
+    for f in figs {
+        s.push_str(&format!(
+            "\n[{}]\nboard = \"{}\"\ninstructions_per_token = {}\ncode_bytes = {}\nstack_bytes = {}\n",
+            f.core, f.board, f.instructions_per_token, f.code_bytes, f.stack_bytes
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_subset() {
+        let t = parse_toml("a = \"x # y\" # c\n[s]\nb = 0x10_00\nc = [1, 0x2,]\n", "t")
+            .unwrap_or_default();
+        assert_eq!(t.get("a"), Some(&Value::Text("x # y".into())));
+        assert_eq!(t.get("s.b"), Some(&Value::Int(4096)));
+        assert_eq!(t.get("s.c"), Some(&Value::Ints(vec![1, 2])));
+        assert!(parse_toml("a = 1\na = 2\n", "t").is_err());
+        assert!(parse_toml("a 1\n", "t").is_err());
+        assert!(parse_toml("a = nope\n", "t").is_err());
+    }
+
+    #[test]
+    fn memory_regions() {
+        let m = "MEMORY\n{\n  FLASH : ORIGIN = 0x10000000, LENGTH = 4096K\n  RAM   : ORIGIN = 0x20000000, LENGTH = 512K\n}\n";
+        assert_eq!(region(m, "FLASH"), Some((0x1000_0000, 4096 * 1024)));
+        assert_eq!(region(m, "RAM"), Some((0x2000_0000, 512 * 1024)));
+        assert_eq!(region(m, "ROM"), None);
+    }
+
+    #[test]
+    fn every_folder_loads_and_has_figures_for_its_qemu_cores() {
+        let dir = boards_dir();
+        let boards = all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(boards.len(), names(&dir).unwrap_or_default().len());
+        let figs = figures(&dir).unwrap_or_else(|e| panic!("{e}"));
+        for b in &boards {
+            assert!(b.clock_hz > 0 && b.flash.1 > 0 && b.ram.1 > 0, "{}", b.name);
+            if b.qemu.is_some() {
+                assert!(
+                    figs.iter().any(|f| f.core == b.core),
+                    "{}: no figures for {}",
+                    b.name,
+                    b.core
+                );
+            } else {
+                assert!(b.probe_chip.is_some(), "{}: a real board needs [probe] chip", b.name);
+            }
+        }
+    }
+}
