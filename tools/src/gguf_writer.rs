@@ -113,7 +113,7 @@ pub fn write(m: &SourceModel, ty: GgufType) -> anyhow::Result<Vec<u8>> {
 /// The GGUF bytes of a Llama model, with `gpt2` instead of the model's own vocabulary.
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn write_with(
     m: &SourceModel,
     ty: GgufType,
