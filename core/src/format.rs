@@ -296,30 +296,14 @@ header! {
     tok_ext_offset: u32,
     /// Length of the tokenizer extension (0 when absent).
     tok_ext_len: u32,
+    /// Width of one attention head, or 0 for `dim / n_heads` (minor version 1; only the
+    /// architectures whose `Spec::free_head_dim` is set).
+    head_dim: u32,
 }
 
 const _: () = assert!(Header::USED_BYTES <= HEADER_BYTES);
 
-/// Model architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Arch {
-    /// Llama: RMSNorm, RoPE (adjacent pairs), grouped-query attention, SwiGLU.
-    Llama = 1,
-    /// GPT-2: LayerNorm with bias, learned position embeddings, biases, GELU (tanh).
-    Gpt2 = 2,
-}
-
-impl Arch {
-    /// Decodes a header code.
-    pub fn from_code(code: u32) -> Option<Self> {
-        match code {
-            1 => Some(Self::Llama),
-            2 => Some(Self::Gpt2),
-            _ => None,
-        }
-    }
-}
+pub use crate::arch::{Arch, Params};
 
 /// Element type of a stored tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -421,187 +405,39 @@ pub enum TensorKind {
     B1 = 26,
     /// Feed-forward output bias `[dim]` (GPT-2; `w2` is `c_proj`).
     B2 = 27,
+    /// Query-head RMSNorm weight `[head_size]` (Qwen3).
+    QNorm = 28,
+    /// Key-head RMSNorm weight `[head_size]` (Qwen3).
+    KNorm = 29,
 }
 
 impl TensorKind {
-    /// Per-layer tensors, in directory order.
-    pub const LAYER: [TensorKind; 9] = [
-        Self::AttnNorm,
-        Self::Wq,
-        Self::Wk,
-        Self::Wv,
-        Self::Wo,
-        Self::FfnNorm,
-        Self::W1,
-        Self::W2,
-        Self::W3,
-    ];
-
-    /// GPT-2's per-layer tensors, in directory order.
-    pub const GPT2_LAYER: [TensorKind; 16] = [
-        Self::AttnNorm,
-        Self::AttnNormBias,
-        Self::Wq,
-        Self::Wk,
-        Self::Wv,
-        Self::Bq,
-        Self::Bk,
-        Self::Bv,
-        Self::Wo,
-        Self::Bo,
-        Self::FfnNorm,
-        Self::FfnNormBias,
-        Self::W1,
-        Self::B1,
-        Self::W2,
-        Self::B2,
-    ];
-
-    /// Per-layer tensors of `arch`, in directory order.
-    pub fn layer_kinds(arch: Arch) -> &'static [TensorKind] {
-        match arch {
-            Arch::Llama => &Self::LAYER,
-            Arch::Gpt2 => &Self::GPT2_LAYER,
-        }
-    }
-
-    /// Global tensors of `arch`, in directory order.
-    pub fn global_kinds(arch: Arch, shared_classifier: bool) -> &'static [TensorKind] {
-        use TensorKind::*;
-        match (arch, shared_classifier) {
-            (Arch::Llama, true) => &[TokEmbed, FinalNorm],
-            (Arch::Llama, false) => &[TokEmbed, FinalNorm, Classifier],
-            (Arch::Gpt2, true) => &[TokEmbed, PosEmbed, FinalNorm, FinalNormBias],
-            (Arch::Gpt2, false) => &[TokEmbed, PosEmbed, FinalNorm, FinalNormBias, Classifier],
-        }
-    }
-
     /// Decodes a directory code.
     pub fn from_code(code: u16) -> Option<Self> {
-        let all = [
-            Self::TokEmbed,
-            Self::FinalNorm,
-            Self::Classifier,
-            Self::PosEmbed,
-            Self::FinalNormBias,
-        ];
-        all.into_iter().chain(Self::GPT2_LAYER).chain(Self::LAYER).find(|k| *k as u16 == code)
+        crate::arch::TENSORS.iter().map(|t| t.kind).find(|k| *k as u16 == code)
     }
 
-    /// Short name, as printed by `chispa-convert inspect`.
+    /// Canonical name, as printed by `chispa-convert inspect` (the tensor table's).
     pub fn name(self) -> &'static str {
-        match self {
-            Self::TokEmbed => "tok_embeddings",
-            Self::FinalNorm => "norm",
-            Self::Classifier => "output",
-            Self::AttnNorm => "attention_norm",
-            Self::Wq => "wq",
-            Self::Wk => "wk",
-            Self::Wv => "wv",
-            Self::Wo => "wo",
-            Self::FfnNorm => "ffn_norm",
-            Self::W1 => "w1",
-            Self::W2 => "w2",
-            Self::W3 => "w3",
-            Self::PosEmbed => "pos_embeddings",
-            Self::FinalNormBias => "norm_bias",
-            Self::AttnNormBias => "attention_norm_bias",
-            Self::Bq => "bq",
-            Self::Bk => "bk",
-            Self::Bv => "bv",
-            Self::Bo => "bo",
-            Self::FfnNormBias => "ffn_norm_bias",
-            Self::B1 => "b1",
-            Self::B2 => "b2",
-        }
+        crate::arch::info(self).name
     }
 
     /// True for the 1-D norm weights and biases (always stored as f32).
     pub fn is_vector(self) -> bool {
-        !matches!(
-            self,
-            Self::TokEmbed
-                | Self::PosEmbed
-                | Self::Classifier
-                | Self::Wq
-                | Self::Wk
-                | Self::Wv
-                | Self::Wo
-                | Self::W1
-                | Self::W2
-                | Self::W3
-        )
+        matches!(crate::arch::info(self).role, crate::arch::Role::Norm | crate::arch::Role::Bias)
     }
 }
 
-/// Hyper-parameters that fix the tensor shapes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-    /// Model width.
-    pub dim: usize,
-    /// Feed-forward width.
-    pub hidden_dim: usize,
-    /// Transformer blocks.
-    pub n_layers: usize,
-    /// Key/value width (`dim * n_kv_heads / n_heads`).
-    pub kv_dim: usize,
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Whether the classifier is the embedding table.
-    pub shared_classifier: bool,
-    /// Architecture (fixes the tensor list).
-    pub arch: Arch,
-    /// Longest context (rows of a learned position embedding).
-    pub max_seq_len: usize,
-}
-
-/// Index of the first per-layer tensor in the directory (Llama).
-pub fn global_tensor_count(shared_classifier: bool) -> usize {
-    TensorKind::global_kinds(Arch::Llama, shared_classifier).len()
-}
-
 /// The tensor at directory position `index`, with its `(rows, cols)` shape (`rows = 1` for
-/// vectors), or `None` past the end. This is the canonical order writers must follow.
-pub fn canonical_tensor(s: &Shape, index: usize) -> Option<(TensorKind, usize, usize, usize)> {
-    let globals = TensorKind::global_kinds(s.arch, s.shared_classifier);
-    let per_layer = TensorKind::layer_kinds(s.arch);
-    let (kind, layer) = match globals.get(index) {
-        Some(k) => (*k, 0),
-        None => {
-            let i = index - globals.len();
-            let layer = i / per_layer.len();
-            if layer >= s.n_layers {
-                return None;
-            }
-            (*per_layer.get(i % per_layer.len())?, layer)
-        }
-    };
-    let (rows, cols) = match kind {
-        TensorKind::TokEmbed | TensorKind::Classifier => (s.vocab_size, s.dim),
-        TensorKind::PosEmbed => (s.max_seq_len, s.dim),
-        TensorKind::FinalNorm
-        | TensorKind::AttnNorm
-        | TensorKind::FfnNorm
-        | TensorKind::FinalNormBias
-        | TensorKind::AttnNormBias
-        | TensorKind::FfnNormBias
-        | TensorKind::Bq
-        | TensorKind::Bo
-        | TensorKind::B2 => (1, s.dim),
-        TensorKind::Bk | TensorKind::Bv => (1, s.kv_dim),
-        TensorKind::B1 => (1, s.hidden_dim),
-        TensorKind::Wq | TensorKind::Wo => (s.dim, s.dim),
-        TensorKind::Wk | TensorKind::Wv => (s.kv_dim, s.dim),
-        TensorKind::W1 | TensorKind::W3 => (s.hidden_dim, s.dim),
-        TensorKind::W2 => (s.dim, s.hidden_dim),
-    };
-    Some((kind, layer, rows, cols))
+/// vectors), or `None` past the end: the canonical order writers must follow
+/// ([`Params::tensor`]).
+pub fn canonical_tensor(p: &Params, index: usize) -> Option<(TensorKind, usize, usize, usize)> {
+    p.tensor(index)
 }
 
-/// Number of tensors a model of this shape has.
-pub fn tensor_count(s: &Shape) -> usize {
-    TensorKind::global_kinds(s.arch, s.shared_classifier).len()
-        + s.n_layers * TensorKind::layer_kinds(s.arch).len()
+/// Number of tensors a model with these parameters has.
+pub fn tensor_count(p: &Params) -> usize {
+    p.tensor_count()
 }
 
 /// One entry of the tensor directory.
@@ -804,15 +640,19 @@ mod tests {
 
     #[test]
     fn canonical_order_covers_every_tensor_once() {
-        let s = Shape {
+        let s = Params {
+            arch: Arch::Llama,
             dim: 8,
             hidden_dim: 12,
             n_layers: 2,
-            kv_dim: 4,
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 0,
             vocab_size: 10,
-            shared_classifier: false,
-            arch: Arch::Llama,
             max_seq_len: 16,
+            rope_theta: 10000.0,
+            norm_eps: 1e-5,
+            shared_classifier: false,
         };
         let n = tensor_count(&s);
         assert_eq!(n, 3 + 18);

@@ -10,6 +10,7 @@
 //!   → tokenizer().encode → Generator::step … → tokenizer().decode
 //! ```
 //!
+//! * [`arch`]: the architectures as data (tensor table, typed weights, forward passes).
 //! * [`format`]: the `.chispa` layout shared with the writer in `chispa-tools`.
 //! * [`model`]: validation and zero-copy tensor views.
 //! * [`session`]: memory plan, arena, forward pass.
@@ -199,15 +200,14 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod arch;
 mod attention;
 pub mod digest;
 pub mod error;
 pub mod format;
 pub mod generate;
-mod gpt2;
 pub mod kernels;
 mod kv;
-mod llama;
 pub mod model;
 pub mod observe;
 mod ops;

@@ -2,11 +2,12 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use crate::arch::{info, Input, Params};
 use crate::error::FormatError;
 use crate::format::{
-    self, byte_groups, canonical_tensor, file_checksum, i8_scales_len, tensor_count, Arch, DType,
-    Header, Shape, TensorEntry, TensorKind, TokenizerKind, ALIGN, BASE_ALIGN,
-    FLAG_SHARED_CLASSIFIER, HEADER_BYTES, NONE, TENSOR_ENTRY_BYTES,
+    self, byte_groups, file_checksum, i8_scales_len, Arch, DType, Header, TensorEntry,
+    TokenizerKind, ALIGN, BASE_ALIGN, FLAG_SHARED_CLASSIFIER, HEADER_BYTES, NONE,
+    TENSOR_ENTRY_BYTES,
 };
 use crate::tokenizer::Tokenizer;
 
@@ -21,82 +22,22 @@ pub const MAX_SEQ: u32 = 1 << 20;
 /// Largest accepted quantization group (keeps a group's i32 sum exact).
 pub const MAX_GROUP: u32 = crate::kernels::MAX_GROUP as u32;
 
-/// Hyper-parameters of a parsed model.
+/// A parsed model's hyper-parameters ([`Params`], which it dereferences to) and the element
+/// type and quantization found in its tensors.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
-    /// Architecture.
-    pub arch: Arch,
+    /// Hyper-parameters (architecture and shapes).
+    pub params: Params,
     /// Element type of the matrices.
     pub dtype: DType,
     /// Smallest quantization group of any matrix (0 for f32).
     pub min_group: usize,
-    /// Model width.
-    pub dim: usize,
-    /// Feed-forward width.
-    pub hidden_dim: usize,
-    /// Transformer blocks.
-    pub n_layers: usize,
-    /// Query heads.
-    pub n_heads: usize,
-    /// Key/value heads.
-    pub n_kv_heads: usize,
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Longest context the model supports.
-    pub max_seq_len: usize,
-    /// RoPE base.
-    pub rope_theta: f32,
-    /// RMSNorm epsilon.
-    pub norm_eps: f32,
-    /// Whether the classifier is the embedding table.
-    pub shared_classifier: bool,
 }
 
-impl Config {
-    /// Width of one head.
-    pub fn head_size(&self) -> usize {
-        self.dim / self.n_heads
-    }
-
-    /// Width of keys and values.
-    pub fn kv_dim(&self) -> usize {
-        self.dim * self.n_kv_heads / self.n_heads
-    }
-
-    /// Shapes of the tensors.
-    pub fn shape(&self) -> Shape {
-        Shape {
-            dim: self.dim,
-            hidden_dim: self.hidden_dim,
-            n_layers: self.n_layers,
-            kv_dim: self.kv_dim(),
-            vocab_size: self.vocab_size,
-            shared_classifier: self.shared_classifier,
-            arch: self.arch,
-            max_seq_len: self.max_seq_len,
-        }
-    }
-
-    /// Parameters in the matrices and norms (the embedding counted once when shared).
-    pub fn parameter_count(&self) -> usize {
-        let s = self.shape();
-        (0..tensor_count(&s))
-            .filter_map(|i| canonical_tensor(&s, i))
-            .map(|(_, _, r, c)| r * c)
-            .sum()
-    }
-
-    /// Multiply-accumulates in the matrices for one token (excluding attention).
-    pub fn matmul_macs_per_token(&self) -> usize {
-        let s = self.shape();
-        (0..tensor_count(&s))
-            .filter_map(|i| canonical_tensor(&s, i))
-            .filter(|(k, ..)| {
-                !k.is_vector() && !matches!(k, TensorKind::TokEmbed | TensorKind::PosEmbed)
-            })
-            .map(|(_, _, r, c)| r * c)
-            .sum::<usize>()
-            + if self.shared_classifier { self.vocab_size * self.dim } else { 0 }
+impl core::ops::Deref for Config {
+    type Target = Params;
+    fn deref(&self) -> &Params {
+        &self.params
     }
 }
 
@@ -216,31 +157,35 @@ impl<'a> Model<'a> {
             .ok_or(FormatError::UnknownCode { field: "architecture", value: h.arch })?;
         let dtype = DType::from_code(h.weight_dtype)
             .ok_or(FormatError::UnknownCode { field: "weight dtype", value: h.weight_dtype })?;
-        let c = Config {
+        let params = Params {
             arch,
-            dtype,
-            min_group: 0,
             dim: dim("dim", h.dim, MAX_DIM)?,
             hidden_dim: dim("hidden_dim", h.hidden_dim, MAX_DIM)?,
             n_layers: dim("n_layers", h.n_layers, MAX_LAYERS)?,
             n_heads: dim("n_heads", h.n_heads, h.dim)?,
             n_kv_heads: dim("n_kv_heads", h.n_kv_heads, h.n_heads)?,
+            head_dim: match h.head_dim {
+                0 => 0,
+                d if arch.spec().free_head_dim => dim("head_dim", d, MAX_DIM)?,
+                d => return Err(FormatError::BadDimension { field: "head_dim", value: d }),
+            },
             vocab_size: dim("vocab_size", h.vocab_size, MAX_VOCAB)?,
             max_seq_len: dim("max_seq_len", h.max_seq_len, MAX_SEQ)?,
             rope_theta: h.rope_theta,
             norm_eps: h.norm_eps,
             shared_classifier: h.flags & FLAG_SHARED_CLASSIFIER != 0,
         };
+        let c = Config { params, dtype, min_group: 0 };
         if h.flags & !FLAG_SHARED_CLASSIFIER != 0 {
             return Err(FormatError::UnknownCode { field: "flags", value: h.flags });
         }
-        if c.dim % c.n_heads != 0 || c.head_size() % 2 != 0 {
+        if (c.head_dim == 0 && c.dim % c.n_heads != 0) || c.head_size() % 2 != 0 {
             return Err(FormatError::BadDimension { field: "n_heads", value: h.n_heads });
         }
         if c.n_heads % c.n_kv_heads != 0 {
             return Err(FormatError::BadDimension { field: "n_kv_heads", value: h.n_kv_heads });
         }
-        if c.arch == Arch::Llama && !(c.rope_theta.is_finite() && c.rope_theta > 1.0) {
+        if c.arch.spec().rope && !(c.rope_theta.is_finite() && c.rope_theta > 1.0) {
             return Err(FormatError::BadFloat { field: "rope_theta" });
         }
         if !(c.norm_eps.is_finite() && c.norm_eps >= 0.0) {
@@ -251,8 +196,8 @@ impl<'a> Model<'a> {
 
     /// Validates the directory and every tensor; returns the smallest int8 group.
     fn check_tensors(bytes: &[u8], h: &Header, c: &Config) -> Result<usize, FormatError> {
-        let shape = c.shape();
-        let n = tensor_count(&shape);
+        let p = &c.params;
+        let n = p.tensor_count();
         if h.n_tensors as usize != n {
             return Err(FormatError::BadDimension { field: "n_tensors", value: h.n_tensors });
         }
@@ -292,8 +237,7 @@ impl<'a> Model<'a> {
         for i in 0..n {
             let bad = |what| FormatError::BadTensor { index: i, what };
             let e = entry(dir, i).ok_or(bad("directory entry out of bounds"))?;
-            let (kind, layer, rows, cols) =
-                canonical_tensor(&shape, i).ok_or(bad("beyond the canonical list"))?;
+            let (kind, layer, rows, cols) = p.tensor(i).ok_or(bad("beyond the canonical list"))?;
             if e.kind != kind as u16 || e.layer as usize != layer {
                 return Err(bad("kind or layer out of canonical order"));
             }
@@ -316,12 +260,9 @@ impl<'a> Model<'a> {
             if dtype == DType::I8 {
                 min_group = min_group.min(group);
             }
-            // Matrices that read one quantized activation must group it alike.
-            let partner = match kind {
-                TensorKind::Wk => Some(i - 1),                  // wq
-                TensorKind::Wv | TensorKind::W3 => Some(i - 2), // wq; w1
-                _ => None,
-            };
+            // Matrices that read one quantized activation must group it alike: the first
+            // earlier matrix of the layer that reads the same one (the tensor table's input).
+            let partner = shared_input_partner(p, i);
             if let Some(p) = partner {
                 let pe = entry(dir, p).ok_or(bad("directory entry out of bounds"))?;
                 if pe.group != e.group {
@@ -401,27 +342,11 @@ impl<'a> Model<'a> {
         Matrix { rows: e.rows as usize, cols: e.cols as usize, group: e.group as usize, weights }
     }
 
-    /// A global tensor (embedding, final norm, classifier, …); the embedding for a kind
-    /// the architecture does not have.
-    pub fn global(&self, kind: TensorKind) -> Matrix<'a> {
-        let globals = TensorKind::global_kinds(self.config.arch, self.config.shared_classifier);
-        self.matrix(globals.iter().position(|x| *x == kind).unwrap_or(0))
-    }
-
-    /// A per-layer tensor.
-    pub fn layer(&self, layer: usize, kind: TensorKind) -> Matrix<'a> {
-        let per_layer = TensorKind::layer_kinds(self.config.arch);
-        let k = per_layer.iter().position(|x| *x == kind).unwrap_or(0);
-        let base = TensorKind::global_kinds(self.config.arch, self.config.shared_classifier).len();
-        self.matrix(base + layer * per_layer.len() + k)
-    }
-
-    /// A norm weight vector (always f32).
-    pub fn vector(&self, m: Matrix<'a>) -> &'a [f32] {
-        match m.weights {
-            Weights::F32(v) => v,
-            Weights::I8 { .. } => &[],
-        }
+    /// The norm weight or bias at directory `index` (validated by `parse` as f32 of its
+    /// shape; the architectures' `Layer` structs only ask for the indices of vectors).
+    pub fn vector(&self, index: usize) -> &'a [f32] {
+        let e = self.tensor_entry(index).unwrap_or_default();
+        bytemuck::cast_slice(slice(self.bytes, e.data_offset, e.data_len))
     }
 
     /// Whether the token ids `stop_ids` contain `id`.
@@ -438,6 +363,18 @@ impl<'a> Model<'a> {
     pub fn tokenizer_kind(&self) -> Option<TokenizerKind> {
         TokenizerKind::from_code(self.header.tok_kind)
     }
+}
+
+/// The directory index of the first matrix before `index` in its layer that reads the same
+/// activation (the tensor table's [`Input`]), if any.
+fn shared_input_partner(p: &Params, index: usize) -> Option<usize> {
+    let (kind, layer, ..) = p.tensor(index)?;
+    let input = info(kind).input;
+    if input == Input::None || !info(kind).per_layer {
+        return None;
+    }
+    let base = crate::arch::layer_base_of(p, layer);
+    (base..index).find(|j| p.tensor(*j).is_some_and(|(k, ..)| info(k).input == input))
 }
 
 /// Entry `i` of the directory `dir`, or `None` past its end.

@@ -6,12 +6,11 @@
 //! argument checks.
 
 use crate::error::{PlanError, RunError};
-use crate::format::{Arch, DType};
+use crate::format::DType;
 use crate::kernels::Kernels;
 use crate::kv::KvCache;
 use crate::model::{Config, Model};
 use crate::observe::{NoObserver, Observer};
-use crate::{gpt2, llama};
 
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -90,7 +89,7 @@ pub struct Plan {
 const N_BUFFERS: usize = 20;
 
 fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N_BUFFERS]> {
-    let widest = c.dim.max(c.hidden_dim);
+    let widest = c.dim.max(c.hidden_dim).max(c.q_dim());
     // The int16 activations of the matmuls, and two heads' queries for int8 or packed keys.
     let queries = if matches!(kv, KvType::I8 | KvType::K10V7) { 2 * c.head_size() } else { 0 };
     let xq = if c.dtype == DType::I8 { widest.max(queries) } else { queries };
@@ -98,26 +97,26 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
     let (key_row, value_row, scale) = kv.row_bytes(c.kv_dim())?;
     let scales = if scale == 0 { 0 } else { rows };
     Some([
-        (c.dim, 4),             // x: residual stream [dim]
-        (c.dim, 4),             // xb [dim]
-        (c.dim, 4),             // xb2 [dim]
-        (c.hidden_dim, 4),      // hb [hidden]
-        (c.hidden_dim, 4),      // hb2 [hidden]
-        (c.dim, 4),             // q [dim]
-        (c.kv_dim(), 4),        // k [kv_dim]
-        (c.kv_dim(), 4),        // v [kv_dim]
-        (ctx, 4),               // att [ctx], one head at a time
-        (c.vocab_size, 4),      // logits [vocab]
-        (c.vocab_size, 4),      // probs [vocab]
-        (c.vocab_size, 4),      // sampler scratch [vocab] u32
-        (xq, 2),                // quantized activation [max(dim, hidden)] / queries i16
-        (c.head_size() / 2, 4), // RoPE frequencies [head_size / 2]
-        (c.head_size() / 2, 4), // cos at this position
-        (c.head_size() / 2, 4), // sin at this position
-        (rows, key_row),        // key cache [n_layers, ctx] rows of kv_dim keys
-        (rows, value_row),      // value cache [n_layers, ctx] rows of kv_dim values
-        (scales, scale),        // key scales [n_layers, ctx] (I8: f32, K10V7: f16)
-        (scales, scale),        // value scales [n_layers, ctx]
+        (c.dim, 4),                // x: residual stream [dim]
+        (c.dim.max(c.q_dim()), 4), // xb [max(dim, q_dim)]
+        (c.dim, 4),                // xb2 [dim]
+        (c.hidden_dim, 4),         // hb [hidden]
+        (c.hidden_dim, 4),         // hb2 [hidden]
+        (c.q_dim(), 4),            // q [q_dim]
+        (c.kv_dim(), 4),           // k [kv_dim]
+        (c.kv_dim(), 4),           // v [kv_dim]
+        (ctx, 4),                  // att [ctx], one head at a time
+        (c.vocab_size, 4),         // logits [vocab]
+        (c.vocab_size, 4),         // probs [vocab]
+        (c.vocab_size, 4),         // sampler scratch [vocab] u32
+        (xq, 2),                   // quantized activation [max(dim, hidden)] / queries i16
+        (c.head_size() / 2, 4),    // RoPE frequencies [head_size / 2]
+        (c.head_size() / 2, 4),    // cos at this position
+        (c.head_size() / 2, 4),    // sin at this position
+        (rows, key_row),           // key cache [n_layers, ctx] rows of kv_dim keys
+        (rows, value_row),         // value cache [n_layers, ctx] rows of kv_dim values
+        (scales, scale),           // key scales [n_layers, ctx] (I8: f32, K10V7: f16)
+        (scales, scale),           // value scales [n_layers, ctx]
     ])
 }
 
@@ -184,7 +183,7 @@ pub(crate) struct Buffers<'a> {
     pub(crate) kern: Kernels,
     /// [dim] residual stream.
     pub(crate) x: &'a mut [f32],
-    /// [dim] normalised input / attention output.
+    /// [max(dim, q_dim)] normalised input [dim] / attention output [q_dim].
     pub(crate) xb: &'a mut [f32],
     /// [dim] projection output.
     pub(crate) xb2: &'a mut [f32],
@@ -192,7 +191,7 @@ pub(crate) struct Buffers<'a> {
     pub(crate) hb: &'a mut [f32],
     /// [hidden] up.
     pub(crate) hb2: &'a mut [f32],
-    /// [dim] query.
+    /// [q_dim] query.
     pub(crate) q: &'a mut [f32],
     /// [kv_dim] key at this position.
     pub(crate) k: &'a mut [f32],
@@ -353,10 +352,7 @@ impl<'m, 'a> Session<'m, 'a> {
         if pos >= self.ctx {
             return Err(RunError::PositionOutOfRange { pos, context: self.ctx });
         }
-        match c.arch {
-            Arch::Llama => llama::forward(self.model, &mut self.b, self.ctx, token, pos, obs),
-            Arch::Gpt2 => gpt2::forward(self.model, &mut self.b, self.ctx, token, pos, obs),
-        }
+        crate::arch::forward(self.model, &mut self.b, self.ctx, token, pos, obs);
         if O::WANTS_PROBABILITIES {
             let b = &mut self.b;
             b.probs.copy_from_slice(b.logits);

@@ -42,6 +42,7 @@ fn instruct_model(name: &str) -> AlignedBytes {
         n_layers: 2,
         n_heads: 8,
         n_kv_heads: 4,
+        head_dim: 0,
         vocab_size,
         max_seq_len: 256,
         rope_theta: 10000.0,

@@ -74,6 +74,7 @@ fn million_position_model() -> Vec<u8> {
         n_layers: 64,
         n_heads: 4,
         n_kv_heads: 4,
+        head_dim: 0,
         vocab_size: 300,
         max_seq_len: 1 << 20,
         rope_theta: 10000.0,

@@ -54,6 +54,7 @@ pub fn tiny_params(vocab_size: usize) -> Params {
         n_layers: 2,
         n_heads: 8,
         n_kv_heads: 4,
+        head_dim: 0,
         vocab_size,
         max_seq_len: 256,
         rope_theta: 10000.0,

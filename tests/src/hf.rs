@@ -180,3 +180,55 @@ pub fn copy_tokenizer(from: &Path, to: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A random-weight checkpoint made by `tests/hf/make_tiny.py` and committed under
+/// `tests/data/NAME`, in a temporary folder with llama-tiny's tokenizer (shared data, read
+/// from the data directory, not committed).
+///
+/// # Errors
+/// The committed folder or the data directory is missing.
+pub fn tiny_dir(name: &str) -> Result<TestDir> {
+    let src = tiny_data(name);
+    let dir = temp_dir(name)?;
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f))
+            .with_context(|| format!("copying {}", src.join(f).display()))?;
+    }
+    copy_tokenizer(&hf_dir("llama-tiny")?, &dir)?;
+    Ok(dir)
+}
+
+/// The committed folder `tests/data/NAME`.
+pub fn tiny_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+}
+
+/// The reference of `tests/data/NAME` (transformers' output, by `tests/hf/make_tiny.py`):
+/// `reference.json`, with the logits of every case read from `reference.f32` (little-endian,
+/// case after case, `[input_ids.len(), vocab]` each).
+///
+/// # Errors
+/// A missing or malformed file, or a logits file of another length.
+pub fn tiny_reference(name: &str) -> Result<Reference> {
+    let path = tiny_data(name).join("reference.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut r: Reference =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let path = tiny_data(name).join("reference.f32");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let rows: usize = r.cases.iter().map(|c| c.input_ids.len()).sum();
+    anyhow::ensure!(
+        bytes.len() == rows * r.vocab_size * 4,
+        "{}: {} bytes, the cases need {rows} rows of {} f32",
+        path.display(),
+        bytes.len(),
+        r.vocab_size
+    );
+    for c in &mut r.cases {
+        c.logits =
+            (0..c.input_ids.len()).map(|_| values.by_ref().take(r.vocab_size).collect()).collect();
+    }
+    Ok(r)
+}

@@ -32,7 +32,9 @@ pub struct Case {
     pub greedy_ids: Vec<u32>,
     /// `prompt_ids + greedy_ids`.
     pub input_ids: Vec<u32>,
-    /// Reference logits, row t after `input_ids[0..=t]`.
+    /// Reference logits, row t after `input_ids[0..=t]` (in the JSON, or read from a
+    /// `reference.f32` beside it: [`hf::tiny_reference`]).
+    #[serde(default)]
     pub logits: Vec<Vec<f32>>,
 }
 

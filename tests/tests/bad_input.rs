@@ -264,3 +264,12 @@ fn tensor_data_outside_the_tensor_section_is_refused() {
         other => panic!("data in the tokenizer accepted or misreported: {other:?}"),
     }
 }
+
+#[test]
+fn a_head_width_on_an_architecture_without_one_is_refused() {
+    let mut file = good();
+    let at = chispa_core::format::Header::USED_BYTES - 4; // head_dim, the last field
+    file[at..at + 4].copy_from_slice(&16u32.to_le_bytes());
+    reseal(&mut file);
+    assert_eq!(parse(&file), Err(FormatError::BadDimension { field: "head_dim", value: 16 }));
+}

@@ -165,7 +165,7 @@ fn via_gguf(
         eos: id("eos_token_id"),
     };
     let random = chispa_tools::synth::random_model(chispa_tests::bytebpe::tiny_params(n), 5, 0.3)?;
-    let file = write_with(&random, GgufType::F32, Some(&gpt2));
+    let file = write_with(&random, GgufType::F32, Some(&gpt2))?;
     let (model, lines) = chispa_tools::gguf::read(&file)?;
     let opts = chispa_tools::writer::WriteOptions {
         dtype: DType::F32,

@@ -13,7 +13,7 @@ use chispa_tools::{gguf, hf};
 
 fn convert(ty: GgufType, dtype: DType) -> anyhow::Result<chispa_tools::aligned::AlignedBytes> {
     let source = hf::read_dir(&hf_dir("llama-tiny")?)?.model;
-    let file = write(&source, ty);
+    let file = write(&source, ty)?;
     let (model, recognised) = gguf::read(&file)?;
     assert!(recognised[0].starts_with("GGUF v3, llama"), "{recognised:?}");
     Ok(writer::build(&model, &WriteOptions::new(dtype, None), |_, _| {})?.0)
@@ -69,7 +69,7 @@ fn gguf_q8_0_quality() -> anyhow::Result<()> {
 #[test]
 fn malformed_gguf_is_an_error_not_a_panic() -> anyhow::Result<()> {
     let source = hf::read_dir(&hf_dir("llama-tiny")?)?.model;
-    let file = write(&source, GgufType::Q8_0);
+    let file = write(&source, GgufType::Q8_0)?;
     for cut in [0, 3, 4, 8, 23, 24, 100, 1000, file.len() / 2, file.len() - 1] {
         assert!(gguf::read(&file[..cut]).is_err(), "truncated at {cut} accepted");
     }

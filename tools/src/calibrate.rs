@@ -31,7 +31,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{ensure, Context, Result};
-use chispa_core::format::{canonical_tensor, DType, TensorKind};
+use chispa_core::arch::{info, Role};
+use chispa_core::format::{DType, TensorKind};
 use chispa_core::{Model, Sampler, SamplerConfig, Session, SessionOptions};
 
 use crate::aligned::AlignedBytes;
@@ -81,41 +82,36 @@ pub struct Calibration {
     pub evaluations: usize,
 }
 
-/// Unit key of a matrix: (layer, site) for per-layer matrices, (usize::MAX, kind) for globals.
-fn unit_key(kind: TensorKind, layer: usize) -> Option<(usize, u8, &'static str)> {
-    use TensorKind::*;
-    Some(match kind {
-        Wq | Wk | Wv => (layer, 0, "wq/wk/wv"),
-        Wo => (layer, 1, "wo"),
-        W1 | W3 => (layer, 2, "w1/w3"),
-        W2 => (layer, 3, "w2"),
-        TokEmbed => (usize::MAX, 0, "tok_embeddings"),
-        PosEmbed => (usize::MAX, 1, "pos_embeddings"),
-        Classifier => (usize::MAX, 2, "output"),
-        _ => return None,
-    })
+/// Unit key of a matrix from the tensor table: per-layer matrices that read one activation
+/// share a unit, `(layer, input)`; each global matrix is its own, `(usize::MAX, kind)`.
+fn unit_key(kind: TensorKind, layer: usize) -> Option<(usize, u16)> {
+    let t = info(kind);
+    match t.role {
+        Role::Matrix | Role::Embedding if t.per_layer => Some((layer, t.input as u16)),
+        Role::Matrix | Role::Embedding => Some((usize::MAX, kind as u16)),
+        Role::Norm | Role::Bias => None,
+    }
 }
 
 fn units_of(model: &SourceModel) -> Vec<Unit> {
     let p = &model.params;
-    let shape = p.shape();
-    let mut units: Vec<((usize, u8), Unit)> = Vec::new();
+    let mut units: Vec<((usize, u16), Unit)> = Vec::new();
     for i in 0..model.tensors.len() {
-        let Some((kind, layer, ..)) = canonical_tensor(&shape, i) else { continue };
-        let Some((l, site, label)) = unit_key(kind, layer) else { continue };
+        let Some((kind, layer, ..)) = p.tensor(i) else { continue };
+        let Some(key) = unit_key(kind, layer) else { continue };
         let g = fixed_group(kind, p.shared_classifier);
-        match units.iter_mut().find(|(k, _)| *k == (l, site)) {
-            Some((_, u)) => u.tensors.push(i),
+        match units.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, u)) => {
+                u.tensors.push(i);
+                u.name = format!("{}/{}", u.name, kind.name());
+            }
             None => {
-                let name = if l == usize::MAX {
-                    match (kind, p.shared_classifier) {
-                        (TensorKind::TokEmbed, true) => "tok_embeddings (= output)".to_string(),
-                        _ => label.to_string(),
-                    }
-                } else {
-                    format!("layers.{l}.{label}")
+                let name = match (kind, p.shared_classifier, key.0) {
+                    (TensorKind::TokEmbed, true, _) => "tok_embeddings (= output)".to_string(),
+                    (_, _, usize::MAX) => kind.name().to_string(),
+                    _ => format!("layers.{layer}.{}", kind.name()),
                 };
-                units.push(((l, site), Unit { name, tensors: vec![i], group: g, fixed_group: g }));
+                units.push((key, Unit { name, tensors: vec![i], group: g, fixed_group: g }));
             }
         }
     }
@@ -255,9 +251,8 @@ fn unit_bytes(source: &SourceModel, unit: &Unit, g: usize) -> usize {
 
 /// The fixed group per tensor (0 for vectors).
 fn fixed_groups(source: &SourceModel) -> Vec<usize> {
-    let shape = source.params.shape();
     (0..source.tensors.len())
-        .map(|i| match canonical_tensor(&shape, i) {
+        .map(|i| match source.params.tensor(i) {
             Some((kind, ..)) if !kind.is_vector() => {
                 fixed_group(kind, source.params.shared_classifier)
             }
@@ -425,6 +420,7 @@ mod tests {
             n_layers: 2,
             n_heads: 2,
             n_kv_heads: 1,
+            head_dim: 0,
             vocab_size: 300,
             max_seq_len: 24,
             rope_theta: 10000.0,

@@ -18,7 +18,10 @@ use anyhow::{bail, ensure, Context, Result};
 use chispa_core::format::{byte_groups, Arch, TokenizerKind};
 
 use crate::hf_tokenizer::NO_MERGE;
-use crate::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
+use chispa_core::arch::info;
+use chispa_core::format::TensorKind;
+
+use crate::source::{canonical_tensors, Params, SourceModel, Tensor, Vocab};
 
 /// ggml type codes this reader accepts.
 pub const GGML_F32: u32 = 0;
@@ -355,29 +358,9 @@ impl<'a> Gguf<'a> {
     }
 }
 
-/// The GGUF name of a canonical Llama tensor.
-pub fn gguf_name(name: &str) -> String {
-    let Some(rest) = name.strip_prefix("layers.") else {
-        return match name {
-            "tok_embeddings" => "token_embd.weight",
-            "norm" => "output_norm.weight",
-            _ => "output.weight",
-        }
-        .to_string();
-    };
-    let (layer, kind) = rest.split_once('.').unwrap_or((rest, ""));
-    let suffix = match kind {
-        "attention_norm" => "attn_norm",
-        "wq" => "attn_q",
-        "wk" => "attn_k",
-        "wv" => "attn_v",
-        "wo" => "attn_output",
-        "ffn_norm" => "ffn_norm",
-        "w1" => "ffn_gate",
-        "w2" => "ffn_down",
-        _ => "ffn_up",
-    };
-    format!("blk.{layer}.{suffix}.weight")
+/// The GGUF name of a canonical tensor (the tensor table's, with the layer index).
+pub fn gguf_name(kind: TensorKind, layer: usize) -> String {
+    info(kind).gguf.replace("{l}", &layer.to_string())
 }
 
 fn strings<'a>(g: &Gguf<'a>, key: &str) -> Result<Vec<&'a str>> {
@@ -612,6 +595,7 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
         n_layers: g.int("llama.block_count")?,
         n_heads,
         n_kv_heads,
+        head_dim: 0,
         vocab_size,
         max_seq_len: g.int("llama.context_length")?,
         rope_theta: g.checked_float(
@@ -629,9 +613,9 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
         shared_classifier: !g.has("output.weight"),
     };
     let mut tensors = Vec::new();
-    for (name, rows, cols) in canonical_names(&p)? {
-        let data = g.tensor(&gguf_name(&name), rows, cols)?;
-        tensors.push(Tensor { name, rows, cols, data });
+    for t in canonical_tensors(&p)? {
+        let data = g.tensor(&gguf_name(t.kind, t.layer), t.rows, t.cols)?;
+        tensors.push(Tensor { name: t.name, rows: t.rows, cols: t.cols, data });
     }
     let (v, tok_line) = vocab(&g, vocab_size)?;
     let recognised = vec![

@@ -4,7 +4,7 @@
 //! `chispa-convert gguf` is tested on files made at test time and never committed.
 
 use crate::gguf::gguf_name;
-use crate::source::SourceModel;
+use crate::source::{canonical_tensors, SourceModel};
 
 /// Tensor storage in the written file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,12 +103,22 @@ pub struct Gpt2Tokenizer {
 }
 
 /// The GGUF bytes of a Llama model.
-pub fn write(m: &SourceModel, ty: GgufType) -> Vec<u8> {
+///
+/// # Errors
+/// Parameters outside the core's limits (the tensor names come from the canonical list).
+pub fn write(m: &SourceModel, ty: GgufType) -> anyhow::Result<Vec<u8>> {
     write_with(m, ty, None)
 }
 
 /// The GGUF bytes of a Llama model, with `gpt2` instead of the model's own vocabulary.
-pub fn write_with(m: &SourceModel, ty: GgufType, gpt2: Option<&Gpt2Tokenizer>) -> Vec<u8> {
+///
+/// # Errors
+/// As [`write()`].
+pub fn write_with(
+    m: &SourceModel,
+    ty: GgufType,
+    gpt2: Option<&Gpt2Tokenizer>,
+) -> anyhow::Result<Vec<u8>> {
     let p = &m.params;
     let v = &m.vocab;
     let mut meta = Vec::new();
@@ -178,7 +188,8 @@ pub fn write_with(m: &SourceModel, ty: GgufType, gpt2: Option<&Gpt2Tokenizer>) -
 
     let mut infos = Vec::new();
     let mut data: Vec<u8> = Vec::new();
-    for t in &m.tensors {
+    let canonical = canonical_tensors(&m.params)?;
+    for (t, c) in m.tensors.iter().zip(&canonical) {
         let (code, bytes) = match ty {
             GgufType::Q8_0 if t.rows > 1 && t.cols % 32 == 0 => (8u32, q8_0(&t.data)),
             GgufType::Q8_0 if t.rows > 1 => {
@@ -187,7 +198,7 @@ pub fn write_with(m: &SourceModel, ty: GgufType, gpt2: Option<&Gpt2Tokenizer>) -
             _ => (0, t.data.iter().flat_map(|x| x.to_le_bytes()).collect()),
         };
         data.resize(data.len().div_ceil(32) * 32, 0);
-        string(&mut infos, &gguf_name(&t.name));
+        string(&mut infos, &gguf_name(c.kind, c.layer));
         let dims: Vec<u64> =
             if t.rows == 1 { vec![t.cols as u64] } else { vec![t.cols as u64, t.rows as u64] };
         infos.extend((dims.len() as u32).to_le_bytes());
@@ -205,5 +216,5 @@ pub fn write_with(m: &SourceModel, ty: GgufType, gpt2: Option<&Gpt2Tokenizer>) -
     out.extend(infos);
     out.resize(out.len().div_ceil(32) * 32, 0);
     out.extend(data);
-    out
+    Ok(out)
 }

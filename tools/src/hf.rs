@@ -23,7 +23,10 @@ use serde_json::Value;
 use chispa_core::format::byte_groups;
 
 use crate::hf_tokenizer;
-use crate::source::{canonical_names, Params, SourceModel, Tensor};
+use chispa_core::arch::{Arch, HfMap, Spec};
+use chispa_core::format::TensorKind;
+
+use crate::source::{canonical_tensors, Params, SourceModel, Tensor};
 
 /// A converted folder and what was recognised in it (one line per fact, for the CLI).
 #[derive(Debug)]
@@ -146,6 +149,22 @@ impl Checkpoint {
         Ok(data)
     }
 
+    /// Removes and returns the first `rows` rows of tensor `name`, which must be `[n, cols]`
+    /// with `n ≥ rows`.
+    ///
+    /// # Errors
+    /// The tensor is missing, has another width or fewer rows.
+    pub fn take_first_rows(&mut self, name: &str, rows: usize, cols: usize) -> Result<Vec<f32>> {
+        let (have, mut data) =
+            self.tensors.remove(name).with_context(|| format!("missing tensor {name}"))?;
+        ensure!(
+            matches!(have.as_slice(), [n, c] if *n >= rows && *c == cols),
+            "tensor {name} has shape {have:?}, expected [≥ {rows}, {cols}]"
+        );
+        data.truncate(rows * cols);
+        Ok(data)
+    }
+
     /// Names not taken yet, sorted.
     pub fn remaining(&self) -> Vec<String> {
         let mut v: Vec<String> = self.tensors.keys().cloned().collect();
@@ -237,12 +256,17 @@ pub fn read_dir(dir: &Path) -> Result<Converted> {
     ensure!(dir.is_dir(), "{}: not a directory", dir.display());
     let config = read_json(&dir.join("config.json"))?;
     let arch = architecture(&config)?;
-    let mut converted = match arch.as_str() {
-        "LlamaForCausalLM" => read_llama(dir, &config),
-        "GPT2LMHeadModel" => read_gpt2(dir, &config),
-        other => bail!(
-            "config.json: architecture \"{other}\" is not supported (supported: LlamaForCausalLM, GPT2LMHeadModel)"
-        ),
+    let supported = Arch::ALL.map(|a| a.spec().hf_architecture);
+    let Some(spec) = Arch::ALL.iter().map(|a| a.spec()).find(|s| s.hf_architecture == arch) else {
+        bail!(
+            "config.json: architecture \"{arch}\" is not supported (supported: {})",
+            supported.join(", ")
+        );
+    };
+    let mut converted = match spec.arch {
+        Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => read_llama(dir, &config, spec),
+        Arch::Gpt2 => read_gpt2(dir, &config),
+        Arch::GptNeo => read_gpt_neo(dir, &config),
     }?;
     for name in
         ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json"]
@@ -280,16 +304,35 @@ fn rope_theta(config: &Value) -> Result<(f32, &'static str)> {
     })
 }
 
-fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
+/// The configuration keys of the Llama family that chispa does not implement, refused by name.
+fn refuse_llama_keys(config: &Value, spec: &Spec) -> Result<()> {
     if let Some(act) = key(config, "hidden_act").and_then(Value::as_str) {
         ensure!(act == "silu", "config.json: hidden_act \"{act}\" is not supported (only silu)");
     }
-    for flag in ["attention_bias", "mlp_bias"] {
+    // Qwen2 always has q/k/v biases (no key); the others have none unless a key says so.
+    let flags: &[&str] =
+        if spec.arch == Arch::Qwen2 { &["mlp_bias"] } else { &["attention_bias", "mlp_bias"] };
+    for flag in flags {
         ensure!(
             key(config, flag).and_then(Value::as_bool) != Some(true),
-            "config.json: \"{flag}\": true is not supported (Llama without biases only)"
+            "config.json: \"{flag}\": true is not supported ({} without these biases only)",
+            spec.hf_architecture
         );
     }
+    ensure!(
+        key(config, "use_sliding_window").and_then(Value::as_bool) != Some(true),
+        "config.json: \"use_sliding_window\": true is not supported (full attention only)"
+    );
+    if let Some(types) = key(config, "layer_types").and_then(Value::as_array) {
+        if let Some(t) = types.iter().find(|t| t.as_str() != Some("full_attention")) {
+            bail!("config.json: layer_types entry {t} is not supported (full_attention only)");
+        }
+    }
+    Ok(())
+}
+
+fn read_llama(dir: &Path, config: &Value, spec: &Spec) -> Result<Converted> {
+    refuse_llama_keys(config, spec)?;
     let dim = usize_key(config, "hidden_size")?;
     let n_heads = usize_key(config, "num_attention_heads")?;
     let n_kv_heads = match key(config, "num_key_value_heads") {
@@ -300,13 +343,20 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
         dim % n_heads == 0,
         "config.json: hidden_size {dim} is not a multiple of num_attention_heads {n_heads}"
     );
-    let head_size = dim / n_heads;
+    // `head_dim` may differ from hidden_size / num_attention_heads where the architecture
+    // allows it (Qwen3's real sizes do); 0 in the file means the quotient.
+    let mut head_size = dim / n_heads;
+    let mut head_dim = 0;
     if key(config, "head_dim").is_some() {
         let hd = usize_key(config, "head_dim")?;
         ensure!(
-            hd == head_size,
-            "config.json: head_dim {hd} differs from hidden_size / num_attention_heads = {head_size} (not supported)"
+            hd == head_size || spec.free_head_dim,
+            "config.json: head_dim {hd} differs from hidden_size / num_attention_heads = {head_size} (not supported for {})",
+            spec.hf_architecture
         );
+        if hd != head_size {
+            (head_size, head_dim) = (hd, hd);
+        }
     }
     ensure!(head_size % 2 == 0, "config.json: head size {head_size} is odd");
     ensure!(
@@ -319,12 +369,13 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
     let eps = checked_f32(eps, "rms_norm_eps", |e| e >= 0.0, "a finite number ≥ 0 (an f32)")?;
     let tied = key(config, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false);
     let p = Params {
-        arch: chispa_core::format::Arch::Llama,
+        arch: spec.arch,
         dim,
         hidden_dim: usize_key(config, "intermediate_size")?,
         n_layers: usize_key(config, "num_hidden_layers")?,
         n_heads,
         n_kv_heads,
+        head_dim,
         vocab_size: usize_key(config, "vocab_size")?,
         max_seq_len: usize_key(config, "max_position_embeddings")?,
         rope_theta: theta,
@@ -334,37 +385,22 @@ fn read_llama(dir: &Path, config: &Value) -> Result<Converted> {
     let kv_dim = head_size * n_kv_heads;
 
     let mut ck = Checkpoint::load(dir)?;
-    let mut tensors = Vec::new();
-    for (name, rows, cols) in canonical_names(&p)? {
-        let hf = hf_llama_name(&name);
-        let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
-        let mut data = ck.take(&hf, &shape)?;
-        if name.ends_with(".wq") {
-            data = rotate_half_to_adjacent(&data, n_heads, head_size, cols)?;
-        } else if name.ends_with(".wk") {
-            data = rotate_half_to_adjacent(&data, n_kv_heads, head_size, cols)?;
-        }
-        tensors.push(Tensor { name, rows, cols, data });
-    }
-    if tied && ck.has("lm_head.weight") {
-        ck.take("lm_head.weight", &[p.vocab_size, dim])?; // tied: transformers ignores it
-    }
-    let unused: Vec<String> =
-        ck.remaining().into_iter().filter(|n| !n.ends_with("rotary_emb.inv_freq")).collect();
-    if let Some(first) = unused.first() {
-        bail!("tensor {first} is not part of a Llama model (unsupported)");
-    }
-
+    let tensors = take_tensors(&mut ck, &p, "")?;
     let (vocab, tok_line) = hf_tokenizer::read(dir, config, p.vocab_size)?;
     let dtype_key = key(config, "torch_dtype").or_else(|| key(config, "dtype"));
     let recognised = vec![
         format!(
-            "LlamaForCausalLM: dim {dim}, hidden {}, layers {}, heads {n_heads} (kv {n_kv_heads}, kv_dim {kv_dim}), vocab {}, context {}",
-            p.hidden_dim, p.n_layers, p.vocab_size, p.max_seq_len
+            "{}: dim {dim}, hidden {}, layers {}, heads {n_heads} (kv {n_kv_heads}, head_size {head_size}, kv_dim {kv_dim}), vocab {}, context {}",
+            spec.hf_architecture, p.hidden_dim, p.n_layers, p.vocab_size, p.max_seq_len
         ),
         format!(
-            "rope_theta {theta} (from {theta_from}), rms_norm_eps {eps:e}, head {}, wq/wk rows permuted from rotate_half to adjacent pairs",
-            if tied { "tied to the embedding" } else { "separate lm_head.weight" }
+            "rope_theta {theta} (from {theta_from}), rms_norm_eps {eps:e}, head {}, {} permuted from rotate_half to adjacent pairs",
+            if tied { "tied to the embedding" } else { "separate lm_head.weight" },
+            match spec.arch {
+                Arch::Qwen2 => "q/k projection rows and biases",
+                Arch::Qwen3 => "q/k projection rows and q/k norm weights",
+                _ => "wq/wk rows",
+            }
         ),
         format!(
             "tensors: {} in {} file(s), element types {} (config dtype {})",
@@ -413,12 +449,13 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
     let eps = checked_f32(eps, "layer_norm_epsilon", |e| e >= 0.0, "a finite number ≥ 0 (an f32)")?;
     let tied = key(config, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true);
     let p = Params {
-        arch: chispa_core::format::Arch::Gpt2,
+        arch: Arch::Gpt2,
         dim,
         hidden_dim: hidden,
         n_layers: usize_key(config, "n_layer")?,
         n_heads,
         n_kv_heads: n_heads,
+        head_dim: 0,
         vocab_size: usize_key(config, "vocab_size")?,
         max_seq_len: usize_key(config, "n_positions")?,
         rope_theta: 0.0,
@@ -427,79 +464,7 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
     };
     let mut ck = Checkpoint::load(dir)?;
     let prefix = if ck.has("transformer.wte.weight") { "transformer." } else { "" };
-    let mut tensors = Vec::new();
-    // Per layer: c_attn split into q, k, v (weights transposed to [out, in]) and biases.
-    let mut qkv: Vec<[Vec<f32>; 3]> = Vec::new();
-    let mut qkv_bias: Vec<[Vec<f32>; 3]> = Vec::new();
-    for l in 0..p.n_layers {
-        let w = ck.take(&format!("{prefix}h.{l}.attn.c_attn.weight"), &[dim, 3 * dim])?;
-        let w = transpose(&w, dim, 3 * dim);
-        let b = ck.take(&format!("{prefix}h.{l}.attn.c_attn.bias"), &[3 * dim])?;
-        let split = |v: &[f32], n: usize| -> Result<[Vec<f32>; 3]> {
-            let part = |i: usize| {
-                v.get(i * n..(i + 1) * n)
-                    .map(<[f32]>::to_vec)
-                    .with_context(|| format!("layer {l}: c_attn is shorter than 3 × n_embd"))
-            };
-            Ok([part(0)?, part(1)?, part(2)?])
-        };
-        qkv.push(split(&w, dim * dim)?);
-        qkv_bias.push(split(&b, dim)?);
-    }
-    for (name, rows, cols) in canonical_names(&p)? {
-        let data = match name.split_once('.').map_or(("", name.as_str()), |(_, r)| ("l", r)) {
-            ("", "tok_embeddings") => ck.take(&format!("{prefix}wte.weight"), &[rows, cols])?,
-            ("", "pos_embeddings") => ck.take(&format!("{prefix}wpe.weight"), &[rows, cols])?,
-            ("", "norm") => ck.take(&format!("{prefix}ln_f.weight"), &[cols])?,
-            ("", "norm_bias") => ck.take(&format!("{prefix}ln_f.bias"), &[cols])?,
-            ("", _) => ck.take("lm_head.weight", &[rows, cols])?,
-            (_, rest) => {
-                let (l, kind) = rest.split_once('.').unwrap_or((rest, ""));
-                let li: usize = l.parse().unwrap_or(0);
-                let t = |s: &str| format!("{prefix}h.{l}.{s}");
-                let part = |all: &[[Vec<f32>; 3]], j: usize| -> Result<Vec<f32>> {
-                    all.get(li)
-                        .and_then(|p| p.get(j))
-                        .cloned()
-                        .with_context(|| format!("no c_attn for layer {li}"))
-                };
-                match kind {
-                    "attention_norm" => ck.take(&t("ln_1.weight"), &[cols])?,
-                    "attention_norm_bias" => ck.take(&t("ln_1.bias"), &[cols])?,
-                    "wq" => part(&qkv, 0)?,
-                    "wk" => part(&qkv, 1)?,
-                    "wv" => part(&qkv, 2)?,
-                    "bq" => part(&qkv_bias, 0)?,
-                    "bk" => part(&qkv_bias, 1)?,
-                    "bv" => part(&qkv_bias, 2)?,
-                    "wo" => transpose(&ck.take(&t("attn.c_proj.weight"), &[dim, dim])?, dim, dim),
-                    "bo" => ck.take(&t("attn.c_proj.bias"), &[dim])?,
-                    "ffn_norm" => ck.take(&t("ln_2.weight"), &[cols])?,
-                    "ffn_norm_bias" => ck.take(&t("ln_2.bias"), &[cols])?,
-                    "w1" => {
-                        transpose(&ck.take(&t("mlp.c_fc.weight"), &[dim, hidden])?, dim, hidden)
-                    }
-                    "b1" => ck.take(&t("mlp.c_fc.bias"), &[hidden])?,
-                    "w2" => {
-                        transpose(&ck.take(&t("mlp.c_proj.weight"), &[hidden, dim])?, hidden, dim)
-                    }
-                    _ => ck.take(&t("mlp.c_proj.bias"), &[dim])?,
-                }
-            }
-        };
-        tensors.push(Tensor { name, rows, cols, data });
-    }
-    if tied && ck.has("lm_head.weight") {
-        ck.take("lm_head.weight", &[p.vocab_size, dim])?; // tied: transformers ignores it
-    }
-    let unused: Vec<String> = ck
-        .remaining()
-        .into_iter()
-        .filter(|n| !(n.ends_with(".attn.bias") || n.ends_with(".attn.masked_bias")))
-        .collect();
-    if let Some(first) = unused.first() {
-        bail!("tensor {first} is not part of a GPT-2 model (unsupported)");
-    }
+    let tensors = take_tensors(&mut ck, &p, prefix)?;
     let (vocab, tok_line) = hf_tokenizer::read(dir, config, p.vocab_size)?;
     let recognised = vec![
         format!(
@@ -522,29 +487,187 @@ fn read_gpt2(dir: &Path, config: &Value) -> Result<Converted> {
     Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised, inputs: ck.files })
 }
 
-/// The Hugging Face name of a canonical Llama tensor.
-fn hf_llama_name(name: &str) -> String {
-    let Some(rest) = name.strip_prefix("layers.") else {
-        return match name {
-            "tok_embeddings" => "model.embed_tokens.weight",
-            "norm" => "model.norm.weight",
-            _ => "lm_head.weight",
+/// GPT-Neo's layer kinds, `attention_types` `[[["global", "local"], n], …]` expanded.
+fn gpt_neo_layers(config: &Value, n_layers: usize) -> Result<Vec<String>> {
+    let types = key(config, "attention_types")
+        .and_then(Value::as_array)
+        .context("config.json: missing key \"attention_types\"")?;
+    let mut layers = Vec::new();
+    for t in types {
+        let bad = || format!("config.json: attention_types entry {t} is not [[kinds…], count]");
+        let (kinds, count) = match t.as_array().map(Vec::as_slice) {
+            Some([k, n]) => (k.as_array().with_context(bad)?, n.as_u64().with_context(bad)?),
+            _ => bail!(bad()),
+        };
+        for _ in 0..count {
+            for k in kinds {
+                match k.as_str() {
+                    Some(s @ ("global" | "local")) => layers.push(s.to_string()),
+                    _ => bail!("config.json: attention type {k} is not supported (global, local)"),
+                }
+                ensure!(
+                    layers.len() <= n_layers,
+                    "config.json: attention_types has more layers than num_layers {n_layers}"
+                );
+            }
         }
-        .to_string();
+    }
+    ensure!(
+        layers.len() == n_layers,
+        "config.json: attention_types covers {} layers, num_layers is {n_layers}",
+        layers.len()
+    );
+    Ok(layers)
+}
+
+fn read_gpt_neo(dir: &Path, config: &Value) -> Result<Converted> {
+    if let Some(act) = key(config, "activation_function").and_then(Value::as_str) {
+        ensure!(
+            act == "gelu_new",
+            "config.json: activation_function \"{act}\" is not supported (gelu_new only)"
+        );
+    }
+    let dim = usize_key(config, "hidden_size")?;
+    let n_heads = usize_key(config, "num_heads")?;
+    ensure!(
+        dim % n_heads == 0 && (dim / n_heads) % 2 == 0,
+        "config.json: hidden_size {dim} is not a multiple of 2 × num_heads {n_heads}"
+    );
+    let hidden = match key(config, "intermediate_size") {
+        Some(_) => usize_key(config, "intermediate_size")?,
+        None => 4 * dim,
     };
-    let (layer, kind) = rest.split_once('.').unwrap_or((rest, ""));
-    let suffix = match kind {
-        "attention_norm" => "input_layernorm",
-        "wq" => "self_attn.q_proj",
-        "wk" => "self_attn.k_proj",
-        "wv" => "self_attn.v_proj",
-        "wo" => "self_attn.o_proj",
-        "ffn_norm" => "post_attention_layernorm",
-        "w1" => "mlp.gate_proj",
-        "w2" => "mlp.down_proj",
-        _ => "mlp.up_proj",
+    let n_layers = usize_key(config, "num_layers")?;
+    let layers = gpt_neo_layers(config, n_layers)?;
+    let positions = usize_key(config, "max_position_embeddings")?;
+    let window = usize_key(config, "window_size")?;
+    let local = layers.iter().any(|t| t == "local");
+    // Within the window, local attention sees every earlier position, as global does.
+    let context = if local { positions.min(window) } else { positions };
+    let eps = f32_key(config, "layer_norm_epsilon")?.unwrap_or(1e-5);
+    let eps = checked_f32(eps, "layer_norm_epsilon", |e| e >= 0.0, "a finite number ≥ 0 (an f32)")?;
+    let tied = key(config, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true);
+    let p = Params {
+        arch: Arch::GptNeo,
+        dim,
+        hidden_dim: hidden,
+        n_layers,
+        n_heads,
+        n_kv_heads: n_heads,
+        head_dim: 0,
+        vocab_size: usize_key(config, "vocab_size")?,
+        max_seq_len: context,
+        rope_theta: 0.0,
+        norm_eps: eps,
+        shared_classifier: tied,
     };
-    format!("model.layers.{layer}.{suffix}.weight")
+    let mut ck = Checkpoint::load(dir)?;
+    let tensors = take_tensors(&mut ck, &p, "")?;
+    let (vocab, tok_line) = hf_tokenizer::read(dir, config, p.vocab_size)?;
+    let recognised = vec![
+        format!(
+            "GPTNeoForCausalLM: hidden_size {dim}, intermediate {hidden}, layers {n_layers} ({}), heads {n_heads}, vocab {}, positions {positions}",
+            layers.join("/"),
+            p.vocab_size
+        ),
+        format!(
+            "window_size {window}: context {context}{}, attention scores unscaled, layer_norm_epsilon {eps:e}, gelu_new, head {}",
+            if local && context < positions {
+                " (limited to the local window, where local and global attention agree)"
+            } else {
+                ""
+            },
+            if tied { "tied to wte" } else { "separate lm_head.weight" }
+        ),
+        format!(
+            "tensors: {} in {} file(s), element types {}",
+            tensors.len(),
+            ck.files.len(),
+            ck.dtypes.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        tok_line,
+    ];
+    Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised, inputs: ck.files })
+}
+
+/// The checkpoint name of a canonical tensor: its architecture's Hugging Face name with the
+/// layer index filled in (and `prefix`, except on the classifier).
+pub fn hf_name(
+    spec: &Spec,
+    kind: TensorKind,
+    layer: usize,
+    prefix: &str,
+) -> Result<(String, HfMap)> {
+    let t = spec.hf_globals.iter().chain(spec.hf_layer).find(|t| t.kind == kind).with_context(
+        || format!("{}: no Hugging Face name for tensor {}", spec.hf_architecture, kind.name()),
+    )?;
+    let name = t.name.replace("{l}", &layer.to_string());
+    let prefix = if kind == TensorKind::Classifier { "" } else { prefix };
+    Ok((format!("{prefix}{name}"), t.map))
+}
+
+/// Takes every canonical tensor of `p` from the checkpoint, converted as its architecture's
+/// table says, then refuses whatever is left that transformers would use: one line naming
+/// every such tensor.
+fn take_tensors(ck: &mut Checkpoint, p: &Params, prefix: &str) -> Result<Vec<Tensor>> {
+    let spec = p.arch.spec();
+    let hs = p.head_size();
+    // Fused Conv1D tensors (GPT-2's c_attn), taken once: weights transposed to [3·out, in].
+    let mut fused: HashMap<String, Vec<f32>> = HashMap::new();
+    let mut tensors = Vec::new();
+    for t in canonical_tensors(p)? {
+        let (name, map) = hf_name(spec, t.kind, t.layer, prefix)?;
+        let (rows, cols) = (t.rows, t.cols);
+        let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
+        // Elements of a vector are rows of one column for the RoPE permutation.
+        let row_cols = if rows == 1 { 1 } else { cols };
+        let data = match map {
+            HfMap::Copy => ck.take(&name, &shape)?,
+            HfMap::RotateQuery => {
+                rotate_half_to_adjacent(&ck.take(&name, &shape)?, p.n_heads, hs, row_cols)?
+            }
+            HfMap::RotateKey => {
+                rotate_half_to_adjacent(&ck.take(&name, &shape)?, p.n_kv_heads, hs, row_cols)?
+            }
+            HfMap::RotateHead => rotate_half_to_adjacent(&ck.take(&name, &shape)?, 1, hs, 1)?,
+            HfMap::FirstRows => ck.take_first_rows(&name, rows, cols)?,
+            HfMap::Transpose => transpose(&ck.take(&name, &[cols, rows])?, cols, rows),
+            HfMap::Fused(part) => {
+                if !fused.contains_key(&name) {
+                    let whole = if rows == 1 {
+                        ck.take(&name, &[3 * cols])?
+                    } else {
+                        transpose(&ck.take(&name, &[cols, 3 * rows])?, cols, 3 * rows)
+                    };
+                    fused.insert(name.clone(), whole);
+                }
+                let n = rows * cols;
+                let part = usize::from(part);
+                fused
+                    .get(&name)
+                    .and_then(|w| w.get(part * n..(part + 1) * n))
+                    .map(<[f32]>::to_vec)
+                    .with_context(|| format!("tensor {name} is shorter than 3 parts of {n}"))?
+            }
+        };
+        tensors.push(Tensor { name: t.name, rows, cols, data });
+    }
+    if p.shared_classifier && ck.has("lm_head.weight") {
+        ck.take("lm_head.weight", &[p.vocab_size, p.dim])?; // tied: transformers ignores it
+    }
+    let unused: Vec<String> = ck
+        .remaining()
+        .into_iter()
+        .filter(|n| !spec.hf_ignored.iter().any(|s| n.ends_with(s)))
+        .collect();
+    ensure!(
+        unused.is_empty(),
+        "tensor{} {} not part of a {} model (unsupported)",
+        if unused.len() == 1 { "" } else { "s" },
+        unused.join(", ") + if unused.len() == 1 { " is" } else { " are" },
+        spec.hf_architecture
+    );
+    Ok(tensors)
 }
 
 #[cfg(test)]
@@ -604,11 +727,30 @@ mod tests {
 
     #[test]
     fn names_map_to_transformers() {
-        assert_eq!(hf_llama_name("layers.3.w1"), "model.layers.3.mlp.gate_proj.weight");
+        let llama = Arch::Llama.spec();
+        let name = |s, k, l, p| hf_name(s, k, l, p).unwrap().0;
+        assert_eq!(name(llama, TensorKind::W1, 3, ""), "model.layers.3.mlp.gate_proj.weight");
         assert_eq!(
-            hf_llama_name("layers.0.ffn_norm"),
+            name(llama, TensorKind::FfnNorm, 0, ""),
             "model.layers.0.post_attention_layernorm.weight"
         );
-        assert_eq!(hf_llama_name("output"), "lm_head.weight");
+        assert_eq!(name(llama, TensorKind::Classifier, 0, ""), "lm_head.weight");
+        let gpt2 = Arch::Gpt2.spec();
+        assert_eq!(
+            name(gpt2, TensorKind::Bk, 1, "transformer."),
+            "transformer.h.1.attn.c_attn.bias"
+        );
+        assert_eq!(name(gpt2, TensorKind::Classifier, 0, "transformer."), "lm_head.weight");
+        assert_eq!(
+            name(Arch::Qwen3.spec(), TensorKind::KNorm, 2, ""),
+            "model.layers.2.self_attn.k_norm.weight"
+        );
+        // Every tensor of every architecture has a name.
+        for a in Arch::ALL {
+            let s = a.spec();
+            for k in s.globals.iter().chain(s.layer).chain([&TensorKind::Classifier]) {
+                assert!(hf_name(s, *k, 0, "").is_ok(), "{a:?} {k:?}");
+            }
+        }
     }
 }

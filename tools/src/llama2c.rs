@@ -16,7 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use chispa_core::format::byte_groups;
 use chispa_core::model::{MAX_DIM, MAX_LAYERS, MAX_SEQ, MAX_VOCAB};
 
-use crate::source::{canonical_names, Params, SourceModel, Tensor, Vocab};
+use crate::source::{canonical_tensors, Params, SourceModel, Tensor, Vocab};
 
 const HEADER_BYTES: usize = 7 * 4;
 
@@ -55,6 +55,7 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
         n_layers: positive("n_layers", n_layers, MAX_LAYERS)?,
         n_heads: positive("n_heads", n_heads, MAX_DIM)?,
         n_kv_heads: positive("n_kv_heads", n_kv_heads, MAX_DIM)?,
+        head_dim: 0,
         vocab_size: positive("vocab_size", vocab.saturating_abs(), MAX_VOCAB)?,
         max_seq_len: positive("seq_len", seq_len, MAX_SEQ)?,
         rope_theta: 10000.0,
@@ -131,15 +132,10 @@ pub fn read(ckpt: &[u8], tokenizer: &[u8]) -> Result<SourceModel> {
         at += n * 4;
     }
     let mut tensors = Vec::new();
-    for (name, rows, cols) in canonical_names(&p)? {
-        let (key, layer) = match name.strip_prefix("layers.") {
-            Some(rest) => {
-                let (l, k) = rest.split_once('.').context("tensor name")?;
-                (k.to_string(), l.parse::<usize>()?)
-            }
-            None => (name.clone(), 0),
-        };
-        let all = chunks.get(key.as_str()).with_context(|| format!("no tensor {key}"))?;
+    for t in canonical_tensors(&p)? {
+        // llama2.c stores each kind for all layers at once, under the canonical name.
+        let (key, layer, rows, cols, name) = (t.kind.name(), t.layer, t.rows, t.cols, t.name);
+        let all = chunks.get(key).with_context(|| format!("no tensor {key}"))?;
         let n = rows * cols;
         let data = all
             .get(layer * n..(layer + 1) * n)

@@ -1,77 +1,38 @@
 //! The in-memory model that every reader produces and the writer consumes.
 
 use anyhow::{ensure, Result};
-use chispa_core::format::{canonical_tensor, tensor_count, Arch, Shape};
+use chispa_core::arch::info;
+use chispa_core::format::TensorKind;
 use chispa_core::model::{MAX_DIM, MAX_LAYERS, MAX_SEQ, MAX_VOCAB};
 
-/// Hyper-parameters of a source model.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
-    /// Architecture.
-    pub arch: Arch,
-    /// Model width.
-    pub dim: usize,
-    /// Feed-forward width.
-    pub hidden_dim: usize,
-    /// Transformer blocks.
-    pub n_layers: usize,
-    /// Query heads.
-    pub n_heads: usize,
-    /// Key/value heads.
-    pub n_kv_heads: usize,
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Longest context.
-    pub max_seq_len: usize,
-    /// RoPE base.
-    pub rope_theta: f32,
-    /// RMSNorm epsilon.
-    pub norm_eps: f32,
-    /// Classifier shared with the embedding.
-    pub shared_classifier: bool,
-}
+/// Hyper-parameters of a source model: the core's, shared with the parser.
+pub use chispa_core::arch::Params;
 
-impl Params {
-    /// Checks the sizes against the limits the core accepts, before anything is allocated
-    /// from them (a reader's sizes come from an untrusted file).
-    ///
-    /// # Errors
-    /// A size of zero or above the core's limit, or heads that do not divide.
-    pub fn check(&self) -> Result<()> {
-        for (what, v, max) in [
-            ("dim", self.dim, MAX_DIM),
-            ("hidden_dim", self.hidden_dim, MAX_DIM),
-            ("n_layers", self.n_layers, MAX_LAYERS),
-            ("n_heads", self.n_heads, MAX_DIM),
-            ("n_kv_heads", self.n_kv_heads, MAX_DIM),
-            ("vocab_size", self.vocab_size, MAX_VOCAB),
-            ("max_seq_len", self.max_seq_len, MAX_SEQ),
-        ] {
-            ensure!((1..=max as usize).contains(&v), "{what} {v} is not in 1..={max}");
-        }
-        ensure!(
-            self.dim % self.n_heads == 0 && self.n_heads % self.n_kv_heads == 0,
-            "dim {}, n_heads {} and n_kv_heads {} do not divide",
-            self.dim,
-            self.n_heads,
-            self.n_kv_heads
-        );
-        Ok(())
+/// Checks the sizes against the limits the core accepts, before anything is allocated from
+/// them (a reader's sizes come from an untrusted file).
+///
+/// # Errors
+/// A size of zero or above the core's limit, or heads that do not divide.
+pub fn check_params(p: &Params) -> Result<()> {
+    for (what, v, max) in [
+        ("dim", p.dim, MAX_DIM),
+        ("hidden_dim", p.hidden_dim, MAX_DIM),
+        ("n_layers", p.n_layers, MAX_LAYERS),
+        ("n_heads", p.n_heads, MAX_DIM),
+        ("n_kv_heads", p.n_kv_heads, MAX_DIM),
+        ("vocab_size", p.vocab_size, MAX_VOCAB),
+        ("max_seq_len", p.max_seq_len, MAX_SEQ),
+    ] {
+        ensure!((1..=max as usize).contains(&v), "{what} {v} is not in 1..={max}");
     }
-
-    /// Tensor shapes implied by the parameters.
-    pub fn shape(&self) -> Shape {
-        Shape {
-            dim: self.dim,
-            hidden_dim: self.hidden_dim,
-            n_layers: self.n_layers,
-            kv_dim: self.dim * self.n_kv_heads / self.n_heads.max(1),
-            vocab_size: self.vocab_size,
-            shared_classifier: self.shared_classifier,
-            arch: self.arch,
-            max_seq_len: self.max_seq_len,
-        }
-    }
+    ensure!(
+        p.dim % p.n_heads == 0 && p.n_heads % p.n_kv_heads == 0,
+        "dim {}, n_heads {} and n_kv_heads {} do not divide",
+        p.dim,
+        p.n_heads,
+        p.n_kv_heads
+    );
+    Ok(())
 }
 
 /// A vocabulary with merge scores (sentencepiece-style).
@@ -155,19 +116,41 @@ pub struct SourceModel {
 /// The canonical `(name, rows, cols)` list for `params`.
 ///
 /// # Errors
-/// Parameters outside the core's limits ([`Params::check`]).
+/// Parameters outside the core's limits ([`check_params`]).
 pub fn canonical_names(params: &Params) -> Result<Vec<(String, usize, usize)>> {
-    params.check()?;
-    let s = params.shape();
-    Ok((0..tensor_count(&s))
-        .filter_map(|i| canonical_tensor(&s, i))
-        .map(|(kind, layer, r, c)| {
-            let name = if (kind as u16) < 10 {
-                kind.name().to_string()
-            } else {
+    Ok(canonical_tensors(params)?.into_iter().map(|t| (t.name, t.rows, t.cols)).collect())
+}
+
+/// One tensor of the canonical list: where it is and what it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canonical {
+    /// Display name (`layers.{l}.{name}` for per-layer tensors).
+    pub name: String,
+    /// Kind.
+    pub kind: TensorKind,
+    /// Layer (0 for globals).
+    pub layer: usize,
+    /// Output dimension (1 for vectors).
+    pub rows: usize,
+    /// Input dimension.
+    pub cols: usize,
+}
+
+/// The canonical tensors of `params`, in directory order.
+///
+/// # Errors
+/// Parameters outside the core's limits ([`check_params`]).
+pub fn canonical_tensors(params: &Params) -> Result<Vec<Canonical>> {
+    check_params(params)?;
+    Ok((0..params.tensor_count())
+        .filter_map(|i| params.tensor(i))
+        .map(|(kind, layer, rows, cols)| {
+            let name = if info(kind).per_layer {
                 format!("layers.{layer}.{}", kind.name())
+            } else {
+                kind.name().to_string()
             };
-            (name, r, c)
+            Canonical { name, kind, layer, rows, cols }
         })
         .collect())
 }

@@ -28,6 +28,7 @@ pub fn params(shape: &str) -> Result<Params> {
         n_layers,
         n_heads,
         n_kv_heads: n_heads,
+        head_dim: 0,
         vocab_size: 32_000,
         max_seq_len,
         rope_theta: 10000.0,

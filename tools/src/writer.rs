@@ -152,10 +152,15 @@ fn check(model: &SourceModel) -> Result<()> {
         p.norm_eps
     );
     ensure!(
-        p.arch != chispa_core::format::Arch::Llama
-            || (p.rope_theta.is_finite() && p.rope_theta > 1.0),
+        !p.arch.spec().rope || (p.rope_theta.is_finite() && p.rope_theta > 1.0),
         "the RoPE base {:e} is not a finite number above 1",
         p.rope_theta
+    );
+    ensure!(
+        p.head_dim == 0 || p.arch.spec().free_head_dim,
+        "a head width of {} (not dim / n_heads) is not supported for {}",
+        p.head_dim,
+        p.arch.name()
     );
     let v = &model.vocab;
     if let Some(i) = v.scores.iter().position(|s| !s.is_finite()) {
@@ -200,10 +205,9 @@ pub fn build(
     progress: impl FnMut(usize, usize),
 ) -> Result<(AlignedBytes, Report)> {
     check(model)?;
-    let shape = model.params.shape();
     let per_kind = |f: &dyn Fn(TensorKind) -> usize| -> Vec<usize> {
         (0..model.tensors.len())
-            .map(|i| match chispa_core::format::canonical_tensor(&shape, i) {
+            .map(|i| match model.params.tensor(i) {
                 Some((kind, ..)) if !kind.is_vector() => f(kind),
                 _ => 0,
             })
@@ -249,10 +253,8 @@ pub fn build_with_groups(
     out.resize(out.len() + n * TENSOR_ENTRY_BYTES, 0);
     let mut entries = Vec::with_capacity(n);
     let mut reports = Vec::with_capacity(n);
-    let shape = p.shape();
     for (i, t) in model.tensors.iter().enumerate() {
-        let (kind, layer, ..) = chispa_core::format::canonical_tensor(&shape, i)
-            .context("tensor beyond the canonical list")?;
+        let (kind, layer, ..) = p.tensor(i).context("tensor beyond the canonical list")?;
         let dtype = if kind.is_vector() { DType::F32 } else { weight_dtype };
         let group = match dtype {
             DType::F32 => 0,
@@ -370,6 +372,7 @@ pub fn build_with_groups(
         stop_ids,
         tok_ext_offset,
         tok_ext_len,
+        head_dim: p.head_dim as u32,
     };
     out[..HEADER_BYTES].copy_from_slice(&header.write());
     let crc = file_checksum(&out);

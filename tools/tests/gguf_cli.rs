@@ -16,6 +16,7 @@ fn source() -> SourceModel {
         n_layers: 1,
         n_heads: 2,
         n_kv_heads: 2,
+        head_dim: 0,
         vocab_size: 300,
         max_seq_len: 16,
         rope_theta: 10000.0,
@@ -61,7 +62,7 @@ fn a_64_mb_metadata_array_converts_within_a_1_gb_address_space() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("big.gguf");
     let out = dir.path().join("m.chispa");
-    let plain = write(&source(), GgufType::F32);
+    let plain = write(&source(), GgufType::F32).expect("gguf");
     std::fs::write(&file, with_big_array(&plain, (64 << 20) + 3)).expect("write");
     // Decoded into values, the array took 2 GB; borrowed, the file's 64 MB once.
     let o = convert_in_sh("ulimit -v 1048576;", &file, &out);
@@ -83,7 +84,7 @@ fn bad_scores_and_floats_are_named_by_their_key() {
         let mut m = source();
         edit(&mut m);
         let file = dir.path().join("bad.gguf");
-        std::fs::write(&file, write(&m, GgufType::F32)).expect("write");
+        std::fs::write(&file, write(&m, GgufType::F32).expect("gguf")).expect("write");
         let out = dir.path().join("m.chispa");
         let o = convert_in_sh("", &file, &out);
         let err = String::from_utf8_lossy(&o.stderr);

@@ -259,3 +259,47 @@ fn bad_float_values_are_named_by_their_key() {
     let nested = |c: &mut Value| c["rope_parameters"]["rope_theta"] = serde_json::json!(-5.0);
     assert_refused(&variant("theta-nested", nested, &[]), "rope_parameters.rope_theta");
 }
+
+/// `tests/data/NAME` (a random-weight checkpoint `tests/hf/make_tiny.py` made) with
+/// llama-tiny's tokenizer and `extra` tensors added, in a fresh folder.
+fn tiny_variant(name: &str, extra: &[&str]) -> TestDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(name);
+    let dir = tempdir(name);
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(hf_dir("llama-tiny").join(f), dir.join(f)).expect("copy");
+    }
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).expect("copy");
+    let bytes = std::fs::read(src.join("model.safetensors")).expect("read");
+    let st = SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut tensors: Vec<_> = st.iter().collect();
+    let one = st.tensor("model.norm.weight").expect("norm");
+    for name in extra {
+        tensors.push((name, one.clone()));
+    }
+    safetensors::serialize_to_file(tensors, None, &dir.join("model.safetensors")).expect("write");
+    dir
+}
+
+#[test]
+fn converts_qwen3_and_refuses_tensors_it_does_not_know() {
+    let dir = tiny_variant("qwen3-tiny", &[]);
+    let out = dir.join("q.chispa");
+    let o = convert(&["hf", s(&dir), "-o", s(&out), "-q", "--dtype", "f32"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for needle in [
+        "Qwen3ForCausalLM: dim 64",
+        "rope_theta 1000000 (from rope_parameters.rope_theta)",
+        "q/k projection rows and q/k norm weights permuted",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    assert!(out.is_file());
+
+    let extra = ["model.layers.0.self_attn.q_proj.bias", "model.layers.1.mlp.gate_proj.bias"];
+    let dir = tiny_variant("qwen3-tiny", &extra);
+    assert_refused(
+        &dir,
+        "tensors model.layers.0.self_attn.q_proj.bias, model.layers.1.mlp.gate_proj.bias are not part of a Qwen3ForCausalLM model (unsupported)",
+    );
+}

@@ -22,6 +22,7 @@ pub fn tiny_model(seed: u64) -> SourceModel {
         n_layers: 2,
         n_heads: 4,
         n_kv_heads: 2,
+        head_dim: 0,
         vocab_size: 300,
         max_seq_len: 32,
         rope_theta: 10000.0,

@@ -66,7 +66,7 @@ fn main() -> Result<()> {
         }
     }
     let source = hf::read_dir(&hf_dir("llama-tiny")?)?.model;
-    let (q8, _) = gguf::read(&gguf_writer::write(&source, GgufType::Q8_0))?;
+    let (q8, _) = gguf::read(&gguf_writer::write(&source, GgufType::Q8_0)?)?;
     for (label, dtype) in [("f32", DType::F32), ("int8 default", DType::I8)] {
         let (a, bytes) = measure("llama-tiny", &q8, WriteOptions::new(dtype, None))?;
         row(&format!("llama-tiny via GGUF Q8_0, {label}"), &a, bytes);

@@ -13,7 +13,7 @@
 //! `cargo run --release -p chispa-tests --bin int8-ablation [llama-tiny|gpt2-tiny|stories260K-hf]`
 
 use anyhow::{Context, Result};
-use chispa_core::format::{canonical_tensor, Arch, TensorKind};
+use chispa_core::format::{Arch, TensorKind};
 use chispa_core::kernels::quantize_act;
 use chispa_tests::hf::{hf_dir, hf_reference};
 use chispa_tests::{agreement, combine, Reference};
@@ -88,16 +88,16 @@ fn add(x: &mut [f32], d: &[f32]) {
     x.iter_mut().zip(d).for_each(|(a, b)| *a += b);
 }
 
-fn kinds(m: &SourceModel) -> Vec<(TensorKind, usize)> {
-    let s = m.params.shape();
+fn kinds(m: &SourceModel) -> Result<Vec<(TensorKind, usize)>> {
     (0..m.tensors.len())
-        .map(|i| canonical_tensor(&s, i).map_or((TensorKind::FinalNorm, 0), |(k, l, ..)| (k, l)))
+        .map(|i| m.params.tensor(i).map(|(k, l, ..)| (k, l)).context("tensor past the list"))
         .collect()
 }
 
 impl<'m> Net<'m> {
     fn new(m: &'m SourceModel, setup: &Setup) -> Self {
-        let kinds = kinds(m);
+        // `main` checked the list.
+        let kinds = kinds(m).unwrap_or_default();
         let data = m
             .tensors
             .iter()
@@ -115,11 +115,12 @@ impl<'m> Net<'m> {
         let (w, eps) = (self.t(kind, l), self.m.params.norm_eps);
         let n = x.len() as f32;
         match self.m.params.arch {
-            Arch::Llama => {
+            // `main` refuses the others.
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
                 let inv = 1.0 / (x.iter().map(|v| v * v).sum::<f32>() / n + eps).sqrt();
                 x.iter().zip(w).map(|(x, w)| w * (inv * x)).collect()
             }
-            Arch::Gpt2 => {
+            Arch::Gpt2 | Arch::GptNeo => {
                 let mean = x.iter().sum::<f32>() / n;
                 let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
                 let inv = 1.0 / (var + eps).sqrt();
@@ -237,6 +238,7 @@ impl Bench {
     fn fixed_weights(&self) -> Vec<Option<usize>> {
         let shared = self.m.params.shared_classifier;
         kinds(&self.m)
+            .unwrap_or_default()
             .iter()
             .map(|(k, _)| (!k.is_vector()).then(|| fixed_group(*k, shared)))
             .collect()
@@ -289,9 +291,14 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|");
     for name in names {
         let m = hf::read_dir(&hf_dir(&name)?).with_context(|| name.clone())?.model;
+        anyhow::ensure!(
+            matches!(m.params.arch, Arch::Llama | Arch::Gpt2),
+            "{name}: the ablation implements Llama and GPT-2 only, not {}",
+            m.params.arch.name()
+        );
         let b = Bench { reference: hf_reference(&name)?, name, m };
         let (fw, fa, exact) = (b.fixed_weights(), b.fixed_acts(), b.exact());
-        let kinds = kinds(&b.m);
+        let kinds = kinds(&b.m)?;
 
         // Weights against activations, at the fixed groups and uniform ones.
         b.row("nothing (f32)", &exact);

@@ -333,7 +333,7 @@ fn run(cli: Cli) -> Result<()> {
                 start.elapsed().as_secs_f64()
             )?;
             if let Some(path) = gguf {
-                let bytes = gguf_writer::write(&source, gguf_writer::GgufType::Q8_0);
+                let bytes = gguf_writer::write(&source, gguf_writer::GgufType::Q8_0)?;
                 output::write(&path, &[&output], &bytes)?;
                 outln!(
                     "wrote {}: the same weights as GGUF (Q8_0), {} bytes",

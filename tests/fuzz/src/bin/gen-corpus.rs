@@ -188,7 +188,10 @@ fn main() -> std::io::Result<()> {
     }
     fs::remove_dir_all(&dir)?;
     for (ty, name) in [(GgufType::F32, "f32"), (GgufType::Q8_0, "q8_0")] {
-        let seed = chispa_tools::gguf_writer::write(&model, ty);
+        let seed = match chispa_tools::gguf_writer::write(&model, ty) {
+            Ok(seed) => seed,
+            Err(e) => panic!("the {name} GGUF seed must be written: {e:#}"),
+        };
         if let Err(e) = chispa_tools::gguf::read(&seed) {
             panic!("the {name} GGUF seed must convert: {e:#}");
         }
