@@ -17,9 +17,12 @@ pub(crate) struct Heads {
     pub kv_mul: usize,
     /// Width of one head.
     pub head_size: usize,
+    /// What the scores `q·k` are divided by: `sqrt(head_size)`, or 1 for models whose
+    /// attention is not scaled.
+    pub score_divisor: f32,
 }
 
-/// For each head: scores `q·k_t / sqrt(head_size)` for t = 0..=pos, softmax, then
+/// For each head: scores `q·k_t / h.score_divisor` for t = 0..=pos, softmax, then
 /// `out = Σ_t att_t v_t`, t in order. `keys`/`values` are this layer's `[ctx, kv_dim]` rows;
 /// `att` `[ctx]` is reused by one head after the other; `qq` (two heads) holds quantized queries. `obs` sees each head's weights for
 /// `layer`. Two heads that share a key/value head go together when `att2` (any idle buffer)
@@ -41,7 +44,7 @@ pub(crate) fn attend<R: Rows, O: Observer>(
     obs: &mut O,
 ) {
     let hs = h.head_size;
-    let scale = libm::sqrtf(hs as f32);
+    let scale = h.score_divisor;
     let n = pos + 1;
     let paired = R::PAIRS && h.kv_mul >= 2 && att2.len() >= n;
     let mut head = 0;

@@ -275,6 +275,12 @@ impl Rows for F16Rows<'_> {
     }
 }
 
+/// One query head quantized for the integer scores: `q` to int16 in `qq` (`quantize_act`),
+/// returning the factor `c = q_scale / scale` that turns an integer dot product into a score.
+fn quantize_query(q: &[f32], qq: &mut [i16], scale: f32) -> f32 {
+    kernels::quantize_act(q, qq) / scale
+}
+
 impl Rows for I8Rows<'_> {
     const PAIRS: bool = true;
     fn mix(&self, _kern: &Kernels, off: usize, att: &[f32], out: &mut [f32]) {
@@ -295,7 +301,7 @@ impl Rows for I8Rows<'_> {
         att: &mut [f32],
     ) {
         let hs = q.len();
-        let c = kernels::quantize_act(q, &mut qq[..hs]) / scale;
+        let c = quantize_query(q, &mut qq[..hs], scale);
         kernels::generic::scores_i8(self.head(off), &qq[..hs], c, att);
     }
     fn scores2(
@@ -309,10 +315,7 @@ impl Rows for I8Rows<'_> {
     ) {
         let hs = q[0].len();
         let (qa, qb) = qq[..2 * hs].split_at_mut(hs);
-        let c = [
-            kernels::quantize_act(q[0], qa) / scale,
-            kernels::quantize_act(&q[1][..hs], qb) / scale,
-        ];
+        let c = [quantize_query(q[0], qa, scale), quantize_query(&q[1][..hs], qb, scale)];
         kern.scores2_i8(self.head(off), [qa, qb], c, att);
     }
     fn mix2(&self, kern: &Kernels, off: usize, att: [&[f32]; 2], out: [&mut [f32]; 2]) {
@@ -343,7 +346,7 @@ impl Rows for PackedRows<'_> {
         att: &mut [f32],
     ) {
         let hs = q.len();
-        let c = kernels::quantize_act(q, &mut qq[..hs]) / scale;
+        let c = quantize_query(q, &mut qq[..hs], scale);
         for (t, a) in att.iter_mut().enumerate() {
             let row = &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes];
             let fields = qq[..hs].iter().zip(Fields::new(row, self.bits, off));

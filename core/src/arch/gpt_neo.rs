@@ -11,7 +11,7 @@ use super::{
     attn_out, classifier, classify, heads, layer_base, qkv, weights, HfMap, HfTensor, Matrix, Spec,
     Vector,
 };
-use crate::attention::attend_layer;
+use crate::attention::{attend_layer, Heads};
 use crate::format::TensorKind as K;
 use crate::model::Model;
 use crate::observe::Observer;
@@ -122,9 +122,8 @@ pub(super) fn forward<O: Observer>(
     let c = model.config();
     let kern = b.kern;
     let g = Globals::read(model, 0);
-    let (kv_dim, heads) = (c.kv_dim(), heads(c));
-    // Attention divides the scores by √head_size; GPT-Neo's are not scaled.
-    let unscale = libm::sqrtf(c.head_size() as f32);
+    // GPT-Neo's attention scores are not scaled.
+    let (kv_dim, heads) = (c.kv_dim(), Heads { score_divisor: 1.0, ..heads(c) });
 
     embed(&g.tok_embed, token as usize, b.x); // x [dim]
     embed(&g.pos_embed, pos, b.xb);
@@ -135,9 +134,6 @@ pub(super) fn forward<O: Observer>(
         // Attention (global, or local within the window the context is limited to).
         layernorm(b.xb, b.x, w.attn_norm, w.attn_norm_bias, c.norm_eps); // xb [dim]
         qkv(b, &w.wq, &w.wk, &w.wv); // q, k, v [dim]
-        for q in b.q.iter_mut() {
-            *q *= unscale;
-        }
         attend_layer(b, l, pos, ctx, heads, kv_dim, obs); // xb [dim]
         attn_out(b, &w.wo); // xb2 [dim]
         add(b.xb2, w.bo);

@@ -314,9 +314,15 @@ pub(crate) fn classifier<'a>(model: &Model<'a>, tok_embed: Matrix<'a>) -> Matrix
     }
 }
 
-/// Head shapes for attention.
+/// The attention shapes of `c`, scores divided by `sqrt(head_size)`.
 pub(crate) fn heads(c: &Config) -> Heads {
-    Heads { n_heads: c.n_heads, kv_mul: c.n_heads / c.n_kv_heads, head_size: c.head_size() }
+    let head_size = c.head_size();
+    Heads {
+        n_heads: c.n_heads,
+        kv_mul: c.n_heads / c.n_kv_heads,
+        head_size,
+        score_divisor: libm::sqrtf(head_size as f32),
+    }
 }
 
 /// `b.cos`, `b.sin` `[head_size / 2]` at `pos` from the RoPE frequencies `b.freq`.

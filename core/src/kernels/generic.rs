@@ -278,14 +278,9 @@ pub const I32_SCORE_HEAD: usize = 512;
 /// sum exact (any order: integers), rounded to f32 once (nearest even), then two multiplies.
 /// `att[1]` is as long as `att[0]`, and `kv` holds their rows.
 pub fn scores2_i8(kv: super::HeadRows<'_, i8>, q: [&[i16]; 2], c: [f32; 2], att: [&mut [f32]; 2]) {
-    let hs = q[0].len().min(q[1].len());
     let [att_a, att_b] = att;
-    let keys = kv.rows.chunks(kv.row_len.max(1));
-    for (((a, b), row), s) in att_a.iter_mut().zip(att_b.iter_mut()).zip(keys).zip(kv.scales) {
-        let Some(k) = row.get(kv.off..kv.off + hs) else { break };
-        *a = dot_i16_i8(q[0], k) * (s * c[0]);
-        *b = dot_i16_i8(q[1], k) * (s * c[1]);
-    }
+    scores_i8(kv, q[0], c[0], att_a);
+    scores_i8(kv, q[1], c[1], att_b);
 }
 
 /// One head of [`scores2_i8`]: `att[t] = (Σ_i q[i] · k_t[i]) as f32 · (row_scales[t] · c)`.
