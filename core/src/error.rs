@@ -123,6 +123,17 @@ impl fmt::Display for FormatError {
                     crate::format::VERSION_MAJOR
                 )
             }
+            Self::UnsupportedVersion { major, minor }
+                if major == crate::format::VERSION_MAJOR =>
+            {
+                write!(
+                    f,
+                    "format version {major}.{minor} is newer than this build's {major}.{} and \
+                     uses what this build does not know: update chispa, or convert the model \
+                     with this build's chispa-convert",
+                    crate::format::VERSION_MINOR
+                )
+            }
             Self::UnsupportedVersion { major, minor } => write!(
                 f,
                 "format version {major}.{minor} is not supported (this build reads {}.x)",

@@ -4,8 +4,9 @@
 //! ```text
 //! offset 0     Header (HEADER_BYTES, little-endian fields in the order of `Header`)
 //!              tensor directory: n_tensors × TensorEntry (TENSOR_ENTRY_BYTES each)
-//!              tensors: data (f32 or i8) and, for i8, the scales: one f32 per row, then
-//!                       one u8 multiplier per row and group — each at an ALIGN boundary,
+//!              tensors: data (f32, i8, or i4: two per byte, low nibble first, each row
+//!                       starting on a byte) and, for i8 and i4, the scales: one f32 per
+//!                       row, then one u8 multiplier per row and group — each at an ALIGN boundary,
 //!                       in directory order, none overlapping another, all between the
 //!                       end of the directory and the first tokenizer table
 //!              tokenizer: scores [vocab] f32, piece offsets [vocab + 1] u32,
@@ -32,8 +33,12 @@
 pub const MAGIC: [u8; 4] = *b"CHSP";
 /// Readers refuse a file of another major version.
 pub const VERSION_MAJOR: u16 = 2;
-/// Minor versions add meaning to reserved (zero) fields only.
-pub const VERSION_MINOR: u16 = 1;
+/// Minor versions add meaning to reserved (zero) fields or unused codes only, so a file that
+/// uses none of a minor version's additions reads with an older reader, and one that does is
+/// refused by it (a reserved byte not zero, an unknown code). Minor 1: the header's
+/// `head_dim`; minor 2: [`DType::I4`] (weight dtype code 2, which an older reader refuses as
+/// "unknown weight dtype code 2").
+pub const VERSION_MINOR: u16 = 2;
 /// Size of the fixed header.
 pub const HEADER_BYTES: usize = 192;
 /// Byte offset of the `checksum` field inside the header.
@@ -240,7 +245,9 @@ header! {
     checksum: u32,
     /// [`Arch`] code.
     arch: u32,
-    /// [`DType`] code of the matrices (norm weights are always f32).
+    /// [`DType`] code of the matrices (norm weights are always f32): f32, int8, or (minor
+    /// version 2) int4 — a quantized file whose matrices are each int4 or int8, as their
+    /// directory entries say.
     weight_dtype: u32,
     /// Model width.
     dim: u32,
@@ -314,6 +321,10 @@ pub enum DType {
     /// Symmetric int8 in groups of the tensor's `group` inputs: an f32 scale per row and a u8
     /// multiplier per group (the group's scale is `row scale · multiplier`).
     I8 = 1,
+    /// Symmetric int4 (−8..=7), two per byte with the even column in the low nibble, each
+    /// row starting on a byte, scaled as [`DType::I8`] (minor version 2). As the header's
+    /// weight type: the file's matrices are int4 or int8, each as its directory entry says.
+    I4 = 2,
 }
 
 impl DType {
@@ -322,6 +333,7 @@ impl DType {
         match code {
             0 => Some(Self::F32),
             1 => Some(Self::I8),
+            2 => Some(Self::I4),
             _ => None,
         }
     }
@@ -331,6 +343,21 @@ impl DType {
         match self {
             Self::F32 => "f32",
             Self::I8 => "int8",
+            Self::I4 => "int4",
+        }
+    }
+
+    /// Whether the matrices are quantized (int8 or int4; the activations then are too).
+    pub fn is_quantized(self) -> bool {
+        self != Self::F32
+    }
+
+    /// Bytes of a `[rows, cols]` tensor's elements (without scales).
+    pub const fn data_len(self, rows: usize, cols: usize) -> usize {
+        match self {
+            Self::F32 => rows * cols * 4,
+            Self::I8 => rows * cols,
+            Self::I4 => rows * cols.div_ceil(2),
         }
     }
 }
@@ -449,7 +476,7 @@ pub struct TensorEntry {
     pub layer: u16,
     /// [`DType`] code.
     pub dtype: u16,
-    /// Quantization group along `cols` (int8; 0 for f32). Matrices that read the same
+    /// Quantization group along `cols` (int8 and int4; 0 for f32). Matrices that read the same
     /// activation (wq/wk/wv; w1/w3) share one group size.
     pub group: u16,
     /// Output dimension (1 for vectors).
@@ -460,10 +487,10 @@ pub struct TensorEntry {
     pub data_offset: u32,
     /// Bytes of the elements.
     pub data_len: u32,
-    /// Offset of the scales (i8 only, else 0): `[rows]` f32 row scales, then
+    /// Offset of the scales (i8 and i4, else 0): `[rows]` f32 row scales, then
     /// `[rows, groups_per_row]` u8 group multipliers.
     pub scales_offset: u32,
-    /// Bytes of the scales (i8 only, else 0): `rows · (4 + groups_per_row)`.
+    /// Bytes of the scales (i8 and i4, else 0): `rows · (4 + groups_per_row)`.
     pub scales_len: u32,
 }
 
@@ -515,7 +542,7 @@ pub const fn groups_per_row(cols: usize, group_size: usize) -> usize {
     cols.div_ceil(group_size)
 }
 
-/// Bytes of an int8 matrix's scales: an f32 per row, then a u8 per row and group.
+/// Bytes of an int8 or int4 matrix's scales: an f32 per row, then a u8 per row and group.
 pub const fn i8_scales_len(rows: usize, cols: usize, group_size: usize) -> usize {
     rows * (4 + groups_per_row(cols, group_size))
 }

@@ -56,6 +56,16 @@ pub enum Weights<'a> {
         /// One multiplier per row and group, `[rows, groups_per_row]`.
         mults: &'a [u8],
     },
+    /// int4 elements, two per byte (`[rows, cols.div_ceil(2)]` bytes, the even column in the
+    /// low nibble); element `j` of row `r` is `w4[r, j] · (row_scales[r] · mults[r, j / group])`.
+    I4 {
+        /// Packed elements.
+        q: &'a [u8],
+        /// One f32 scale per row.
+        row_scales: &'a [f32],
+        /// One multiplier per row and group, `[rows, groups_per_row]`.
+        mults: &'a [u8],
+    },
 }
 
 /// A matrix (or, with `rows == 1`, a vector) borrowed from the model bytes.
@@ -140,14 +150,26 @@ impl<'a> Model<'a> {
         if computed != h.checksum {
             return Err(FormatError::ChecksumMismatch { stored: h.checksum, computed });
         }
+        // What a newer minor version may add (a reserved field, a code) is refused as that
+        // version, so the message says to update rather than that the file is broken.
+        let newer = |e: FormatError| match e {
+            FormatError::ReservedNotZero { .. }
+            | FormatError::UnknownCode { .. }
+            | FormatError::BadTensor { .. }
+                if h.version_minor > format::VERSION_MINOR =>
+            {
+                FormatError::UnsupportedVersion { major: h.version_major, minor: h.version_minor }
+            }
+            e => e,
+        };
         if let Some(off) = head[Header::USED_BYTES..].iter().position(|b| *b != 0) {
-            return Err(FormatError::ReservedNotZero { offset: Header::USED_BYTES + off });
+            return Err(newer(FormatError::ReservedNotZero { offset: Header::USED_BYTES + off }));
         }
         if bytes.as_ptr() as usize % BASE_ALIGN != 0 {
             return Err(FormatError::MisalignedBuffer { required: BASE_ALIGN });
         }
-        let mut config = Self::parse_config(&h)?;
-        config.min_group = Self::check_tensors(bytes, &h, &config)?;
+        let mut config = Self::parse_config(&h).map_err(newer)?;
+        config.min_group = Self::check_tensors(bytes, &h, &config).map_err(newer)?;
         let tokenizer = Tokenizer::parse(bytes, &h, config.vocab_size)?;
         Ok(Self { bytes, header: h, config, tokenizer })
     }
@@ -244,20 +266,27 @@ impl<'a> Model<'a> {
             if e.rows as usize != rows || e.cols as usize != cols {
                 return Err(bad("shape does not match the hyper-parameters"));
             }
-            let dtype = if kind.is_vector() { DType::F32 } else { c.dtype };
-            if e.dtype != dtype as u16 {
+            // Vectors are f32; matrices have the model's type, except that an int4 model's
+            // matrices may each be int4 or int8 (a mixed file).
+            let stored = DType::from_code(u32::from(e.dtype));
+            let dtype = match (kind.is_vector(), c.dtype, stored) {
+                (true, ..) => DType::F32,
+                (false, DType::I4, Some(DType::I8)) => DType::I8,
+                (false, model, _) => model,
+            };
+            if stored != Some(dtype) {
                 return Err(bad("element type does not match the model's"));
             }
-            let elems = rows * cols;
             let group = e.group as usize;
-            let (data_len, scales_len) = match dtype {
-                DType::F32 if group == 0 => (elems * 4, 0),
-                DType::I8 if (1..=MAX_GROUP as usize).contains(&group) => {
-                    (elems, i8_scales_len(rows, cols, group))
+            let scales_len = match dtype {
+                DType::F32 if group == 0 => 0,
+                DType::I8 | DType::I4 if (1..=MAX_GROUP as usize).contains(&group) => {
+                    i8_scales_len(rows, cols, group)
                 }
                 _ => return Err(bad("quantization group out of range")),
             };
-            if dtype == DType::I8 {
+            let data_len = dtype.data_len(rows, cols);
+            if dtype.is_quantized() {
                 min_group = min_group.min(group);
             }
             // Matrices that read one quantized activation must group it alike: the first
@@ -274,7 +303,7 @@ impl<'a> Model<'a> {
             }
             section(bytes, "tensor data", e.data_offset, data_len)?;
             claim(e.data_offset, data_len, i)?;
-            if dtype == DType::I8 {
+            if dtype.is_quantized() {
                 let s = section(bytes, "tensor scales", e.scales_offset, scales_len)?;
                 claim(e.scales_offset, scales_len, i)?;
                 let row_scales = s.get(..rows * 4).unwrap_or_default();
@@ -285,7 +314,7 @@ impl<'a> Model<'a> {
                 return Err(bad("f32 tensor with scales"));
             }
         }
-        Ok(if c.dtype == DType::I8 { min_group } else { 0 })
+        Ok(if c.dtype.is_quantized() { min_group } else { 0 })
     }
 
     /// The model's hyper-parameters.
@@ -328,16 +357,13 @@ impl<'a> Model<'a> {
     pub fn matrix(&self, index: usize) -> Matrix<'a> {
         let e = self.tensor_entry(index).unwrap_or_default();
         let data = slice(self.bytes, e.data_offset, e.data_len);
-        let weights = if e.dtype == DType::I8 as u16 {
-            let scales = slice(self.bytes, e.scales_offset, e.scales_len);
-            let (row_scales, mults) = scales.split_at(scales.len().min(e.rows as usize * 4));
-            Weights::I8 {
-                q: bytemuck::cast_slice(data),
-                row_scales: bytemuck::cast_slice(row_scales),
-                mults,
-            }
-        } else {
-            Weights::F32(bytemuck::cast_slice(data))
+        let scales = slice(self.bytes, e.scales_offset, e.scales_len);
+        let (row_scales, mults) = scales.split_at(scales.len().min(e.rows as usize * 4));
+        let row_scales = bytemuck::cast_slice(row_scales);
+        let weights = match DType::from_code(u32::from(e.dtype)) {
+            Some(DType::I8) => Weights::I8 { q: bytemuck::cast_slice(data), row_scales, mults },
+            Some(DType::I4) => Weights::I4 { q: data, row_scales, mults },
+            _ => Weights::F32(bytemuck::cast_slice(data)),
         };
         Matrix { rows: e.rows as usize, cols: e.cols as usize, group: e.group as usize, weights }
     }

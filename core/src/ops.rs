@@ -1,5 +1,6 @@
 //! The f32 operations around the matmuls, each with a fixed order of floating-point work, and
-//! the matmul dispatch (f32 or int8 with activations quantized once per input vector).
+//! the matmul dispatch (f32, or int8 or int4 with activations quantized once per input vector):
+//! the one place where a matrix's element type picks its kernel.
 
 use crate::format::groups_per_row;
 use crate::kernels::{self, Kernels};
@@ -12,11 +13,12 @@ pub(crate) enum Act<'b> {
     I8(&'b [i16], f32),
 }
 
-/// Quantizes `x` (if `w` is int8) once for every matrix that reads it.
+/// Quantizes `x` (if `w` is int8 or int4) once for every matrix that reads it (the same int16
+/// vector for both: a mixed file's matrices may differ in element type).
 pub(crate) fn prepare<'b>(x: &'b [f32], w: &Matrix<'_>, xq: &'b mut [i16]) -> Act<'b> {
     match w.weights {
         Weights::F32(_) => Act::F32(x),
-        Weights::I8 { .. } => {
+        Weights::I8 { .. } | Weights::I4 { .. } => {
             let q = &mut xq[..x.len()];
             let s = kernels::quantize_act(x, q);
             Act::I8(q, s)
@@ -32,7 +34,11 @@ pub(crate) fn matvec(kern: &Kernels, out: &mut [f32], w: &Matrix<'_>, x: &Act<'_
             let m = kernels::I8Matrix { q, row_scales, mults, cols: w.cols, group: w.group };
             kern.matvec_i8(out, &m, xq, *xs)
         }
-        // `parse` guarantees one element type for every matrix.
+        (Weights::I4 { q, row_scales, mults }, Act::I8(xq, xs)) => {
+            let m = kernels::I4Matrix { q, row_scales, mults, cols: w.cols, group: w.group };
+            kern.matvec_i4(out, &m, xq, *xs)
+        }
+        // `parse` guarantees f32 matrices only in f32 files, which quantize nothing.
         _ => out.fill(0.0),
     }
 }
@@ -46,6 +52,11 @@ pub(crate) fn embed(table: &Matrix<'_>, row: usize, out: &mut [f32]) {
             let gpr = groups_per_row(dim, table.group);
             let (q, m) = (&q[row * dim..(row + 1) * dim], &mults[row * gpr..(row + 1) * gpr]);
             kernels::dequantize_row_i8(q, row_scales[row], m, table.group, out);
+        }
+        Weights::I4 { q, row_scales, mults } => {
+            let (gpr, rb) = (groups_per_row(dim, table.group), dim.div_ceil(2));
+            let (q, m) = (&q[row * rb..(row + 1) * rb], &mults[row * gpr..(row + 1) * gpr]);
+            kernels::dequantize_row_i4(q, row_scales[row], m, table.group, out);
         }
     }
 }

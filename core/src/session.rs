@@ -6,7 +6,6 @@
 //! argument checks.
 
 use crate::error::{PlanError, RunError};
-use crate::format::DType;
 use crate::kernels::Kernels;
 use crate::kv::KvCache;
 use crate::model::{Config, Model};
@@ -92,7 +91,7 @@ fn buffer_sizes(c: &Config, ctx: usize, kv: KvType) -> Option<[(usize, usize); N
     let widest = c.dim.max(c.hidden_dim).max(c.q_dim());
     // The int16 activations of the matmuls, and two heads' queries for int8 or packed keys.
     let queries = if matches!(kv, KvType::I8 | KvType::K10V7) { 2 * c.head_size() } else { 0 };
-    let xq = if c.dtype == DType::I8 { widest.max(queries) } else { queries };
+    let xq = if c.dtype.is_quantized() { widest.max(queries) } else { queries };
     let rows = c.n_layers.checked_mul(ctx)?;
     let (key_row, value_row, scale) = kv.row_bytes(c.kv_dim())?;
     let scales = if scale == 0 { 0 } else { rows };

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
-use chispa_core::kernels::{I8Matrix, Kernels};
+use chispa_core::kernels::{I4Matrix, I8Matrix, Kernels};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 static POOL: RwLock<Option<rayon::ThreadPool>> = RwLock::new(None);
@@ -61,7 +61,9 @@ pub fn kernels() -> Kernels {
 
 /// `k` with its int8 matmul split across the threads of [`set_threads`] (as it is for one).
 pub fn threaded(k: Kernels) -> Kernels {
-    k.with_host_matvec(if threads() > 1 { Some(parallel_matvec_i8) } else { None })
+    let many = threads() > 1;
+    k.with_host_matvec(if many { Some(parallel_matvec_i8) } else { None })
+        .with_host_matvec_i4(if many { Some(parallel_matvec_i4) } else { None })
 }
 
 /// Threads in use.
@@ -69,22 +71,39 @@ pub fn threads() -> usize {
     THREADS.load(Ordering::Relaxed)
 }
 
-/// The table's matmul on row ranges, one per thread (`k` is the table without this function).
+/// The table's int8 matmul on row ranges, one per thread (`k` is the table without this
+/// function).
 fn parallel_matvec_i8(k: &Kernels, out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
+    let fits = w.holds(out.len());
+    split_rows(out, w.cols, fits, |o, from| k.matvec_i8(o, &w.from_row(from), xq, x_scale));
+}
+
+/// [`parallel_matvec_i8`] for the int4 matmul.
+fn parallel_matvec_i4(k: &Kernels, out: &mut [f32], w: &I4Matrix<'_>, xq: &[i16], x_scale: f32) {
+    let fits = w.holds(out.len());
+    split_rows(out, w.cols, fits, |o, from| k.matvec_i4(o, &w.from_row(from), xq, x_scale));
+}
+
+/// Runs `rows(out_part, first_row)` over row ranges of `out`, one per thread (all on this
+/// thread when the matrix is small, or does not hold its rows: `fits` false).
+fn split_rows(
+    out: &mut [f32],
+    cols: usize,
+    fits: bool,
+    rows_fn: impl Fn(&mut [f32], usize) + Sync,
+) {
     let n = threads();
     let rows = out.len();
-    if n <= 1 || !w.holds(rows) || rows * w.cols < MIN_PARALLEL_MACS || rows < 2 * n {
-        return k.matvec_i8(out, w, xq, x_scale);
+    if n <= 1 || !fits || rows * cols < MIN_PARALLEL_MACS || rows < 2 * n {
+        return rows_fn(out, 0);
     }
     let guard = POOL.read();
     let Some(pool) = guard.as_ref().ok().and_then(|p| p.as_ref()) else {
-        return k.matvec_i8(out, w, xq, x_scale);
+        return rows_fn(out, 0);
     };
     // Whole blocks of 8 rows per thread (the x86 kernels' blocking), the last takes the rest.
     let per = rows.div_ceil(n).div_ceil(8) * 8;
-    let run = |i: usize, o: &mut [f32]| {
-        k.matvec_i8(o, &w.from_row(i * per), xq, x_scale);
-    };
+    let run = |i: usize, o: &mut [f32]| rows_fn(o, i * per);
     let mut shares = out.chunks_mut(per).enumerate();
     let first = shares.next();
     pool.in_place_scope(|s| {

@@ -51,7 +51,7 @@ fn instruct_model(name: &str) -> AlignedBytes {
     };
     let random = chispa_tools::synth::random_model(params, 11, 0.3).expect("model");
     let model = SourceModel { vocab, ..random };
-    let opts = WriteOptions { dtype: DType::I8, groups: Groups::Fixed };
+    let opts = WriteOptions { dtype: DType::I8, groups: Groups::Fixed, ..Default::default() };
     writer::build(&model, &opts, |_, _| {}).expect("builds").0
 }
 
@@ -216,7 +216,7 @@ fn a_model_without_a_template_is_refused() {
     params.n_kv_heads = 4;
     params.max_seq_len = 32;
     let random = chispa_tools::synth::random_model(params, 3, 0.1).expect("model");
-    let opts = WriteOptions { dtype: DType::I8, groups: Groups::Fixed };
+    let opts = WriteOptions { dtype: DType::I8, groups: Groups::Fixed, ..Default::default() };
     let (img, _) =
         writer::build(&SourceModel { vocab, ..random }, &opts, |_, _| {}).expect("builds");
     writer::write_atomic(&file, img.as_slice()).expect("writes");

@@ -82,7 +82,11 @@ fn million_position_model() -> Vec<u8> {
         shared_classifier: true,
     };
     let source = chispa_tools::synth::random_model(params, 1, 0.05).expect("model");
-    let opts = WriteOptions { dtype: chispa_core::format::DType::I8, groups: Groups::Uniform(32) };
+    let opts = WriteOptions {
+        dtype: chispa_core::format::DType::I8,
+        groups: Groups::Uniform(32),
+        ..Default::default()
+    };
     build(&source, &opts, |_, _| {}).expect("build").0.as_slice().to_vec()
 }
 

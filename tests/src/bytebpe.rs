@@ -76,6 +76,6 @@ pub fn model_with_tokenizer(dir: &Path, dtype: DType) -> Result<(AlignedBytes, S
     let (vocab, line) = hf_tokenizer::read(dir, &config, vocab_size as usize)?;
     let random = synth::random_model(tiny_params(vocab_size as usize), 7, 0.3)?;
     let model = SourceModel { vocab, ..random };
-    let opts = WriteOptions { dtype, groups: Groups::Fixed };
+    let opts = WriteOptions { dtype, groups: Groups::Fixed, ..Default::default() };
     Ok((writer::build(&model, &opts, |_, _| {})?.0, line))
 }

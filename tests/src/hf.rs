@@ -46,7 +46,10 @@ pub fn convert_dir(dir: &Path, dtype: DType) -> Result<AlignedBytes> {
 /// # Errors
 /// Whatever the converter refuses.
 pub fn convert_dir_fixed(dir: &Path) -> Result<AlignedBytes> {
-    convert_dir_with(dir, &WriteOptions { dtype: DType::I8, groups: Groups::Fixed })
+    convert_dir_with(
+        dir,
+        &WriteOptions { dtype: DType::I8, groups: Groups::Fixed, ..Default::default() },
+    )
 }
 
 /// Converts a folder in memory with `opts`.

@@ -170,6 +170,7 @@ fn via_gguf(
     let opts = chispa_tools::writer::WriteOptions {
         dtype: DType::F32,
         groups: chispa_tools::writer::Groups::Fixed,
+        ..Default::default()
     };
     Ok((chispa_tools::writer::build(&model, &opts, |_, _| {})?.0, lines))
 }

@@ -52,7 +52,11 @@ fn int8_file_is_under_300_kb() -> anyhow::Result<()> {
 #[test]
 fn calibration_keeps_the_fixed_groups() -> anyhow::Result<()> {
     let default = stories_model(DType::I8, None)?;
-    let fixed = stories_model_with(&WriteOptions { dtype: DType::I8, groups: Groups::Fixed })?;
+    let fixed = stories_model_with(&WriteOptions {
+        dtype: DType::I8,
+        groups: Groups::Fixed,
+        ..Default::default()
+    })?;
     assert!(default.as_slice() == fixed.as_slice(), "calibration changed stories260K");
     assert_eq!(default.as_slice().len(), 299_840);
     Ok(())

@@ -37,7 +37,7 @@ use chispa_core::{Model, Sampler, SamplerConfig, Session, SessionOptions};
 
 use crate::aligned::AlignedBytes;
 use crate::source::SourceModel;
-use crate::writer::{build_with_groups, fixed_group};
+use crate::writer::{build_with_groups, build_with_types, fixed_group};
 
 /// Default end-to-end target: logit noise 36 dB below the logits (an RMS error of 1.6 % of
 /// their spread). stories260K's fixed groups give 40 dB; llama-tiny's 23 dB, gpt2-tiny's 27.
@@ -180,6 +180,15 @@ impl Meter<'_> {
     /// [`noise`](Self::noise) of each entry of `trials`, on all cores; same results in the
     /// same order whatever the number of threads.
     fn noise_all(&self, trials: &[Vec<usize>]) -> Result<Vec<f64>> {
+        self.map_all(trials, |groups| self.noise(groups))
+    }
+
+    /// `f` of each entry of `items`, on all cores, in order.
+    fn map_all<T: Sync>(
+        &self,
+        trials: &[T],
+        f: impl Fn(&T) -> Result<f64> + Sync,
+    ) -> Result<Vec<f64>> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(trials.len());
         let next = AtomicUsize::new(0);
         let mut out = vec![0.0; trials.len()];
@@ -190,8 +199,8 @@ impl Meter<'_> {
                         let mut done = Vec::new();
                         loop {
                             let k = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(groups) = trials.get(k) else { break };
-                            done.push((k, self.noise(groups)));
+                            let Some(t) = trials.get(k) else { break };
+                            done.push((k, f(t)));
                         }
                         done
                     })
@@ -208,10 +217,21 @@ impl Meter<'_> {
         Ok(out)
     }
 
-    /// Mean per-position logit noise power with `groups`.
+    /// Mean per-position logit noise power with `groups`, every matrix int8.
     fn noise(&self, groups: &[usize]) -> Result<f64> {
-        self.evaluations.fetch_add(1, Ordering::Relaxed);
         let (image, _) = build_with_groups(self.source, DType::I8, groups, |_, _| {})?;
+        self.noise_of(image)
+    }
+
+    /// [`noise`](Self::noise) with an element type per tensor.
+    fn noise_typed(&self, dtypes: &[DType], groups: &[usize]) -> Result<f64> {
+        let (image, _) = build_with_types(self.source, dtypes, groups, |_, _| {})?;
+        self.noise_of(image)
+    }
+
+    /// Mean per-position logit noise power of the converted `image`.
+    fn noise_of(&self, image: AlignedBytes) -> Result<f64> {
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
         let model = Model::parse(image.as_slice())?;
         let len = self.text.sequences.first().map_or(0, Vec::len);
         let (options, mut arena) = session_arena(&model, len)?;
@@ -402,6 +422,179 @@ fn refine(
         budget *= target_noise / noise;
     }
     Ok((at, noise))
+}
+
+/// Default logit SNR floor of `--dtype int4` (dB): matrices go back to int8 until the int4
+/// file reaches it. Measured on stories260K (`docs/design/int4.md`): every matrix int4 gives
+/// 18.6 dB (int8: 43.2); 20 dB keeps int8 the 9 of 36 matrices that cost the most per byte,
+/// the embedding (= classifier) among them, and halves the KL to llama2.c's logits.
+pub const DEFAULT_INT4_MIN_SNR_DB: f32 = 20.0;
+
+/// What the int4 / int8 choice aims at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TypeGoal {
+    /// Every matrix int4, except those that must stay int8 for the logit SNR to reach this (dB).
+    MinSnr(f64),
+    /// The smallest loss that fits the file in this many bytes.
+    MaxBytes(usize),
+}
+
+/// One matrix's int4 cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeCell {
+    /// Tensor index (canonical order).
+    pub tensor: usize,
+    /// Display name.
+    pub name: String,
+    /// Logit noise power this matrix adds as int4 (the others int8), measured alone.
+    pub noise: f64,
+    /// Bytes int4 saves on it (its padded element bytes, int8 minus int4).
+    pub saved: usize,
+    /// Whether it was chosen int4.
+    pub int4: bool,
+}
+
+/// What the int4 / int8 choice measured and chose.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeChoice {
+    /// The goal.
+    pub goal: TypeGoal,
+    /// Element type per tensor (canonical order; f32 for vectors).
+    pub dtypes: Vec<DType>,
+    /// Per matrix, in the order calibration makes them int4 (least noise per byte saved first).
+    pub cells: Vec<TypeCell>,
+    /// Logit SNR with every matrix int8 (dB).
+    pub int8_snr_db: f64,
+    /// Logit SNR of the choice (dB), measured.
+    pub snr_db: f64,
+    /// Logit SNR of the choice predicted from the matrices' noise measured alone.
+    pub predicted_snr_db: f64,
+    /// Bytes of the file with every matrix int8, and with the choice.
+    pub int8_bytes: usize,
+    /// Bytes of the file with the choice.
+    pub bytes: usize,
+    /// int8 / int4 passes over the calibration text.
+    pub evaluations: usize,
+}
+
+/// Chooses int4 or int8 for each matrix (at the groups `groups`, one per tensor) on the
+/// calibration text of [`choose_groups`]: each matrix is measured alone as int4, every other
+/// int8; noise adds, so matrices become int4 in order of least noise added per byte saved
+/// until the goal would be missed ([`TypeGoal::MinSnr`]: the predicted SNR would drop under
+/// it; then measured, and one matrix fewer while the measurement misses) or is met
+/// ([`TypeGoal::MaxBytes`]: the file fits; sizes are exact).
+///
+/// # Errors
+/// A model the writer refuses, or a byte budget below the file with every matrix int4.
+pub fn choose_types(source: &SourceModel, groups: &[usize], goal: TypeGoal) -> Result<TypeChoice> {
+    let n = source.tensors.len();
+    let matrices: Vec<usize> =
+        (0..n).filter(|i| source.params.tensor(*i).is_some_and(|(k, ..)| !k.is_vector())).collect();
+    let int8: Vec<DType> =
+        (0..n).map(|i| if matrices.contains(&i) { DType::I8 } else { DType::F32 }).collect();
+    let pad = chispa_core::format::align_up;
+    let saved = |i: usize| {
+        let t = &source.tensors[i];
+        pad(DType::I8.data_len(t.rows, t.cols)) - pad(DType::I4.data_len(t.rows, t.cols))
+    };
+    let (image, _) = build_with_types(source, &int8, groups, |_, _| {})?;
+    let int8_bytes = image.as_slice().len();
+    let all_int4 = int8_bytes - matrices.iter().map(|i| saved(*i)).sum::<usize>();
+    if let TypeGoal::MaxBytes(max) = goal {
+        ensure!(
+            max >= all_int4,
+            "--max-bytes {max}: the smallest file is {all_int4} bytes (every matrix int4; \
+             int8: {int8_bytes})"
+        );
+    }
+    let text = sample_text(source)?;
+    let meter = Meter { source, text, evaluations: AtomicUsize::new(0) };
+    let base = meter.noise_of(image)?;
+    let trials: Vec<Vec<DType>> = matrices
+        .iter()
+        .map(|i| {
+            let mut d = int8.clone();
+            d[*i] = DType::I4;
+            d
+        })
+        .collect();
+    let noises = meter.map_all(&trials, |d| meter.noise_typed(d, groups))?;
+    let name = |i: usize| match source.params.tensor(i) {
+        Some((TensorKind::TokEmbed, ..)) if source.params.shared_classifier => {
+            "tok_embeddings (= output)".to_string()
+        }
+        Some((kind, layer, ..)) if info(kind).per_layer => {
+            format!("layers.{layer}.{}", kind.name())
+        }
+        Some((kind, ..)) => kind.name().to_string(),
+        None => String::new(),
+    };
+    let mut cells: Vec<TypeCell> = matrices
+        .iter()
+        .zip(&noises)
+        .map(|(i, m)| TypeCell {
+            tensor: *i,
+            name: name(*i),
+            noise: (m - base).max(0.0),
+            saved: saved(*i),
+            int4: false,
+        })
+        .collect();
+    let rate = |c: &TypeCell| c.noise / c.saved.max(1) as f64;
+    cells.sort_by(|a, b| rate(a).total_cmp(&rate(b)).then(a.tensor.cmp(&b.tensor)));
+    // How many of `cells` (in order) become int4.
+    let mut k = match goal {
+        TypeGoal::MaxBytes(max) => {
+            let mut bytes = int8_bytes;
+            let mut k = 0;
+            while bytes > max && k < cells.len() {
+                bytes -= cells[k].saved;
+                k += 1;
+            }
+            k
+        }
+        TypeGoal::MinSnr(snr) => {
+            let floor = meter.text.signal / 10f64.powf(snr / 10.0);
+            let mut noise = base;
+            let mut k = 0;
+            while k < cells.len() && noise + cells[k].noise <= floor {
+                noise += cells[k].noise;
+                k += 1;
+            }
+            k
+        }
+    };
+    let choose = |k: usize| {
+        let mut d = int8.clone();
+        for c in &cells[..k] {
+            d[c.tensor] = DType::I4;
+        }
+        d
+    };
+    let mut noise = meter.noise_typed(&choose(k), groups)?;
+    if let TypeGoal::MinSnr(snr) = goal {
+        while k > 0 && meter.snr_db(noise) < snr {
+            k -= 1;
+            noise = meter.noise_typed(&choose(k), groups)?;
+        }
+    }
+    let dtypes = choose(k);
+    for c in &mut cells[..k] {
+        c.int4 = true;
+    }
+    let predicted = base + cells[..k].iter().map(|c| c.noise).sum::<f64>();
+    let bytes = int8_bytes - cells[..k].iter().map(|c| c.saved).sum::<usize>();
+    Ok(TypeChoice {
+        goal,
+        dtypes,
+        int8_snr_db: meter.snr_db(base),
+        snr_db: meter.snr_db(noise),
+        predicted_snr_db: meter.snr_db(predicted),
+        int8_bytes,
+        bytes,
+        cells,
+        evaluations: meter.evaluations.load(Ordering::Relaxed),
+    })
 }
 
 #[cfg(test)]

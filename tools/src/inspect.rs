@@ -35,7 +35,13 @@ pub fn describe(model: &Model<'_>) -> String {
     );
     let weights = match c.dtype {
         DType::F32 => "f32".to_string(),
-        DType::I8 => "int8, f16 scale per group of inputs (group per tensor below)".to_string(),
+        DType::I8 => {
+            "int8, row scale and u8 multiplier per group of inputs (group per tensor below)"
+                .to_string()
+        }
+        DType::I4 => "int4 or int8 per tensor, row scale and u8 multiplier per group of inputs \
+                      (type and group per tensor below)"
+            .to_string(),
     };
     let _ = writeln!(
         s,
@@ -57,6 +63,9 @@ pub fn describe(model: &Model<'_>) -> String {
             Weights::F32(_) => "f32".to_string(),
             Weights::I8 { .. } => {
                 format!("int8 g{} ×{}", m.group, m.rows * groups_per_row(m.cols, m.group))
+            }
+            Weights::I4 { .. } => {
+                format!("int4 g{} ×{}", m.group, m.rows * groups_per_row(m.cols, m.group))
             }
         };
         let _ = writeln!(

@@ -15,8 +15,8 @@ use chispa_core::model::MAX_GROUP;
 use chispa_core::Model;
 
 use crate::aligned::AlignedBytes;
-use crate::calibrate::{choose_groups, Calibration};
-use crate::quant::{quantize, QuantStats};
+use crate::calibrate::{choose_groups, choose_types, Calibration, TypeChoice, TypeGoal};
+use crate::quant::{pack_i4, quantize, quantize_i4, QuantStats};
 use crate::source::{canonical_names, SourceModel, TokenizerExt, Vocab};
 
 /// Fixed quantization group for most matrices (see the README for the measurement).
@@ -63,22 +63,50 @@ impl Default for Groups {
 /// How to write.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WriteOptions {
-    /// Element type of the matrices (int8 by default).
+    /// Element type of the matrices (int8 by default). [`DType::I4`]: int4 matrices, except
+    /// those calibration keeps int8 ([`Mix::int4_min_snr_db`]).
     pub dtype: DType,
-    /// Quantization groups of the int8 matrices.
+    /// Quantization groups of the quantized matrices (an int4 matrix takes the group its
+    /// int8 form would have).
     pub groups: Groups,
+    /// int4 or int8 per matrix: a quality floor (int4) and a byte budget (any quantized type).
+    pub mix: Mix,
+}
+
+/// How a quantized file chooses between int4 and int8 per matrix
+/// ([`crate::calibrate::choose_types`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mix {
+    /// With [`DType::I4`]: matrices go back to int8, the most logit noise removed per byte
+    /// first, until the logit SNR on calibration text reaches this (dB); 0: every matrix
+    /// int4, nothing measured.
+    pub int4_min_snr_db: f32,
+    /// The file must fit in this many bytes: starting from int8, matrices become int4, the
+    /// least logit noise added per byte saved first, until it fits (an error if even every
+    /// matrix int4 does not).
+    pub max_bytes: Option<usize>,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self { int4_min_snr_db: crate::calibrate::DEFAULT_INT4_MIN_SNR_DB, max_bytes: None }
+    }
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { dtype: DType::I8, groups: Groups::default() }
+        Self { dtype: DType::I8, groups: Groups::default(), mix: Mix::default() }
     }
 }
 
 impl WriteOptions {
     /// `dtype` with the default groups, or one group for every matrix.
     pub fn new(dtype: DType, group_size: Option<usize>) -> Self {
-        Self { dtype, groups: group_size.map_or_else(Groups::default, Groups::Uniform) }
+        Self {
+            dtype,
+            groups: group_size.map_or_else(Groups::default, Groups::Uniform),
+            mix: Mix::default(),
+        }
     }
 }
 
@@ -93,11 +121,11 @@ pub struct TensorReport {
     pub cols: usize,
     /// Stored element type.
     pub dtype: DType,
-    /// Quantization group (int8; 0 for f32).
+    /// Quantization group (int8 and int4; 0 for f32).
     pub group: usize,
     /// Bytes stored (elements and scales).
     pub bytes: usize,
-    /// Quantization error (int8 only).
+    /// Quantization error (int8 and int4).
     pub stats: Option<QuantStats>,
 }
 
@@ -110,8 +138,10 @@ pub struct Report {
     pub parameters: usize,
     /// Bytes of the whole file.
     pub file_bytes: usize,
-    /// What calibration measured and chose ([`Groups::Calibrated`], int8 only).
+    /// What calibration measured and chose ([`Groups::Calibrated`], quantized files only).
     pub calibration: Option<Calibration>,
+    /// The int4 / int8 choice per matrix, when one was measured ([`Mix`]).
+    pub types: Option<TypeChoice>,
 }
 
 fn pad(out: &mut Vec<u8>) -> u32 {
@@ -216,18 +246,47 @@ pub fn build(
     let shared = model.params.shared_classifier;
     let (groups, calibration) = match (opts.dtype, opts.groups) {
         (DType::F32, _) => (vec![0; model.tensors.len()], None),
-        (DType::I8, Groups::Uniform(g)) => {
+        (_, Groups::Uniform(g)) => {
             check_group(g)?;
             (per_kind(&|_| g), None)
         }
-        (DType::I8, Groups::Fixed) => (per_kind(&|k| fixed_group(k, shared)), None),
-        (DType::I8, Groups::Calibrated { target_snr_db }) => {
+        (_, Groups::Fixed) => (per_kind(&|k| fixed_group(k, shared)), None),
+        (_, Groups::Calibrated { target_snr_db }) => {
             let c = choose_groups(model, target_snr_db as f64)?;
             (c.groups.clone(), Some(c))
         }
     };
-    let (image, mut report) = build_with_groups(model, opts.dtype, &groups, progress)?;
+    let matrices = |d: DType| -> Vec<DType> {
+        (0..model.tensors.len())
+            .map(|i| match model.params.tensor(i) {
+                Some((kind, ..)) if !kind.is_vector() => d,
+                _ => DType::F32,
+            })
+            .collect()
+    };
+    let goal = match (opts.dtype, opts.mix.max_bytes) {
+        (DType::F32, Some(_)) => bail!("a byte budget needs quantized matrices (int8 or int4)"),
+        (DType::F32, None) => None,
+        (_, Some(n)) => Some(TypeGoal::MaxBytes(n)),
+        (DType::I4, None) if opts.mix.int4_min_snr_db > 0.0 => {
+            Some(TypeGoal::MinSnr(opts.mix.int4_min_snr_db as f64))
+        }
+        (d, None) => {
+            let (image, mut report) = build_with_types(model, &matrices(d), &groups, progress)?;
+            report.calibration = calibration;
+            return Ok((image, report));
+        }
+    };
+    let (dtypes, types) = match goal {
+        Some(goal) => {
+            let t = choose_types(model, &groups, goal)?;
+            (t.dtypes.clone(), Some(t))
+        }
+        None => (matrices(DType::F32), None),
+    };
+    let (image, mut report) = build_with_types(model, &dtypes, &groups, progress)?;
     report.calibration = calibration;
+    report.types = types;
     Ok((image, report))
 }
 
@@ -241,10 +300,49 @@ pub fn build_with_groups(
     model: &SourceModel,
     weight_dtype: DType,
     groups: &[usize],
+    progress: impl FnMut(usize, usize),
+) -> Result<(AlignedBytes, Report)> {
+    let dtypes: Vec<DType> = (0..model.tensors.len())
+        .map(|i| match model.params.tensor(i) {
+            Some((kind, ..)) if !kind.is_vector() => weight_dtype,
+            _ => DType::F32,
+        })
+        .collect();
+    build_with_types(model, &dtypes, groups, progress)
+}
+
+/// [`build_with_groups`] with an element type per tensor too (vectors are always f32; the
+/// matrices all f32, or each int8 or int4). The header's weight type is int4 when any
+/// matrix is (a mixed file), else the matrices' type.
+///
+/// # Errors
+/// As [`build`], or matrices that mix f32 with a quantized type.
+pub fn build_with_types(
+    model: &SourceModel,
+    dtypes: &[DType],
+    groups: &[usize],
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(AlignedBytes, Report)> {
     check(model)?;
     ensure!(groups.len() == model.tensors.len(), "one group per tensor");
+    ensure!(dtypes.len() == model.tensors.len(), "one element type per tensor");
+    let matrix_types = (0..model.tensors.len())
+        .filter(|i| model.params.tensor(*i).is_some_and(|(k, ..)| !k.is_vector()))
+        .map(|i| dtypes[i]);
+    let (mut any_f32, mut any_i4, mut any_i8) = (false, false, false);
+    for d in matrix_types {
+        any_f32 |= d == DType::F32;
+        any_i4 |= d == DType::I4;
+        any_i8 |= d == DType::I8;
+    }
+    ensure!(!(any_f32 && (any_i4 || any_i8)), "f32 and quantized matrices in one file");
+    let weight_dtype = if any_i4 {
+        DType::I4
+    } else if any_i8 {
+        DType::I8
+    } else {
+        DType::F32
+    };
     let p = &model.params;
     let v = &model.vocab;
     let n = model.tensors.len();
@@ -255,10 +353,10 @@ pub fn build_with_groups(
     let mut reports = Vec::with_capacity(n);
     for (i, t) in model.tensors.iter().enumerate() {
         let (kind, layer, ..) = p.tensor(i).context("tensor beyond the canonical list")?;
-        let dtype = if kind.is_vector() { DType::F32 } else { weight_dtype };
+        let dtype = if kind.is_vector() { DType::F32 } else { dtypes[i] };
         let group = match dtype {
             DType::F32 => 0,
-            DType::I8 => {
+            DType::I8 | DType::I4 => {
                 check_group(groups[i])?;
                 groups[i]
             }
@@ -282,6 +380,17 @@ pub fn build_with_groups(
                 let qz = quantize(&t.data, t.cols, group);
                 out.extend(qz.q.iter().map(|x| *x as u8));
                 e.data_len = qz.q.len() as u32;
+                e.scales_offset = pad(&mut out);
+                out.extend(qz.row_scales.iter().flat_map(|s| s.to_le_bytes()));
+                out.extend(&qz.mults);
+                e.scales_len = (qz.row_scales.len() * 4 + qz.mults.len()) as u32;
+                Some(qz.stats)
+            }
+            DType::I4 => {
+                let qz = quantize_i4(&t.data, t.cols, group);
+                let packed = pack_i4(&qz.q, t.cols);
+                out.extend(&packed);
+                e.data_len = packed.len() as u32;
                 e.scales_offset = pad(&mut out);
                 out.extend(qz.row_scales.iter().flat_map(|s| s.to_le_bytes()));
                 out.extend(&qz.mults);
@@ -381,7 +490,8 @@ pub fn build_with_groups(
     let image = AlignedBytes::copy_from(&out);
     Model::parse(image.as_slice()).context("the written file does not parse (a writer bug)")?;
     let parameters = model.tensors.iter().map(|t| t.data.len()).sum();
-    Ok((image, Report { tensors: reports, parameters, file_bytes: out.len(), calibration: None }))
+    let file_bytes = out.len();
+    Ok((image, Report { tensors: reports, parameters, file_bytes, calibration: None, types: None }))
 }
 
 /// The tokenizer extension section: one record per item present (empty when none is).

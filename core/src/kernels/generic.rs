@@ -152,6 +152,87 @@ pub fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
     }
 }
 
+/// An int4 matrix as the kernels read it: like [`I8Matrix`], with 4-bit signed elements
+/// (−8..=7) packed two to a byte, the even column in the low nibble, the odd one in the high
+/// nibble; each row starts on a byte (`cols.div_ceil(2)` bytes per row, a last high nibble
+/// of 0 when `cols` is odd). Element `(r, j)` stands for
+/// `w4[r, j] · (row_scales[r] · mults[r, j / group])`.
+#[derive(Clone, Copy, Debug)]
+pub struct I4Matrix<'a> {
+    /// Packed elements, `[rows, cols.div_ceil(2)]` bytes.
+    pub q: &'a [u8],
+    /// `[rows]` row scales.
+    pub row_scales: &'a [f32],
+    /// `[rows, groups]` multipliers.
+    pub mults: &'a [u8],
+    /// Input width.
+    pub cols: usize,
+    /// Columns per group (≥ 1).
+    pub group: usize,
+}
+
+impl<'a> I4Matrix<'a> {
+    /// Bytes per packed row.
+    #[inline(always)]
+    pub fn row_bytes(&self) -> usize {
+        self.cols.div_ceil(2)
+    }
+
+    /// Groups per row.
+    #[inline(always)]
+    pub fn groups(&self) -> usize {
+        self.cols.div_ceil(self.group.max(1))
+    }
+
+    /// Whether the slices hold `rows` whole rows and the group is one the contract covers
+    /// (1 to [`MAX_GROUP`]), as [`I8Matrix::holds`].
+    pub fn holds(&self, rows: usize) -> bool {
+        let g = self.groups();
+        (1..=MAX_GROUP).contains(&self.group)
+            && rows.checked_mul(self.row_bytes()).is_some_and(|n| self.q.len() >= n)
+            && self.row_scales.len() >= rows
+            && rows.checked_mul(g).is_some_and(|n| self.mults.len() >= n)
+    }
+
+    /// Rows `from..` of the matrix (empty slices past the end).
+    pub fn from_row(&self, from: usize) -> Self {
+        let g = self.groups();
+        Self {
+            q: self.q.get(from * self.row_bytes()..).unwrap_or_default(),
+            row_scales: self.row_scales.get(from..).unwrap_or_default(),
+            mults: self.mults.get(from * g..).unwrap_or_default(),
+            ..*self
+        }
+    }
+}
+
+/// Element `j` of a packed int4 row: the low nibble of byte `j / 2` for even `j`, the high
+/// one for odd `j`, sign-extended (−8..=7). 0 past the row.
+#[inline(always)]
+pub fn nibble(row: &[u8], j: usize) -> i8 {
+    let b = row.get(j / 2).copied().unwrap_or(0);
+    let v = if j % 2 == 0 { b << 4 } else { b & 0xf0 };
+    (v as i8) >> 4
+}
+
+/// `out[r] = (Σ_g m[r,g] · Σ_{j∈g} w4[r,j]·xq[j]) · (row_scales[r] · x_scale)`: the int8
+/// contract ([`matvec_i8`]) with int4 elements — the sum exact in integers (a group's in i32,
+/// at most 256 · 8 · 32768 = 2^26; the rows' in i64), rounded once to f32 by [`finish_row`].
+/// Any order, lane layout or split gives the same bits.
+///
+/// `w` holds `out.len()` rows and `xq` `w.cols` elements (checked by `kernels::matvec_i4`).
+pub fn matvec_i4(out: &mut [f32], w: &I4Matrix<'_>, xq: &[i16], x_scale: f32) {
+    let (cols, group, groups, rb) = (w.cols, w.group.max(1), w.groups(), w.row_bytes());
+    let rows = w.q.chunks_exact(rb.max(1)).zip(w.mults.chunks_exact(groups.max(1)));
+    for ((o, (wr, mr)), rs) in out.iter_mut().zip(rows).zip(w.row_scales) {
+        let mut acc = 0i64;
+        for (g, (xg, m)) in xq.get(..cols).unwrap_or(xq).chunks(group).zip(mr).enumerate() {
+            acc += i64::from(group_sum_i4(wr, g * group, xg)) * i64::from(*m);
+        }
+        *o = finish_row(acc, *rs, x_scale);
+    }
+}
+
 /// `out[r] = Σ_j w[r,j]·x[j]`, j in order. `w` is `[out.len(), x.len()]` row-major.
 pub fn matvec_f32(out: &mut [f32], w: &[f32], x: &[f32]) {
     let cols = x.len();
@@ -441,6 +522,42 @@ pub fn dequantize_row_i8(q: &[i8], row_scale: f32, mults: &[u8], group: usize, o
     }
 }
 
+/// `Σ_k w4[j0 + k] · xg[k]` over one group of a packed int4 row, exact in i32 for groups
+/// up to [`MAX_GROUP`] (wrapping, never a panic, past them).
+#[inline(always)]
+pub fn group_sum_i4(row: &[u8], j0: usize, xg: &[i16]) -> i32 {
+    let mut isum = 0i32;
+    if j0 % 2 == 0 {
+        // Whole bytes: the low nibble for the even column, the high one for the odd.
+        let bytes = row.get(j0 / 2..).unwrap_or_default();
+        for (b, x) in bytes.iter().zip(xg.chunks(2)) {
+            let lo = i32::from(((*b << 4) as i8) >> 4);
+            let hi = i32::from((*b as i8) >> 4);
+            isum = isum.wrapping_add(lo * i32::from(x[0]));
+            if let Some(x1) = x.get(1) {
+                isum = isum.wrapping_add(hi * i32::from(*x1));
+            }
+        }
+    } else {
+        for (k, x) in xg.iter().enumerate() {
+            isum = isum.wrapping_add(i32::from(nibble(row, j0 + k)) * i32::from(*x));
+        }
+    }
+    isum
+}
+
+/// Row of an int4 table widened to f32: `out[j] = w4[j] · (row_scale · mults[j / group])`
+/// (the packed row as [`I4Matrix`] stores it).
+pub fn dequantize_row_i4(q: &[u8], row_scale: f32, mults: &[u8], group: usize, out: &mut [f32]) {
+    let group = group.max(1);
+    for (g, (og, m)) in out.chunks_mut(group).zip(mults).enumerate() {
+        let s = row_scale * f32::from(*m);
+        for (k, o) in og.iter_mut().enumerate() {
+            *o = f32::from(nibble(q, g * group + k)) * s;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +656,27 @@ mod tests {
         let mut out = [0f32];
         matvec_i8(&mut out, &m, &x, 1.0);
         assert_eq!(out[0], (128i64 * 32768 * 255 * n as i64) as f32);
+    }
+
+    #[test]
+    fn matvec_i4_unpacks_low_nibble_first_and_sums_exactly() {
+        // 1 row, 5 columns (3 bytes, the last high nibble padding), groups of 2 with
+        // multipliers 1, 2, 8: elements 7, -8, -1, 3, 5.
+        let q = [0x87u8, 0x3f, 0x05];
+        let m = I4Matrix { q: &q, row_scales: &[0.5], mults: &[1, 2, 8], cols: 5, group: 2 };
+        let xq = [1i16, 1, 1, 1, -1];
+        let mut out = [0f32];
+        matvec_i4(&mut out, &m, &xq, 4.0);
+        assert_eq!(out[0], (-1.0 * 1.0 + 2.0 * 2.0 + -5.0 * 8.0) * 2.0);
+        let mut row = [0f32; 5];
+        dequantize_row_i4(&q, 0.5, &[1, 2, 8], 2, &mut row);
+        assert_eq!(row, [3.5, -4.0, -1.0, 3.0, 20.0]);
+        // −8 · −32768 · 255 over the widest rows fits.
+        let q = [0x88u8; 32_768];
+        let mults = [255u8; 65_536 / MAX_GROUP];
+        let m = I4Matrix { q: &q, row_scales: &[1.0], mults: &mults, cols: 65_536, group: 256 };
+        matvec_i4(&mut out, &m, &[i16::MIN; 65_536], 1.0);
+        assert_eq!(out[0], (8i64 * 32768 * 255 * 65_536) as f32);
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //!   multiplier; `out[r] = (Σ_g m[r,g] · Σ_{j∈g} w[r,j]·q[j]) as f32 · (row_scale · x_scale)`,
 //!   the sum exact (i32 within a group of at most 256, i64 across groups), rounded to f32 once (nearest even).
 //!   Any order, any lane layout, any split across threads gives the same bits.
+//! * `matvec_i4`: the same with 4-bit signed weights (−8..=7, two per byte, the even column
+//!   in the low nibble; each row starts on a byte): `out[r] = (Σ_g m[r,g] · Σ_{j∈g}
+//!   w4[r,j]·q[j]) as f32 · (row_scale · x_scale)`, the sum exact (a group's at most
+//!   256 · 8 · 32768 = 2^26), rounded once. A backend without an int4 kernel runs the scalar
+//!   one through the table: the same bits by construction.
 //! * `matvec_f32` (the unquantized reference files only): for each row, `acc += w[j] · x[j]`
 //!   for j = 0, 1, 2, … (no fused multiply-add).
 //! * `scores2_i8` (attention over int8 keys): the query quantized like an activation (int16,
@@ -294,7 +299,8 @@ pub mod generic;
 pub mod selftest;
 
 pub use generic::{
-    dequantize_row_i8, matvec_f32, quantize_act, quantize_row_i8, I8Matrix, MAX_GROUP,
+    dequantize_row_i4, dequantize_row_i8, matvec_f32, quantize_act, quantize_row_i8, I4Matrix,
+    I8Matrix, MAX_GROUP,
 };
 
 /// A backend this build or this CPU cannot run.
@@ -359,6 +365,9 @@ pub enum EnvBackendError {
 /// An ISA module's int8 matmul. # Safety: the lengths [`Kernels::matvec_i8`] checks hold and
 /// the CPU runs the module's instructions.
 type MatvecFn = unsafe fn(&mut [f32], &I8Matrix<'_>, &[i16], f32);
+/// An ISA module's int4 matmul. # Safety: the lengths [`Kernels::matvec_i4`] checks hold and
+/// the CPU runs the module's instructions.
+type MatvecI4Fn = unsafe fn(&mut [f32], &I4Matrix<'_>, &[i16], f32);
 /// An ISA module's f32 attention scores (as [`generic::scores_f32`]). # Safety: the CPU runs
 /// the module's instructions.
 type ScoresF32Fn = unsafe fn(&[f32], usize, usize, &[f32], f32, &mut [f32]);
@@ -382,6 +391,8 @@ type SwigluFn = unsafe fn(&mut [f32], &[f32]);
 /// the table without itself, whose [`Kernels::matvec_i8`] it calls on parts (row ranges) of
 /// the work, and must compute what that computes.
 pub type HostMatvec = fn(&Kernels, &mut [f32], &I8Matrix<'_>, &[i16], f32);
+/// [`HostMatvec`] for the int4 matmul ([`Kernels::matvec_i4`]).
+pub type HostMatvecI4 = fn(&Kernels, &mut [f32], &I4Matrix<'_>, &[i16], f32);
 
 /// Cached rows as attention reads them: `rows` of `row_len` elements each (one layer's
 /// `[ctx, kv_dim]`), one head's elements from `off` on, and (int8 rows) one scale per row.
@@ -411,6 +422,7 @@ pub struct HeadRows<'a, T> {
 pub struct Kernels {
     backend: Backend,
     matvec_i8: MatvecFn,
+    matvec_i4: MatvecI4Fn,
     scores_f32: ScoresF32Fn,
     mix_f32: MixF32Fn,
     scores2_i8: Scores2I8Fn,
@@ -418,6 +430,7 @@ pub struct Kernels {
     softmax: SoftmaxFn,
     swiglu: SwigluFn,
     host: Option<HostMatvec>,
+    host_i4: Option<HostMatvecI4>,
 }
 
 impl core::fmt::Debug for Kernels {
@@ -448,6 +461,7 @@ impl Kernels {
         Self {
             backend: Backend::Scalar,
             matvec_i8: generic::matvec_i8,
+            matvec_i4: generic::matvec_i4,
             scores_f32: generic::scores_f32,
             mix_f32: generic::mix_f32,
             scores2_i8: generic::scores2_i8,
@@ -455,6 +469,7 @@ impl Kernels {
             softmax: generic::softmax,
             swiglu: generic::swiglu,
             host: None,
+            host_i4: None,
         }
     }
 
@@ -486,6 +501,29 @@ impl Kernels {
     pub fn with_host_matvec(mut self, f: Option<HostMatvec>) -> Self {
         self.host = f;
         self
+    }
+
+    /// The same table with `f` in place of the int4 matmul (`None`: the kernel's again).
+    pub fn with_host_matvec_i4(mut self, f: Option<HostMatvecI4>) -> Self {
+        self.host_i4 = f;
+        self
+    }
+
+    /// `out[r]` for every row of the int4 matrix `w` (see the contract in
+    /// [`generic::matvec_i4`]), with the same checks as [`Kernels::matvec_i8`]: a matrix
+    /// whose slices do not hold `out.len()` rows, a group over [`MAX_GROUP`] or `xq` shorter
+    /// than a row sets `out` to NaN.
+    #[allow(unsafe_code)]
+    pub fn matvec_i4(&self, out: &mut [f32], w: &I4Matrix<'_>, xq: &[i16], x_scale: f32) {
+        if let Some(host) = self.host_i4 {
+            return host(&self.with_host_matvec_i4(None), out, w, xq, x_scale);
+        }
+        if !(w.holds(out.len()) && xq.len() >= w.cols) {
+            return out.fill(f32::NAN);
+        }
+        // SAFETY: the lengths are checked above; `for_backend` plugged this backend's kernels
+        // only after checking the CPU runs them.
+        unsafe { (self.matvec_i4)(out, w, xq, x_scale) }
     }
 
     /// `out[r]` for every row of `w` (see the contract in [`generic::matvec_i8`]). A matrix

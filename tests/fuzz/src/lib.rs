@@ -10,7 +10,7 @@ use chispa_tools::writer::{build, Groups, WriteOptions};
 /// The fixed groups: calibration (the default) runs the model hundreds of times, too slow per
 /// fuzz input; `chispa_tools::calibrate` has its own tests.
 const FIXED: WriteOptions =
-    WriteOptions { dtype: chispa_core::format::DType::I8, groups: Groups::Fixed };
+    WriteOptions { dtype: chispa_core::format::DType::I8, groups: Groups::Fixed, ..Default::default() };
 
 /// A tiny Llama with a byte-fallback vocabulary of 300 pieces, random weights from `seed`.
 /// hidden_dim 24 is not a multiple of the default group, so short groups are exercised.

@@ -61,7 +61,8 @@ fn main() -> Result<()> {
             ("int8 group 4", DType::I8, Groups::Uniform(4)),
             ("int8 group 2", DType::I8, Groups::Uniform(2)),
         ] {
-            let (a, bytes) = measure(name, &source, WriteOptions { dtype, groups })?;
+            let (a, bytes) =
+                measure(name, &source, WriteOptions { dtype, groups, ..Default::default() })?;
             row(&format!("{name}, {label}"), &a, bytes);
         }
     }

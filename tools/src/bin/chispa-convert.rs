@@ -8,9 +8,11 @@ use anyhow::{bail, Context, Result};
 use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
-use chispa_tools::calibrate::DEFAULT_TARGET_SNR_DB;
+use chispa_tools::calibrate::{
+    TypeChoice, TypeGoal, DEFAULT_INT4_MIN_SNR_DB, DEFAULT_TARGET_SNR_DB,
+};
 use chispa_tools::source::SourceModel;
-use chispa_tools::writer::{self, Groups, WriteOptions};
+use chispa_tools::writer::{self, Groups, Mix, WriteOptions};
 use chispa_tools::{gguf, gguf_writer, hf, inspect, llama2c, out, outln, output, stdout, synth};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -87,8 +89,11 @@ enum Command {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Dtype {
-    /// Symmetric int8 with f16 group scales.
+    /// Symmetric int8: a scale per row, a u8 multiplier per group of inputs.
     Int8,
+    /// Symmetric int4 (two per byte), scaled as int8; matrices calibration finds too costly
+    /// stay int8 (see --int4-min-snr).
+    Int4,
     /// 32-bit float (reference; 4× larger).
     F32,
 }
@@ -97,6 +102,7 @@ impl From<Dtype> for DType {
     fn from(d: Dtype) -> Self {
         match d {
             Dtype::Int8 => DType::I8,
+            Dtype::Int4 => DType::I4,
             Dtype::F32 => DType::F32,
         }
     }
@@ -122,6 +128,16 @@ struct OutputArgs {
     /// 0: the fixed groups, no calibration.
     #[arg(long, default_value_t = DEFAULT_TARGET_SNR_DB, conflicts_with = "group_size", value_parser = parse_snr)]
     target_snr: f32,
+    /// With --dtype int4: matrices go back to int8, the most logit noise removed per byte
+    /// first, until the logit SNR on the calibration text reaches this (dB). 0: every matrix
+    /// int4, nothing measured.
+    #[arg(long, default_value_t = DEFAULT_INT4_MIN_SNR_DB, value_parser = parse_snr)]
+    int4_min_snr: f32,
+    /// Fit the file in N bytes: starting from int8, matrices become int4 (same groups), the
+    /// least logit noise added per byte saved first, until it fits. An error if even every
+    /// matrix int4 does not fit (the message gives the smallest size).
+    #[arg(long, value_name = "N")]
+    max_bytes: Option<usize>,
     /// Print only the summary, not the per-tensor report.
     #[arg(long, short)]
     quiet: bool,
@@ -141,7 +157,8 @@ impl OutputArgs {
             None if self.target_snr > 0.0 => Groups::Calibrated { target_snr_db: self.target_snr },
             None => Groups::Fixed,
         };
-        WriteOptions { dtype: self.dtype.into(), groups }
+        let mix = Mix { int4_min_snr_db: self.int4_min_snr, max_bytes: self.max_bytes };
+        WriteOptions { dtype: self.dtype.into(), groups, mix }
     }
 }
 
@@ -268,6 +285,9 @@ fn write_model(
             }
         );
     }
+    if let Some(t) = &report.types {
+        print_types(t);
+    }
     let worst = report
         .tensors
         .iter()
@@ -281,7 +301,7 @@ fn write_model(
         report.file_bytes,
         opts.dtype.name(),
         match opts.dtype {
-            DType::I8 => match opts.groups {
+            DType::I8 | DType::I4 => match opts.groups {
                 Groups::Uniform(g) => format!("group size {g}"),
                 Groups::Fixed => "fixed groups (32, 16 for w2, 8 for the classifier)".into(),
                 Groups::Calibrated { .. } => match &report.calibration {
@@ -297,6 +317,35 @@ fn write_model(
         worst.map_or(String::new(), |(snr, name)| format!(", lowest SNR {snr:.1} dB ({name})")),
         start.elapsed().as_secs_f64()
     )
+}
+
+/// The int4 / int8 choice: what each matrix would cost as int4, and what was chosen.
+fn print_types(t: &TypeChoice) {
+    let goal = match t.goal {
+        TypeGoal::MinSnr(s) => format!("logit SNR at least {s:.1} dB"),
+        TypeGoal::MaxBytes(n) => format!("at most {n} bytes"),
+    };
+    eprintln!(
+        "precision   {goal}: {} of {} matrices int4, {:.1} dB (predicted {:.1}; all int8 {:.1} dB), \
+         {} bytes (all int8 {}), {} passes",
+        t.cells.iter().filter(|c| c.int4).count(),
+        t.cells.len(),
+        t.snr_db,
+        t.predicted_snr_db,
+        t.int8_snr_db,
+        t.bytes,
+        t.int8_bytes,
+        t.evaluations
+    );
+    for c in &t.cells {
+        eprintln!(
+            "precision   {:<28} {}  int4 adds {:.3e} logit noise, saves {} bytes",
+            c.name,
+            if c.int4 { "int4" } else { "int8" },
+            c.noise,
+            c.saved
+        );
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -320,7 +369,12 @@ fn run(cli: Cli) -> Result<()> {
             let source = synth::model(&shape, seed)?;
             let (image, report) = writer::build(
                 &source,
-                &WriteOptions { dtype, groups: Groups::Uniform(group_size) },
+                &WriteOptions {
+                    dtype,
+                    groups: Groups::Uniform(group_size),
+                    // Random weights: every matrix int4 (nothing to calibrate on).
+                    mix: Mix { int4_min_snr_db: 0.0, max_bytes: None },
+                },
                 |_, _| {},
             )?;
             output::write(&output, &[], image.as_slice())?;
