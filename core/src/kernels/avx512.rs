@@ -20,8 +20,11 @@
 
 use core::arch::x86_64::*;
 
-use super::avx2::{by_four, rows4_kernel, tail_sum, MIN_GROUP};
-use super::generic::{self, I8Matrix};
+use super::avx2::{
+    by_four, by_four_i4, i4_fits, rows4_i4_kernel, rows4_kernel, tail_i4, tail_sum, SplitI4,
+    MIN_GROUP,
+};
+use super::generic::{self, I4Matrix, I8Matrix};
 
 /// Whether the CPU has AVX-512 F/BW and VNNI (and AVX2, used for tails).
 pub(super) fn detected() -> bool {
@@ -38,6 +41,58 @@ pub(super) fn detected() -> bool {
 pub(super) fn plug(k: &mut super::Kernels) {
     super::avx2::plug(k);
     k.matvec_i8 = matvec_i8;
+    k.matvec_i4 = matvec_i4;
+}
+
+/// See `generic::matvec_i4`: the AVX2 kernel's layout with 32 bytes (64 weights) per step,
+/// sign-extended to i16 in 512-bit registers, shifted to their nibbles and multiply-accumulated
+/// pairwise by VNNI's `vpdpwssd`.
+///
+/// # Safety
+/// The lengths `Kernels::matvec_i4` checks hold (`w` holds `out.len()` rows, `xq` a row), and
+/// the CPU has the features of [`detected`].
+pub(super) unsafe fn matvec_i4(out: &mut [f32], w: &I4Matrix<'_>, xq: &[i16], x_scale: f32) {
+    if !i4_fits(w) {
+        return generic::matvec_i4(out, w, xq, x_scale);
+    }
+    let x = SplitI4::new(xq, w.cols);
+    // SAFETY: the caller's conditions: `w` holds `out.len()` rows, `x` splits `w.cols` inputs,
+    // and the CPU features (`detected`).
+    unsafe { by_four_i4(out, w, &x, xq, x_scale, rows4_i4) }
+}
+
+rows4_i4_kernel!(rows4_i4, "avx512f,avx512bw,avx512vnni,avx2,f16c", row_group_i4);
+
+/// One row's int4 group of `nb` bytes as 8 i32 lanes (their total is the exact group sum).
+///
+/// # Safety
+/// `nb` readable bytes at `w` and inputs at `e`, `o`; the CPU has the features of `detected`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+unsafe fn row_group_i4(w: *const u8, e: *const i16, o: *const i16, nb: usize) -> __m256i {
+    // SAFETY: the caller guarantees `nb` readable bytes and inputs.
+    unsafe {
+        let mut acc = _mm512_setzero_si512();
+        let mut k = 0;
+        while k + 32 <= nb {
+            let v = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w.add(k).cast()));
+            let hi = _mm512_srai_epi16::<4>(v);
+            let lo = _mm512_srai_epi16::<12>(_mm512_slli_epi16::<12>(v));
+            acc = _mm512_dpwssd_epi32(acc, lo, _mm512_loadu_si512(e.add(k).cast()));
+            acc = _mm512_dpwssd_epi32(acc, hi, _mm512_loadu_si512(o.add(k).cast()));
+            k += 32;
+        }
+        let mut s =
+            _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64::<1>(acc));
+        if k + 16 <= nb {
+            s = _mm256_add_epi32(s, super::avx2::step_i4(w.add(k), e.add(k), o.add(k)));
+            k += 16;
+        }
+        if k < nb {
+            s = _mm256_add_epi32(s, tail_i4(w.add(k), e.add(k), o.add(k), nb - k));
+        }
+        s
+    }
 }
 
 /// See `generic::matvec_i8`.

@@ -9,7 +9,7 @@
 //! No heap and about 8 KiB of stack.
 
 use super::Backend;
-use super::{generic, HeadRows, I8Matrix};
+use super::{generic, HeadRows, I4Matrix, I8Matrix};
 
 /// What [`run`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -167,8 +167,38 @@ fn matvec(b: Backend, r: &mut Report) {
         generic::matvec_i8(&mut want[..rows], &m, &xq[..cols], xs);
         b.kernels().matvec_i8(&mut got[..rows], &m, &xq[..cols], xs);
         r.check(what, &got[..rows], &want[..rows]);
+        // The int4 matmul on the same case: each weight's low nibble (the sums past i32:
+        // −8 or 7 by sign), packed two per byte at the same offset.
+        let mut p = Packed([0; ROWS * COLS.div_ceil(2) + 16]);
+        let rb = cols.div_ceil(2);
+        for row in 0..rows {
+            let wr = &w.0[offset + row * cols..offset + (row + 1) * cols];
+            for (k, pair) in wr.chunks(2).enumerate() {
+                let nib = |v: i8| match (variant, v.signum()) {
+                    (4, 1) => 0x7,
+                    (4, -1) => 0x8,
+                    _ => v as u8 & 0x0f,
+                };
+                p.0[offset + row * rb + k] = nib(pair[0]) | pair.get(1).map_or(0, |v| nib(*v) << 4);
+            }
+        }
+        let m4 = I4Matrix {
+            q: &p.0[offset..offset + rows * rb],
+            row_scales: &rs[..rows],
+            mults: &mults[..rows * groups],
+            cols,
+            group,
+        };
+        let (mut want, mut got) = ([f32::NAN; ROWS], [f32::NAN; ROWS]);
+        generic::matvec_i4(&mut want[..rows], &m4, &xq[..cols], xs);
+        b.kernels().matvec_i4(&mut got[..rows], &m4, &xq[..cols], xs);
+        r.check(what, &got[..rows], &want[..rows]);
     }
 }
+
+/// Packed int4 weights, 16-byte aligned (as [`Weights`]).
+#[repr(C, align(16))]
+struct Packed([u8; ROWS * COLS.div_ceil(2) + 16]);
 
 const POS: usize = 70;
 

@@ -1,6 +1,7 @@
 //! Every supported backend against the scalar specification, bit for bit: extremes, zeros,
 //! length 1, lengths that are not multiples of any vector width, short last groups, row counts
-//! that are not multiples of the row blocking, and random property tests.
+//! that are not multiples of the row blocking, and random property tests. Every case runs the
+//! int4 matmul too, on the low nibbles of its weights (−8..=7), packed as the files store them.
 
 use super::selftest::Rng;
 use super::*;
@@ -69,6 +70,33 @@ impl Case {
         out
     }
 
+    /// The int4 matmul on the low nibbles of the weights (packed two per byte, low nibble
+    /// first, each row on a byte), the packed bytes `offset` bytes past a 16-byte boundary.
+    fn run_i4_at(&self, b: Backend, offset: usize) -> [f32; MAX_ROWS] {
+        #[repr(C, align(16))]
+        struct Aligned([u8; MAX_ROWS * MAX_COLS / 2 + MAX_ROWS + 16]);
+        let rb = self.cols.div_ceil(2);
+        let mut a = Aligned([0; MAX_ROWS * MAX_COLS / 2 + MAX_ROWS + 16]);
+        for r in 0..self.rows {
+            let row = &self.w[r * self.cols..(r + 1) * self.cols];
+            for (k, pair) in row.chunks(2).enumerate() {
+                let hi = pair.get(1).map_or(0, |v| (*v as u8) << 4);
+                a.0[offset + r * rb + k] = (pair[0] as u8 & 0x0f) | hi;
+            }
+        }
+        let groups = self.cols.div_ceil(self.group);
+        let w = I4Matrix {
+            q: &a.0[offset..offset + self.rows * rb],
+            row_scales: &self.rs[..self.rows],
+            mults: &self.mults[..self.rows * groups],
+            cols: self.cols,
+            group: self.group,
+        };
+        let mut out = [f32::NAN; MAX_ROWS];
+        b.kernels().matvec_i4(&mut out[..self.rows], &w, &self.xq[..self.cols], self.xs);
+        out
+    }
+
     /// Every supported backend equals `generic` bit for bit.
     fn check(&self, what: &str) {
         self.check_at(what, 0);
@@ -76,9 +104,15 @@ impl Case {
 
     /// [`Case::check`] with the weights `offset` bytes past an aligned address.
     fn check_at(&self, what: &str, offset: usize) {
-        let want = self.run(Backend::Scalar);
+        self.compare(what, "int8", |b| self.run_at(b, offset));
+        self.compare(what, "int4", |b| self.run_i4_at(b, offset));
+    }
+
+    /// `run(b)` for every supported backend equals `run(Backend::Scalar)` bit for bit.
+    fn compare(&self, what: &str, dtype: &str, run: impl Fn(Backend) -> [f32; MAX_ROWS]) {
+        let want = run(Backend::Scalar);
         for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
-            let got = self.run_at(b, offset);
+            let got = run(b);
             for r in 0..self.rows {
                 // NaN payloads are not specified by Rust (Miri randomises them): a NaN
                 // matches a NaN; every other value matches bit for bit.
@@ -86,7 +120,7 @@ impl Case {
                     got[r].to_bits() == want[r].to_bits() || (got[r].is_nan() && want[r].is_nan());
                 assert!(
                     same,
-                    "{what}: backend {} row {r} of {}x{} group {}: {} vs {}",
+                    "{what} ({dtype}): backend {} row {r} of {}x{} group {}: {} vs {}",
                     b.name(),
                     self.rows,
                     self.cols,
@@ -119,6 +153,45 @@ fn extremes_are_exact() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn int4_extremes_are_exact() {
+    // −8 and 7 (the nibbles 0x8 and 0x7) against both int16 extremes, multipliers 255.
+    let (lo, hi) = (i16::MIN, i16::MAX);
+    for &(wv, xv) in &[(-8i8, lo), (7, hi), (-8, hi), (7, lo)] {
+        for &cols in &[1usize, 16, 33, 64, 255, 300] {
+            for &group in &GROUPS {
+                let mut c = Case::new(9, cols, group.min(cols));
+                c.w.iter_mut().for_each(|v| *v = wv);
+                c.xq.iter_mut().for_each(|v| *v = xv);
+                c.mults.iter_mut().for_each(|v| *v = 255);
+                c.check("int4 extremes");
+                if wv == -8 && xv == lo {
+                    let want = (8i64 * 32768 * 255 * cols as i64) as f32;
+                    assert_eq!(c.run_i4_at(Backend::best(), 0)[0], want);
+                    assert_eq!(c.run_i4_at(Backend::Scalar, 0)[0], want);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn int4_rows_wider_than_the_split_inputs_run_the_scalar_kernel() {
+    // Past the x86 kernels' stack of split inputs: the scalar kernel, the same bits.
+    let cols = 8194;
+    let q = [0x9fu8; 4097];
+    let x: [i16; 8194] = core::array::from_fn(|j| (j as i16).wrapping_mul(77));
+    let mults = [3u8; 8194 / 32 + 1];
+    let w = I4Matrix { q: &q, row_scales: &[0.5], mults: &mults, cols, group: 32 };
+    let mut want = [0f32];
+    generic::matvec_i4(&mut want, &w, &x, 0.25);
+    for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+        let mut got = [0f32];
+        b.kernels().matvec_i4(&mut got, &w, &x, 0.25);
+        assert_eq!(got[0].to_bits(), want[0].to_bits(), "{}", b.name());
     }
 }
 
@@ -204,6 +277,26 @@ fn sums_past_i32_are_exact() {
     c.mults.iter_mut().for_each(|v| *v = 255);
     c.check("past i32");
     assert_eq!(c.run(Backend::best())[0], (127i64 * 32767 * 255 * 300) as f32);
+}
+
+#[test]
+fn an_int4_matrix_that_does_not_hold_its_rows_is_refused() {
+    // 4 rows of 5 columns need 12 bytes (3 per row, each starting on a byte).
+    let q = [0x11u8; 11];
+    let m = I4Matrix { q: &q, row_scales: &[1.0; 4], mults: &[1; 8], cols: 5, group: 4 };
+    for b in ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()) {
+        let mut out = [0f32; 4];
+        b.kernels().matvec_i4(&mut out, &m, &[1; 5], 1.0);
+        assert!(out.iter().all(|v| v.is_nan()), "{}", b.name());
+        let mut out = [0f32; 3];
+        b.kernels().matvec_i4(&mut out, &m, &[1; 4], 1.0);
+        assert!(out.iter().all(|v| v.is_nan()), "short input: {}", b.name());
+        let mut out = [0f32; 3];
+        b.kernels().matvec_i4(&mut out, &I4Matrix { group: 5, ..m }, &[1; 5], 1.0);
+        assert!(out.iter().all(|v| !v.is_nan()), "a group of the whole row: {}", b.name());
+        b.kernels().matvec_i4(&mut out, &I4Matrix { group: 257, ..m }, &[1; 5], 1.0);
+        assert!(out.iter().all(|v| v.is_nan()), "group past MAX_GROUP: {}", b.name());
+    }
 }
 
 #[test]
