@@ -1,12 +1,14 @@
 //! The whole model under every kernel backend this machine runs: teacher-forced logits on
 //! the llama2.c reference ids and greedy continuations identical bit for bit to the scalar
-//! specification. (Its own test binary: the runner's backend choice is process-wide.)
+//! specification, int8 and int4 (every matrix int4, the embedding rows included). (Its own
+//! test binary, one test: the runner's backend choice is process-wide.)
 
 use chispa_core::format::DType;
 use chispa_core::kernels::{Backend, Kernels, ALL_BACKENDS};
 use chispa_core::Model;
 use chispa_runner::run::teacher_forced;
-use chispa_tests::{greedy, stories_model, stories_reference};
+use chispa_tests::{greedy, stories_model, stories_model_with, stories_reference};
+use chispa_tools::writer::{Mix, WriteOptions};
 
 /// FNV-1a over the logits' bits: one line to compare by eye across machines.
 fn digest(rows: &[Vec<f32>]) -> u64 {
@@ -24,8 +26,20 @@ type Outputs = (Vec<Vec<f32>>, Vec<Vec<u32>>);
 
 #[test]
 fn every_backend_gives_the_scalar_bits() -> anyhow::Result<()> {
+    same_bits_on_every_backend("int8", &stories_model(DType::I8, None)?)?;
+    let int4 = WriteOptions {
+        dtype: DType::I4,
+        mix: Mix { int4_min_snr_db: 0.0, max_bytes: None },
+        ..Default::default()
+    };
+    same_bits_on_every_backend("int4", &stories_model_with(&int4)?)
+}
+
+fn same_bits_on_every_backend(
+    what: &str,
+    bytes: &chispa_tools::aligned::AlignedBytes,
+) -> anyhow::Result<()> {
     let reference = stories_reference()?;
-    let bytes = stories_model(DType::I8, None)?;
     let model = Model::parse(bytes.as_slice())?;
     let run = |b: Backend| -> anyhow::Result<Outputs> {
         chispa_runner::threads::select(Kernels::for_backend(b)?);
@@ -39,17 +53,17 @@ fn every_backend_gives_the_scalar_bits() -> anyhow::Result<()> {
         Ok((logits, ids))
     };
     let (want, want_ids) = run(Backend::Scalar)?;
-    eprintln!("scalar: digest {:016x}", digest(&want));
+    eprintln!("{what} scalar: digest {:016x}", digest(&want));
     let supported: Vec<Backend> =
         ALL_BACKENDS.iter().copied().filter(|b| b.is_supported()).collect();
     for &b in &supported[1..] {
         let (got, ids) = run(b)?;
-        eprintln!("{}: digest {:016x}", b.name(), digest(&got));
-        assert_eq!(ids, want_ids, "greedy ids differ under {}", b.name());
+        eprintln!("{what} {}: digest {:016x}", b.name(), digest(&got));
+        assert_eq!(ids, want_ids, "{what}: greedy ids differ under {}", b.name());
         for (t, (g, w)) in got.iter().zip(&want).enumerate() {
             let gb: Vec<u32> = g.iter().map(|v| v.to_bits()).collect();
             let wb: Vec<u32> = w.iter().map(|v| v.to_bits()).collect();
-            assert_eq!(gb, wb, "logits differ under {} at row {t}", b.name());
+            assert_eq!(gb, wb, "{what}: logits differ under {} at row {t}", b.name());
         }
     }
     // On x86-64 the test is only meaningful with SIMD: AVX2 is on every x86-64 CI machine.
