@@ -530,13 +530,16 @@ pub fn group_sum_i4(row: &[u8], j0: usize, xg: &[i16]) -> i32 {
     if j0 % 2 == 0 {
         // Whole bytes: the low nibble for the even column, the high one for the odd.
         let bytes = row.get(j0 / 2..).unwrap_or_default();
-        for (b, x) in bytes.iter().zip(xg.chunks(2)) {
+        let pairs = xg.chunks_exact(2);
+        let last = pairs.remainder();
+        for (b, x) in bytes.iter().zip(pairs) {
             let lo = i32::from(((*b << 4) as i8) >> 4);
             let hi = i32::from((*b as i8) >> 4);
-            isum = isum.wrapping_add(lo * i32::from(x[0]));
-            if let Some(x1) = x.get(1) {
-                isum = isum.wrapping_add(hi * i32::from(*x1));
-            }
+            isum = isum.wrapping_add(lo * i32::from(x[0])).wrapping_add(hi * i32::from(x[1]));
+        }
+        // An odd group (a row's last, `cols` odd): the low nibble of one more byte.
+        if let ([x0], Some(b)) = (last, bytes.get(xg.len() / 2)) {
+            isum = isum.wrapping_add(i32::from(((*b << 4) as i8) >> 4) * i32::from(*x0));
         }
     } else {
         for (k, x) in xg.iter().enumerate() {
@@ -677,6 +680,42 @@ mod tests {
         let m = I4Matrix { q: &q, row_scales: &[1.0], mults: &mults, cols: 65_536, group: 256 };
         matvec_i4(&mut out, &m, &[i16::MIN; 65_536], 1.0);
         assert_eq!(out[0], (8i64 * 32768 * 255 * 65_536) as f32);
+    }
+
+    #[test]
+    fn matvec_i4_is_the_sum_of_its_elements_for_every_group_and_width() {
+        // Against the plainest form of the contract: element by element through `nibble`.
+        let mut seed = 0x9e37_79b9u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for cols in 1..40usize {
+            for group in 1..=cols {
+                let rows = 3;
+                let rb = cols.div_ceil(2);
+                let q: [u8; 60] = core::array::from_fn(|_| next() as u8);
+                let x: [i16; 40] = core::array::from_fn(|_| next() as i16);
+                let mults: [u8; 120] = core::array::from_fn(|_| next() as u8);
+                let g = cols.div_ceil(group);
+                let m = I4Matrix { q: &q, row_scales: &[1.0; 3], mults: &mults, cols, group };
+                let mut out = [0f32; 3];
+                matvec_i4(&mut out, &m, &x, 1.0);
+                for (r, o) in out.iter().enumerate() {
+                    let row = &q[r * rb..(r + 1) * rb];
+                    let want: i64 = (0..cols)
+                        .map(|j| {
+                            i64::from(nibble(row, j))
+                                * i64::from(x[j])
+                                * i64::from(mults[r * g + j / group])
+                        })
+                        .sum();
+                    assert_eq!(*o, want as f32, "cols {cols} group {group} row {r}");
+                }
+            }
+        }
     }
 
     #[test]
