@@ -670,7 +670,7 @@ mod tests {
         let xq = [1i16, 1, 1, 1, -1];
         let mut out = [0f32];
         matvec_i4(&mut out, &m, &xq, 4.0);
-        assert_eq!(out[0], (-1.0 * 1.0 + 2.0 * 2.0 + -5.0 * 8.0) * 2.0);
+        assert_eq!(out[0], (-1.0 + 2.0 * 2.0 + -5.0 * 8.0) * 2.0);
         let mut row = [0f32; 5];
         dequantize_row_i4(&q, 0.5, &[1, 2, 8], 2, &mut row);
         assert_eq!(row, [3.5, -4.0, -1.0, 3.0, 20.0]);
@@ -694,7 +694,6 @@ mod tests {
         };
         for cols in 1..40usize {
             for group in 1..=cols {
-                let rows = 3;
                 let rb = cols.div_ceil(2);
                 let q: [u8; 60] = core::array::from_fn(|_| next() as u8);
                 let x: [i16; 40] = core::array::from_fn(|_| next() as i16);
