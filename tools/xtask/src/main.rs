@@ -238,6 +238,20 @@ fn default_chispa() -> Result<PathBuf> {
     Ok(out)
 }
 
+/// stories260K as the default `chispa-convert --dtype int4` writes it (int4 and int8 matrices),
+/// in `target/xtask/` (rewritten only when the conversion changes).
+pub(crate) fn int4_chispa() -> Result<PathBuf> {
+    let out = root().join("target/xtask/stories260K-int4.chispa");
+    let (ckpt, tok) = default_model()?;
+    let opts = WriteOptions { dtype: chispa_core::format::DType::I4, ..WriteOptions::default() };
+    let bytes = convert_llama2c(&ckpt, &tok, &opts)?;
+    if std::fs::read(&out).ok().as_deref() != Some(bytes.as_slice()) {
+        std::fs::create_dir_all(out.parent().unwrap_or(Path::new(".")))?;
+        write_atomic(&out, bytes.as_slice())?;
+    }
+    Ok(out)
+}
+
 /// Builds the firmware; returns the ELF.
 fn build(f: &Firmware) -> Result<PathBuf> {
     let model = match &f.model {

@@ -4,7 +4,8 @@
 //! on the board), then: stories260K int8, prompt "Once upon a time", greedy, N tokens, int8
 //! KV over the full 512-token context in at most 200 KiB of RAM; the generated ids, the text
 //! and the digest must equal `chispa run MODEL -p ... -n N --temperature 0 --digest --kv int8`.
-//! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, a corrupted model (must exit 1 with an error, not
+//! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, int4
+//! stories260K on qemu-m4 (40 tokens), a corrupted model (must exit 1 with an error, not
 //! fault), and the real-board builds (their links check flash, RAM and the stack reserve).
 //! The prompts come at run time through the firmware's console (semihosting stdin): the runs
 //! above use the firmware's default prompt (no prompt typed), and one run types two prompts
@@ -14,7 +15,7 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::{default_chispa, exec_qemu, root, run_qemu, Board, Firmware, Kv, QemuRun};
+use crate::{default_chispa, exec_qemu, int4_chispa, root, run_qemu, Board, Firmware, Kv, QemuRun};
 
 const PROMPT: &str = "Once upon a time";
 
@@ -93,12 +94,21 @@ struct Sampling<'a> {
 
 /// `chispa run` on the desktop with the default model: its ids, text and digest.
 fn desktop_run(s: &Sampling<'_>, context: usize, kv: &str) -> Result<Run> {
-    let model = default_chispa()?;
+    desktop_run_model(&default_chispa()?, s, context, kv)
+}
+
+/// `chispa run` on the desktop with `model`: its ids, text and digest.
+fn desktop_run_model(
+    model: &std::path::Path,
+    s: &Sampling<'_>,
+    context: usize,
+    kv: &str,
+) -> Result<Run> {
     let args = |json: bool| {
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         c.current_dir(root())
             .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "run"])
-            .arg(&model)
+            .arg(model)
             .args(["-p", s.prompt, "-n", &s.steps.to_string()])
             .args(["--temperature", &s.temperature.to_string(), "--top-p", &s.top_p.to_string()])
             .args(["--seed", &s.seed.to_string(), "--digest"])
@@ -373,6 +383,25 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
         compare(m4, &single(&r)?, &short)
     })();
     check("qemu-m4 = desktop, context 128 in 64 KiB", r);
+
+    // An int4 model (the default `--dtype int4`: int4 and int8 matrices), a few tokens.
+    let r = (|| {
+        let model = int4_chispa()?;
+        let s = Sampling { prompt: PROMPT, steps: 40, temperature: 0.0, top_p: 0.9, seed: 42 };
+        let desk = desktop_run_model(&model, &s, 0, "int8")?;
+        println!(
+            "desktop int4 (context 512, int8 KV): {} ids, digest {}",
+            desk.ids.len(),
+            desk.digest
+        );
+        let mut fw = firmware(m4, s.steps, 0, None);
+        fw.model = Some(model);
+        let r = exec_qemu(&fw, true)?;
+        print!("{}{}", r.console, r.log);
+        ensure!(r.code == 0, "exit status {}", r.code);
+        compare(m4, &single(&r)?, &desk)
+    })();
+    check("qemu-m4 = desktop, int4 stories260K, 40 tokens", r);
 
     let r = (|| {
         let mut fw = firmware(m4, 4, 0, None);
