@@ -263,7 +263,15 @@ fn write_model(
         output.display(),
         report.parameters,
         report.file_bytes,
-        opts.dtype.name(),
+        {
+            let n4 = report.tensors.iter().filter(|t| t.dtype == DType::I4).count();
+            let n8 = report.tensors.iter().filter(|t| t.dtype == DType::I8).count();
+            match (n4, n8) {
+                (0, _) => opts.dtype.name().to_string(),
+                (_, 0) => "int4".to_string(),
+                _ => format!("{n4} matrices int4, {n8} int8"),
+            }
+        },
         match opts.dtype {
             DType::I8 | DType::I4 => match opts.groups {
                 Groups::Uniform(g) => format!("group size {g}"),
