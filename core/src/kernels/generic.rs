@@ -692,7 +692,8 @@ mod tests {
             seed ^= seed << 5;
             seed
         };
-        for cols in 1..40usize {
+        // Miri interprets every instruction: the narrow widths there.
+        for cols in 1..if cfg!(miri) { 12 } else { 40 } {
             for group in 1..=cols {
                 let rb = cols.div_ceil(2);
                 let q: [u8; 60] = core::array::from_fn(|_| next() as u8);
