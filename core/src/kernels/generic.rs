@@ -693,7 +693,7 @@ mod tests {
             seed
         };
         // Miri interprets every instruction: the narrow widths there.
-        for cols in 1..if cfg!(miri) { 12 } else { 40 } {
+        for cols in 1..if cfg!(miri) { 12usize } else { 40 } {
             for group in 1..=cols {
                 let rb = cols.div_ceil(2);
                 let q: [u8; 60] = core::array::from_fn(|_| next() as u8);
