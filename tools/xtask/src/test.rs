@@ -4,8 +4,10 @@
 //! on the board), then: stories260K int8, prompt "Once upon a time", greedy, N tokens, int8
 //! KV over the full 512-token context in at most 200 KiB of RAM; the generated ids, the text
 //! and the digest must equal `chispa run MODEL -p ... -n N --temperature 0 --digest --kv int8`.
-//! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, a corrupted model (must exit 1 with an error, not
-//! fault), and the real-board builds (their links check flash, RAM and the stack reserve).
+//! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, a
+//! corrupted model (must exit 1 with an error, not fault), the fault handler of each
+//! architecture (an undefined instruction must exit 5 with a message), and the real-board
+//! builds (their links check flash, RAM and the stack reserve).
 //! The prompts come at run time through the firmware's console (semihosting stdin): the runs
 //! above use the firmware's default prompt (no prompt typed), and one run types two prompts
 //! with different sampling settings and checks each against `chispa run` with the same.
@@ -385,16 +387,26 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     })();
     check("corrupted model: error and exit 1", r);
 
-    let r = (|| {
-        let mut fw = firmware(m4, 4, 0, None);
-        fw.fault_test = true;
-        let (code, log) = run_qemu(&fw, true)?;
-        print!("{log}");
-        ensure!(code == 5, "a hard fault must exit with 5, got {code}");
-        ensure!(log.contains("hard fault"), "no message from the HardFault handler");
-        Ok(())
-    })();
-    check("hard fault: logged, exit 5", r);
+    // The fault handler of each architecture (HardFault on Arm, riscv-rt's exception handler).
+    let mut arches: Vec<&str> = Vec::new();
+    for &board in boards {
+        let arch = board.target().split('-').next().unwrap_or_default();
+        let arch = if arch.starts_with("thumb") { "arm" } else { arch };
+        if arches.contains(&arch) {
+            continue;
+        }
+        arches.push(arch);
+        let r = (|| {
+            let mut fw = firmware(board, 4, 0, None);
+            fw.fault_test = true;
+            let (code, log) = run_qemu(&fw, true)?;
+            print!("{log}");
+            ensure!(code == 5, "a fault must exit with 5, got {code}");
+            ensure!(log.contains("hard fault"), "no message from the fault handler");
+            Ok(())
+        })();
+        check(&format!("{}: fault logged, exit 5", board.name()), r);
+    }
 
     if real_boards {
         let real = crate::all_boards()?.iter().filter(|b| b.qemu.is_none());
