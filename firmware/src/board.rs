@@ -5,7 +5,7 @@
 //! What depends on the architecture and its runtime lives in one module each: [`arm`]
 //! (cortex-m-rt: SysTick, HardFault), [`rv32`] (riscv-rt: `minstret`, the exception handler)
 //! and [`esp`] (esp-hal's runtime on the ESP32-C3). Each gives the same few items: `entry`,
-//! `start_counter`, `ticks`, `halt`, `undefined_instruction`, `stack_pointer` and the memory
+//! `init`, `start_counter`, `ticks`, `halt`, `undefined_instruction`, `stack_pointer` and the memory
 //! symbols in a `Layout`.
 //!
 //! A board with a way to type text (a UART, an RTT down-channel) implements [`Console`] for
@@ -26,7 +26,7 @@ use esp as arch;
 #[cfg(all(target_arch = "riscv32", not(any(feature = "riscv-rt", feature = "esp32c3"))))]
 compile_error!("a RISC-V board names its runtime in board.toml: features = \"riscv-rt\" or \"esp32c3\"");
 
-pub use arch::entry;
+pub use arch::{entry, init};
 
 #[cfg(chispa_io = "rtt")]
 use defmt_rtt as _;
@@ -190,7 +190,9 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     exit(3)
 }
 
-/// What every architecture's fault handler does (HardFault on Arm, an exception on RISC-V).
+/// What every architecture's fault handler does (HardFault on Arm, an exception on RISC-V;
+/// on the ESP32-C3 esp-hal's handler panics instead).
+#[cfg_attr(feature = "esp32c3", allow(dead_code))]
 fn fault(what: &str) -> ! {
     defmt::error!("hard fault ({=str})", what);
     exit(5)

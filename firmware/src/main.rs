@@ -48,6 +48,7 @@ const EXIT_SELFTEST: i32 = 6;
 
 #[entry]
 fn main() -> ! {
+    board::init();
     board::paint_stack();
     let clock = Clock::start();
     #[cfg(feature = "selftest")]

@@ -14,6 +14,9 @@ unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
     super::fault("HardFault")
 }
 
+/// Nothing to set up before `main` runs (cortex-m-rt did it).
+pub fn init() {}
+
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 const RELOAD: u32 = 0x00ff_ffff;
 

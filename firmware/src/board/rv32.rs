@@ -13,6 +13,9 @@ fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
     super::fault("RISC-V exception")
 }
 
+/// Nothing to set up before `main` runs (riscv-rt did it).
+pub fn init() {}
+
 /// Nothing to start: `minstret` counts from reset (QEMU, under `-icount`, counts virtual
 /// nanoseconds in it: one per instruction at `shift=0`).
 pub fn start_counter() {}
