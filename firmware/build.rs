@@ -101,8 +101,7 @@ fn main() {
             "\n/* Added by build.rs: the stack reserve. */\n\
              ASSERT(_stack_start - __sheap >= {reserve}, \"chispa: arena + static data leave less than {reserve} bytes of stack on this board (see `chispa plan`)\");\n"
         ));
-        fs::write(out.join("memory.x"), &memory)
-            .unwrap_or_else(|e| fail(format!("memory.x: {e}")));
+        fs::write(out.join("memory.x"), &memory).unwrap_or_else(|e| fail(format!("memory.x: {e}")));
         println!("cargo::rustc-link-search={}", out.display());
     }
     // Otherwise the runtime brings its memory map (esp-hal's linkall.x, which also keeps a

@@ -24,7 +24,9 @@ mod esp;
 #[cfg(feature = "esp32c3")]
 use esp as arch;
 #[cfg(all(target_arch = "riscv32", not(any(feature = "riscv-rt", feature = "esp32c3"))))]
-compile_error!("a RISC-V board names its runtime in board.toml: features = \"riscv-rt\" or \"esp32c3\"");
+compile_error!(
+    "a RISC-V board names its runtime in board.toml: features = \"riscv-rt\" or \"esp32c3\""
+);
 
 pub use arch::{entry, init};
 

@@ -9,7 +9,11 @@ pub use riscv_rt::entry;
 /// Every exception (riscv-rt calls it for the ones without their own handler).
 #[export_name = "ExceptionHandler"]
 fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
-    defmt::error!("exception: mcause {=usize}, mepc {=usize:#x}", mcause::read().code(), mepc::read());
+    defmt::error!(
+        "exception: mcause {=usize}, mepc {=usize:#x}",
+        mcause::read().code(),
+        mepc::read()
+    );
     super::fault("RISC-V exception")
 }
 
