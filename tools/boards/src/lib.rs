@@ -29,8 +29,8 @@
 //! [probe]                            # real boards: probe-rs run --chip
 //! chip = "STM32F411CEUx"
 //!
-//! [flash]                            # real boards flashed without probe-rs: the command,
-//! command = "espflash flash --monitor" # the ELF's path appended
+//! [flash]                            # or, for real boards without probe-rs, the flashing
+//! command = "espflash flash --monitor"  # command (the ELF's path goes after it)
 //!
 //! [ci]
 //! context = 256                      # the context the CI build uses (0 = the model's)
