@@ -2,11 +2,12 @@
 //! prompt loop's line reader and text output), exit, the instruction counter, stack painting
 //! and the linker's memory symbols.
 //!
-//! What depends on the architecture and its runtime lives in one module each: [`arm`]
-//! (cortex-m-rt: SysTick, HardFault), [`rv32`] (riscv-rt: `minstret`, the exception handler)
-//! and [`esp`] (esp-hal's runtime on the ESP32-C3). Each gives the same few items: `entry`,
-//! `init`, `start_counter`, `ticks`, `halt`, `undefined_instruction`, `stack_pointer` and the memory
-//! symbols in a `Layout`.
+//! What depends on the architecture and its runtime lives in one module each, `board/*.rs`:
+//! `arm` (cortex-m-rt: SysTick, HardFault), `rv32` (riscv-rt: `minstret`, the exception
+//! handler) and `esp` (esp-hal's runtime on the ESP32-C3), chosen by the target and the
+//! board's features. Each gives the same few items: `entry`, `init`, `start_counter`,
+//! `ticks`, `halt`, `undefined_instruction`, `stack_pointer` and the memory symbols in a
+//! `Layout`.
 //!
 //! A board with a way to type text (a UART, an RTT down-channel) implements [`Console`] for
 //! it and returns it from [`console`]; everything else in the firmware stays the same.
