@@ -1,10 +1,10 @@
-//! chispa on a Cortex-M: the model embedded in flash and parsed in place, one static arena
+//! chispa on a microcontroller (Cortex-M, RISC-V): the model embedded in flash and parsed in place, one static arena
 //! sized by `Model::plan` at build time, and a prompt loop: `Prompt> `, a line from the
 //! board's console (a prompt, or a `/set` command for steps, temperature, top-p and seed; see
 //! `input.rs`), the text streamed to the console as it is generated, and for each prompt a
 //! report: the ids, a digest of all token ids and logit bits (identical to `chispa run
-//! --digest` on the desktop with the same settings), instructions per token (SysTick under
-//! QEMU `-icount shift=0`). At the end of input, if no prompt came, the build's prompt runs
+//! --digest` on the desktop with the same settings), instructions per token (SysTick or
+//! `minstret` under QEMU `-icount shift=0`). At the end of input, if no prompt came, the build's prompt runs
 //! once with the settings typed so far (the build's when none were). Then arena bytes, stack
 //! high-water mark (stack painting) and flash bytes.
 #![no_std]
@@ -20,10 +20,9 @@ mod settings {
 
 use chispa_core::{Digest, Event, Generator, Model, Piece, Sampler, SamplerConfig, Session};
 use chispa_core::{SessionOptions, StopReason};
-use cortex_m_rt::entry;
 use heapless::Vec;
 
-use board::{exit, Clock, Console, LineTooLong};
+use board::{entry, exit, Clock, Console, LineTooLong};
 use input::{Line, LineError, Settings};
 use settings::*;
 
@@ -41,7 +40,7 @@ struct Arena([u8; ARENA_BYTES]);
 const REPORT_AT: [usize; 4] = [1, 64, 128, 199];
 
 /// Exit codes: 0 success, 1 bad model or settings, 3 panic, 4 stack overflow, 5 hard fault
-/// (`board::HardFault`), 6 a kernel differs from the scalar code (feature `selftest`).
+/// (the fault handler, `board::fault`), 6 a kernel differs from the scalar code (feature `selftest`).
 const EXIT_BAD_INPUT: i32 = 1;
 const EXIT_STACK: i32 = 4;
 #[cfg(feature = "selftest")]
@@ -49,6 +48,7 @@ const EXIT_SELFTEST: i32 = 6;
 
 #[entry]
 fn main() -> ! {
+    board::init();
     board::paint_stack();
     let clock = Clock::start();
     #[cfg(feature = "selftest")]
@@ -116,7 +116,7 @@ fn words(bytes: &mut [u8]) -> &mut [u32] {
 fn run(clock: &Clock) -> i32 {
     if FAULT_TEST {
         defmt::println!("fault test: executing an undefined instruction");
-        cortex_m::asm::udf();
+        board::undefined_instruction();
     }
     defmt::println!(
         "chispa firmware on {=str}: model {=usize} bytes, KV {=str}, context {=usize}; prompts up to {=usize} bytes; defaults: {=usize} steps, temperature {=f32}, top-p {=f32}, seed {=u64}",
@@ -141,6 +141,8 @@ fn run(clock: &Clock) -> i32 {
     let Buffers { line, ids } = buffers();
     let mut console = board::console();
     let mut s = Settings::DEFAULT;
+    let chat_wrap = chat_wrap(&model);
+    s.chat = chat_wrap.is_some();
     let (mut runs, mut failed) = (0usize, false);
     let mut job = Job { model: &model, arena, ids, clock };
     loop {
@@ -168,6 +170,11 @@ fn run(clock: &Clock) -> i32 {
                 runs += 1;
                 failed |= job.generate(p, &s, &mut console).is_err();
             }
+            Ok(Line::Set) if s.chat && chat_wrap.is_none() => {
+                s.chat = false;
+                say(&mut console, "the model has no chat template: chat stays off");
+                show(&mut console, &s);
+            }
             Ok(Line::Set | Line::Show) => show(&mut console, &s),
             Ok(Line::Help) => console.write(input::HELP.as_bytes()),
             Ok(Line::Quit) => break,
@@ -177,7 +184,7 @@ fn run(clock: &Clock) -> i32 {
                 let msg = match e {
                     LineError::UnknownCommand(_) => "unknown command; ",
                     LineError::UnknownSetting(_) => {
-                        "unknown setting (steps, temperature, top-p, seed); "
+                        "unknown setting (steps, temperature, top-p, seed, chat); "
                     }
                     LineError::BadValue(_, _) => "bad value; ",
                 };
@@ -196,6 +203,45 @@ fn run(clock: &Clock) -> i32 {
     }
 }
 
+/// The model's chat prefix and suffix (the text before and after one user message), if it
+/// has both.
+fn chat_wrap<'a>(model: &Model<'a>) -> Option<(&'a str, &'a str)> {
+    let tok = model.tokenizer();
+    tok.chat_prefix().zip(tok.chat_suffix())
+}
+
+/// Encodes `prompt` into `ids`: BOS first; or, with `chat`, between the chat prefix and
+/// suffix and without an extra BOS (the prefix holds the template's own), as `chispa run
+/// --chat` does. The wrapped text is put together at the front of `arena`; the rest of it
+/// is the tokenizer's scratch.
+fn encode(
+    model: &Model<'_>,
+    prompt: &str,
+    chat: Option<(&str, &str)>,
+    ids: &mut [u32],
+    arena: &mut [u8],
+) -> Result<usize, chispa_core::TokenizeError> {
+    let tok = model.tokenizer();
+    let Some((prefix, suffix)) = chat else {
+        return tok.encode(prompt, true, false, ids, words(arena));
+    };
+    let parts = [prefix, prompt, suffix];
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let (text, scratch) = arena.split_at_mut(len.next_multiple_of(4).min(arena.len()));
+    let mut at = 0;
+    for p in parts {
+        let Some(dst) = text.get_mut(at..at + p.len()) else {
+            return Err(chispa_core::TokenizeError::ScratchTooSmall { needed: len.div_ceil(4) });
+        };
+        dst.copy_from_slice(p.as_bytes());
+        at += p.len();
+    }
+    // Whole strings one after the other: UTF-8 (checked anyway, nothing is assumed).
+    let text = core::str::from_utf8(&text[..len])
+        .map_err(|_| chispa_core::TokenizeError::NoPiece { offset: 0 })?;
+    tok.encode(text, false, false, ids, words(scratch))
+}
+
 /// A message for the console user, also in the defmt log.
 fn say(console: &mut impl Console, msg: &str) {
     defmt::println!("input: {=str}", msg);
@@ -212,7 +258,7 @@ fn show(console: &mut impl Console, s: &Settings) {
         s.top_p,
         s.seed
     );
-    let mut t: heapless::String<96> = heapless::String::new();
+    let mut t: heapless::String<128> = heapless::String::new();
     let _ = t.push_str("settings: steps=");
     number(&mut t, s.steps as u64);
     let _ = t.push_str(" temperature=");
@@ -221,6 +267,7 @@ fn show(console: &mut impl Console, s: &Settings) {
     decimal(&mut t, s.top_p);
     let _ = t.push_str(" seed=");
     number(&mut t, s.seed);
+    let _ = t.push_str(if s.chat { " chat=on" } else { " chat=off" });
     let _ = t.push('\n');
     console.write(t.as_bytes());
 }
@@ -254,7 +301,9 @@ impl Job<'_> {
             s.seed
         );
         let tok = model.tokenizer();
-        let n = match tok.encode(prompt, true, false, self.ids, words(self.arena)) {
+        let chat = if s.chat { chat_wrap(model) } else { None };
+        defmt::println!("chat: {=bool}", chat.is_some());
+        let n = match encode(model, prompt, chat, self.ids, self.arena) {
             Ok(n) => n,
             Err(e) => {
                 defmt::error!("cannot encode the prompt: {}", e);

@@ -1,8 +1,9 @@
 //! `cargo xtask`: multi-step jobs around the firmware.
 //!
-//! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55] [--model F.chispa] [-p TEXT]...
-//!   [--steps N] ...`: builds the firmware for the board with that model (and KV type and
-//!   context, which size its arena), runs it under QEMU (always under `timeout`), types the
+//! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55|qemu-rv32] [--model F.chispa]
+//!   [-p TEXT]... [--steps N] ...`: builds the firmware for the board with that model (and KV
+//!   type and context, which size its arena), runs it under QEMU (the program and flags of
+//!   the board's `[qemu]` section; always under `timeout`), types the
 //!   settings (`/set steps=N ...`) and each prompt on its console (semihosting stdin), and
 //!   prints the console (the text as it comes, on stderr) and the decoded defmt log (stdout).
 //!   Without `-p` the firmware runs its default prompt once; with `-i` the terminal stays
@@ -146,8 +147,13 @@ impl Board {
     fn cpu(self) -> &'static str {
         &self.0.core
     }
-    fn qemu(self) -> Option<[&'static str; 4]> {
-        self.0.qemu.as_ref().map(|q| ["-M", q.machine.as_str(), "-cpu", q.cpu.as_str()])
+    /// The QEMU program and its machine flags (`board.toml`'s `[qemu]`).
+    fn qemu(self) -> Option<(&'static str, Vec<&'static str>)> {
+        self.0.qemu.as_ref().map(|q| {
+            let mut args = vec!["-M", q.machine.as_str(), "-cpu", q.cpu.as_str()];
+            args.extend(q.args.iter().map(String::as_str));
+            (q.binary.as_str(), args)
+        })
     }
     /// The board's folder.
     pub(crate) fn info(self) -> &'static chispa_boards::Board {
@@ -170,7 +176,8 @@ enum Kv {
 
 #[derive(Args, Debug)]
 struct Firmware {
-    /// Board: a folder in firmware/boards (qemu-m4, qemu-m33, qemu-m55, stm32f411, ...).
+    /// Board: a folder in firmware/boards (qemu-m4, qemu-m33, qemu-m55, qemu-rv32, stm32f411,
+    /// esp32c3, ...).
     #[arg(long, value_parser = parse_board, default_value = "qemu-m4")]
     board: Board,
     /// Model to embed; default: stories260K int8, converted from the data directory.
@@ -211,7 +218,7 @@ struct Firmware {
     /// Flip one bit of the embedded model at this byte offset (tests the error path).
     #[arg(long)]
     corrupt_byte: Option<usize>,
-    /// Execute an undefined instruction at start (tests the HardFault handler: exit 5).
+    /// Execute an undefined instruction at start (tests the fault handler: exit 5).
     #[arg(long)]
     fault_test: bool,
     /// Run the kernel self-test instead of generating: the active backend against the scalar
@@ -273,8 +280,13 @@ fn build(f: &Firmware) -> Result<PathBuf> {
     }
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&fw).args(["build", "--release"]);
+    // The board's own features (its runtime, on RISC-V) and the self-test.
+    let mut features = f.board.info().features.clone();
     if f.selftest {
-        cmd.args(["--features", "selftest"]);
+        features.push("selftest".into());
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     cmd.args(["--target", f.board.target()])
         .env("CHISPA_BOARD", f.board.name())
@@ -380,14 +392,14 @@ fn run_qemu(f: &Firmware, capture: bool) -> Result<(i32, String)> {
 /// Builds and runs, typing [`console_input`] on the console; with `capture`, returns the
 /// decoded log and the console's output instead of printing them.
 fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
-    let Some(machine) = f.board.qemu() else {
+    let Some((binary, machine)) = f.board.qemu() else {
         bail!("{} is a real board: use `cargo xtask build` and probe-rs (README)", f.board.name());
     };
     let elf = build(f)?;
     let piped = || if capture { Stdio::piped() } else { Stdio::inherit() };
     let mut q = Command::new("timeout")
         .arg(f.timeout.to_string())
-        .arg("qemu-system-arm")
+        .arg(binary)
         .args(machine)
         .args(["-nographic", "-monitor", "none", "-serial", "none"])
         .args(["-semihosting-config", "enable=on,target=native"])
@@ -397,7 +409,9 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
         .stdout(Stdio::piped())
         .stderr(piped())
         .spawn()
-        .context("cannot start qemu-system-arm (apt-get install qemu-system-arm)")?;
+        .with_context(|| {
+            format!("cannot start {binary} (Debian: apt-get install qemu-system-arm for Arm, qemu-system-misc for RISC-V)")
+        })?;
     let mut stdin = q.stdin.take().context("no QEMU input")?;
     let input = console_input(f);
     let interactive = f.interactive && !capture;
@@ -411,9 +425,10 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
     });
     let console = q.stderr.take().map(|mut e| {
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut e, &mut s);
-            s
+            // Pieces need not be whole UTF-8 (byte tokens): read lossily, as the desktop's.
+            let mut b = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut e, &mut b);
+            String::from_utf8_lossy(&b).into_owned()
         })
     });
     let stdout = q.stdout.take().context("no QEMU output")?;
@@ -449,6 +464,9 @@ fn main() -> ExitCode {
             println!("{}", elf.display());
             if let Some(chip) = &f.board.info().probe_chip {
                 eprintln!("flash and run: probe-rs run --chip {chip} {}", elf.display());
+            }
+            if let Some(command) = &f.board.info().flash_command {
+                eprintln!("flash and run: {command} {}", elf.display());
             }
             0
         }),

@@ -5,12 +5,14 @@
 //! KV over the full 512-token context in at most 200 KiB of RAM; the generated ids, the text
 //! and the digest must equal `chispa run MODEL -p ... -n N --temperature 0 --digest --kv int8`.
 //! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, int4
-//! stories260K on qemu-m4 (40 tokens), a corrupted model (must exit 1 with an error, not
-//! fault), and the real-board builds (their links check flash, RAM and the stack reserve).
+//! stories260K on qemu-m4 (40 tokens), a corrupted model (must exit 1 with an error, not fault), the fault handler of each
+//! architecture (an undefined instruction must exit 5 with a message), and the real-board
+//! builds (their links check flash, RAM and the stack reserve).
 //! The prompts come at run time through the firmware's console (semihosting stdin): the runs
 //! above use the firmware's default prompt (no prompt typed), and one run types two prompts
 //! with different sampling settings and checks each against `chispa run` with the same.
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -94,12 +96,13 @@ struct Sampling<'a> {
 
 /// `chispa run` on the desktop with the default model: its ids, text and digest.
 fn desktop_run(s: &Sampling<'_>, context: usize, kv: &str) -> Result<Run> {
-    desktop_run_model(&default_chispa()?, s, context, kv)
+    desktop_run_with(&default_chispa()?, &[], s, context, kv)
 }
 
-/// `chispa run` on the desktop with `model`: its ids, text and digest.
-fn desktop_run_model(
-    model: &std::path::Path,
+/// `chispa run MODEL EXTRA...` on the desktop: its ids, text and digest.
+fn desktop_run_with(
+    model: &Path,
+    extra: &[&str],
     s: &Sampling<'_>,
     context: usize,
     kv: &str,
@@ -109,6 +112,7 @@ fn desktop_run_model(
         c.current_dir(root())
             .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "run"])
             .arg(model)
+            .args(extra)
             .args(["-p", s.prompt, "-n", &s.steps.to_string()])
             .args(["--temperature", &s.temperature.to_string(), "--top-p", &s.top_p.to_string()])
             .args(["--seed", &s.seed.to_string(), "--digest"])
@@ -120,7 +124,9 @@ fn desktop_run_model(
     };
     let text = args(false).output().context("cannot run chispa")?;
     ensure!(text.status.success(), "chispa run failed: {}", String::from_utf8_lossy(&text.stderr));
-    let text = String::from_utf8(text.stdout).context("chispa run printed invalid UTF-8")?;
+    // A random-weight model may stream pieces that are not whole UTF-8 (byte tokens): both
+    // sides are read the same lossy way.
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
     let (body, digest) = text.rsplit_once("digest: ").context("no digest line from chispa run")?;
     let json = args(true).output().context("cannot run chispa --json")?;
     ensure!(json.status.success(), "chispa run --json failed");
@@ -166,6 +172,34 @@ fn two_prompts(board: Board, steps: usize) -> Result<()> {
         compare(board, fw_run, &desk)?;
     }
     Ok(())
+}
+
+/// A random-weight chat model (llama-tiny's shapes, SmolLM's tokenizer and chat template from
+/// `tests/data/tokenizers/smollm`) on the board: the prompt typed at run time is wrapped in
+/// the model's chat prefix and suffix, and the run equals `chispa run MODEL --chat`.
+fn chat_prompt(board: Board) -> Result<()> {
+    let dir = root().join("tests/data/tokenizers/smollm");
+    let source = chispa_tools::synth::instruct_model(&dir)?;
+    let opts = chispa_tools::writer::WriteOptions {
+        dtype: chispa_core::format::DType::I8,
+        groups: chispa_tools::writer::Groups::Fixed,
+        ..Default::default()
+    };
+    let bytes = chispa_tools::writer::build(&source, &opts, |_, _| {})?.0;
+    let model = root().join("target/xtask/chat-smollm.chispa");
+    chispa_tools::writer::write_atomic(&model, bytes.as_slice())?;
+    let s =
+        Sampling { prompt: "Tell me a story.", steps: 24, temperature: 0.0, top_p: 0.9, seed: 42 };
+    let mut fw = firmware(board, s.steps, 0, None);
+    fw.model = Some(model.clone());
+    fw.prompts = vec![s.prompt.into()];
+    let r = exec_qemu(&fw, true)?;
+    print!("{}{}", r.console, r.log);
+    ensure!(r.code == 0, "{}: exit status {}", board.name(), r.code);
+    ensure!(r.log.contains("chat: true"), "the firmware did not wrap the prompt");
+    let desk = desktop_run_with(&model, &["--chat"], &s, 0, "int8")?;
+    println!("desktop --chat {:?}: {} ids, digest {}", s.prompt, desk.ids.len(), desk.digest);
+    compare(board, &single(&r)?, &desk)
 }
 
 /// The runs of one firmware execution: per `prompt:` line of the log, its ids and digest,
@@ -373,6 +407,8 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     let m4 = crate::board("qemu-m4")?;
     let r = two_prompts(m4, steps);
     check("qemu-m4: two prompts typed at run time (greedy; sampled) = desktop", r);
+    let r = chat_prompt(m4);
+    check("qemu-m4: a chat model's prompt in its chat prefix and suffix = desktop --chat", r);
 
     let short = desktop(steps.min(120), 128)?;
     let r = (|| {
@@ -388,7 +424,7 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     let r = (|| {
         let model = int4_chispa()?;
         let s = Sampling { prompt: PROMPT, steps: 40, temperature: 0.0, top_p: 0.9, seed: 42 };
-        let desk = desktop_run_model(&model, &s, 0, "int8")?;
+        let desk = desktop_run_with(&model, &[], &s, 0, "int8")?;
         println!(
             "desktop int4 (context 512, int8 KV): {} ids, digest {}",
             desk.ids.len(),
@@ -414,16 +450,26 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     })();
     check("corrupted model: error and exit 1", r);
 
-    let r = (|| {
-        let mut fw = firmware(m4, 4, 0, None);
-        fw.fault_test = true;
-        let (code, log) = run_qemu(&fw, true)?;
-        print!("{log}");
-        ensure!(code == 5, "a hard fault must exit with 5, got {code}");
-        ensure!(log.contains("hard fault"), "no message from the HardFault handler");
-        Ok(())
-    })();
-    check("hard fault: logged, exit 5", r);
+    // The fault handler of each architecture (HardFault on Arm, riscv-rt's exception handler).
+    let mut arches: Vec<&str> = Vec::new();
+    for &board in boards {
+        let arch = board.target().split('-').next().unwrap_or_default();
+        let arch = if arch.starts_with("thumb") { "arm" } else { arch };
+        if arches.contains(&arch) {
+            continue;
+        }
+        arches.push(arch);
+        let r = (|| {
+            let mut fw = firmware(board, 4, 0, None);
+            fw.fault_test = true;
+            let (code, log) = run_qemu(&fw, true)?;
+            print!("{log}");
+            ensure!(code == 5, "a fault must exit with 5, got {code}");
+            ensure!(log.contains("hard fault"), "no message from the fault handler");
+            Ok(())
+        })();
+        check(&format!("{}: fault logged, exit 5", board.name()), r);
+    }
 
     if real_boards {
         let real = crate::all_boards()?.iter().filter(|b| b.qemu.is_none());
