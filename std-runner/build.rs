@@ -1,5 +1,6 @@
 //! `chispa plan`'s board table and measured figures, generated from the board folders
-//! (`firmware/boards/<name>/board.toml` + `memory.x`) and `firmware/boards/measured.toml`.
+//! (`firmware/boards/<name>/board.toml` + `memory.x`), `firmware/boards/measured.toml` and
+//! the fitted costs, `firmware/boards/costs.toml`.
 
 use std::path::PathBuf;
 
@@ -31,8 +32,24 @@ fn main() {
         ));
     }
     s.push_str("];\n");
+    println!("cargo::rerun-if-changed={}", chispa_boards::costs_path(&dir).display());
+    let costs = chispa_boards::costs(&dir).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut c = String::from(
+        "/// Fitted per core (`firmware/boards/costs.toml`, `cargo xtask fit-costs`).\npub const COSTS: &[CoreCosts] = &[\n",
+    );
+    for k in &costs {
+        let list: Vec<String> = k.costs.iter().map(|(n, v)| format!("({n:?}, {v:?})")).collect();
+        c.push_str(&format!(
+            "    CoreCosts {{ core: {:?}, board: {:?}, costs: &[{}] }},\n",
+            k.core,
+            k.board,
+            list.join(", ")
+        ));
+    }
+    c.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| fail("no OUT_DIR")));
     std::fs::write(out.join("boards.rs"), s).unwrap_or_else(|e| fail(&e.to_string()));
+    std::fs::write(out.join("costs.rs"), c).unwrap_or_else(|e| fail(&e.to_string()));
 }
 
 fn fail(msg: &str) -> ! {

@@ -13,6 +13,10 @@
 //!   the ELF's path and its flash and RAM use.
 //! * `cargo xtask figures`: runs every QEMU board and writes `firmware/boards/measured.toml`,
 //!   the measured figures `chispa plan` reads (checked by `test-qemu`).
+//! * `cargo xtask fit-costs`: runs the firmware on every QEMU core over models of different
+//!   shapes and KV caches and writes `firmware/boards/costs.toml`, the per-operation
+//!   instruction costs `chispa plan` estimates speed with (checked by `test-qemu` on other
+//!   model × KV combinations).
 //! * `cargo xtask model [-o FILE]`: converts the default stories260K to int8 `.chispa`.
 //! * `cargo xtask measure [--full]`: runs the measurement commands and writes
 //!   `docs/measurements.md` (machine, commit, date, and each table with its command).
@@ -29,6 +33,7 @@ use chispa_runner::load::convert_llama2c;
 use chispa_tools::writer::{write_atomic, WriteOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod costs;
 mod figures;
 mod measure;
 mod test;
@@ -63,6 +68,10 @@ enum Cmd {
     /// (instructions per token, code bytes and stack per core: what `chispa plan` uses and
     /// `cargo xtask test-qemu` checks).
     Figures,
+    /// Run the firmware on every QEMU core over models of different shapes and KV caches
+    /// and fit the per-operation instruction costs `chispa plan` uses: writes
+    /// firmware/boards/costs.toml and prints the residuals (a few minutes).
+    FitCosts,
     /// Convert the default model (stories260K, int8) to a .chispa file.
     Model {
         /// Output file.
@@ -435,6 +444,7 @@ fn main() -> ExitCode {
         })()
         .map(|()| 0),
         Cmd::Figures => figures::figures().map(|()| 0),
+        Cmd::FitCosts => costs::fit_costs().map(|()| 0),
         Cmd::Measure { full, repeats, no_qemu, out, llama2c } => {
             measure::measure(&measure::Options { full, repeats, no_qemu, out, llama2c }).map(|()| 0)
         }
