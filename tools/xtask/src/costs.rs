@@ -137,7 +137,8 @@ fn model_file(source: Source, name: &str) -> Result<PathBuf> {
     let bytes = match source {
         Source::Stories260K => return default_chispa(),
         Source::Hf(folder) => {
-            let path = chispa_runner::data::data_file(&format!("reference/hf/{folder}"))?;
+            let config = chispa_runner::data::data_file(&format!("reference/hf/{folder}/config.json"))?;
+            let path = config.parent().context("no folder")?.to_path_buf();
             let loaded = load(&ModelSource {
                 path: Some(path),
                 tokenizer: None,
@@ -159,6 +160,12 @@ fn model_file(source: Source, name: &str) -> Result<PathBuf> {
         write_atomic(&out, &bytes)?;
     }
     Ok(out)
+}
+
+/// stories15M's shape with random weights (`chispa-convert synth --shape stories15M`, seed
+/// 1, groups of 32), as a file under `target/xtask/costs/`.
+pub(crate) fn stories15m() -> Result<PathBuf> {
+    model_file(Source::Synth("stories15M", 32), "stories15M")
 }
 
 /// One QEMU run: instructions at attended positions, and the mean over the generation.
