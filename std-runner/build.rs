@@ -20,8 +20,8 @@ fn main() {
     );
     for b in &boards {
         s.push_str(&format!(
-            "    Board {{ name: {:?}, description: {:?}, core: {:?}, clock_hz: {}, flash: ({:#x}, {}), ram: ({:#x}, {}), qemu: {} }},\n",
-            b.name, b.description, b.core, b.clock_hz, b.flash.0, b.flash.1, b.ram.0, b.ram.1, b.qemu.is_some()
+            "    Board {{ name: {:?}, description: {:?}, core: {:?}, clock_hz: {}, flash: ({:#x}, {}), ram: ({:#x}, {}), model_region: {:?}, qemu: {} }},\n",
+            b.name, b.description, b.core, b.clock_hz, b.flash.0, b.flash.1, b.ram.0, b.ram.1, b.model_region, b.qemu.is_some()
         ));
     }
     s.push_str("];\n\n/// Measured per core (`firmware/boards/measured.toml`).\npub const CORES: &[CoreFigures] = &[\n");

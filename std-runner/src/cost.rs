@@ -4,7 +4,7 @@
 //!
 //! A token's work is a sum of [`Feature`] counts: the int8 matmuls (multiply-accumulates,
 //! quantization groups, rows, calls and their input columns, split by the kernel path the
-//! group size takes), the KV-cache store and attention (per head, and per head and cached
+//! group size and width take on the core), the KV-cache store and attention (per head, and per head and cached
 //! position and per element of a head at each cached position, for each KV-cache type), and
 //! the vector operations around them (activation quantization, norms, residual and bias
 //! additions, embedding rows, SwiGLU or GELU, RoPE, the argmax over the vocabulary, a cost
@@ -121,14 +121,23 @@ impl Counts {
     }
 }
 
-/// Whether the Arm int8 kernels take an assembly row loop for this matrix (`kernels/dsp.rs`,
-/// `kernels/mve.rs`: groups of 8, 16, 32 or 64, widths a multiple of 4 and at least a group).
-fn assembly_rows(cols: usize, group: usize) -> bool {
-    matches!(group, 8 | 16 | 32 | 64) && cols % 4 == 0 && cols >= group
+/// The widest input the DSP kernels' assembly row loops take (`kernels/dsp.rs`,
+/// `XBUF_COLS`: the split input lives on the stack); Helium's have no limit.
+const DSP_MAX_COLS: usize = 256;
+
+/// Whether the Arm int8 kernels of `core` take an assembly row loop for this matrix
+/// (`kernels/dsp.rs`, `kernels/mve.rs`: groups of 8, 16, 32 or 64, widths a multiple of 4
+/// and at least a group; on the DSP cores at most [`DSP_MAX_COLS`] wide).
+fn assembly_rows(core: &str, cols: usize, group: usize) -> bool {
+    matches!(group, 8 | 16 | 32 | 64)
+        && cols % 4 == 0
+        && cols >= group
+        && (core == "cortex-m55" || cols <= DSP_MAX_COLS)
 }
 
-/// The feature counts of one generated token of `model` with a `kv` cache (greedy sampling).
-pub fn counts(model: &Model<'_>, kv: KvType) -> Counts {
+/// The feature counts of one generated token of `model` with a `kv` cache (greedy sampling)
+/// on `core` (which decides the kernel paths).
+pub fn counts(model: &Model<'_>, kv: KvType, core: &str) -> Counts {
     let c = model.config();
     let p = c.params;
     let mut k = Counts { fixed: [0.0; N], per_position: [0.0; N] };
@@ -144,7 +153,7 @@ pub fn counts(model: &Model<'_>, kv: KvType) -> Counts {
             return;
         }
         let groups = rows * cols.div_ceil(group.max(1));
-        if assembly_rows(cols, group) {
+        if assembly_rows(core, cols, group) {
             k.add(F::I8Mac, rows * cols);
             k.add(F::I8Group, groups);
             k.add(F::I8Row, rows);
@@ -412,6 +421,42 @@ mod tests {
         // An exact fit would need a negative coefficient: NNLS keeps it at 0.
         let b: Vec<f64> = rows.iter().map(|r| 3.0 * r[0] - r[1]).collect();
         assert!(nnls(&rows, &b).iter().all(|v| *v >= 0.0));
+    }
+
+    fn synth(shape: &str, group: usize) -> chispa_tools::aligned::AlignedBytes {
+        use chispa_tools::writer::{build, Groups, WriteOptions};
+        let src = chispa_tools::synth::model(shape, 1).unwrap_or_else(|e| panic!("{e:#}"));
+        let opts = WriteOptions { dtype: chispa_core::DType::I8, groups: Groups::Uniform(group) };
+        build(&src, &opts, |_, _| {}).unwrap_or_else(|e| panic!("{e:#}")).0
+    }
+
+    #[test]
+    fn counts_follow_the_model_and_the_kernel_paths() {
+        // 288 inputs: wider than the DSP row loops take, not too wide for Helium's.
+        let bytes = synth("dim=288,hidden=128,layers=2,heads=6,kv_heads=3,vocab=300", 32);
+        let model = Model::parse(bytes.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        let macs = model.config().matmul_macs_per_token() as f64;
+        let m4 = counts(&model, KvType::I8, "cortex-m4");
+        let m55 = counts(&model, KvType::I8, "cortex-m55");
+        let (mac, generic) = (F::I8Mac as usize, F::I8MacGeneric as usize);
+        assert_eq!(m4.fixed[mac] + m4.fixed[generic], macs);
+        // w2 (128 inputs) runs the assembly on the M4; everything else (288) does not.
+        assert_eq!(m4.fixed[mac], (2 * 288 * 128) as f64);
+        assert_eq!((m55.fixed[mac], m55.fixed[generic]), (macs, 0.0));
+        // Heads of 48: int8 attention per position, 2 layers × 6 heads.
+        assert_eq!(m4.per_position[F::PosI8 as usize], 12.0);
+        assert_eq!(m4.per_position[F::ElemI8 as usize], 12.0 * 48.0);
+        assert_eq!(m4.fixed[F::StoreI8 as usize], (2 * 2 * 144) as f64);
+        let k = counts(&model, KvType::K10V7, "cortex-m4");
+        assert_eq!(k.per_position[F::PosI8 as usize], 0.0);
+        assert_eq!(k.per_position[F::PosK10v7 as usize], 12.0);
+        // Priced: a missing cost is named, the parts add up, attention grows with n.
+        let costs = CoreCosts { core: "t", board: "t", costs: &[("i8_mac", 1.0), ("att_pos_int8", 10.0)] };
+        let e = Estimate::new(&m55, &costs);
+        assert_eq!(e.matmul, macs);
+        assert_eq!(e.attention_per_position, 120.0);
+        assert!(e.missing.contains(&"i8_group") && e.missing.contains(&"att_elem_int8"));
+        assert_eq!(e.at(10.0) - e.at(0.0), 1200.0);
     }
 
     #[test]

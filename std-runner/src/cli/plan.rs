@@ -15,6 +15,15 @@ fn line(what: &str, bytes: u64, note: &str) -> Result<()> {
     outln!("  {what:<34} {bytes:>10} B {:>12}  {note}", kib(bytes))
 }
 
+/// `fits, X free (P %)` or `DOES NOT FIT: X over`.
+fn margin(have: u64, need: u64) -> String {
+    if need <= have {
+        format!("fits, {} free ({:.0} %)", kib(have - need), 100.0 * (have - need) as f64 / have as f64)
+    } else {
+        format!("DOES NOT FIT: {} over", kib(need - have))
+    }
+}
+
 /// `1,234,567`.
 fn thousands(v: f64) -> String {
     let s = format!("{:.0}", v.max(0.0));
@@ -43,7 +52,7 @@ fn speed(
             b.core
         );
     };
-    let counts = cost::counts(model, options.kv);
+    let counts = cost::counts(model, options.kv, b.core);
     let e = Estimate::new(&counts, costs);
     let mhz = b.clock_hz as f64 / 1e6;
     outln!(
@@ -83,12 +92,14 @@ fn speed(
 }
 
 /// Prints the plan; `Ok(false)` when it does not fit (the caller exits 1). `steps`: the
-/// generation the mean speed is given for (default: one filling the context).
+/// generation the mean speed is given for (default: one filling the context); `ram_kib`:
+/// the RAM to plan for instead of the board's.
 pub(crate) fn cmd_plan(
     loaded: &Loaded,
     board: &str,
     options: SessionOptions,
     steps: Option<usize>,
+    ram_kib: Option<u64>,
 ) -> Result<bool> {
     let Some(b) = boards::board(board) else {
         let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
@@ -109,13 +120,30 @@ pub(crate) fn cmd_plan(
 
     outln!("{} — {} ({}, {} MHz)", b.name, b.description, b.core, b.clock_hz / 1_000_000)?;
     outln!("model {} | context {} | KV cache {}", loaded.name, plan.context, plan.kv.name())?;
-    outln!("flash ({} at {:#010x}):", kib(b.flash.1), b.flash.0)?;
-    line("weights", weights, "int8/f32 tensors + scales")?;
-    line("tokenizer, header, directory", file - weights, "")?;
-    line("code (measured firmware)", code, "estimate for this core")?;
-    let flash = file + code;
-    line("total", flash, "")?;
-    outln!("RAM ({} at {:#010x}):", kib(b.ram.1), b.ram.0)?;
+    // The model in flash with the code, or in the board's own model region.
+    let (flash, model_fits) = match b.model_region {
+        None => {
+            outln!("flash ({} at {:#010x}):", kib(b.flash.1), b.flash.0)?;
+            line("weights", weights, "int8/f32 tensors + scales")?;
+            line("tokenizer, header, directory", file - weights, "")?;
+            line("code (measured firmware)", code, "estimate for this core")?;
+            line("total", file + code, "")?;
+            (file + code, true)
+        }
+        Some((origin, len)) => {
+            outln!("model region ({} at {:#010x}):", kib(len), origin)?;
+            line("weights", weights, "int8/f32 tensors + scales")?;
+            line("tokenizer, header, directory", file - weights, "")?;
+            line("total", file, "")?;
+            outln!("model region: {}", margin(len, file))?;
+            outln!("flash ({} at {:#010x}):", kib(b.flash.1), b.flash.0)?;
+            line("code (measured firmware)", code, "estimate for this core")?;
+            line("total", code, "")?;
+            (code, file <= len)
+        }
+    };
+    let ram_size = ram_kib.map_or(b.ram.1, |k| k * 1024);
+    outln!("RAM ({} at {:#010x}):", kib(ram_size), b.ram.0)?;
     line("KV cache", plan.kv_cache_bytes as u64, "")?;
     line("activations, logits, sampler", plan.scratch_bytes as u64, "")?;
     line("stack", stack, "reserve the firmware keeps (measured high-water below it)")?;
@@ -123,21 +151,10 @@ pub(crate) fn cmd_plan(
     line("total (arena + stack)", ram, "")?;
     outln!("arena: {} bytes (exact: Model::plan, what the firmware allocates)", plan.arena_bytes)?;
 
-    let fits_flash = flash <= b.flash.1;
-    let fits_ram = ram <= b.ram.1;
-    let margin = |have: u64, need: u64| {
-        if need <= have {
-            format!(
-                "fits, {} free ({:.0} %)",
-                kib(have - need),
-                100.0 * (have - need) as f64 / have as f64
-            )
-        } else {
-            format!("DOES NOT FIT: {} over", kib(need - have))
-        }
-    };
+    let fits_flash = flash <= b.flash.1 && model_fits;
+    let fits_ram = ram <= ram_size;
     outln!("flash: {}", margin(b.flash.1, flash))?;
-    outln!("RAM:   {}", margin(b.ram.1, ram))?;
+    outln!("RAM:   {}", margin(ram_size, ram))?;
     speed(b, &model, &options, plan.context, steps)?;
     Ok(fits_flash && fits_ram)
 }

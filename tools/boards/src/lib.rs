@@ -28,7 +28,12 @@
 //!
 //! [ci]
 //! context = 256                      # the context the CI build uses (0 = the model's)
+//! qemu_tests = false                 # test-qemu skips its suite here (default true)
 //! ```
+//!
+//! A `memory.x` may add a `MODEL` region beside `FLASH` and `RAM`: the firmware's build then
+//! links the model there (section `.model`, placed by that `memory.x`) and the code in
+//! `FLASH`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -88,10 +93,16 @@ pub struct Board {
     pub boot_block: Vec<u32>,
     /// The context length CI builds it with (0 = the model's).
     pub ci_context: usize,
+    /// Whether `cargo xtask test-qemu` runs its QEMU suite on it (`[ci] qemu_tests`, default
+    /// true; a board with its own check says false).
+    pub ci_qemu_tests: bool,
     /// Flash (origin, length) from `memory.x`.
     pub flash: (u64, u64),
     /// RAM (origin, length) from `memory.x`.
     pub ram: (u64, u64),
+    /// A separate region for the model (origin, length), `MODEL` in `memory.x`: the model
+    /// goes there instead of `FLASH`, which keeps the code.
+    pub model_region: Option<(u64, u64)>,
     /// The `memory.x` file.
     pub memory_x: PathBuf,
 }
@@ -172,6 +183,8 @@ fn parse_toml(text: &str, file: &str) -> Result<Table, Error> {
             Value::Ints(items.ok_or_else(|| Error(format!("{}: a list of numbers", at())))?)
         } else if let Some(v) = int(value) {
             Value::Int(v)
+        } else if value == "true" || value == "false" {
+            Value::Int(u64::from(value == "true"))
         } else {
             let v: f64 = value
                 .replace('_', "")
@@ -315,8 +328,10 @@ pub fn load(dir: &Path, name: &str) -> Result<Board, Error> {
         probe_chip: f.text("probe.chip")?,
         boot_block,
         ci_context: usize::try_from(f.int("ci.context")?.unwrap_or(0)).unwrap_or(0),
+        ci_qemu_tests: f.int("ci.qemu_tests")?.unwrap_or(1) != 0,
         flash: reg("FLASH")?,
         ram: reg("RAM")?,
+        model_region: region(&mem, "MODEL"),
         memory_x,
     };
     f.done()?;

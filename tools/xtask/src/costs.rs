@@ -67,6 +67,17 @@ const GPT2: Source =
 const THIN: Source =
     Source::Synth("dim=32,hidden=96,layers=6,heads=4,kv_heads=2,vocab=700,context=128", 8);
 
+/// Inputs wider than the DSP assembly row loops take (264 > 256): the Rust row driver with
+/// groups of 32 on the M4 and M33.
+const WIDE_ROWS: Source =
+    Source::Synth("dim=264,hidden=64,layers=1,heads=2,kv_heads=1,vocab=259,context=128", 32);
+
+/// A large vocabulary on a narrow model: the classifier's rows and the sampler dominate
+/// (assembly row loops, and the Rust row driver with groups of 2).
+const VOCAB: Source = Source::Synth("dim=32,hidden=64,layers=1,heads=2,vocab=4096,context=128", 32);
+const VOCAB_G2: Source =
+    Source::Synth("dim=32,hidden=64,layers=1,heads=2,vocab=4096,context=128", 2);
+
 /// The runs the costs are fitted to (on each core's first QEMU board).
 pub(crate) const FIT: &[Case] = &[
     case("stories260K", S260K, Kv::Int8),
@@ -92,6 +103,10 @@ pub(crate) const FIT: &[Case] = &[
     case("gpt2", GPT2, Kv::F32),
     case("thin", THIN, Kv::Int8),
     case("thin", THIN, Kv::K10v7),
+    case("wide-rows", WIDE_ROWS, Kv::Int8),
+    case("wide-rows", WIDE_ROWS, Kv::F32),
+    case("vocab", VOCAB, Kv::Int8),
+    case("vocab-g2", VOCAB_G2, Kv::Int8),
 ];
 
 /// Model × KV combinations the fit has not seen (two models and two KV types it has, in
@@ -212,18 +227,34 @@ fn parse_log(log: &str) -> Result<(usize, usize, Vec<(f64, f64)>, f64)> {
     }
 }
 
-/// Builds and runs `case` on `board` and counts the model's features.
-pub(crate) fn measure(board: Board, case: &Case) -> Result<Measured> {
+/// Builds and runs `case` on `board` (with `reuse`, takes the log the last run saved under
+/// `target/xtask/costs/` instead, if any) and counts the model's features.
+pub(crate) fn measure(board: Board, case: &Case, reuse: bool) -> Result<Measured> {
     let path = model_file(case.source, case.name)?;
-    let mut fw = firmware_kv(board, STEPS, CONTEXT, None, case.kv);
-    fw.model = Some(path.clone());
-    let (code, log) = run_qemu(&fw, true)?;
-    ensure!(code == 0, "{} {}: the firmware exited with {code}:\n{log}", board.name(), case.name);
-    let (prompt, generated, points, mean) = parse_log(&log)?;
-    let bytes = chispa_tools::aligned::AlignedBytes::copy_from(&std::fs::read(&path)?);
+    let saved = root()
+        .join("target/xtask/costs")
+        .join(format!("{}-{}-{}.log", board.name(), case.name, kv_name(case.kv)));
+    let log = match std::fs::read_to_string(&saved).ok().filter(|_| reuse) {
+        Some(log) => log,
+        None => {
+            let mut fw = firmware_kv(board, STEPS, CONTEXT, None, case.kv);
+            fw.model = Some(path.clone());
+            let (code, log) = run_qemu(&fw, true)?;
+            ensure!(code == 0, "{} {}: the firmware exited with {code}:\n{log}", board.name(), case.name);
+            std::fs::write(&saved, &log)?;
+            log
+        }
+    };
+    from_log(board, &path, case.kv, &log)
+}
+
+/// A run's measurements from its log, with the feature counts of the model at `path`.
+pub(crate) fn from_log(board: Board, path: &std::path::Path, kv: Kv, log: &str) -> Result<Measured> {
+    let (prompt, generated, points, mean) = parse_log(log)?;
+    let bytes = chispa_tools::aligned::AlignedBytes::copy_from(&std::fs::read(path)?);
     let model = chispa_core::Model::parse(bytes.as_slice())
         .with_context(|| format!("{} is not a valid model", path.display()))?;
-    let counts = cost::counts(&model, kv_type(case.kv));
+    let counts = cost::counts(&model, kv_type(kv), board.cpu());
     Ok(Measured { prompt, generated, points, mean, counts })
 }
 
@@ -246,7 +277,7 @@ pub(crate) fn residual_line(case: &Case, core: &str, pred: f64, meas: f64) -> St
 
 /// Runs every [`FIT`] case on one board per core, fits, writes `costs.toml` and prints the
 /// residuals (fit and [`VALIDATE`] cases).
-pub(crate) fn fit_costs() -> Result<()> {
+pub(crate) fn fit_costs(reuse: bool) -> Result<()> {
     let mut all: Vec<chispa_boards::Costs> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut table = vec![
@@ -261,7 +292,7 @@ pub(crate) fn fit_costs() -> Result<()> {
         let mut runs = Vec::new();
         for case in FIT {
             eprintln!("fit-costs: {} {} {}", board.name(), case.name, kv_name(case.kv));
-            runs.push((case, measure(board, case)?));
+            runs.push((case, measure(board, case, reuse)?));
         }
         // Each observation divided by its measurement: the fit minimises relative error.
         let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -296,7 +327,7 @@ pub(crate) fn fit_costs() -> Result<()> {
         }
         for case in VALIDATE {
             eprintln!("fit-costs: validation {} {} {}", board.name(), case.name, kv_name(case.kv));
-            let m = measure(board, case)?;
+            let m = measure(board, case, reuse)?;
             let pred = predicted(&m, &fitted).mean(m.prompt, m.generated);
             table.push(format!("{} validation", residual_line(case, core, pred, m.mean)));
         }
@@ -327,6 +358,24 @@ fn leak(s: &str) -> &'static str {
     Box::leak(s.to_string().into_boxed_str())
 }
 
+/// The plan's mean instructions per token for a logged run of the model at `path` within
+/// [`TOLERANCE`] of the run's; the residual line either way.
+pub(crate) fn plan_within_tolerance(
+    board: Board,
+    name: &'static str,
+    path: &std::path::Path,
+    kv: Kv,
+    log: &str,
+) -> Result<String> {
+    let costs = cost::core_costs(board.cpu())
+        .with_context(|| format!("no fitted costs for {}: run `cargo xtask fit-costs`", board.cpu()))?;
+    let m = from_log(board, path, kv, log)?;
+    let pred = predicted(&m, costs).mean(m.prompt, m.generated);
+    let line = residual_line(&case(name, Source::Stories260K, kv), board.cpu(), pred, m.mean);
+    ensure!((pred - m.mean).abs() <= TOLERANCE * m.mean, "the plan is more than {:.0} % off QEMU: {line}", TOLERANCE * 100.0);
+    Ok(line)
+}
+
 /// `test-qemu`'s check: each [`VALIDATE`] case on `board`, the plan's mean instructions per
 /// token (the costs built into chispa-runner) within [`TOLERANCE`] of QEMU's.
 pub(crate) fn validate(board: Board) -> Result<Vec<String>> {
@@ -336,7 +385,7 @@ pub(crate) fn validate(board: Board) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     let mut bad = Vec::new();
     for case in VALIDATE {
-        let m = measure(board, case)?;
+        let m = measure(board, case, false)?;
         let e = predicted(&m, costs);
         ensure!(
             e.missing.is_empty(),

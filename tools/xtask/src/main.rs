@@ -70,8 +70,13 @@ enum Cmd {
     Figures,
     /// Run the firmware on every QEMU core over models of different shapes and KV caches
     /// and fit the per-operation instruction costs `chispa plan` uses: writes
-    /// firmware/boards/costs.toml and prints the residuals (a few minutes).
-    FitCosts,
+    /// firmware/boards/costs.toml and prints the residuals (about 20 minutes).
+    FitCosts {
+        /// Fit to the logs the last run saved under target/xtask/costs/ where there are
+        /// some (after a change to the counting, not to the firmware).
+        #[arg(long)]
+        reuse: bool,
+    },
     /// Convert the default model (stories260K, int8) to a .chispa file.
     Model {
         /// Output file.
@@ -252,11 +257,9 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         Kv::Int8 => "int8",
         Kv::K10v7 => "k10v7",
     };
-    // A model that does not fit is reported in the plan's words, not as a linker error. With
-    // --ram-kib the link itself is the check (the plan knows the board's full RAM).
-    if f.ram_kib.is_none() {
-        plan_fits(f.board, &model, kv, f.context)?;
-    }
+    // A model that does not fit is reported in the plan's words, not as a linker error (with
+    // --ram-kib, for that RAM; the link checks it again, static data included).
+    plan_fits(f.board, &model, kv, f.context, f.ram_kib)?;
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&fw).args(["build", "--release"]);
     if f.selftest {
@@ -308,14 +311,22 @@ fn build(f: &Firmware) -> Result<PathBuf> {
 }
 
 /// `chispa plan` for the build: an error with the plan's report when it does not fit.
-fn plan_fits(board: Board, model: &Path, kv: &str, context: usize) -> Result<()> {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root())
+fn plan_fits(
+    board: Board,
+    model: &Path,
+    kv: &str,
+    context: usize,
+    ram_kib: Option<u32>,
+) -> Result<()> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root())
         .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "plan"])
         .arg(model)
-        .args(["--board", board.name(), "--kv", kv, "--context", &context.to_string()])
-        .output()
-        .context("cannot run chispa plan")?;
+        .args(["--board", board.name(), "--kv", kv, "--context", &context.to_string()]);
+    if let Some(k) = ram_kib {
+        cmd.args(["--ram-kib", &k.to_string()]);
+    }
+    let out = cmd.output().context("cannot run chispa plan")?;
     if out.status.success() {
         return Ok(());
     }
@@ -439,12 +450,16 @@ fn main() -> ExitCode {
             0
         }),
         Cmd::TestQemu { boards, steps, no_real_boards } => (|| {
-            let boards = if boards.is_empty() { qemu_boards()? } else { boards };
+            let boards = if boards.is_empty() {
+                qemu_boards()?.into_iter().filter(|b| b.info().ci_qemu_tests).collect()
+            } else {
+                boards
+            };
             test::test_qemu(&boards, steps, !no_real_boards)
         })()
         .map(|()| 0),
         Cmd::Figures => figures::figures().map(|()| 0),
-        Cmd::FitCosts => costs::fit_costs().map(|()| 0),
+        Cmd::FitCosts { reuse } => costs::fit_costs(reuse).map(|()| 0),
         Cmd::Measure { full, repeats, no_qemu, out, llama2c } => {
             measure::measure(&measure::Options { full, repeats, no_qemu, out, llama2c }).map(|()| 0)
         }
