@@ -306,8 +306,8 @@ pub fn static_ram_bytes() -> usize {
 /// Bytes of flash used: from the vector table to the end of `.data`'s load image.
 pub fn flash_bytes() -> usize {
     let data = core::ptr::addr_of!(__edata) as usize - core::ptr::addr_of!(__sdata) as usize;
-    let image =
-        core::ptr::addr_of!(__sidata) as usize + data - core::ptr::addr_of!(__vector_table) as usize;
+    let image = core::ptr::addr_of!(__sidata) as usize + data
+        - core::ptr::addr_of!(__vector_table) as usize;
     // A model in its own region is not between the vector table and the data's image.
     if cfg!(chispa_model_region) {
         image + crate::settings::MODEL_BYTES

@@ -199,7 +199,10 @@ pub fn counts(model: &Model<'_>, kv: KvType, core: &str) -> Counts {
     // Residuals (two per block), biases (the norms' own are applied inside LayerNorm), and
     // GPT-2's position embedding added to the token's.
     let norm_biases = if gpt { (2 * layers + 1) * dim } else { 0 };
-    k.add(F::Add, 2 * layers * dim + biases.saturating_sub(norm_biases) + usize::from(embeds > 1) * dim);
+    k.add(
+        F::Add,
+        2 * layers * dim + biases.saturating_sub(norm_biases) + usize::from(embeds > 1) * dim,
+    );
     k.add(if gpt { F::Gelu } else { F::Swiglu }, layers * hidden);
     if p.arch.spec().rope {
         k.add(F::RopePair, layers * (q_dim + kv_dim) / 2);
@@ -326,7 +329,8 @@ pub fn core_costs(core: &str) -> Option<&'static CoreCosts> {
 pub fn nnls(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
     let n = a.first().map_or(0, Vec::len);
     // Columns scaled to unit norm (the counts span many orders of magnitude).
-    let norms: Vec<f64> = (0..n).map(|j| a.iter().map(|r| r[j] * r[j]).sum::<f64>().sqrt()).collect();
+    let norms: Vec<f64> =
+        (0..n).map(|j| a.iter().map(|r| r[j] * r[j]).sum::<f64>().sqrt()).collect();
     let col = |i: usize, j: usize| if norms[j] > 0.0 { a[i][j] / norms[j] } else { 0.0 };
     let m = a.len();
     let mut x = vec![0.0; n];
@@ -356,11 +360,12 @@ pub fn nnls(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
             if d.abs() < 1e-300 {
                 continue;
             }
-            for r in 0..k {
+            let pivot = g[p].clone();
+            for (r, row) in g.iter_mut().enumerate() {
                 if r != p {
-                    let f = g[r][p] / d;
-                    for c in p..=k {
-                        g[r][c] -= f * g[p][c];
+                    let f = row[p] / d;
+                    for (v, pv) in row.iter_mut().zip(&pivot).skip(p) {
+                        *v -= f * pv;
                     }
                 }
             }
@@ -416,7 +421,10 @@ mod tests {
             .collect();
         let b: Vec<f64> = rows.iter().map(|r| 2.0 * r[0] + 5.0 * r[2]).collect();
         let x = nnls(&rows, &b);
-        assert!((x[0] - 2.0).abs() < 1e-6 && x[1].abs() < 1e-6 && (x[2] - 5.0).abs() < 1e-6, "{x:?}");
+        assert!(
+            (x[0] - 2.0).abs() < 1e-6 && x[1].abs() < 1e-6 && (x[2] - 5.0).abs() < 1e-6,
+            "{x:?}"
+        );
         assert_eq!(x[3], 0.0);
         // An exact fit would need a negative coefficient: NNLS keeps it at 0.
         let b: Vec<f64> = rows.iter().map(|r| 3.0 * r[0] - r[1]).collect();
@@ -451,7 +459,8 @@ mod tests {
         assert_eq!(k.per_position[F::PosI8 as usize], 0.0);
         assert_eq!(k.per_position[F::PosK10v7 as usize], 12.0);
         // Priced: a missing cost is named, the parts add up, attention grows with n.
-        let costs = CoreCosts { core: "t", board: "t", costs: &[("i8_mac", 1.0), ("att_pos_int8", 10.0)] };
+        let costs =
+            CoreCosts { core: "t", board: "t", costs: &[("i8_mac", 1.0), ("att_pos_int8", 10.0)] };
         let e = Estimate::new(&m55, &costs);
         assert_eq!(e.matmul, macs);
         assert_eq!(e.attention_per_position, 120.0);

@@ -18,7 +18,11 @@ fn line(what: &str, bytes: u64, note: &str) -> Result<()> {
 /// `fits, X free (P %)` or `DOES NOT FIT: X over`.
 fn margin(have: u64, need: u64) -> String {
     if need <= have {
-        format!("fits, {} free ({:.0} %)", kib(have - need), 100.0 * (have - need) as f64 / have as f64)
+        format!(
+            "fits, {} free ({:.0} %)",
+            kib(have - need),
+            100.0 * (have - need) as f64 / have as f64
+        )
     } else {
         format!("DOES NOT FIT: {} over", kib(need - have))
     }
@@ -72,7 +76,10 @@ fn speed(
         thousands(e.attention_per_position),
         options.kv.name()
     )?;
-    outln!("    other      {:>12}   (quantize, norms, activations, RoPE, sampling, overheads)", thousands(e.other))?;
+    outln!(
+        "    other      {:>12}   (quantize, norms, activations, RoPE, sampling, overheads)",
+        thousands(e.other)
+    )?;
     if !e.missing.is_empty() {
         outln!("  not in the estimate (no fitted cost on {}): {}", b.core, e.missing.join(", "))?;
     }

@@ -523,7 +523,10 @@ mod tests {
         assert!(parse_toml("a = 1\na = 2\n", "t").is_err());
         assert!(parse_toml("a 1\n", "t").is_err());
         assert!(parse_toml("a = nope\n", "t").is_err());
-        assert_eq!(parse_toml("a = 1.5e-3\n", "t").unwrap_or_default().get("a"), Some(&Value::Float(1.5e-3)));
+        assert_eq!(
+            parse_toml("a = 1.5e-3\n", "t").unwrap_or_default().get("a"),
+            Some(&Value::Float(1.5e-3))
+        );
     }
 
     #[test]
@@ -543,8 +546,11 @@ mod tests {
         }];
         let dir = std::env::temp_dir().join(format!("chispa-boards-costs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_default();
-        std::fs::write(costs_path(&dir), costs_toml(&c, "made by a test\n\nline", &["note".into()]))
-            .unwrap_or_default();
+        std::fs::write(
+            costs_path(&dir),
+            costs_toml(&c, "made by a test\n\nline", &["note".into()]),
+        )
+        .unwrap_or_default();
         assert_eq!(costs(&dir), Ok(c));
         std::fs::write(costs_path(&dir), "[m]\nboard = \"b\"\nx = -1\n").unwrap_or_default();
         assert!(costs(&dir).is_err());

@@ -152,7 +152,8 @@ fn model_file(source: Source, name: &str) -> Result<PathBuf> {
     let bytes = match source {
         Source::Stories260K => return default_chispa(),
         Source::Hf(folder) => {
-            let config = chispa_runner::data::data_file(&format!("reference/hf/{folder}/config.json"))?;
+            let config =
+                chispa_runner::data::data_file(&format!("reference/hf/{folder}/config.json"))?;
             let path = config.parent().context("no folder")?.to_path_buf();
             let loaded = load(&ModelSource {
                 path: Some(path),
@@ -165,7 +166,8 @@ fn model_file(source: Source, name: &str) -> Result<PathBuf> {
         }
         Source::Synth(shape, group) => {
             let src = chispa_tools::synth::model(shape, 1)?;
-            let opts = WriteOptions { dtype: chispa_core::DType::I8, groups: Groups::Uniform(group) };
+            let opts =
+                WriteOptions { dtype: chispa_core::DType::I8, groups: Groups::Uniform(group) };
             writer::build(&src, &opts, |_, _| {})?.0.as_slice().to_vec()
         }
     };
@@ -198,9 +200,12 @@ pub(crate) struct Measured {
     pub(crate) counts: cost::Counts,
 }
 
+/// Prompt tokens, generated tokens, `(attended positions, instructions)` points, the mean.
+type Logged = (usize, usize, Vec<(f64, f64)>, f64);
+
 /// Parses a firmware log: the `instructions at token K (position P): X` lines, the
 /// `stop: ...; prompt N tokens, generated M` line and the mean `instructions/token: X`.
-fn parse_log(log: &str) -> Result<(usize, usize, Vec<(f64, f64)>, f64)> {
+fn parse_log(log: &str) -> Result<Logged> {
     let mut points = Vec::new();
     let (mut prompt, mut generated, mut mean) = (None, None, None);
     for line in log.lines() {
@@ -231,16 +236,24 @@ fn parse_log(log: &str) -> Result<(usize, usize, Vec<(f64, f64)>, f64)> {
 /// `target/xtask/costs/` instead, if any) and counts the model's features.
 pub(crate) fn measure(board: Board, case: &Case, reuse: bool) -> Result<Measured> {
     let path = model_file(case.source, case.name)?;
-    let saved = root()
-        .join("target/xtask/costs")
-        .join(format!("{}-{}-{}.log", board.name(), case.name, kv_name(case.kv)));
+    let saved = root().join("target/xtask/costs").join(format!(
+        "{}-{}-{}.log",
+        board.name(),
+        case.name,
+        kv_name(case.kv)
+    ));
     let log = match std::fs::read_to_string(&saved).ok().filter(|_| reuse) {
         Some(log) => log,
         None => {
             let mut fw = firmware_kv(board, STEPS, CONTEXT, None, case.kv);
             fw.model = Some(path.clone());
             let (code, log) = run_qemu(&fw, true)?;
-            ensure!(code == 0, "{} {}: the firmware exited with {code}:\n{log}", board.name(), case.name);
+            ensure!(
+                code == 0,
+                "{} {}: the firmware exited with {code}:\n{log}",
+                board.name(),
+                case.name
+            );
             std::fs::write(&saved, &log)?;
             log
         }
@@ -249,7 +262,12 @@ pub(crate) fn measure(board: Board, case: &Case, reuse: bool) -> Result<Measured
 }
 
 /// A run's measurements from its log, with the feature counts of the model at `path`.
-pub(crate) fn from_log(board: Board, path: &std::path::Path, kv: Kv, log: &str) -> Result<Measured> {
+pub(crate) fn from_log(
+    board: Board,
+    path: &std::path::Path,
+    kv: Kv,
+    log: &str,
+) -> Result<Measured> {
     let (prompt, generated, points, mean) = parse_log(log)?;
     let bytes = chispa_tools::aligned::AlignedBytes::copy_from(&std::fs::read(path)?);
     let model = chispa_core::Model::parse(bytes.as_slice())
@@ -306,17 +324,20 @@ pub(crate) fn fit_costs(reuse: bool) -> Result<()> {
         }
         let x = cost::nnls(&a, &b);
         // A feature is fitted when some run has it; its cost may be 0 (not worth counting).
-        let used = |i: usize| runs.iter().any(|(_, m)| m.counts.fixed[i] + m.counts.per_position[i] > 0.0);
+        let used =
+            |i: usize| runs.iter().any(|(_, m)| m.counts.fixed[i] + m.counts.per_position[i] > 0.0);
         let costs: Vec<(String, f64)> = FEATURES
             .iter()
             .enumerate()
             .filter(|(i, _)| used(*i))
             .map(|(i, f)| (f.name.to_string(), x[i]))
             .collect();
-        let leaked: Vec<(&'static str, f64)> =
-            costs.iter().map(|(n, v)| (leak(n), *v)).collect();
-        let fitted =
-            CoreCosts { core: leak(core), board: leak(board.name()), costs: Box::leak(leaked.into_boxed_slice()) };
+        let leaked: Vec<(&'static str, f64)> = costs.iter().map(|(n, v)| (leak(n), *v)).collect();
+        let fitted = CoreCosts {
+            core: leak(core),
+            board: leak(board.name()),
+            costs: Box::leak(leaked.into_boxed_slice()),
+        };
         let mut note = String::from("fit residuals (mean instructions/token):\n");
         for (case, m) in &runs {
             let pred = predicted(m, &fitted).mean(m.prompt, m.generated);
@@ -367,12 +388,17 @@ pub(crate) fn plan_within_tolerance(
     kv: Kv,
     log: &str,
 ) -> Result<String> {
-    let costs = cost::core_costs(board.cpu())
-        .with_context(|| format!("no fitted costs for {}: run `cargo xtask fit-costs`", board.cpu()))?;
+    let costs = cost::core_costs(board.cpu()).with_context(|| {
+        format!("no fitted costs for {}: run `cargo xtask fit-costs`", board.cpu())
+    })?;
     let m = from_log(board, path, kv, log)?;
     let pred = predicted(&m, costs).mean(m.prompt, m.generated);
     let line = residual_line(&case(name, Source::Stories260K, kv), board.cpu(), pred, m.mean);
-    ensure!((pred - m.mean).abs() <= TOLERANCE * m.mean, "the plan is more than {:.0} % off QEMU: {line}", TOLERANCE * 100.0);
+    ensure!(
+        (pred - m.mean).abs() <= TOLERANCE * m.mean,
+        "the plan is more than {:.0} % off QEMU: {line}",
+        TOLERANCE * 100.0
+    );
     Ok(line)
 }
 
@@ -380,7 +406,10 @@ pub(crate) fn plan_within_tolerance(
 /// token (the costs built into chispa-runner) within [`TOLERANCE`] of QEMU's.
 pub(crate) fn validate(board: Board) -> Result<Vec<String>> {
     let Some(costs) = cost::core_costs(board.cpu()) else {
-        bail!("no fitted costs for {} in firmware/boards/costs.toml: run `cargo xtask fit-costs`", board.cpu());
+        bail!(
+            "no fitted costs for {} in firmware/boards/costs.toml: run `cargo xtask fit-costs`",
+            board.cpu()
+        );
     };
     let mut lines = Vec::new();
     let mut bad = Vec::new();

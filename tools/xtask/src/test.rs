@@ -321,7 +321,8 @@ fn budget_stories15m(kv: Kv, context: usize) -> Result<String> {
     let r = exec_qemu(&fw, true)?;
     print!("{}{}", r.console, r.log);
     ensure!(r.code == 0, "{}: exit status {}", board.name(), r.code);
-    let s = Sampling { prompt: PROMPT, steps: BUDGET_STEPS, temperature: 0.0, top_p: 0.9, seed: 42 };
+    let s =
+        Sampling { prompt: PROMPT, steps: BUDGET_STEPS, temperature: 0.0, top_p: 0.9, seed: 42 };
     let desk = desktop_run_on(&model, &s, context, crate::costs::kv_name(kv))?;
     compare(board, &single(&r)?, &desk)?;
     stack_within_budget(&r.log)?;
@@ -420,11 +421,15 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     let r = (|| {
         let f411 = crate::board("stm32f411")?;
         match crate::build(&firmware(f411, 4, 0, None)) {
-            Ok(elf) => bail!("stories260K with a 512-token int8 cache built for 128 KiB: {}", elf.display()),
+            Ok(elf) => bail!(
+                "stories260K with a 512-token int8 cache built for 128 KiB: {}",
+                elf.display()
+            ),
             Err(e) => {
                 let msg = format!("{e:#}");
                 ensure!(
-                    msg.contains("not building: the plan does not fit") && msg.contains("DOES NOT FIT"),
+                    msg.contains("not building: the plan does not fit")
+                        && msg.contains("DOES NOT FIT"),
                     "not the plan's report: {msg}"
                 );
                 Ok(())
