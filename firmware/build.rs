@@ -14,7 +14,7 @@
 //! | `CHISPA_KV` | KV cache: `f32`, `f16`, `int8` or `k10v7` | `int8` |
 //! | `CHISPA_RAM_KIB` | QEMU boards only: shrink RAM to prove a budget | the board's |
 //! | `CHISPA_CORRUPT_BYTE` | flip one bit at this offset after the check (tests the error path) | none |
-//! | `CHISPA_FAULT_TEST` | `1`: execute an undefined instruction at start (tests the HardFault handler) | off |
+//! | `CHISPA_FAULT_TEST` | `1`: execute an undefined instruction at start (tests the fault handler) | off |
 //!
 //! A model that does not parse, or a session that does not fit the board's RAM, is a build
 //! error with the reason.
@@ -57,9 +57,22 @@ fn main() {
             board.name, board.target, board.target
         ));
     }
+    // The board's runtime (cargo features, RISC-V): cargo xtask passes them.
+    for feature in &board.features {
+        let var = format!("CARGO_FEATURE_{}", feature.to_uppercase().replace('-', "_"));
+        if env::var_os(&var).is_none() {
+            fail(format!(
+                "{} needs the firmware's feature {feature:?}: build with --features {} (cargo xtask does)",
+                board.name,
+                board.features.join(",")
+            ));
+        }
+    }
     println!("cargo::rerun-if-changed={}", board.memory_x.display());
     println!("cargo::rerun-if-changed={}", boards.join(&board.name).join("board.toml").display());
-    println!("cargo::rustc-check-cfg=cfg(chispa_io, values(\"semihosting\", \"rtt\"))");
+    println!(
+        "cargo::rustc-check-cfg=cfg(chispa_io, values(\"semihosting\", \"rtt\", \"esp-println\"))"
+    );
     println!("cargo::rustc-cfg=chispa_io=\"{}\"", board.io.name());
     // A board with a MODEL region links the model there (its memory.x places `.model`).
     println!("cargo::rustc-check-cfg=cfg(chispa_model_region)");
@@ -84,16 +97,21 @@ fn main() {
         let head = line.split("LENGTH").next().unwrap_or_default();
         memory = memory.replace(&line, &format!("{head}LENGTH = {kib}K"));
     }
-    // Keep room for the stack (measured high-water mark 2.7 KiB on stories260K, see README):
-    // a model whose arena leaves less fails to link instead of overflowing at run time.
-    let reserve: u32 = parsed("CHISPA_STACK_RESERVE", 4096);
-    memory.push_str(&format!(
-        "\n/* Added by build.rs: the stack reserve. */\n\
-         ASSERT(_stack_start - __sheap >= {reserve}, \"chispa: arena + static data leave less than {reserve} bytes of stack on this board (see `chispa plan`)\");\n"
-    ));
-    fs::write(out.join("memory.x"), &memory).unwrap_or_else(|e| fail(format!("memory.x: {e}")));
-    println!("cargo::rustc-link-search={}", out.display());
-    println!("cargo::rustc-link-arg=-Tlink.x");
+    if board.link == "link.x" {
+        // cortex-m-rt's and riscv-rt's link.x include memory.x, the board's. Keep room for the
+        // stack (measured high-water mark 2.7 KiB on stories260K, see README): a model whose
+        // arena leaves less fails to link instead of overflowing at run time.
+        let reserve: u32 = parsed("CHISPA_STACK_RESERVE", 4096);
+        memory.push_str(&format!(
+            "\n/* Added by build.rs: the stack reserve. */\n\
+             ASSERT(_stack_start - __sheap >= {reserve}, \"chispa: arena + static data leave less than {reserve} bytes of stack on this board (see `chispa plan`)\");\n"
+        ));
+        fs::write(out.join("memory.x"), &memory).unwrap_or_else(|e| fail(format!("memory.x: {e}")));
+        println!("cargo::rustc-link-search={}", out.display());
+    }
+    // Otherwise the runtime brings its memory map (esp-hal's linkall.x, which also keeps a
+    // minimum stack) and the board's memory.x only describes it for `chispa plan`.
+    println!("cargo::rustc-link-arg=-T{}", board.link);
     println!("cargo::rustc-link-arg=-Tdefmt.x");
     println!("cargo::rustc-link-arg=--nmagic");
 
@@ -161,7 +179,7 @@ fn main() {
     };
     let settings = format!(
         "/// Board name.\npub const BOARD: &str = {board:?};\n\
-         /// SysTick clock under QEMU `-icount shift=0` (Hz), 0 on real boards.\npub const SYSTICK_HZ: u64 = {hz};\n\
+         /// The instruction counter's clock under QEMU `-icount shift=0` (Hz), 0 on real boards.\npub const COUNTER_HZ: u64 = {hz};\n\
          /// The prompt run when the console gives none.\npub const PROMPT: &str = {prompt:?};\n\
          /// Longest prompt line read at run time (bytes).\npub const LINE_BYTES: usize = {line_bytes};\n\
          /// Prompt token capacity (a line or the default prompt, BOS and a dummy prefix).\npub const PROMPT_CAPACITY: usize = {prompt_capacity};\n\
@@ -175,7 +193,7 @@ fn main() {
          /// Model file bytes.\npub const MODEL_BYTES: usize = {model_len};\n\
          /// Execute an undefined instruction at start (tests the HardFault handler).\npub const FAULT_TEST: bool = {fault_test};\n",
         board = board.name,
-        hz = board.qemu.as_ref().map_or(0, |q| q.systick_hz),
+        hz = board.qemu.as_ref().map_or(0, |q| q.counter_hz),
         arena = plan.arena_bytes,
         model_len = bytes.len(),
         fault_test = var("CHISPA_FAULT_TEST").as_deref() == Some("1"),

@@ -1,22 +1,42 @@
 //! What differs between boards and what touches the hardware: the logger, the console (the
-//! prompt loop's line reader and text output), exit, the SysTick instruction counter, stack
-//! painting and the linker's memory symbols.
+//! prompt loop's line reader and text output), exit, the instruction counter, stack painting
+//! and the linker's memory symbols.
+//!
+//! What depends on the architecture and its runtime lives in one module each, `board/*.rs`:
+//! `arm` (cortex-m-rt: SysTick, HardFault), `rv32` (riscv-rt: `minstret`, the exception
+//! handler) and `esp` (esp-hal's runtime on the ESP32-C3), chosen by the target and the
+//! board's features. Each gives the same few items: `entry`, `init`, `start_counter`,
+//! `ticks`, `halt`, `undefined_instruction`, `stack_pointer` and the memory symbols in a
+//! `Layout`.
 //!
 //! A board with a way to type text (a UART, an RTT down-channel) implements [`Console`] for
 //! it and returns it from [`console`]; everything else in the firmware stays the same.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+#[cfg(target_arch = "arm")]
+mod arm;
+#[cfg(target_arch = "arm")]
+use arm as arch;
+#[cfg(feature = "riscv-rt")]
+mod rv32;
+#[cfg(feature = "riscv-rt")]
+use rv32 as arch;
+#[cfg(feature = "esp32c3")]
+mod esp;
+#[cfg(feature = "esp32c3")]
+use esp as arch;
+#[cfg(all(target_arch = "riscv32", not(any(feature = "riscv-rt", feature = "esp32c3"))))]
+compile_error!(
+    "a RISC-V board names its runtime in board.toml: features = \"riscv-rt\" or \"esp32c3\""
+);
 
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m::peripheral::{SCB, SYST};
-use cortex_m_rt::exception;
+pub use arch::{entry, init};
 
 #[cfg(chispa_io = "rtt")]
 use defmt_rtt as _;
 #[cfg(chispa_io = "semihosting")]
 use defmt_semihosting as _;
 
-use crate::settings::SYSTICK_HZ;
+use crate::settings::COUNTER_HZ;
 
 /// A line was longer than the buffer given to [`Console::read_line`] (the rest of the line,
 /// up to its newline, was read and dropped).
@@ -152,16 +172,14 @@ pub fn console() -> impl Console {
 }
 
 /// Ends the program with `code` (QEMU: through semihosting, so it becomes QEMU's exit
-/// status; real boards: a breakpoint that probe-rs reports, then a halt).
+/// status; real boards: the architecture's halt, e.g. a breakpoint that probe-rs reports).
 pub fn exit(code: i32) -> ! {
     #[cfg(chispa_io = "semihosting")]
     semihosting::process::exit(code);
     #[cfg(not(chispa_io = "semihosting"))]
     {
         let _ = code;
-        loop {
-            cortex_m::asm::bkpt();
-        }
+        arch::halt()
     }
 }
 
@@ -175,98 +193,65 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     exit(3)
 }
 
-#[exception]
-unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
-    defmt::error!("hard fault");
+/// What every architecture's fault handler does (HardFault on Arm, an exception on RISC-V;
+/// on the ESP32-C3 esp-hal's handler panics instead).
+#[cfg_attr(feature = "esp32c3", allow(dead_code))]
+fn fault(what: &str) -> ! {
+    defmt::error!("hard fault ({=str})", what);
     exit(5)
 }
 
-static WRAPS: AtomicU32 = AtomicU32::new(0);
-const RELOAD: u32 = 0x00ff_ffff;
-
-#[exception]
-fn SysTick() {
-    // Only this handler writes WRAPS (single core), so load + store is not a race.
-    WRAPS.store(WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+/// Executes an undefined instruction (tests the fault handler: exit 5).
+pub fn undefined_instruction() -> ! {
+    arch::undefined_instruction()
 }
 
-/// SysTick from the core clock, wrapping every 2^24 ticks into a counter.
+/// The instruction counter: SysTick (Arm) or `minstret` (RISC-V), under QEMU `-icount
+/// shift=0`; real boards report no count.
 #[derive(Debug)]
 pub struct Clock;
 
 impl Clock {
-    /// Starts SysTick (QEMU boards; real boards report no count).
+    /// Starts the counter (QEMU boards).
     pub fn start() -> Self {
-        if SYSTICK_HZ != 0 {
-            if let Some(mut p) = cortex_m::Peripherals::take() {
-                p.SYST.set_clock_source(SystClkSource::Core);
-                p.SYST.set_reload(RELOAD);
-                p.SYST.clear_current();
-                p.SYST.enable_interrupt();
-                p.SYST.enable_counter();
-            }
+        if COUNTER_HZ != 0 {
+            arch::start_counter();
         }
         Self
     }
 
     /// Whether ticks mean anything on this board.
     pub fn counting(&self) -> bool {
-        SYSTICK_HZ != 0
+        COUNTER_HZ != 0
     }
 
     /// Ticks since `start`.
     pub fn ticks(&self) -> u64 {
-        loop {
-            let w1 = WRAPS.load(Ordering::Relaxed);
-            let cur = SYST::get_current();
-            let pending = SCB::is_pendst_pending();
-            let w2 = WRAPS.load(Ordering::Relaxed);
-            if w1 == w2 {
-                // A wrap whose exception is not taken yet: the counter restarted near RELOAD.
-                let extra = u32::from(pending && cur > RELOAD / 2);
-                let wraps = u64::from(w1 + extra);
-                return wraps * (u64::from(RELOAD) + 1) + u64::from(RELOAD - cur);
-            }
-        }
+        arch::ticks()
     }
 
     /// Instructions in `ticks`: under `-icount shift=0` one instruction takes 1 ns of
-    /// virtual time, and SysTick counts at `SYSTICK_HZ`.
+    /// virtual time, and the counter counts at `COUNTER_HZ`.
     pub fn instructions(&self, ticks: u64) -> u64 {
-        if SYSTICK_HZ == 0 {
+        if COUNTER_HZ == 0 {
             return 0;
         }
-        ticks * 1_000_000_000 / SYSTICK_HZ
+        ticks * 1_000_000_000 / COUNTER_HZ
     }
-}
-
-extern "C" {
-    static mut __sheap: u32;
-    static _stack_start: u32;
-    static _ram_start: u32;
-    static __sidata: u32;
-    static __sdata: u32;
-    static __edata: u32;
-    static __vector_table: u32;
 }
 
 const PAINT: u32 = 0xC0DE_CAFE;
 /// Bytes below the current stack pointer left unpainted (the painting function's own frame).
 const MARGIN: usize = 256;
 
-fn addr_of_sheap() -> usize {
-    // Only the address of the linker symbol is taken, never a reference.
-    core::ptr::addr_of!(__sheap) as usize
-}
-
 /// Fills the free RAM between the end of static data and the stack pointer with a pattern.
 pub fn paint_stack() {
-    let start = addr_of_sheap();
-    let end = cortex_m::register::msp::read() as usize - MARGIN;
+    let start = arch::Layout::free_start();
+    let end = arch::stack_pointer() - MARGIN;
     let mut p = start;
     while p < end {
-        // SAFETY: [__sheap, sp - MARGIN) is RAM that nothing uses yet (no heap; the stack is
-        // above); aligned to 4 by the linker script.
+        // SAFETY: [free_start, sp - MARGIN) is RAM that nothing uses yet (no heap; the stack
+        // is above); aligned to 4 by the linker script.
         unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
         p += 4;
     }
@@ -283,10 +268,10 @@ pub struct StackUse {
 
 /// Measures the stack after a run.
 pub fn stack_high_water() -> StackUse {
-    let start = addr_of_sheap();
-    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let start = arch::Layout::free_start();
+    let top = arch::Layout::stack_top();
     let mut p = start;
-    // SAFETY: reads words in [__sheap, top), all RAM, 4-aligned.
+    // SAFETY: reads words in [free_start, top), all RAM, 4-aligned.
     while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
         p += 4;
     }
@@ -295,23 +280,17 @@ pub fn stack_high_water() -> StackUse {
 
 /// Bytes of RAM the board has.
 pub fn ram_bytes() -> usize {
-    core::ptr::addr_of!(_stack_start) as usize - core::ptr::addr_of!(_ram_start) as usize
+    arch::Layout::stack_top() - arch::Layout::ram_start()
 }
 
 /// Bytes of static RAM: `.data`, `.bss` (with the arena), `.uninit`.
 pub fn static_ram_bytes() -> usize {
-    addr_of_sheap() - core::ptr::addr_of!(_ram_start) as usize
+    arch::Layout::free_start() - arch::Layout::ram_start()
 }
 
-/// Bytes of flash used: from the vector table to the end of `.data`'s load image.
+/// Bytes of flash used: code, constants (the model) and `.data`'s load image.
 pub fn flash_bytes() -> usize {
-    let data = core::ptr::addr_of!(__edata) as usize - core::ptr::addr_of!(__sdata) as usize;
-    let image = core::ptr::addr_of!(__sidata) as usize + data
-        - core::ptr::addr_of!(__vector_table) as usize;
-    // A model in its own region is not between the vector table and the data's image.
-    if cfg!(chispa_model_region) {
-        image + crate::settings::MODEL_BYTES
-    } else {
-        image
-    }
+    // A model in its own region (`cfg(chispa_model_region)`) is not in the flash image.
+    let model = if cfg!(chispa_model_region) { crate::settings::MODEL_BYTES } else { 0 };
+    arch::Layout::flash_bytes() + model
 }

@@ -1,10 +1,10 @@
-//! chispa on a Cortex-M: the model embedded in flash and parsed in place, one static arena
+//! chispa on a microcontroller (Cortex-M, RISC-V): the model embedded in flash and parsed in place, one static arena
 //! sized by `Model::plan` at build time, and a prompt loop: `Prompt> `, a line from the
 //! board's console (a prompt, or a `/set` command for steps, temperature, top-p and seed; see
 //! `input.rs`), the text streamed to the console as it is generated, and for each prompt a
 //! report: the ids, a digest of all token ids and logit bits (identical to `chispa run
-//! --digest` on the desktop with the same settings), instructions per token (SysTick under
-//! QEMU `-icount shift=0`). At the end of input, if no prompt came, the build's prompt runs
+//! --digest` on the desktop with the same settings), instructions per token (SysTick or
+//! `minstret` under QEMU `-icount shift=0`). At the end of input, if no prompt came, the build's prompt runs
 //! once with the settings typed so far (the build's when none were). Then arena bytes, stack
 //! high-water mark (stack painting) and flash bytes.
 #![no_std]
@@ -20,10 +20,9 @@ mod settings {
 
 use chispa_core::{Digest, Event, Generator, Model, Piece, Sampler, SamplerConfig, Session};
 use chispa_core::{SessionOptions, StopReason};
-use cortex_m_rt::entry;
 use heapless::Vec;
 
-use board::{exit, Clock, Console, LineTooLong};
+use board::{entry, exit, Clock, Console, LineTooLong};
 use input::{Line, LineError, Settings};
 use settings::*;
 
@@ -45,7 +44,7 @@ struct Arena([u8; ARENA_BYTES]);
 const REPORT_AT: [usize; 4] = [1, 64, 128, 199];
 
 /// Exit codes: 0 success, 1 bad model or settings, 3 panic, 4 stack overflow, 5 hard fault
-/// (`board::HardFault`), 6 a kernel differs from the scalar code (feature `selftest`).
+/// (the fault handler, `board::fault`), 6 a kernel differs from the scalar code (feature `selftest`).
 const EXIT_BAD_INPUT: i32 = 1;
 const EXIT_STACK: i32 = 4;
 #[cfg(feature = "selftest")]
@@ -53,6 +52,7 @@ const EXIT_SELFTEST: i32 = 6;
 
 #[entry]
 fn main() -> ! {
+    board::init();
     board::paint_stack();
     let clock = Clock::start();
     #[cfg(feature = "selftest")]
@@ -120,7 +120,7 @@ fn words(bytes: &mut [u8]) -> &mut [u32] {
 fn run(clock: &Clock) -> i32 {
     if FAULT_TEST {
         defmt::println!("fault test: executing an undefined instruction");
-        cortex_m::asm::udf();
+        board::undefined_instruction();
     }
     defmt::println!(
         "chispa firmware on {=str}: model {=usize} bytes, KV {=str}, context {=usize}; prompts up to {=usize} bytes; defaults: {=usize} steps, temperature {=f32}, top-p {=f32}, seed {=u64}",

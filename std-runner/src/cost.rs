@@ -127,9 +127,11 @@ const DSP_MAX_COLS: usize = 256;
 
 /// Whether the Arm int8 kernels of `core` take an assembly row loop for this matrix
 /// (`kernels/dsp.rs`, `kernels/mve.rs`: groups of 8, 16, 32 or 64, widths a multiple of 4
-/// and at least a group; on the DSP cores at most [`DSP_MAX_COLS`] wide).
+/// and at least a group; on the DSP cores at most [`DSP_MAX_COLS`] wide). Never on other
+/// cores, which run the scalar code.
 fn assembly_rows(core: &str, cols: usize, group: usize) -> bool {
-    matches!(group, 8 | 16 | 32 | 64)
+    core.starts_with("cortex-m")
+        && matches!(group, 8 | 16 | 32 | 64)
         && cols % 4 == 0
         && cols >= group
         && (core == "cortex-m55" || cols <= DSP_MAX_COLS)

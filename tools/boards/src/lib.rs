@@ -16,15 +16,23 @@
 //! core = "cortex-m4"                 # -C target-cpu=, and the figures' key
 //! target = "thumbv7em-none-eabihf"
 //! clock_hz = 25_000_000              # for chispa plan's tokens/s estimate
-//! io = "semihosting"                 # or "rtt": the defmt logger, the console, exit
+//! io = "semihosting"                 # or "rtt", "esp-println": the defmt logger, the console, exit
+//! features = "riscv-rt"              # optional: the firmware's cargo features for this board
+//! link = "link.x"                    # optional: the runtime's linker script (default link.x)
 //!
 //! [qemu]                             # only for boards that run under QEMU (and in CI)
-//! machine = "mps2-an386"
-//! cpu = "cortex-m4"
-//! systick_hz = 25_000_000            # SysTick clock: instructions = ticks * 1e9 / this
+//! binary = "qemu-system-arm"
+//! machine = "mps2-an386"             # -M
+//! cpu = "cortex-m4"                  # -cpu
+//! args = "-bios none"                # optional: more flags, split at spaces
+//! counter_hz = 25_000_000            # the instruction counter's clock under -icount shift=0:
+//!                                    # instructions = ticks * 1e9 / this
 //!
-//! [probe]                            # only for real boards
-//! chip = "STM32F411CEUx"             # probe-rs run --chip
+//! [probe]                            # real boards: probe-rs run --chip
+//! chip = "STM32F411CEUx"
+//!
+//! [flash]                            # or, for real boards without probe-rs, the flashing
+//! command = "espflash flash --monitor"  # command (the ELF's path goes after it)
 //!
 //! [ci]
 //! context = 256                      # the context the CI build uses (0 = the model's)
@@ -34,6 +42,10 @@
 //! A `memory.x` may add a `MODEL` region beside `FLASH` and `RAM`: the firmware's build then
 //! links the model there (section `.model`, placed by that `memory.x`) and the code in
 //! `FLASH`.
+//!
+//! With `link = "link.x"` (cortex-m-rt, riscv-rt) the firmware links this folder's `memory.x`;
+//! a runtime with its own memory map (esp-hal's `linkall.x`) links its own, and `memory.x`
+//! only describes the flash and RAM the firmware may use.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +58,9 @@ pub enum Io {
     Semihosting,
     /// RTT through a debug probe (probe-rs): defmt on up-channel 0, no console yet.
     Rtt,
+    /// esp-println: defmt frames on the USB-serial-JTAG for `espflash monitor --log-format
+    /// defmt`, no console yet.
+    EspPrintln,
 }
 
 impl Io {
@@ -54,6 +69,7 @@ impl Io {
         match self {
             Self::Semihosting => "semihosting",
             Self::Rtt => "rtt",
+            Self::EspPrintln => "esp-println",
         }
     }
 }
@@ -61,12 +77,17 @@ impl Io {
 /// How a QEMU board is started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Qemu {
+    /// The QEMU program (`qemu-system-arm`, `qemu-system-riscv32`).
+    pub binary: String,
     /// `-M`.
     pub machine: String,
     /// `-cpu`.
     pub cpu: String,
-    /// SysTick clock under `-icount shift=0` (Hz).
-    pub systick_hz: u64,
+    /// More flags for this machine (e.g. `-bios none`).
+    pub args: Vec<String>,
+    /// The instruction counter's clock under `-icount shift=0` (Hz): SysTick's on Arm, 1 GHz
+    /// for RISC-V's `minstret` (QEMU counts virtual nanoseconds there).
+    pub counter_hz: u64,
 }
 
 /// One board folder.
@@ -84,10 +105,17 @@ pub struct Board {
     pub clock_hz: u64,
     /// Logger, console and exit.
     pub io: Io,
+    /// The firmware's cargo features for this board (its runtime, on RISC-V).
+    pub features: Vec<String>,
+    /// The runtime's linker script (`link.x`: cortex-m-rt's and riscv-rt's, which include
+    /// this folder's `memory.x`).
+    pub link: String,
     /// Present when the board runs under QEMU.
     pub qemu: Option<Qemu>,
     /// probe-rs chip name, for real boards.
     pub probe_chip: Option<String>,
+    /// The flashing command for real boards without probe-rs (the ELF's path is appended).
+    pub flash_command: Option<String>,
     /// Words the firmware places in a `.start_block` section (a boot ROM's image header,
     /// e.g. the RP2350's IMAGE_DEF; `memory.x` places the section).
     pub boot_block: Vec<u32>,
@@ -273,6 +301,10 @@ pub fn region(memory_x: &str, name: &str) -> Option<(u64, u64)> {
     Some((size(origin)?, size(length)?))
 }
 
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
 /// Reads `dir/<name>/board.toml` and `memory.x`.
 ///
 /// # Errors
@@ -294,13 +326,20 @@ pub fn load(dir: &Path, name: &str) -> Result<Board, Error> {
     let io = match f.need_text("io")?.as_str() {
         "semihosting" => Io::Semihosting,
         "rtt" => Io::Rtt,
-        other => return err(format!("{file}: io = {other:?}: use \"semihosting\" or \"rtt\"")),
+        "esp-println" => Io::EspPrintln,
+        other => {
+            return err(format!(
+                "{file}: io = {other:?}: use \"semihosting\", \"rtt\" or \"esp-println\""
+            ))
+        }
     };
     let qemu = match f.text("qemu.machine")? {
         Some(machine) => Some(Qemu {
+            binary: f.need_text("qemu.binary")?,
             machine,
             cpu: f.need_text("qemu.cpu")?,
-            systick_hz: f.need_int("qemu.systick_hz")?,
+            args: words(&f.text("qemu.args")?.unwrap_or_default()),
+            counter_hz: f.need_int("qemu.counter_hz")?,
         }),
         None => None,
     };
@@ -324,8 +363,11 @@ pub fn load(dir: &Path, name: &str) -> Result<Board, Error> {
         target: f.need_text("target")?,
         clock_hz: f.need_int("clock_hz")?,
         io,
+        features: words(&f.text("features")?.unwrap_or_default().replace(',', " ")),
+        link: f.text("link")?.unwrap_or_else(|| "link.x".into()),
         qemu,
         probe_chip: f.text("probe.chip")?,
+        flash_command: f.text("flash.command")?,
         boot_block,
         ci_context: usize::try_from(f.int("ci.context")?.unwrap_or(0)).unwrap_or(0),
         ci_qemu_tests: f.int("ci.qemu_tests")?.unwrap_or(1) != 0,
@@ -573,7 +615,11 @@ mod tests {
                     b.core
                 );
             } else {
-                assert!(b.probe_chip.is_some(), "{}: a real board needs [probe] chip", b.name);
+                assert!(
+                    b.probe_chip.is_some() || b.flash_command.is_some(),
+                    "{}: a real board needs [probe] chip or [flash] command",
+                    b.name
+                );
             }
         }
     }

@@ -1,8 +1,9 @@
 //! `cargo xtask`: multi-step jobs around the firmware.
 //!
-//! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55] [--model F.chispa] [-p TEXT]...
-//!   [--steps N] ...`: builds the firmware for the board with that model (and KV type and
-//!   context, which size its arena), runs it under QEMU (always under `timeout`), types the
+//! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55|qemu-rv32] [--model F.chispa]
+//!   [-p TEXT]... [--steps N] ...`: builds the firmware for the board with that model (and KV
+//!   type and context, which size its arena), runs it under QEMU (the program and flags of
+//!   the board's `[qemu]` section; always under `timeout`), types the
 //!   settings (`/set steps=N ...`) and each prompt on its console (semihosting stdin), and
 //!   prints the console (the text as it comes, on stderr) and the decoded defmt log (stdout).
 //!   Without `-p` the firmware runs its default prompt once; with `-i` the terminal stays
@@ -103,6 +104,15 @@ enum Cmd {
         /// side by side on stories260K.
         #[arg(long, value_name = "PATH")]
         llama2c: Option<PathBuf>,
+        /// A compiled llama.cpp `llama-bench` (CPU, native): adds chispa and llama.cpp side
+        /// by side on the same random weights (stories15M and 42M shapes; 110M with --full),
+        /// one and two threads.
+        #[arg(long, value_name = "PATH")]
+        llama_bench: Option<PathBuf>,
+        /// Only the side-by-side comparisons (llama2.c, llama.cpp), printed to stdout; no file
+        /// is written.
+        #[arg(long)]
+        versus: bool,
     },
 }
 
@@ -151,8 +161,13 @@ impl Board {
     fn cpu(self) -> &'static str {
         &self.0.core
     }
-    fn qemu(self) -> Option<[&'static str; 4]> {
-        self.0.qemu.as_ref().map(|q| ["-M", q.machine.as_str(), "-cpu", q.cpu.as_str()])
+    /// The QEMU program and its machine flags (`board.toml`'s `[qemu]`).
+    fn qemu(self) -> Option<(&'static str, Vec<&'static str>)> {
+        self.0.qemu.as_ref().map(|q| {
+            let mut args = vec!["-M", q.machine.as_str(), "-cpu", q.cpu.as_str()];
+            args.extend(q.args.iter().map(String::as_str));
+            (q.binary.as_str(), args)
+        })
     }
     /// The board's folder.
     pub(crate) fn info(self) -> &'static chispa_boards::Board {
@@ -175,7 +190,8 @@ enum Kv {
 
 #[derive(Args, Debug)]
 struct Firmware {
-    /// Board: a folder in firmware/boards (qemu-m4, qemu-m33, qemu-m55, stm32f411, ...).
+    /// Board: a folder in firmware/boards (qemu-m4, qemu-m33, qemu-m55, qemu-rv32, stm32f411,
+    /// esp32c3, ...).
     #[arg(long, value_parser = parse_board, default_value = "qemu-m4")]
     board: Board,
     /// Model to embed; default: stories260K int8, converted from the data directory.
@@ -216,7 +232,7 @@ struct Firmware {
     /// Flip one bit of the embedded model at this byte offset (tests the error path).
     #[arg(long)]
     corrupt_byte: Option<usize>,
-    /// Execute an undefined instruction at start (tests the HardFault handler: exit 5).
+    /// Execute an undefined instruction at start (tests the fault handler: exit 5).
     #[arg(long)]
     fault_test: bool,
     /// Run the kernel self-test instead of generating: the active backend against the scalar
@@ -262,8 +278,13 @@ fn build(f: &Firmware) -> Result<PathBuf> {
     plan_fits(f.board, &model, kv, f.context, f.ram_kib)?;
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&fw).args(["build", "--release"]);
+    // The board's own features (its runtime, on RISC-V) and the self-test.
+    let mut features = f.board.info().features.clone();
     if f.selftest {
-        cmd.args(["--features", "selftest"]);
+        features.push("selftest".into());
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     cmd.args(["--target", f.board.target()])
         .env("CHISPA_BOARD", f.board.name())
@@ -377,14 +398,14 @@ fn run_qemu(f: &Firmware, capture: bool) -> Result<(i32, String)> {
 /// Builds and runs, typing [`console_input`] on the console; with `capture`, returns the
 /// decoded log and the console's output instead of printing them.
 fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
-    let Some(machine) = f.board.qemu() else {
+    let Some((binary, machine)) = f.board.qemu() else {
         bail!("{} is a real board: use `cargo xtask build` and probe-rs (README)", f.board.name());
     };
     let elf = build(f)?;
     let piped = || if capture { Stdio::piped() } else { Stdio::inherit() };
     let mut q = Command::new("timeout")
         .arg(f.timeout.to_string())
-        .arg("qemu-system-arm")
+        .arg(binary)
         .args(machine)
         .args(["-nographic", "-monitor", "none", "-serial", "none"])
         .args(["-semihosting-config", "enable=on,target=native"])
@@ -394,7 +415,9 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
         .stdout(Stdio::piped())
         .stderr(piped())
         .spawn()
-        .context("cannot start qemu-system-arm (apt-get install qemu-system-arm)")?;
+        .with_context(|| {
+            format!("cannot start {binary} (Debian: apt-get install qemu-system-arm for Arm, qemu-system-misc for RISC-V)")
+        })?;
     let mut stdin = q.stdin.take().context("no QEMU input")?;
     let input = console_input(f);
     let interactive = f.interactive && !capture;
@@ -447,6 +470,9 @@ fn main() -> ExitCode {
             if let Some(chip) = &f.board.info().probe_chip {
                 eprintln!("flash and run: probe-rs run --chip {chip} {}", elf.display());
             }
+            if let Some(command) = &f.board.info().flash_command {
+                eprintln!("flash and run: {command} {}", elf.display());
+            }
             0
         }),
         Cmd::TestQemu { boards, steps, no_real_boards } => (|| {
@@ -460,8 +486,9 @@ fn main() -> ExitCode {
         .map(|()| 0),
         Cmd::Figures => figures::figures().map(|()| 0),
         Cmd::FitCosts { reuse } => costs::fit_costs(reuse).map(|()| 0),
-        Cmd::Measure { full, repeats, no_qemu, out, llama2c } => {
-            measure::measure(&measure::Options { full, repeats, no_qemu, out, llama2c }).map(|()| 0)
+        Cmd::Measure { full, repeats, no_qemu, out, llama2c, llama_bench, versus } => {
+            let o = measure::Options { full, repeats, no_qemu, out, llama2c, llama_bench };
+            if versus { measure::versus(&o) } else { measure::measure(&o) }.map(|()| 0)
         }
         Cmd::Model { out } => default_model()
             .and_then(|(c, t)| convert_llama2c(&c, &t, &WriteOptions::default()))
