@@ -2,7 +2,7 @@
 //!
 //! | line | effect |
 //! |---|---|
-//! | `/set steps=N temperature=T top-p=P seed=S` | changes the settings named (any subset, any order) for the prompts that follow |
+//! | `/set steps=N temperature=T top-p=P seed=S chat=on\\|off` | changes the settings named (any subset, any order) for the prompts that follow; `chat=on` wraps each prompt in the model's chat prefix and suffix (the default when the model has them) |
 //! | `/show` | prints the settings |
 //! | `/help` | prints this list |
 //! | `/quit` | ends the loop (as the end of input does) |
@@ -26,6 +26,9 @@ pub struct Settings {
     pub top_p: f32,
     /// PRNG seed.
     pub seed: u64,
+    /// Wrap each prompt in the model's chat prefix and suffix (one user turn, as `chispa run
+    /// --chat` does); on by default when the model has them.
+    pub chat: bool,
 }
 
 impl Settings {
@@ -35,6 +38,7 @@ impl Settings {
         temperature: settings::TEMPERATURE,
         top_p: settings::TOP_P,
         seed: settings::SEED,
+        chat: false,
     };
 }
 
@@ -67,7 +71,7 @@ pub enum LineError<'a> {
 }
 
 /// The commands, for `/help` and after an unknown one.
-pub const HELP: &str = "commands: /set steps=N temperature=T top-p=P seed=S (any of them), /show, /help, /quit; any other line is a prompt\n";
+pub const HELP: &str = "commands: /set steps=N temperature=T top-p=P seed=S chat=on|off (any of them), /show, /help, /quit; any other line is a prompt\n";
 
 /// Interprets `line`, updating `s` for `/set` (all or nothing: a bad pair changes none).
 ///
@@ -100,6 +104,13 @@ pub fn parse<'a>(line: &'a str, s: &mut Settings) -> Result<Line<'a>, LineError<
                         new.top_p = match value.parse::<f32>() {
                             Ok(p) if p.is_finite() => p,
                             _ => return Err(LineError::BadValue(pair, "a finite number")),
+                        };
+                    }
+                    "chat" => {
+                        new.chat = match value {
+                            "on" | "1" | "true" => true,
+                            "off" | "0" | "false" => false,
+                            _ => return Err(LineError::BadValue(pair, "on or off")),
                         };
                     }
                     "seed" => {

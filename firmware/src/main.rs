@@ -145,6 +145,8 @@ fn run(clock: &Clock) -> i32 {
     let Buffers { line, ids } = buffers();
     let mut console = board::console();
     let mut s = Settings::DEFAULT;
+    let chat_wrap = chat_wrap(&model);
+    s.chat = chat_wrap.is_some();
     let (mut runs, mut failed) = (0usize, false);
     let mut job = Job { model: &model, arena, ids, clock };
     loop {
@@ -172,6 +174,11 @@ fn run(clock: &Clock) -> i32 {
                 runs += 1;
                 failed |= job.generate(p, &s, &mut console).is_err();
             }
+            Ok(Line::Set) if s.chat && chat_wrap.is_none() => {
+                s.chat = false;
+                say(&mut console, "the model has no chat template: chat stays off");
+                show(&mut console, &s);
+            }
             Ok(Line::Set | Line::Show) => show(&mut console, &s),
             Ok(Line::Help) => console.write(input::HELP.as_bytes()),
             Ok(Line::Quit) => break,
@@ -181,7 +188,7 @@ fn run(clock: &Clock) -> i32 {
                 let msg = match e {
                     LineError::UnknownCommand(_) => "unknown command; ",
                     LineError::UnknownSetting(_) => {
-                        "unknown setting (steps, temperature, top-p, seed); "
+                        "unknown setting (steps, temperature, top-p, seed, chat); "
                     }
                     LineError::BadValue(_, _) => "bad value; ",
                 };
@@ -200,6 +207,45 @@ fn run(clock: &Clock) -> i32 {
     }
 }
 
+/// The model's chat prefix and suffix (the text before and after one user message), if it
+/// has both.
+fn chat_wrap<'a>(model: &Model<'a>) -> Option<(&'a str, &'a str)> {
+    let tok = model.tokenizer();
+    tok.chat_prefix().zip(tok.chat_suffix())
+}
+
+/// Encodes `prompt` into `ids`: BOS first; or, with `chat`, between the chat prefix and
+/// suffix and without an extra BOS (the prefix holds the template's own), as `chispa run
+/// --chat` does. The wrapped text is put together at the front of `arena`; the rest of it
+/// is the tokenizer's scratch.
+fn encode(
+    model: &Model<'_>,
+    prompt: &str,
+    chat: Option<(&str, &str)>,
+    ids: &mut [u32],
+    arena: &mut [u8],
+) -> Result<usize, chispa_core::TokenizeError> {
+    let tok = model.tokenizer();
+    let Some((prefix, suffix)) = chat else {
+        return tok.encode(prompt, true, false, ids, words(arena));
+    };
+    let parts = [prefix, prompt, suffix];
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let (text, scratch) = arena.split_at_mut(len.next_multiple_of(4).min(arena.len()));
+    let mut at = 0;
+    for p in parts {
+        let Some(dst) = text.get_mut(at..at + p.len()) else {
+            return Err(chispa_core::TokenizeError::ScratchTooSmall { needed: len.div_ceil(4) });
+        };
+        dst.copy_from_slice(p.as_bytes());
+        at += p.len();
+    }
+    // Whole strings one after the other: UTF-8 (checked anyway, nothing is assumed).
+    let text = core::str::from_utf8(&text[..len])
+        .map_err(|_| chispa_core::TokenizeError::NoPiece { offset: 0 })?;
+    tok.encode(text, false, false, ids, words(scratch))
+}
+
 /// A message for the console user, also in the defmt log.
 fn say(console: &mut impl Console, msg: &str) {
     defmt::println!("input: {=str}", msg);
@@ -216,7 +262,7 @@ fn show(console: &mut impl Console, s: &Settings) {
         s.top_p,
         s.seed
     );
-    let mut t: heapless::String<96> = heapless::String::new();
+    let mut t: heapless::String<128> = heapless::String::new();
     let _ = t.push_str("settings: steps=");
     number(&mut t, s.steps as u64);
     let _ = t.push_str(" temperature=");
@@ -225,6 +271,7 @@ fn show(console: &mut impl Console, s: &Settings) {
     decimal(&mut t, s.top_p);
     let _ = t.push_str(" seed=");
     number(&mut t, s.seed);
+    let _ = t.push_str(if s.chat { " chat=on" } else { " chat=off" });
     let _ = t.push('\n');
     console.write(t.as_bytes());
 }
@@ -258,7 +305,9 @@ impl Job<'_> {
             s.seed
         );
         let tok = model.tokenizer();
-        let n = match tok.encode(prompt, true, false, self.ids, words(self.arena)) {
+        let chat = if s.chat { chat_wrap(model) } else { None };
+        defmt::println!("chat: {=bool}", chat.is_some());
+        let n = match encode(model, prompt, chat, self.ids, self.arena) {
             Ok(n) => n,
             Err(e) => {
                 defmt::error!("cannot encode the prompt: {}", e);

@@ -8,11 +8,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use chispa_core::format::{Arch, DType};
+use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_runner::chat::{encode_chat, Conversation};
 use chispa_tools::aligned::AlignedBytes;
-use chispa_tools::source::{Params, SourceModel};
+use chispa_tools::source::SourceModel;
 use chispa_tools::writer::{self, Groups, WriteOptions};
 use serde_json::Value;
 
@@ -29,28 +29,7 @@ fn json(path: &Path) -> Value {
 /// A random-weight Llama in llama-tiny's shapes with the tokenizer (and chat template) of
 /// `tests/data/tokenizers/NAME`.
 fn instruct_model(name: &str) -> AlignedBytes {
-    let dir = tokenizer_dir(name);
-    let config = json(&dir.join("config.json"));
-    let vocab_size = config["vocab_size"].as_u64().expect("vocab_size") as usize;
-    let (vocab, line) =
-        chispa_tools::hf_tokenizer::read(&dir, &config, vocab_size).expect("converts");
-    assert!(line.contains("chat template"), "{line}");
-    let params = Params {
-        arch: Arch::Llama,
-        dim: 64,
-        hidden_dim: 172,
-        n_layers: 2,
-        n_heads: 8,
-        n_kv_heads: 4,
-        head_dim: 0,
-        vocab_size,
-        max_seq_len: 256,
-        rope_theta: 10000.0,
-        norm_eps: 1e-5,
-        shared_classifier: true,
-    };
-    let random = chispa_tools::synth::random_model(params, 11, 0.3).expect("model");
-    let model = SourceModel { vocab, ..random };
+    let model = chispa_tools::synth::instruct_model(&tokenizer_dir(name)).expect("model");
     let opts = WriteOptions { dtype: DType::I8, groups: Groups::Fixed };
     writer::build(&model, &opts, |_, _| {}).expect("builds").0
 }

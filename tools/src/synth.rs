@@ -171,6 +171,48 @@ pub fn random_model(params: Params, seed: u64, amplitude: f32) -> Result<SourceM
     Ok(SourceModel { vocab: vocab(params.vocab_size), params, tensors })
 }
 
+/// A random-weight instruct-shaped Llama (llama-tiny's shapes: dim 64, hidden 172, 2 layers,
+/// 8 heads, 4 KV heads, context 256; weights ±0.3, seed 11) with the tokenizer, and chat
+/// template, of the Hugging Face folder `dir` (`config.json` with `vocab_size`,
+/// `tokenizer.json`, `tokenizer_config.json`): a chat model for tests, on the desktop and on
+/// the boards.
+///
+/// # Errors
+/// An unreadable or unsupported tokenizer, or one without a chat template.
+pub fn instruct_model(dir: &std::path::Path) -> Result<SourceModel> {
+    use anyhow::Context;
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let vocab_size = config
+        .get("vocab_size")
+        .and_then(serde_json::Value::as_u64)
+        .with_context(|| format!("{}: no vocab_size", path.display()))?
+        as usize;
+    let (vocab, line) = crate::hf_tokenizer::read(dir, &config, vocab_size)?;
+    if !line.contains("chat template") {
+        bail!("{}: the tokenizer has no chat template ({line})", dir.display());
+    }
+    let params = Params {
+        arch: Arch::Llama,
+        dim: 64,
+        hidden_dim: 172,
+        n_layers: 2,
+        n_heads: 8,
+        n_kv_heads: 4,
+        head_dim: 0,
+        vocab_size,
+        max_seq_len: 256,
+        rope_theta: 10000.0,
+        norm_eps: 1e-5,
+        shared_classifier: true,
+    };
+    let random = random_model(params, 11, 0.3)?;
+    Ok(SourceModel { vocab, ..random })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

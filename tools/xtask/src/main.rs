@@ -431,9 +431,10 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
     });
     let console = q.stderr.take().map(|mut e| {
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut e, &mut s);
-            s
+            // Pieces need not be whole UTF-8 (byte tokens): read lossily, as the desktop's.
+            let mut b = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut e, &mut b);
+            String::from_utf8_lossy(&b).into_owned()
         })
     });
     let stdout = q.stdout.take().context("no QEMU output")?;

@@ -99,16 +99,23 @@ struct Sampling<'a> {
 
 /// `chispa run` on the desktop with the default model: its ids, text and digest.
 fn desktop_run(s: &Sampling<'_>, context: usize, kv: &str) -> Result<Run> {
-    desktop_run_on(&default_chispa()?, s, context, kv)
+    desktop_run_with(&default_chispa()?, &[], s, context, kv)
 }
 
-/// `chispa run MODEL` on the desktop: its ids, text and digest.
-fn desktop_run_on(model: &Path, s: &Sampling<'_>, context: usize, kv: &str) -> Result<Run> {
+/// `chispa run MODEL EXTRA...` on the desktop: its ids, text and digest.
+fn desktop_run_with(
+    model: &Path,
+    extra: &[&str],
+    s: &Sampling<'_>,
+    context: usize,
+    kv: &str,
+) -> Result<Run> {
     let args = |json: bool| {
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         c.current_dir(root())
             .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "run"])
             .arg(model)
+            .args(extra)
             .args(["-p", s.prompt, "-n", &s.steps.to_string()])
             .args(["--temperature", &s.temperature.to_string(), "--top-p", &s.top_p.to_string()])
             .args(["--seed", &s.seed.to_string(), "--digest"])
@@ -120,7 +127,9 @@ fn desktop_run_on(model: &Path, s: &Sampling<'_>, context: usize, kv: &str) -> R
     };
     let text = args(false).output().context("cannot run chispa")?;
     ensure!(text.status.success(), "chispa run failed: {}", String::from_utf8_lossy(&text.stderr));
-    let text = String::from_utf8(text.stdout).context("chispa run printed invalid UTF-8")?;
+    // A random-weight model may stream pieces that are not whole UTF-8 (byte tokens): both
+    // sides are read the same lossy way.
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
     let (body, digest) = text.rsplit_once("digest: ").context("no digest line from chispa run")?;
     let json = args(true).output().context("cannot run chispa --json")?;
     ensure!(json.status.success(), "chispa run --json failed");
@@ -166,6 +175,33 @@ fn two_prompts(board: Board, steps: usize) -> Result<()> {
         compare(board, fw_run, &desk)?;
     }
     Ok(())
+}
+
+/// A random-weight chat model (llama-tiny's shapes, SmolLM's tokenizer and chat template from
+/// `tests/data/tokenizers/smollm`) on the board: the prompt typed at run time is wrapped in
+/// the model's chat prefix and suffix, and the run equals `chispa run MODEL --chat`.
+fn chat_prompt(board: Board) -> Result<()> {
+    let dir = root().join("tests/data/tokenizers/smollm");
+    let source = chispa_tools::synth::instruct_model(&dir)?;
+    let opts = chispa_tools::writer::WriteOptions {
+        dtype: chispa_core::format::DType::I8,
+        groups: chispa_tools::writer::Groups::Fixed,
+    };
+    let bytes = chispa_tools::writer::build(&source, &opts, |_, _| {})?.0;
+    let model = root().join("target/xtask/chat-smollm.chispa");
+    chispa_tools::writer::write_atomic(&model, bytes.as_slice())?;
+    let s =
+        Sampling { prompt: "Tell me a story.", steps: 24, temperature: 0.0, top_p: 0.9, seed: 42 };
+    let mut fw = firmware(board, s.steps, 0, None);
+    fw.model = Some(model.clone());
+    fw.prompts = vec![s.prompt.into()];
+    let r = exec_qemu(&fw, true)?;
+    print!("{}{}", r.console, r.log);
+    ensure!(r.code == 0, "{}: exit status {}", board.name(), r.code);
+    ensure!(r.log.contains("chat: true"), "the firmware did not wrap the prompt");
+    let desk = desktop_run_with(&model, &["--chat"], &s, 0, "int8")?;
+    println!("desktop --chat {:?}: {} ids, digest {}", s.prompt, desk.ids.len(), desk.digest);
+    compare(board, &single(&r)?, &desk)
 }
 
 /// The runs of one firmware execution: per `prompt:` line of the log, its ids and digest,
@@ -326,7 +362,7 @@ fn budget_stories15m(kv: Kv, context: usize) -> Result<String> {
     ensure!(r.code == 0, "{}: exit status {}", board.name(), r.code);
     let s =
         Sampling { prompt: PROMPT, steps: BUDGET_STEPS, temperature: 0.0, top_p: 0.9, seed: 42 };
-    let desk = desktop_run_on(&model, &s, context, crate::costs::kv_name(kv))?;
+    let desk = desktop_run_with(&model, &[], &s, context, crate::costs::kv_name(kv))?;
     compare(board, &single(&r)?, &desk)?;
     stack_within_budget(&r.log)?;
     let line = crate::costs::plan_within_tolerance(board, "stories15M", &model, kv, &r.log)?;
@@ -472,6 +508,8 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     let m4 = crate::board("qemu-m4")?;
     let r = two_prompts(m4, steps);
     check("qemu-m4: two prompts typed at run time (greedy; sampled) = desktop", r);
+    let r = chat_prompt(m4);
+    check("qemu-m4: a chat model's prompt in its chat prefix and suffix = desktop --chat", r);
 
     let short = desktop(steps.min(120), 128)?;
     let r = (|| {
