@@ -74,6 +74,11 @@ fn main() {
         "cargo::rustc-check-cfg=cfg(chispa_io, values(\"semihosting\", \"rtt\", \"esp-println\"))"
     );
     println!("cargo::rustc-cfg=chispa_io=\"{}\"", board.io.name());
+    // A board with a MODEL region links the model there (its memory.x places `.model`).
+    println!("cargo::rustc-check-cfg=cfg(chispa_model_region)");
+    if board.model_region.is_some() {
+        println!("cargo::rustc-cfg=chispa_model_region");
+    }
     let mem_path = board.memory_x.clone();
     let mut memory = fs::read_to_string(&mem_path)
         .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", mem_path.display())));

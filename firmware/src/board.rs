@@ -290,5 +290,7 @@ pub fn static_ram_bytes() -> usize {
 
 /// Bytes of flash used: code, constants (the model) and `.data`'s load image.
 pub fn flash_bytes() -> usize {
-    arch::Layout::flash_bytes()
+    // A model in its own region (`cfg(chispa_model_region)`) is not in the flash image.
+    let model = if cfg!(chispa_model_region) { crate::settings::MODEL_BYTES } else { 0 };
+    arch::Layout::flash_bytes() + model
 }

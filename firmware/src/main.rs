@@ -30,7 +30,11 @@ use settings::*;
 #[repr(C, align(64))]
 struct Aligned<T: ?Sized>(T);
 
-static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.chispa")));
+/// It sits in flash with the code, or in the board's MODEL region (`memory.x`).
+#[cfg_attr(chispa_model_region, link_section = ".model")]
+static MODEL_IMAGE: Aligned<[u8; MODEL_BYTES]> =
+    Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.chispa")));
+static MODEL: &Aligned<[u8]> = &MODEL_IMAGE;
 
 /// The session's arena, in `.bss`; its size is checked against the plan at run time.
 #[repr(C, align(16))]

@@ -18,6 +18,8 @@ pub struct Board {
     pub flash: (u64, u64),
     /// RAM start and size.
     pub ram: (u64, u64),
+    /// A separate region for the model (start, size), when `memory.x` has one.
+    pub model_region: Option<(u64, u64)>,
     /// Whether it runs under QEMU in CI.
     pub qemu: bool,
 }

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod boards;
 pub mod cache;
 pub mod chat;
+pub mod cost;
 pub mod data;
 pub mod load;
 pub mod run;

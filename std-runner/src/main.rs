@@ -128,6 +128,14 @@ enum Command {
         /// KV-cache element type.
         #[arg(long, value_enum, default_value_t = Kv::Int8)]
         kv: Kv,
+        /// The generation the mean speed is given for: N tokens from position 0 (default:
+        /// as many as the context holds).
+        #[arg(long, short = 'n', value_name = "N")]
+        steps: Option<usize>,
+        /// Plan for this much RAM (KiB) instead of the board's (as `cargo xtask qemu
+        /// --ram-kib`, which shrinks a QEMU board's RAM to prove a budget).
+        #[arg(long, value_name = "KIB")]
+        ram_kib: Option<u64>,
     },
     /// Measure prompt and generation speed (greedy), median of repeats.
     Bench {
@@ -176,9 +184,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Attention { model, m, prompt, layer, head, output } => {
             done(cmd_attention(&load_model(model, &m)?, &prompt, &layer, &head, &output))
         }
-        Command::Plan { model, m, board, context, kv } => {
+        Command::Plan { model, m, board, context, kv, steps, ram_kib } => {
             let options = SessionOptions { context, kv: kv.into() };
-            if !cmd_plan(&load_model(model, &m)?, &board, options)? {
+            if !cmd_plan(&load_model(model, &m)?, &board, options, steps, ram_kib)? {
                 anyhow::bail!("the model does not fit {board} with these settings (see above)");
             }
             Ok(ExitCode::SUCCESS)

@@ -283,3 +283,41 @@ fn long_texts_tokenize_in_n_log_n_and_are_refused_before_encoding_when_they_cann
     let o = chispa(&["eval", s(&m), "--text", s(&prompt)]);
     assert_fails(&o, 1, "the context holds 512");
 }
+
+/// `plan`'s speed section: the breakdown, the three points of the context, a RAM budget that
+/// turns a fit into a refusal, and a board without fitted costs.
+#[test]
+fn plan_breaks_the_speed_down_and_plans_for_a_given_ram() {
+    let tmp = tempdir();
+    let m = write_model(tmp.path(), "m.chispa", &stories());
+    let o = chispa(&["plan", s(&m), "--board", "qemu-m4", "-c", "256", "--kv", "k10v7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "instructions/token with n cached positions = ",
+        "matmul ",
+        "attention ",
+        "(KV k10v7)",
+        "other ",
+        "first token (n = 1)",
+        "mean over 256 tokens from position 0 (mean n = 128.5)",
+        "last token of the context (n = 256)",
+        "tokens/s",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in\n{out}");
+    }
+    assert!(!out.contains("not in the estimate"), "{out}");
+    let o = chispa(&["plan", s(&m), "--board", "qemu-m4", "-c", "256", "-n", "10"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mean over 10 tokens"));
+    // 102,384 bytes of arena and the 4 KiB stack: 100 KiB is not enough, 110 KiB is.
+    let o = chispa(&["plan", s(&m), "--board", "qemu-m4", "-c", "256", "--ram-kib", "100"]);
+    assert_fails(&o, 1, "does not fit");
+    let o = chispa(&["plan", s(&m), "--board", "qemu-m4", "-c", "256", "--ram-kib", "110"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A board whose model has its own region: the model is checked there.
+    let o = chispa(&["plan", s(&m), "--board", "qemu-m33-16m"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("model region (16384.0 KiB"));
+    // No fitted costs for the Cortex-M7: no speed estimate, said so.
+    let o = chispa(&["plan", s(&m), "--board", "stm32h743", "-c", "256"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("speed estimate: none"));
+}

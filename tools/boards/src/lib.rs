@@ -1,7 +1,9 @@
 //! The boards chispa knows, one folder each: `firmware/boards/<name>/board.toml` (what the
 //! board is, its target, core, clock, console, how it runs) and `memory.x` (its memory map,
 //! the linker's `MEMORY`, read here for flash and RAM), and the figures measured under QEMU per
-//! core, `firmware/boards/measured.toml` (written by `cargo xtask figures`).
+//! core, `firmware/boards/measured.toml` (written by `cargo xtask figures`), and the fitted
+//! per-operation instruction costs per core, `firmware/boards/costs.toml` (written by
+//! `cargo xtask fit-costs`).
 //!
 //! The firmware's `build.rs`, the xtask and `chispa plan` (through `chispa-runner`'s build
 //! script) all read them with this crate, so adding a board is adding a folder.
@@ -34,7 +36,12 @@
 //!
 //! [ci]
 //! context = 256                      # the context the CI build uses (0 = the model's)
+//! qemu_tests = false                 # test-qemu skips its suite here (default true)
 //! ```
+//!
+//! A `memory.x` may add a `MODEL` region beside `FLASH` and `RAM`: the firmware's build then
+//! links the model there (section `.model`, placed by that `memory.x`) and the code in
+//! `FLASH`.
 //!
 //! With `link = "link.x"` (cortex-m-rt, riscv-rt) the firmware links this folder's `memory.x`;
 //! a runtime with its own memory map (esp-hal's `linkall.x`) links its own, and `memory.x`
@@ -114,10 +121,16 @@ pub struct Board {
     pub boot_block: Vec<u32>,
     /// The context length CI builds it with (0 = the model's).
     pub ci_context: usize,
+    /// Whether `cargo xtask test-qemu` runs its QEMU suite on it (`[ci] qemu_tests`, default
+    /// true; a board with its own check says false).
+    pub ci_qemu_tests: bool,
     /// Flash (origin, length) from `memory.x`.
     pub flash: (u64, u64),
     /// RAM (origin, length) from `memory.x`.
     pub ram: (u64, u64),
+    /// A separate region for the model (origin, length), `MODEL` in `memory.x`: the model
+    /// goes there instead of `FLASH`, which keeps the code.
+    pub model_region: Option<(u64, u64)>,
     /// The `memory.x` file.
     pub memory_x: PathBuf,
 }
@@ -148,6 +161,7 @@ pub fn boards_dir() -> PathBuf {
 enum Value {
     Text(String),
     Int(u64),
+    Float(f64),
     Ints(Vec<u64>),
 }
 
@@ -195,8 +209,16 @@ fn parse_toml(text: &str, file: &str) -> Result<Table, Error> {
             let items: Option<Vec<u64>> =
                 list.split(',').filter(|s| !s.trim().is_empty()).map(int).collect();
             Value::Ints(items.ok_or_else(|| Error(format!("{}: a list of numbers", at())))?)
+        } else if let Some(v) = int(value) {
+            Value::Int(v)
+        } else if value == "true" || value == "false" {
+            Value::Int(u64::from(value == "true"))
         } else {
-            Value::Int(int(value).ok_or_else(|| Error(format!("{}: {value:?} is no value", at())))?)
+            let v: f64 = value
+                .replace('_', "")
+                .parse()
+                .map_err(|_| Error(format!("{}: {value:?} is no value", at())))?;
+            Value::Float(v)
         };
         if table.insert(format!("{section}{}", key.trim()), v).is_some() {
             return err(format!("{}: {} given twice", at(), key.trim()));
@@ -225,6 +247,14 @@ impl Fields<'_> {
         match self.table.remove(key) {
             None => Ok(None),
             Some(Value::Int(v)) => Ok(Some(v)),
+            Some(_) => err(format!("{}: {key} must be a number", self.file)),
+        }
+    }
+    fn need_number(&mut self, key: &str) -> Result<f64, Error> {
+        match self.table.remove(key) {
+            Some(Value::Int(v)) => Ok(v as f64),
+            Some(Value::Float(v)) => Ok(v),
+            None => err(format!("{}: {key} is missing", self.file)),
             Some(_) => err(format!("{}: {key} must be a number", self.file)),
         }
     }
@@ -340,8 +370,10 @@ pub fn load(dir: &Path, name: &str) -> Result<Board, Error> {
         flash_command: f.text("flash.command")?,
         boot_block,
         ci_context: usize::try_from(f.int("ci.context")?.unwrap_or(0)).unwrap_or(0),
+        ci_qemu_tests: f.int("ci.qemu_tests")?.unwrap_or(1) != 0,
         flash: reg("FLASH")?,
         ram: reg("RAM")?,
+        model_region: region(&mem, "MODEL"),
         memory_x,
     };
     f.done()?;
@@ -442,6 +474,83 @@ pub fn figures_toml(figs: &[Figures], how: &str) -> String {
     s
 }
 
+/// Fitted per-feature instruction costs of a core (`cargo xtask fit-costs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Costs {
+    /// Core.
+    pub core: String,
+    /// The QEMU board the fit ran on.
+    pub board: String,
+    /// `(feature, instructions per unit)`, in the file's order.
+    pub costs: Vec<(String, f64)>,
+}
+
+/// The costs file: `costs.toml` beside the board folders.
+pub fn costs_path(dir: &Path) -> PathBuf {
+    dir.join("costs.toml")
+}
+
+/// Reads the costs file: one `[core]` section per core, `board = "..."` and
+/// `feature = instructions` lines.
+///
+/// # Errors
+/// A missing file, a section without its board, a cost that is not a number or negative.
+pub fn costs(dir: &Path) -> Result<Vec<Costs>, Error> {
+    let path = costs_path(dir);
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error(format!("{file}: {e} (run `cargo xtask fit-costs`)")))?;
+    let table = parse_toml(&text, &file)?;
+    let mut order: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let l = line.split('#').next().unwrap_or_default().trim();
+        if let Some(core) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            order.push((core.trim().to_string(), String::new()));
+        } else if let (Some((k, _)), Some(last)) = (l.split_once('='), order.last()) {
+            order.push((last.0.clone(), k.trim().to_string()));
+        }
+    }
+    let mut f = Fields { table, file: &file };
+    let mut out: Vec<Costs> = Vec::new();
+    for (core, key) in order {
+        if key.is_empty() {
+            let board = f.need_text(&format!("{core}.board"))?;
+            out.push(Costs { core, board, costs: Vec::new() });
+        } else if key != "board" {
+            let v = f.need_number(&format!("{core}.{key}"))?;
+            if !(v >= 0.0 && v.is_finite()) {
+                return err(format!("{file}: [{core}] {key} = {v}: a cost is a number ≥ 0"));
+            }
+            if let Some(c) = out.last_mut() {
+                c.costs.push((key, v));
+            }
+        }
+    }
+    f.done()?;
+    Ok(out)
+}
+
+/// The costs file's text (what `cargo xtask fit-costs` writes): `header` lines become
+/// comments at the top, `notes[i]` comment lines after core `i`'s section.
+pub fn costs_toml(costs: &[Costs], header: &str, notes: &[String]) -> String {
+    let mut s = String::new();
+    for l in header.lines() {
+        s.push_str(&format!("# {l}\n").replace("# \n", "#\n"));
+    }
+    for (i, c) in costs.iter().enumerate() {
+        s.push_str(&format!("\n[{}]\nboard = \"{}\"\n", c.core, c.board));
+        for (k, v) in &c.costs {
+            s.push_str(&format!("{k} = {v:.6}\n"));
+        }
+        if let Some(n) = notes.get(i) {
+            for l in n.lines() {
+                s.push_str(&format!("# {l}\n"));
+            }
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +565,10 @@ mod tests {
         assert!(parse_toml("a = 1\na = 2\n", "t").is_err());
         assert!(parse_toml("a 1\n", "t").is_err());
         assert!(parse_toml("a = nope\n", "t").is_err());
+        assert_eq!(
+            parse_toml("a = 1.5e-3\n", "t").unwrap_or_default().get("a"),
+            Some(&Value::Float(1.5e-3))
+        );
     }
 
     #[test]
@@ -464,6 +577,26 @@ mod tests {
         assert_eq!(region(m, "FLASH"), Some((0x1000_0000, 4096 * 1024)));
         assert_eq!(region(m, "RAM"), Some((0x2000_0000, 512 * 1024)));
         assert_eq!(region(m, "ROM"), None);
+    }
+
+    #[test]
+    fn costs_round_trip() {
+        let c = vec![Costs {
+            core: "cortex-m4".into(),
+            board: "qemu-m4".into(),
+            costs: vec![("i8_mac".into(), 1.25), ("token".into(), 1000.0)],
+        }];
+        let dir = std::env::temp_dir().join(format!("chispa-boards-costs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        std::fs::write(
+            costs_path(&dir),
+            costs_toml(&c, "made by a test\n\nline", &["note".into()]),
+        )
+        .unwrap_or_default();
+        assert_eq!(costs(&dir), Ok(c));
+        std::fs::write(costs_path(&dir), "[m]\nboard = \"b\"\nx = -1\n").unwrap_or_default();
+        assert!(costs(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

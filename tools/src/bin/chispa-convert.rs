@@ -57,10 +57,13 @@ enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// A random-weight model in a TinyStories shape (stories15M, stories42M, stories110M), for
+    /// A random-weight model in a TinyStories shape (stories15M, stories42M, stories110M) or a
+    /// custom one (`--shape dim=64,hidden=172,layers=2,heads=8`), for
     /// benchmarks: same tensors, same sizes, same speed, no meaning.
     Synth {
-        /// The shape.
+        /// The shape: stories15M, stories42M, stories110M, or a custom one as key=value pairs,
+        /// e.g. `dim=64,hidden=172,layers=2,heads=8,kv_heads=4,vocab=512,context=256`
+        /// (`arch=gpt2` for GPT-2's block; kv_heads, vocab, context and arch optional).
         #[arg(long)]
         shape: String,
         /// Output file.

@@ -14,6 +14,10 @@
 //!   the ELF's path and its flash and RAM use.
 //! * `cargo xtask figures`: runs every QEMU board and writes `firmware/boards/measured.toml`,
 //!   the measured figures `chispa plan` reads (checked by `test-qemu`).
+//! * `cargo xtask fit-costs`: runs the firmware on every QEMU core over models of different
+//!   shapes and KV caches and writes `firmware/boards/costs.toml`, the per-operation
+//!   instruction costs `chispa plan` estimates speed with (checked by `test-qemu` on other
+//!   model × KV combinations).
 //! * `cargo xtask model [-o FILE]`: converts the default stories260K to int8 `.chispa`.
 //! * `cargo xtask measure [--full]`: runs the measurement commands and writes
 //!   `docs/measurements.md` (machine, commit, date, and each table with its command).
@@ -30,6 +34,7 @@ use chispa_runner::load::convert_llama2c;
 use chispa_tools::writer::{write_atomic, WriteOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod costs;
 mod figures;
 mod measure;
 mod test;
@@ -64,6 +69,15 @@ enum Cmd {
     /// (instructions per token, code bytes and stack per core: what `chispa plan` uses and
     /// `cargo xtask test-qemu` checks).
     Figures,
+    /// Run the firmware on every QEMU core over models of different shapes and KV caches
+    /// and fit the per-operation instruction costs `chispa plan` uses: writes
+    /// firmware/boards/costs.toml and prints the residuals (about 20 minutes).
+    FitCosts {
+        /// Fit to the logs the last run saved under target/xtask/costs/ where there are
+        /// some (after a change to the counting, not to the firmware).
+        #[arg(long)]
+        reuse: bool,
+    },
     /// Convert the default model (stories260K, int8) to a .chispa file.
     Model {
         /// Output file.
@@ -273,11 +287,9 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         Kv::Int8 => "int8",
         Kv::K10v7 => "k10v7",
     };
-    // A model that does not fit is reported in the plan's words, not as a linker error. With
-    // --ram-kib the link itself is the check (the plan knows the board's full RAM).
-    if f.ram_kib.is_none() {
-        plan_fits(f.board, &model, kv, f.context)?;
-    }
+    // A model that does not fit is reported in the plan's words, not as a linker error (with
+    // --ram-kib, for that RAM; the link checks it again, static data included).
+    plan_fits(f.board, &model, kv, f.context, f.ram_kib)?;
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&fw).args(["build", "--release"]);
     // The board's own features (its runtime, on RISC-V) and the self-test.
@@ -334,14 +346,22 @@ fn build(f: &Firmware) -> Result<PathBuf> {
 }
 
 /// `chispa plan` for the build: an error with the plan's report when it does not fit.
-fn plan_fits(board: Board, model: &Path, kv: &str, context: usize) -> Result<()> {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root())
+fn plan_fits(
+    board: Board,
+    model: &Path,
+    kv: &str,
+    context: usize,
+    ram_kib: Option<u32>,
+) -> Result<()> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root())
         .args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "plan"])
         .arg(model)
-        .args(["--board", board.name(), "--kv", kv, "--context", &context.to_string()])
-        .output()
-        .context("cannot run chispa plan")?;
+        .args(["--board", board.name(), "--kv", kv, "--context", &context.to_string()]);
+    if let Some(k) = ram_kib {
+        cmd.args(["--ram-kib", &k.to_string()]);
+    }
+    let out = cmd.output().context("cannot run chispa plan")?;
     if out.status.success() {
         return Ok(());
     }
@@ -471,11 +491,16 @@ fn main() -> ExitCode {
             0
         }),
         Cmd::TestQemu { boards, steps, no_real_boards } => (|| {
-            let boards = if boards.is_empty() { qemu_boards()? } else { boards };
+            let boards = if boards.is_empty() {
+                qemu_boards()?.into_iter().filter(|b| b.info().ci_qemu_tests).collect()
+            } else {
+                boards
+            };
             test::test_qemu(&boards, steps, !no_real_boards)
         })()
         .map(|()| 0),
         Cmd::Figures => figures::figures().map(|()| 0),
+        Cmd::FitCosts { reuse } => costs::fit_costs(reuse).map(|()| 0),
         Cmd::Measure { full, repeats, no_qemu, out, llama2c, llama_bench, versus } => {
             let o = measure::Options { full, repeats, no_qemu, out, llama2c, llama_bench };
             if versus { measure::versus(&o) } else { measure::measure(&o) }.map(|()| 0)

@@ -4,9 +4,12 @@
 //! on the board), then: stories260K int8, prompt "Once upon a time", greedy, N tokens, int8
 //! KV over the full 512-token context in at most 200 KiB of RAM; the generated ids, the text
 //! and the digest must equal `chispa run MODEL -p ... -n N --temperature 0 --digest --kv int8`.
-//! The same with the k10v7 KV cache (int8's bytes). Then the 128-token context in 64 KiB, int4
-//! stories260K on qemu-m4 (40 tokens), a corrupted model (must exit 1 with an error, not fault), the fault handler of each
-//! architecture (an undefined instruction must exit 5 with a message), and the real-board
+//! The same with the k10v7 KV cache (int8's bytes). `chispa plan`'s instructions per token
+//! within 15 % of fresh runs of model × KV combinations its costs were not fitted to
+//! (`costs::VALIDATE`), a plan that does not fit refused before linking, and stories15M's
+//! shape on an RP2350-sized budget. Then the 128-token context in 64 KiB, int4 stories260K
+//! on qemu-m4 (40 tokens), a corrupted model (must exit 1 with an error, not fault), the
+//! fault handler of each architecture (an undefined instruction must exit 5 with a message), and the real-board
 //! builds (their links check flash, RAM and the stack reserve).
 //! The prompts come at run time through the firmware's console (semihosting stdin): the runs
 //! above use the firmware's default prompt (no prompt typed), and one run types two prompts
@@ -337,6 +340,37 @@ fn plan_agrees(board: Board, log: &str) -> Result<()> {
     }
 }
 
+/// The RP2350-sized QEMU board: Cortex-M33 (`mps2-an505`), the model in a 16 MiB region,
+/// RAM shrunk to 520 KiB.
+pub(crate) const BUDGET_BOARD: &str = "qemu-m33-16m";
+/// The RAM budget (KiB) and the contexts that fit it with stories15M's shape.
+pub(crate) const BUDGET_RAM_KIB: u32 = 520;
+/// The longest context stories15M's shape fits in [`BUDGET_RAM_KIB`] with an int8 (or k10v7:
+/// the same bytes) KV cache, by `chispa plan --ram-kib 520`.
+pub(crate) const BUDGET_CONTEXT: usize = 36;
+const BUDGET_STEPS: usize = 8;
+
+/// stories15M's shape (random weights, 16.5 MB) on [`BUDGET_BOARD`] in 520 KiB of RAM, int8
+/// KV: the same ids, text and digest as the desktop, the stack within its reserve and
+/// `chispa plan`'s instructions per token within 15 %; returns the log.
+fn budget_stories15m(kv: Kv, context: usize) -> Result<String> {
+    let board = crate::board(BUDGET_BOARD)?;
+    let model = crate::costs::stories15m()?;
+    let mut fw = firmware_kv(board, BUDGET_STEPS, context, Some(BUDGET_RAM_KIB), kv);
+    fw.model = Some(model.clone());
+    let r = exec_qemu(&fw, true)?;
+    print!("{}{}", r.console, r.log);
+    ensure!(r.code == 0, "{}: exit status {}", board.name(), r.code);
+    let s =
+        Sampling { prompt: PROMPT, steps: BUDGET_STEPS, temperature: 0.0, top_p: 0.9, seed: 42 };
+    let desk = desktop_run_with(&model, &[], &s, context, crate::costs::kv_name(kv))?;
+    compare(board, &single(&r)?, &desk)?;
+    stack_within_budget(&r.log)?;
+    let line = crate::costs::plan_within_tolerance(board, "stories15M", &model, kv, &r.log)?;
+    println!("{line}");
+    Ok(r.log)
+}
+
 pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Result<()> {
     let mut failures = 0usize;
     let mut passed = 0usize;
@@ -403,6 +437,74 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
         })();
         check(&format!("{} = desktop, k10v7 KV, context 512 in 200 KiB", board.name()), r);
     }
+
+    // The plan's speed: its instructions per token (the model's counts times the fitted
+    // costs) against fresh runs of model × KV combinations the costs were not fitted to.
+    // Every Arm QEMU core has fitted costs; a core `fit-costs` has not run on yet (RISC-V)
+    // gets no speed estimate from the plan, and nothing to check here.
+    for &board in boards {
+        if chispa_runner::cost::core_costs(board.cpu()).is_none() {
+            let r = if board.cpu().starts_with("cortex-m") {
+                Err(anyhow::anyhow!(
+                    "no fitted costs for {}: run `cargo xtask fit-costs`",
+                    board.cpu()
+                ))
+            } else {
+                println!(
+                    "{}: no fitted costs for {} (chispa plan gives no speed estimate)",
+                    board.name(),
+                    board.cpu()
+                );
+                Ok(())
+            };
+            check(&format!("{}: fitted costs (required for Arm cores)", board.name()), r);
+            continue;
+        }
+        let r = crate::costs::validate(board).map(|lines| {
+            for l in lines {
+                println!("{l}");
+            }
+        });
+        check(
+            &format!(
+                "{}: chispa plan's instructions/token within {:.0} % of QEMU on {} model × KV combinations outside the fit",
+                board.name(),
+                crate::costs::TOLERANCE * 100.0,
+                crate::costs::VALIDATE.len()
+            ),
+            r,
+        );
+    }
+
+    // A plan that does not fit is reported in the plan's words before anything is linked.
+    let r = (|| {
+        let f411 = crate::board("stm32f411")?;
+        match crate::build(&firmware(f411, 4, 0, None)) {
+            Ok(elf) => bail!(
+                "stories260K with a 512-token int8 cache built for 128 KiB: {}",
+                elf.display()
+            ),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                ensure!(
+                    msg.contains("not building: the plan does not fit")
+                        && msg.contains("DOES NOT FIT"),
+                    "not the plan's report: {msg}"
+                );
+                Ok(())
+            }
+        }
+    })();
+    check("stm32f411, context 512: refused before linking with the plan's report", r);
+
+    // stories15M's shape on an RP2350-sized budget: 16 MiB for the model, 520 KiB of RAM.
+    let r = budget_stories15m(Kv::Int8, BUDGET_CONTEXT).map(|_| ());
+    check(
+        &format!(
+            "{BUDGET_BOARD}: stories15M shape (16.5 MB) = desktop, int8 KV, context {BUDGET_CONTEXT} in {BUDGET_RAM_KIB} KiB; plan within 15 %"
+        ),
+        r,
+    );
 
     let m4 = crate::board("qemu-m4")?;
     let r = two_prompts(m4, steps);
