@@ -438,7 +438,11 @@ mod tests {
     fn synth(shape: &str, group: usize) -> chispa_tools::aligned::AlignedBytes {
         use chispa_tools::writer::{build, Groups, WriteOptions};
         let src = chispa_tools::synth::model(shape, 1).unwrap_or_else(|e| panic!("{e:#}"));
-        let opts = WriteOptions { dtype: chispa_core::DType::I8, groups: Groups::Uniform(group) };
+        let opts = WriteOptions {
+            dtype: chispa_core::DType::I8,
+            groups: Groups::Uniform(group),
+            ..Default::default()
+        };
         build(&src, &opts, |_, _| {}).unwrap_or_else(|e| panic!("{e:#}")).0
     }
 

@@ -166,8 +166,11 @@ fn model_file(source: Source, name: &str) -> Result<PathBuf> {
         }
         Source::Synth(shape, group) => {
             let src = chispa_tools::synth::model(shape, 1)?;
-            let opts =
-                WriteOptions { dtype: chispa_core::DType::I8, groups: Groups::Uniform(group) };
+            let opts = WriteOptions {
+                dtype: chispa_core::DType::I8,
+                groups: Groups::Uniform(group),
+                ..Default::default()
+            };
             writer::build(&src, &opts, |_, _| {})?.0.as_slice().to_vec()
         }
     };
