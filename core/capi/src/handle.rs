@@ -96,7 +96,7 @@ pub(crate) fn sampling(
     top_p: f32,
     seed: u64,
 ) -> Result<SamplerConfig, ChispaStatus> {
-    if !(temperature.is_finite() && temperature >= 0.0) || !top_p.is_finite() {
+    if !(temperature.is_finite() && temperature >= 0.0 && top_p.is_finite()) {
         return Err(ChispaStatus::BadSampling);
     }
     Ok(SamplerConfig { temperature, top_p, seed })
@@ -111,12 +111,12 @@ pub(crate) fn arena_bytes(model: &[u8], context: u32, kv: u32) -> Result<usize, 
 /// Writes `value` at the start of `slot` and lends it for the slot's lifetime (it is never
 /// dropped: nothing placed here owns anything).
 #[allow(unsafe_code)]
-fn place<'a, T>(slot: &'a mut [u8], value: T) -> Result<&'a mut T, ChispaStatus> {
+fn place<T>(slot: &mut [u8], value: T) -> Result<&mut T, ChispaStatus> {
     let ptr = slot.as_mut_ptr().cast::<T>();
     if slot.len() < core::mem::size_of::<T>() || !ptr.is_aligned() {
         return Err(ChispaStatus::Internal);
     }
-    // SAFETY: `slot` is exclusively borrowed for 'a, large enough and aligned for a `T`
+    // SAFETY: `slot` is exclusively borrowed for the returned lifetime, large enough and aligned for a `T`
     // (checked above); after the write the bytes hold a valid `T`, reachable only through the
     // returned reference, which keeps the exclusive borrow.
     unsafe {
@@ -256,7 +256,9 @@ impl ChispaSession {
             if let Some((id, prev)) = self.pending {
                 let text = printable(self.model.tokenizer().decode(Some(prev), id));
                 *len = text.len();
-                buf.get_mut(..text.len()).ok_or(ChispaStatus::BufferTooSmall)?.copy_from_slice(text);
+                buf.get_mut(..text.len())
+                    .ok_or(ChispaStatus::BufferTooSmall)?
+                    .copy_from_slice(text);
                 self.pending = None;
                 return Ok(id);
             }

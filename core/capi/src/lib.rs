@@ -315,9 +315,8 @@ pub unsafe extern "C" fn chispa_next(
 ) -> ChispaStatus {
     status((|| {
         // SAFETY: the caller's contract above; all borrows end with this call.
-        let (s, buf, len, token) = unsafe {
-            (self::session(session)?, bytes_mut(buf, buf_len)?, out(len)?, out(token)?)
-        };
+        let (s, buf, len, token) =
+            unsafe { (self::session(session)?, bytes_mut(buf, buf_len)?, out(len)?, out(token)?) };
         let mut n = 0;
         let id = s.next(buf, &mut n);
         len.set(n);

@@ -98,9 +98,7 @@ impl ChispaStatus {
             Self::ArenaTooSmall => c"the arena is smaller than chispa_arena_bytes says",
             Self::ArenaMisaligned => c"the arena must start at a 16-byte aligned address",
             Self::TooLarge => c"the memory plan overflows the address space",
-            Self::BadSampling => {
-                c"temperature must be finite and >= 0 (0 is greedy), top-p finite"
-            }
+            Self::BadSampling => c"temperature must be finite and >= 0 (0 is greedy), top-p finite",
             Self::NotUtf8 => c"the prompt is not valid UTF-8",
             Self::EmptyPrompt => c"the prompt encodes to no tokens",
             Self::PromptTooLong => c"the prompt does not fit the context (or the arena)",
@@ -213,7 +211,7 @@ mod tests {
     fn codes_are_distinct_and_round_trip() {
         for (i, s) in ChispaStatus::ALL.iter().enumerate() {
             assert_eq!(ChispaStatus::from_code(*s as i32), Some(*s));
-            for t in &ChispaStatus::ALL[i + 1..] {
+            for t in ChispaStatus::ALL.iter().skip(i + 1) {
                 assert_ne!(*s as i32, *t as i32);
                 assert_ne!(s.message(), t.message());
             }

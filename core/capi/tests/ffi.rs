@@ -2,7 +2,11 @@
 //! the ids, text and digest of the core's own `Generator` driven as `chispa run` drives it,
 //! and every bad argument is a status, never a crash.
 
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+// Every `unsafe` block below is one call of the C API, with pointers to live locals or
+// buffers of the lengths passed, or the NULL, misaligned and closed pointers the API must
+// reject: the safety argument is the same for each, stated here once.
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::ptr;
 
@@ -62,7 +66,8 @@ fn reference(
                 out.push(id);
                 let piece = tok.decode(Some(prev), id);
                 match piece {
-                    Piece::Byte(b) if b < 0x80 && !(b.is_ascii_graphic() || b.is_ascii_whitespace()) => {}
+                    Piece::Byte(b)
+                        if b < 0x80 && !(b.is_ascii_graphic() || b.is_ascii_whitespace()) => {}
                     _ => text.extend_from_slice(piece.bytes()),
                 }
             }
@@ -100,7 +105,11 @@ fn message(s: ChispaStatus) -> String {
 }
 
 /// Generates to the end through the C API: ids, text, digest, stop reason.
-fn generate(s: *mut ChispaSession, prompt: &str, steps: usize) -> (Vec<u32>, Vec<u8>, u64, ChispaStop) {
+fn generate(
+    s: *mut ChispaSession,
+    prompt: &str,
+    steps: usize,
+) -> (Vec<u32>, Vec<u8>, u64, ChispaStop) {
     let r = unsafe { chispa_prompt(s, prompt.as_ptr(), prompt.len(), steps) };
     assert_eq!(r, ChispaStatus::Ok, "{}", message(r));
     let (mut ids, mut text) = (Vec::new(), Vec::new());
@@ -231,7 +240,11 @@ fn bad_arguments_are_statuses() {
     let a = bytes_of(&mut arena);
     let c = config(16, ChispaKv::F32, 0.0, 0.9, 1);
     let mut s = ptr::null_mut();
-    let open = |m: *const u8, a: *mut u8, len: usize, c: &ChispaConfig, s: &mut *mut ChispaSession| unsafe {
+    let open = |m: *const u8,
+                a: *mut u8,
+                len: usize,
+                c: &ChispaConfig,
+                s: &mut *mut ChispaSession| unsafe {
         chispa_open(m, TINY_LEN, a, len, c, s)
     };
     assert_eq!(open(m, a, need - 1, &c, &mut s), S::ArenaTooSmall);
@@ -242,7 +255,10 @@ fn bad_arguments_are_statuses() {
     let r = unsafe { chispa_open(m, TINY_LEN, a, need, &c, ptr::null_mut()) };
     assert_eq!(r, S::NullPointer);
     for bad in [f32::NAN, -1.0, f32::INFINITY] {
-        assert_eq!(open(m, a, need, &ChispaConfig { temperature: bad, ..c }, &mut s), S::BadSampling);
+        assert_eq!(
+            open(m, a, need, &ChispaConfig { temperature: bad, ..c }, &mut s),
+            S::BadSampling
+        );
     }
     assert_eq!(open(m, a, need, &ChispaConfig { top_p: f32::NAN, ..c }, &mut s), S::BadSampling);
     assert_eq!(open(m, a, need, &ChispaConfig { kv: 9, ..c }, &mut s), S::BadKv);
@@ -251,13 +267,15 @@ fn bad_arguments_are_statuses() {
 
     // The session's calls.
     let (mut len, mut id, mut d) = (0usize, 0u32, 0u64);
-    let next = |s, len: &mut usize, id: &mut u32| unsafe {
-        chispa_next(s, ptr::null_mut(), 0, len, id)
-    };
+    let next =
+        |s, len: &mut usize, id: &mut u32| unsafe { chispa_next(s, ptr::null_mut(), 0, len, id) };
     assert_eq!(next(s, &mut len, &mut id), S::NoPrompt);
     assert_eq!(next(ptr::null_mut(), &mut len, &mut id), S::NullPointer);
     assert_eq!(unsafe { chispa_next(s, ptr::null_mut(), 1, &mut len, &mut id) }, S::NullPointer);
-    assert_eq!(unsafe { chispa_next(s, ptr::null_mut(), 0, ptr::null_mut(), &mut id) }, S::NullPointer);
+    assert_eq!(
+        unsafe { chispa_next(s, ptr::null_mut(), 0, ptr::null_mut(), &mut id) },
+        S::NullPointer
+    );
     assert_eq!(unsafe { chispa_prompt(s, ptr::null(), 3, 5) }, S::NullPointer);
     assert_eq!(unsafe { chispa_prompt(s, b"\xff\xfe".as_ptr(), 2, 5) }, S::NotUtf8);
     let long = "the ".repeat(40);
@@ -294,5 +312,8 @@ fn every_status_has_a_message() {
             assert_eq!(m, "unknown status code", "{code}");
         }
     }
-    assert_eq!(message(ChispaStatus::ArenaTooSmall), "the arena is smaller than chispa_arena_bytes says");
+    assert_eq!(
+        message(ChispaStatus::ArenaTooSmall),
+        "the arena is smaller than chispa_arena_bytes says"
+    );
 }
