@@ -21,9 +21,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Runs `cmd`, failing with its output when it fails.
+/// Runs `cmd`, failing with its output when it fails; its stderr is shown.
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
     let out = cmd.output().with_context(|| format!("cannot start {what} ({cmd:?})"))?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     ensure!(
         out.status.success(),
         "{what} failed ({}):\n{}\n{}",
