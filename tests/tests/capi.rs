@@ -35,8 +35,8 @@ fn run(cmd: &mut Command, what: &str) -> Result<String> {
     String::from_utf8(out.stdout).with_context(|| format!("{what} printed invalid UTF-8"))
 }
 
-/// Builds the static library and the C program; returns the program.
-fn build_program(dir: &Path) -> Result<PathBuf> {
+/// The C compiler, the static library and the C program; returns the compiler and library.
+fn build_library() -> Result<(String, PathBuf)> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let probe = Command::new(&cc).arg("--version").output();
     if !probe.is_ok_and(|o| o.status.success()) {
@@ -57,22 +57,36 @@ fn build_program(dir: &Path) -> Result<PathBuf> {
     )?;
     let lib = target_dir.join("release/libchispa_capi.a");
     ensure!(lib.is_file(), "the build made no {}", lib.display());
-    let exe = dir.join("generate");
+    Ok((cc, lib))
+}
+
+/// Compiles and links C `sources` against the header and the library into `exe`.
+fn compile(cc: &str, lib: &Path, sources: &[PathBuf], exe: &Path) -> Result<()> {
     run(
-        Command::new(&cc)
+        Command::new(cc)
             .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"])
             .arg("-I")
             .arg(root().join("core/capi/include"))
-            .arg(root().join("tests/capi/generate.c"))
-            .arg(&lib)
+            .args(sources)
+            .arg(lib)
             // What rustc lists for a static library with `std` on Linux
             // (`--print native-static-libs`).
             .args(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"])
             .arg("-o")
-            .arg(&exe),
-        "compiling tests/capi/generate.c",
-    )?;
-    Ok(exe)
+            .arg(exe),
+        &format!("compiling {sources:?}"),
+    )
+    .map(drop)
+}
+
+/// The C example of the README's "Embedding in C" section.
+fn readme_example() -> Result<String> {
+    let readme = std::fs::read_to_string(root().join("README.md"))?;
+    let (_, section) =
+        readme.split_once("## Embedding in C").context("no \"Embedding in C\" in README.md")?;
+    let (_, code) = section.split_once("```c\n").context("no C example in that section")?;
+    let (code, _) = code.split_once("```").context("the C example does not end")?;
+    Ok(code.to_string())
 }
 
 /// One generation's settings.
@@ -164,7 +178,9 @@ fn parse(stdout: &str) -> Result<Output> {
 #[test]
 fn c_program_prints_the_desktop_story_and_digest() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let exe = build_program(dir.path())?;
+    let (cc, lib) = build_library()?;
+    let exe = dir.path().join("generate");
+    compile(&cc, &lib, &[root().join("tests/capi/generate.c")], &exe)?;
     // The model as `cargo xtask` converts it for the firmware.
     let bytes = stories_model_with(&WriteOptions::default())?;
     let model_path = dir.path().join("stories260K.chispa");
@@ -213,5 +229,28 @@ fn c_program_prints_the_desktop_story_and_digest() -> Result<()> {
         assert!(want.ids.len() > 20, "a story: {want:?}");
         assert_eq!(got, want, "the C program and the Rust runner differ");
     }
+
+    // The README's example, with the model embedded as firmware does (`.incbin`, 16-byte
+    // aligned, in read-only data): it prints the first case's story and digest.
+    let example = dir.path().join("readme.c");
+    std::fs::write(&example, readme_example()?)?;
+    let main = dir.path().join("main.c");
+    let model_file = model_path.to_str().context("a temporary path that is not UTF-8")?;
+    std::fs::write(
+        &main,
+        format!(
+            "#include <stddef.h>\n#include <stdint.h>\n\
+             __asm__(\".section .rodata\\n.balign 16\\n.globl model\\nmodel:\\n.incbin \\\"{model_file}\\\"\\n.previous\");\n\
+             const size_t model_len = {};\nvoid story(void);\nint main(void) {{ story(); return 0; }}\n",
+            bytes.as_slice().len()
+        ),
+    )?;
+    let readme_exe = dir.path().join("readme");
+    compile(&cc, &lib, &[example, main], &readme_exe)?;
+    let stdout = run(&mut Command::new(&readme_exe), "the README's example")?;
+    let want = reference(&model, &cases[0])?;
+    let (text, digest) = stdout.rsplit_once("\ndigest: ").context("no digest from the example")?;
+    eprintln!("README example: digest {}", digest.trim());
+    assert_eq!((text, digest.trim()), (want.text.as_str(), want.digest.as_str()));
     Ok(())
 }
