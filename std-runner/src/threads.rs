@@ -1,37 +1,41 @@
 //! Desktop threads for the int8 matmuls: rows split across `n` threads — the calling thread
-//! and `n - 1` of one persistent pool (rayon; started once by [`set_threads`], so a matmul
-//! pays a wake-up, not a spawn) — each running the session's kernel on its own rows: a variant of
-//! the kernel table ([`threaded`]). Rows are independent and each keeps its own group order, so
-//! the result is bit-identical to one thread (tested in `std-runner/tests/threads.rs`). The
-//! runner's backend choice is kept here too ([`select`], [`kernels`]).
+//! and `n - 1` spinning workers of one persistent pool (`chispa_core::kernels::pool`, started
+//! once per thread count by [`set_threads`]; a matmul pays no wake-up) — each running the
+//! session's kernel on its own rows: a variant of the kernel table ([`threaded`]). Rows are
+//! independent and each keeps its own group order, so the result is bit-identical to one
+//! thread (tested in `std-runner/tests/threads.rs`). The runner's backend choice is kept here
+//! too ([`select`], [`kernels`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
-use chispa_core::kernels::{I8Matrix, Kernels};
+use chispa_core::kernels::pool::Pool;
+use chispa_core::kernels::Kernels;
 
-static THREADS: AtomicUsize = AtomicUsize::new(1);
-static POOL: RwLock<Option<rayon::ThreadPool>> = RwLock::new(None);
+pub use chispa_core::kernels::pool::MIN_PARALLEL_MACS;
+
+/// The pool in use (`None`: one thread).
+static POOL: RwLock<Option<&'static Pool>> = RwLock::new(None);
+/// Every pool started, one per thread count, kept for the process's life (a session's table
+/// holds a reference to one).
+static STARTED: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
 /// The backend's table chosen by `--backend` / `$CHISPA_BACKEND` ([`select`]).
 static SELECTED: RwLock<Option<Kernels>> = RwLock::new(None);
-
-/// Below this many multiply-accumulates a matmul stays on the calling thread. Waking a pool
-/// thread costs tens of microseconds when it has gone to sleep between matmuls, which is
-/// what a core needs for about a million MACs with the AVX-512 kernel; measured (`chispa
-/// bench --threads 2`, synth shapes, 2-core EPYC): with 64 K every model ran slower on two
-/// threads than on one; with 1 M stories15M / 42M gain 1.1–1.2× (stories110M, whose
-/// matrices stream from DRAM, gains nothing: two cores read only 1.16× what one reads).
-pub const MIN_PARALLEL_MACS: usize = 1 << 20;
 
 /// Uses `n` threads (1 = the core's direct call) for every later int8 matmul.
 ///
 /// # Errors
 /// The operating system refused to start the threads.
-pub fn set_threads(n: usize) -> Result<(), rayon::ThreadPoolBuildError> {
-    let n = n.max(1);
-    // The calling thread takes one share of every matmul itself: the pool holds the others.
+pub fn set_threads(n: usize) -> std::io::Result<()> {
     let pool = if n > 1 {
-        Some(rayon::ThreadPoolBuilder::new().num_threads(n - 1).build()?)
+        let mut started = STARTED.lock().unwrap_or_else(|p| p.into_inner());
+        match started.iter().find(|p| p.threads() == n) {
+            Some(p) => Some(*p),
+            None => {
+                let p: &'static Pool = Box::leak(Box::new(Pool::new(n)?));
+                started.push(p);
+                Some(p)
+            }
+        }
     } else {
         None
     };
@@ -39,7 +43,6 @@ pub fn set_threads(n: usize) -> Result<(), rayon::ThreadPoolBuildError> {
         Ok(mut p) => *p = pool,
         Err(poisoned) => *poisoned.into_inner() = pool,
     }
-    THREADS.store(n, Ordering::Relaxed);
     Ok(())
 }
 
@@ -61,39 +64,14 @@ pub fn kernels() -> Kernels {
 
 /// `k` with its int8 matmul split across the threads of [`set_threads`] (as it is for one).
 pub fn threaded(k: Kernels) -> Kernels {
-    k.with_host_matvec(if threads() > 1 { Some(parallel_matvec_i8) } else { None })
+    k.with_pool(pool())
+}
+
+fn pool() -> Option<&'static Pool> {
+    POOL.read().ok().and_then(|p| *p)
 }
 
 /// Threads in use.
 pub fn threads() -> usize {
-    THREADS.load(Ordering::Relaxed)
-}
-
-/// The table's matmul on row ranges, one per thread (`k` is the table without this function).
-fn parallel_matvec_i8(k: &Kernels, out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
-    let n = threads();
-    let rows = out.len();
-    if n <= 1 || !w.holds(rows) || rows * w.cols < MIN_PARALLEL_MACS || rows < 2 * n {
-        return k.matvec_i8(out, w, xq, x_scale);
-    }
-    let guard = POOL.read();
-    let Some(pool) = guard.as_ref().ok().and_then(|p| p.as_ref()) else {
-        return k.matvec_i8(out, w, xq, x_scale);
-    };
-    // Whole blocks of 8 rows per thread (the x86 kernels' blocking), the last takes the rest.
-    let per = rows.div_ceil(n).div_ceil(8) * 8;
-    let run = |i: usize, o: &mut [f32]| {
-        k.matvec_i8(o, &w.from_row(i * per), xq, x_scale);
-    };
-    let mut shares = out.chunks_mut(per).enumerate();
-    let first = shares.next();
-    pool.in_place_scope(|s| {
-        for (i, o) in shares {
-            s.spawn(move |_| run(i, o));
-        }
-        // This thread's share, while the pool runs the rest.
-        if let Some((i, o)) = first {
-            run(i, o);
-        }
-    });
+    pool().map_or(1, Pool::threads)
 }

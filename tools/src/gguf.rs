@@ -1,4 +1,4 @@
-//! GGUF v3 files (llama.cpp): the `llama` architecture, tensors in F32, F16 or a block type of
+//! GGUF v3 files (llama.cpp): the `llama`, `qwen2` and `qwen3` architectures, tensors in F32, F16 or a block type of
 //! [`crate::ggml_quants`], and the sentencepiece-style (`tokenizer.ggml.model = "llama"`) or
 //! byte-level BPE (`"gpt2"`) vocabulary.
 //!
@@ -7,8 +7,9 @@
 //! offset); padding to `general.alignment` (default 32); tensor data. Every read is bounds
 //! checked: a malformed file is an error, never a panic.
 //!
-//! llama.cpp stores `attn_q`/`attn_k` with RoPE on adjacent pairs (its converter permutes
-//! Hugging Face's rows back to Meta's layout), which is chispa's convention: no permutation.
+//! For `llama`, llama.cpp stores `attn_q`/`attn_k` with RoPE on adjacent pairs (its converter
+//! permutes Hugging Face's rows back to Meta's layout), which is chispa's convention; for the
+//! Qwen architectures it keeps Hugging Face's rotate_half order, permuted here ([`ARCHS`]).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -549,38 +550,73 @@ fn vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
     Ok((v, line))
 }
 
-/// Converts a GGUF file of the `llama` architecture.
+/// The architectures this reader takes: `general.architecture` (also the metadata keys'
+/// prefix), chispa's architecture, and whether llama.cpp keeps the Hugging Face (rotate_half)
+/// row order of q/k for it (its NEOX RoPE) — chispa's RoPE is on adjacent pairs, so those
+/// rows are permuted here as `chispa-convert hf` permutes them. For `llama` its converter
+/// already stores adjacent pairs.
+const ARCHS: [(&str, Arch, bool); 3] =
+    [("llama", Arch::Llama, false), ("qwen2", Arch::Qwen2, true), ("qwen3", Arch::Qwen3, true)];
+
+/// Converts a GGUF file of the `llama`, `qwen2` or `qwen3` architecture.
 ///
 /// # Errors
 /// Another architecture, missing keys or tensors, shape mismatches, unsupported tensor types,
 /// a vocabulary that does not fit.
 pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
     let g = Gguf::parse(bytes)?;
-    let arch = g.string("general.architecture")?;
-    ensure!(arch == "llama", "GGUF: general.architecture \"{arch}\" is not supported (llama only)");
-    let dim = g.int("llama.embedding_length")?;
-    let n_heads = g.int("llama.attention.head_count")?;
-    let n_kv_heads = match g.meta.get("llama.attention.head_count_kv") {
-        Some(_) => g.int("llama.attention.head_count_kv")?,
+    let name = g.string("general.architecture")?;
+    let Some(&(name, arch, rotate_half)) = ARCHS.iter().find(|a| a.0 == name) else {
+        let known: Vec<&str> = ARCHS.iter().map(|a| a.0).collect();
+        bail!(
+            "GGUF: general.architecture \"{name}\" is not supported ({})",
+            known.join(", ")
+        );
+    };
+    let key = |k: &str| format!("{name}.{k}");
+    let dim = g.int(&key("embedding_length"))?;
+    let n_heads = g.int(&key("attention.head_count"))?;
+    let n_kv_heads = match g.meta.get(key("attention.head_count_kv").as_str()) {
+        Some(_) => g.int(&key("attention.head_count_kv"))?,
         None => n_heads,
     };
     ensure!(
-        dim % n_heads == 0 && (dim / n_heads) % 2 == 0 && n_heads % n_kv_heads == 0,
+        n_heads <= dim && n_heads % n_kv_heads == 0,
         "GGUF: embedding_length {dim}, head_count {n_heads}, head_count_kv {n_kv_heads} do not fit"
     );
-    if g.meta.contains_key("llama.rope.dimension_count") {
-        let rd = g.int("llama.rope.dimension_count")?;
-        ensure!(
-            rd == dim / n_heads,
-            "GGUF: llama.rope.dimension_count {rd} (partial RoPE) is not supported"
-        );
+    // A head width other than embedding_length / head_count where the architecture allows
+    // it (Qwen3); 0 stands for the quotient.
+    let mut head_dim = 0;
+    let mut head_size = dim / n_heads;
+    if g.meta.contains_key(key("attention.key_length").as_str()) {
+        let kl = g.int(&key("attention.key_length"))?;
+        let vl = match g.meta.get(key("attention.value_length").as_str()) {
+            Some(_) => g.int(&key("attention.value_length"))?,
+            None => kl,
+        };
+        ensure!(vl == kl, "GGUF: attention.value_length {vl} differs from key_length {kl}");
+        if kl != head_size || dim % n_heads != 0 {
+            ensure!(
+                arch.spec().free_head_dim,
+                "GGUF: attention.key_length {kl} differs from embedding_length / head_count = {head_size} (not supported for {name})"
+            );
+            (head_size, head_dim) = (kl, kl);
+        }
     }
-    for key in ["llama.embedding_length", "llama.feed_forward_length", "llama.context_length"] {
-        let v = g.int(key)?;
-        ensure!(v <= 1 << 20, "GGUF: {key} = {v} is larger than chispa supports (2^20)");
+    ensure!(
+        (head_dim != 0 || dim % n_heads == 0) && head_size % 2 == 0,
+        "GGUF: embedding_length {dim}, head_count {n_heads}: the head width {head_size} must be a whole, even number"
+    );
+    if g.meta.contains_key(key("rope.dimension_count").as_str()) {
+        let rd = g.int(&key("rope.dimension_count"))?;
+        ensure!(rd == head_size, "GGUF: {name}.rope.dimension_count {rd} (partial RoPE) is not supported");
     }
-    let vocab_size = match (g.meta.get("llama.vocab_size"), g.get("tokenizer.ggml.tokens")?) {
-        (Some(_), _) => g.int("llama.vocab_size")?,
+    for k in ["embedding_length", "feed_forward_length", "context_length"] {
+        let v = g.int(&key(k))?;
+        ensure!(v <= 1 << 20, "GGUF: {name}.{k} = {v} is larger than chispa supports (2^20)");
+    }
+    let vocab_size = match (g.meta.get(key("vocab_size").as_str()), g.get("tokenizer.ggml.tokens")?) {
+        (Some(_), _) => g.int(&key("vocab_size"))?,
         (None, Meta::Array(tokens)) => tokens.len(),
         (None, other) => bail!("GGUF: tokenizer.ggml.tokens is {other:?}, expected an array"),
     };
@@ -589,23 +625,23 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
         "GGUF: the vocabulary of {vocab_size} tokens is larger than chispa supports (2^20)"
     );
     let p = Params {
-        arch: Arch::Llama,
+        arch,
         dim,
-        hidden_dim: g.int("llama.feed_forward_length")?,
-        n_layers: g.int("llama.block_count")?,
+        hidden_dim: g.int(&key("feed_forward_length"))?,
+        n_layers: g.int(&key("block_count"))?,
         n_heads,
         n_kv_heads,
-        head_dim: 0,
+        head_dim,
         vocab_size,
-        max_seq_len: g.int("llama.context_length")?,
+        max_seq_len: g.int(&key("context_length"))?,
         rope_theta: g.checked_float(
-            "llama.rope.freq_base",
+            &key("rope.freq_base"),
             10000.0,
             |t| t > 1.0,
             "a finite number above 1",
         )?,
         norm_eps: g.checked_float(
-            "llama.attention.layer_norm_rms_epsilon",
+            &key("attention.layer_norm_rms_epsilon"),
             1e-5,
             |e| e >= 0.0,
             "a finite number ≥ 0 (an f32)",
@@ -614,13 +650,17 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
     };
     let mut tensors = Vec::new();
     for t in canonical_tensors(&p)? {
-        let data = g.tensor(&gguf_name(t.kind, t.layer), t.rows, t.cols)?;
+        let mut data = g.tensor(&gguf_name(t.kind, t.layer), t.rows, t.cols)?;
+        if rotate_half {
+            let (_, map) = crate::hf::hf_name(arch.spec(), t.kind, t.layer, "")?;
+            data = crate::hf::to_adjacent_pairs(map, data, &p, t.rows)?;
+        }
         tensors.push(Tensor { name: t.name, rows: t.rows, cols: t.cols, data });
     }
     let (v, tok_line) = vocab(&g, vocab_size)?;
     let recognised = vec![
         format!(
-            "GGUF v3, llama: dim {dim}, hidden {}, layers {}, heads {n_heads} (kv {n_kv_heads}), vocab {vocab_size}, context {}",
+            "GGUF v3, {name}: dim {dim}, hidden {}, layers {}, heads {n_heads} (kv {n_kv_heads}, width {head_size}), vocab {vocab_size}, context {}",
             p.hidden_dim, p.n_layers, p.max_seq_len
         ),
         format!(

@@ -590,6 +590,24 @@ fn read_gpt_neo(dir: &Path, config: &Value) -> Result<Converted> {
     Ok(Converted { model: SourceModel { params: p, tensors, vocab }, recognised, inputs: ck.files })
 }
 
+/// A tensor of `rows` rows (1: a vector) in Hugging Face's rotate_half order turned into
+/// chispa's adjacent RoPE pairs as `map` says (per query head, per key head, or one head);
+/// other maps leave it as it is.
+///
+/// # Errors
+/// The tensor does not hold whole heads.
+pub fn to_adjacent_pairs(map: HfMap, w: Vec<f32>, p: &Params, rows: usize) -> Result<Vec<f32>> {
+    let hs = p.head_size();
+    // Elements of a vector are rows of one column for the permutation.
+    let row_cols = if rows <= 1 { 1 } else { w.len() / rows };
+    match map {
+        HfMap::RotateQuery => rotate_half_to_adjacent(&w, p.n_heads, hs, row_cols),
+        HfMap::RotateKey => rotate_half_to_adjacent(&w, p.n_kv_heads, hs, row_cols),
+        HfMap::RotateHead => rotate_half_to_adjacent(&w, 1, hs, 1),
+        _ => Ok(w),
+    }
+}
+
 /// The checkpoint name of a canonical tensor: its architecture's Hugging Face name with the
 /// layer index filled in (and `prefix`, except on the classifier).
 pub fn hf_name(
@@ -611,7 +629,6 @@ pub fn hf_name(
 /// every such tensor.
 fn take_tensors(ck: &mut Checkpoint, p: &Params, prefix: &str) -> Result<Vec<Tensor>> {
     let spec = p.arch.spec();
-    let hs = p.head_size();
     // Fused Conv1D tensors (GPT-2's c_attn), taken once: weights transposed to [3·out, in].
     let mut fused: HashMap<String, Vec<f32>> = HashMap::new();
     let mut tensors = Vec::new();
@@ -619,17 +636,11 @@ fn take_tensors(ck: &mut Checkpoint, p: &Params, prefix: &str) -> Result<Vec<Ten
         let (name, map) = hf_name(spec, t.kind, t.layer, prefix)?;
         let (rows, cols) = (t.rows, t.cols);
         let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
-        // Elements of a vector are rows of one column for the RoPE permutation.
-        let row_cols = if rows == 1 { 1 } else { cols };
         let data = match map {
             HfMap::Copy => ck.take(&name, &shape)?,
-            HfMap::RotateQuery => {
-                rotate_half_to_adjacent(&ck.take(&name, &shape)?, p.n_heads, hs, row_cols)?
+            HfMap::RotateQuery | HfMap::RotateKey | HfMap::RotateHead => {
+                to_adjacent_pairs(map, ck.take(&name, &shape)?, p, rows)?
             }
-            HfMap::RotateKey => {
-                rotate_half_to_adjacent(&ck.take(&name, &shape)?, p.n_kv_heads, hs, row_cols)?
-            }
-            HfMap::RotateHead => rotate_half_to_adjacent(&ck.take(&name, &shape)?, 1, hs, 1)?,
             HfMap::FirstRows => ck.take_first_rows(&name, rows, cols)?,
             HfMap::Transpose => transpose(&ck.take(&name, &[cols, rows])?, cols, rows),
             HfMap::Fused(part) => {

@@ -290,6 +290,9 @@ backends! {
 }
 
 pub mod generic;
+#[cfg(feature = "std")]
+#[allow(unsafe_code)]
+pub mod pool;
 #[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
 
@@ -378,11 +381,6 @@ type SoftmaxFn = unsafe fn(&mut [f32]);
 /// An ISA module's SwiGLU (as [`generic::swiglu`]). # Safety: as [`SoftmaxFn`].
 type SwigluFn = unsafe fn(&mut [f32], &[f32]);
 
-/// A host's int8 matmul in place of the kernel's (the desktop runner's threads): it receives
-/// the table without itself, whose [`Kernels::matvec_i8`] it calls on parts (row ranges) of
-/// the work, and must compute what that computes.
-pub type HostMatvec = fn(&Kernels, &mut [f32], &I8Matrix<'_>, &[i16], f32);
-
 /// Cached rows as attention reads them: `rows` of `row_len` elements each (one layer's
 /// `[ctx, kv_dim]`), one head's elements from `off` on, and (int8 rows) one scale per row.
 #[derive(Clone, Copy, Debug)]
@@ -417,14 +415,16 @@ pub struct Kernels {
     mix2_i8: Mix2I8Fn,
     softmax: SoftmaxFn,
     swiglu: SwigluFn,
-    host: Option<HostMatvec>,
+    /// Threads that share the matmuls' rows (the desktop's table variant).
+    #[cfg(feature = "std")]
+    pool: Option<&'static pool::Pool>,
 }
 
 impl core::fmt::Debug for Kernels {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Kernels")
             .field("backend", &self.backend)
-            .field("host_matvec", &self.host.is_some())
+            .field("threads", &self.threads())
             .finish()
     }
 }
@@ -454,7 +454,8 @@ impl Kernels {
             mix2_i8: generic::mix2_i8,
             softmax: generic::softmax,
             swiglu: generic::swiglu,
-            host: None,
+            #[cfg(feature = "std")]
+            pool: None,
         }
     }
 
@@ -482,10 +483,21 @@ impl Kernels {
         self.backend
     }
 
-    /// The same table with `f` in place of the int8 matmul (`None`: the kernel's again).
-    pub fn with_host_matvec(mut self, f: Option<HostMatvec>) -> Self {
-        self.host = f;
+    /// The same table with its matmuls' rows split across `pool`'s threads (`None`: one
+    /// thread). Any split gives the one-thread bits (rows are independent).
+    #[cfg(feature = "std")]
+    pub fn with_pool(mut self, pool: Option<&'static pool::Pool>) -> Self {
+        self.pool = pool.filter(|p| p.threads() > 1);
         self
+    }
+
+    /// Threads that share a matmul.
+    pub fn threads(&self) -> usize {
+        #[cfg(feature = "std")]
+        if let Some(p) = self.pool {
+            return p.threads();
+        }
+        1
     }
 
     /// `out[r]` for every row of `w` (see the contract in [`generic::matvec_i8`]). A matrix
@@ -493,12 +505,19 @@ impl Kernels {
     /// than a row sets `out` to NaN (`Model::parse` rules all three out).
     #[allow(unsafe_code)]
     pub fn matvec_i8(&self, out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_scale: f32) {
-        if let Some(host) = self.host {
-            return host(&self.with_host_matvec(None), out, w, xq, x_scale);
-        }
         // The SIMD kernels index with raw pointers: check every length they rely on here, once.
         if !(w.holds(out.len()) && xq.len() >= w.cols) {
             return out.fill(f32::NAN);
+        }
+        #[cfg(feature = "std")]
+        if let Some(p) = self.pool.filter(|_| out.len() * w.cols >= pool::MIN_PARALLEL_MACS) {
+            let f = self.matvec_i8;
+            // Whole blocks of 8 rows per thread (the x86 kernels' blocking).
+            return pool::split_rows(p, out, 8, &|first, block| {
+                // SAFETY: as below, for rows `first..` (the lengths checked above hold for
+                // every block of the rows).
+                unsafe { f(block, &w.from_row(first), xq, x_scale) }
+            });
         }
         // SAFETY: the lengths are checked above; `for_backend` plugged this backend's kernels
         // only after checking the CPU runs them.
