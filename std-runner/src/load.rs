@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use chispa_core::format::MAGIC;
 use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
-use chispa_tools::llama2c;
+use chispa_tools::source::{self, Input};
 use chispa_tools::writer::{self, WriteOptions};
 
 use crate::usage::UsageError;
@@ -114,10 +114,7 @@ fn map(path: &Path) -> Result<ModelBytes> {
 /// # Errors
 /// Unreadable files or anything the converter refuses.
 pub fn convert_llama2c(ckpt: &Path, tok: &Path, opts: &WriteOptions) -> Result<AlignedBytes> {
-    let c = chispa_tools::output::read_input(ckpt)?;
-    let t = chispa_tools::output::read_input(tok)?;
-    let source =
-        llama2c::read(&c, &t).with_context(|| format!("cannot convert {}", ckpt.display()))?;
+    let source = source::read(&Input::Llama2c { checkpoint: ckpt, tokenizer: tok })?.model;
     Ok(writer::build(&source, opts, |_, _| {})?.0)
 }
 
@@ -128,16 +125,8 @@ fn is_foreign(path: &Path) -> bool {
 
 /// Converts a Hugging Face folder or a GGUF file in memory.
 fn convert_foreign(path: &Path, opts: &WriteOptions) -> Result<AlignedBytes> {
-    let source = if path.is_dir() {
-        chispa_tools::hf::read_dir(path)
-            .with_context(|| format!("cannot convert {}", path.display()))?
-            .model
-    } else {
-        let bytes = chispa_tools::output::read_input(path)?;
-        chispa_tools::gguf::read(&bytes)
-            .with_context(|| format!("cannot convert {}", path.display()))?
-            .0
-    };
+    let input = if path.is_dir() { Input::Hf(path) } else { Input::Gguf(path) };
+    let source = source::read(&input)?.model;
     Ok(writer::build(&source, opts, |_, _| {})?.0)
 }
 

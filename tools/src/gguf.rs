@@ -22,7 +22,7 @@ use crate::hf_tokenizer::NO_MERGE;
 use chispa_core::arch::info;
 use chispa_core::format::TensorKind;
 
-use crate::source::{canonical_tensors, Params, SourceModel, Tensor, Vocab};
+use crate::source::{canonical_tensors, Converted, Params, SourceModel, Tensor, Vocab};
 
 /// ggml type codes this reader accepts.
 pub const GGML_F32: u32 = 0;
@@ -558,6 +558,16 @@ fn vocab(g: &Gguf<'_>, vocab_size: usize) -> Result<(Vocab, String)> {
 const ARCHS: [(&str, Arch, bool); 3] =
     [("llama", Arch::Llama, false), ("qwen2", Arch::Qwen2, true), ("qwen3", Arch::Qwen3, true)];
 
+/// Reads a GGUF file ([`read`]).
+///
+/// # Errors
+/// An unreadable file, and what [`read`] refuses.
+pub fn read_file(path: &std::path::Path) -> Result<Converted> {
+    let bytes = crate::output::read_input(path)?;
+    let (model, recognised) = read(&bytes)?;
+    Ok(Converted { model, recognised, inputs: vec![path.to_path_buf()] })
+}
+
 /// Converts a GGUF file of the `llama`, `qwen2` or `qwen3` architecture.
 ///
 /// # Errors
@@ -568,10 +578,7 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
     let name = g.string("general.architecture")?;
     let Some(&(name, arch, rotate_half)) = ARCHS.iter().find(|a| a.0 == name) else {
         let known: Vec<&str> = ARCHS.iter().map(|a| a.0).collect();
-        bail!(
-            "GGUF: general.architecture \"{name}\" is not supported ({})",
-            known.join(", ")
-        );
+        bail!("GGUF: general.architecture \"{name}\" is not supported ({})", known.join(", "));
     };
     let key = |k: &str| format!("{name}.{k}");
     let dim = g.int(&key("embedding_length"))?;
@@ -609,13 +616,17 @@ pub fn read(bytes: &[u8]) -> Result<(SourceModel, Vec<String>)> {
     );
     if g.meta.contains_key(key("rope.dimension_count").as_str()) {
         let rd = g.int(&key("rope.dimension_count"))?;
-        ensure!(rd == head_size, "GGUF: {name}.rope.dimension_count {rd} (partial RoPE) is not supported");
+        ensure!(
+            rd == head_size,
+            "GGUF: {name}.rope.dimension_count {rd} (partial RoPE) is not supported"
+        );
     }
     for k in ["embedding_length", "feed_forward_length", "context_length"] {
         let v = g.int(&key(k))?;
         ensure!(v <= 1 << 20, "GGUF: {name}.{k} = {v} is larger than chispa supports (2^20)");
     }
-    let vocab_size = match (g.meta.get(key("vocab_size").as_str()), g.get("tokenizer.ggml.tokens")?) {
+    let vocab_size = match (g.meta.get(key("vocab_size").as_str()), g.get("tokenizer.ggml.tokens")?)
+    {
         (Some(_), _) => g.int(&key("vocab_size"))?,
         (None, Meta::Array(tokens)) => tokens.len(),
         (None, other) => bail!("GGUF: tokenizer.ggml.tokens is {other:?}, expected an array"),

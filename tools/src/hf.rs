@@ -26,18 +26,8 @@ use crate::hf_tokenizer;
 use chispa_core::arch::{Arch, HfMap, Spec};
 use chispa_core::format::TensorKind;
 
+pub use crate::source::Converted;
 use crate::source::{canonical_tensors, Params, SourceModel, Tensor};
-
-/// A converted folder and what was recognised in it (one line per fact, for the CLI).
-#[derive(Debug)]
-pub struct Converted {
-    /// The model, ready for the writer.
-    pub model: SourceModel,
-    /// What was recognised: architecture, shapes, tensor types, tokenizer.
-    pub recognised: Vec<String>,
-    /// Every file read (the configuration, the checkpoint files, the tokenizer files).
-    pub inputs: Vec<PathBuf>,
-}
 
 /// All tensors of a checkpoint, widened to f32.
 #[derive(Debug, Default)]

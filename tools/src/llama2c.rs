@@ -16,7 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use chispa_core::format::byte_groups;
 use chispa_core::model::{MAX_DIM, MAX_LAYERS, MAX_SEQ, MAX_VOCAB};
 
-use crate::source::{canonical_tensors, Params, SourceModel, Tensor, Vocab};
+use crate::source::{canonical_tensors, Converted, Params, SourceModel, Tensor, Vocab};
 
 const HEADER_BYTES: usize = 7 * 4;
 
@@ -76,6 +76,35 @@ pub fn read_params(ckpt: &[u8]) -> Result<Params> {
         p.n_kv_heads
     );
     Ok(p)
+}
+
+/// Reads a checkpoint file and its tokenizer file ([`read`]), with what was recognised.
+///
+/// # Errors
+/// Unreadable files, and what [`read`] refuses.
+pub fn read_files(checkpoint: &std::path::Path, tokenizer: &std::path::Path) -> Result<Converted> {
+    let model =
+        read(&crate::output::read_input(checkpoint)?, &crate::output::read_input(tokenizer)?)?;
+    let p = &model.params;
+    let recognised = vec![
+        format!(
+            "llama2.c checkpoint: Llama, dim {}, hidden {}, layers {}, heads {} (kv {}), vocab {}, context {}, classifier {}",
+            p.dim,
+            p.hidden_dim,
+            p.n_layers,
+            p.n_heads,
+            p.n_kv_heads,
+            p.vocab_size,
+            p.max_seq_len,
+            if p.shared_classifier { "shared" } else { "separate" }
+        ),
+        format!(
+            "llama2.c tokenizer.bin, {} pieces, byte fallback {}",
+            model.vocab.pieces.len(),
+            if model.vocab.byte_fallback_base.is_some() { "yes" } else { "no" }
+        ),
+    ];
+    Ok(Converted { model, recognised, inputs: vec![checkpoint.into(), tokenizer.into()] })
 }
 
 /// Reads a checkpoint and its tokenizer into a [`SourceModel`].

@@ -1,6 +1,9 @@
-//! The in-memory model that every reader produces and the writer consumes.
+//! The in-memory model that every reader produces and the writer consumes, and the one shape
+//! of a reader: an [`Input`] in, a [`Converted`] out ([`read`]).
 
-use anyhow::{ensure, Result};
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
 use chispa_core::arch::info;
 use chispa_core::format::TensorKind;
 use chispa_core::model::{MAX_DIM, MAX_LAYERS, MAX_SEQ, MAX_VOCAB};
@@ -153,4 +156,57 @@ pub fn canonical_tensors(params: &Params) -> Result<Vec<Canonical>> {
             Canonical { name, kind, layer, rows, cols }
         })
         .collect())
+}
+
+/// What every reader returns.
+#[derive(Debug)]
+pub struct Converted {
+    /// The model, ready for the writer.
+    pub model: SourceModel,
+    /// What was recognised: architecture, shapes, tensor types, tokenizer (one line each).
+    pub recognised: Vec<String>,
+    /// Every file read.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// An input format and where it is.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// A llama2.c checkpoint (legacy `.bin`) and its `tokenizer.bin` ([`crate::llama2c`]).
+    Llama2c {
+        /// The checkpoint.
+        checkpoint: &'a Path,
+        /// Its tokenizer.
+        tokenizer: &'a Path,
+    },
+    /// A Hugging Face folder ([`crate::hf`]).
+    Hf(&'a Path),
+    /// A llama.cpp GGUF file ([`crate::gguf`]).
+    Gguf(&'a Path),
+}
+
+impl Input<'_> {
+    /// The path the input is named by (the checkpoint, the folder, the file).
+    pub fn path(&self) -> &Path {
+        match self {
+            Input::Llama2c { checkpoint, .. } => checkpoint,
+            Input::Hf(p) | Input::Gguf(p) => p,
+        }
+    }
+}
+
+/// Reads `input` with its format's reader.
+///
+/// # Errors
+/// Unreadable files, and whatever the reader refuses (the message names the key or tensor),
+/// behind a line naming the input.
+pub fn read(input: &Input<'_>) -> Result<Converted> {
+    let converted = match *input {
+        Input::Llama2c { checkpoint, tokenizer } => {
+            crate::llama2c::read_files(checkpoint, tokenizer)
+        }
+        Input::Hf(dir) => crate::hf::read_dir(dir),
+        Input::Gguf(file) => crate::gguf::read_file(file),
+    };
+    converted.with_context(|| format!("cannot convert {}", input.path().display()))
 }

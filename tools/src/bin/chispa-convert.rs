@@ -9,9 +9,9 @@ use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::calibrate::DEFAULT_TARGET_SNR_DB;
-use chispa_tools::source::SourceModel;
+use chispa_tools::source::{self, Input, SourceModel};
 use chispa_tools::writer::{self, Groups, WriteOptions};
-use chispa_tools::{gguf, gguf_writer, hf, inspect, llama2c, out, outln, output, stdout, synth};
+use chispa_tools::{gguf_writer, inspect, out, outln, output, stdout, synth};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -149,56 +149,20 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     output::read_input(path)
 }
 
-fn convert_llama2c(
-    checkpoint: &Path,
-    tokenizer: &Path,
-    output: &Path,
-    opts: WriteOptions,
-    quiet: bool,
-) -> Result<()> {
+/// Reads `input` with its format's reader, prints what was recognised, writes `output`.
+fn convert(input: Input<'_>, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
     let start = Instant::now();
-    let inputs = [checkpoint, tokenizer];
-    output::check(output, &inputs)?;
-    let ckpt = read(checkpoint)?;
-    let tok = read(tokenizer)?;
-    let source = llama2c::read(&ckpt, &tok)
-        .with_context(|| format!("cannot convert {}", checkpoint.display()))?;
-    let p = &source.params;
-    eprintln!(
-        "recognised  llama2.c checkpoint: Llama, dim {}, hidden {}, layers {}, heads {} (kv {}), vocab {}, context {}, classifier {}",
-        p.dim, p.hidden_dim, p.n_layers, p.n_heads, p.n_kv_heads, p.vocab_size, p.max_seq_len,
-        if p.shared_classifier { "shared" } else { "separate" }
-    );
-    eprintln!(
-        "tokenizer   llama2.c tokenizer.bin, {} pieces, byte fallback {}",
-        source.vocab.pieces.len(),
-        if source.vocab.byte_fallback_base.is_some() { "yes" } else { "no" }
-    );
-    write_model(&source, output, &inputs, opts, quiet, start)
-}
-
-fn convert_hf(dir: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
-    let start = Instant::now();
-    output::check(output, &[dir])?;
-    let converted =
-        hf::read_dir(dir).with_context(|| format!("cannot convert {}", dir.display()))?;
+    let named: Vec<&Path> = match &input {
+        Input::Llama2c { checkpoint, tokenizer } => vec![checkpoint, tokenizer],
+        Input::Hf(p) | Input::Gguf(p) => vec![p],
+    };
+    output::check(output, &named)?;
+    let converted = source::read(&input)?;
     for line in &converted.recognised {
         eprintln!("recognised  {line}");
     }
     let inputs: Vec<&Path> = converted.inputs.iter().map(PathBuf::as_path).collect();
     write_model(&converted.model, output, &inputs, opts, quiet, start)
-}
-
-fn convert_gguf(file: &Path, output: &Path, opts: WriteOptions, quiet: bool) -> Result<()> {
-    let start = Instant::now();
-    output::check(output, &[file])?;
-    let bytes = read(file)?;
-    let (source, recognised) =
-        gguf::read(&bytes).with_context(|| format!("cannot convert {}", file.display()))?;
-    for line in &recognised {
-        eprintln!("recognised  {line}");
-    }
-    write_model(&source, output, &[file], opts, quiet, start)
 }
 
 fn write_model(
@@ -301,11 +265,16 @@ fn write_model(
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Llama2c { checkpoint, tokenizer, out } => {
-            convert_llama2c(&checkpoint, &tokenizer, &out.output, out.options(), out.quiet)
+        Command::Llama2c { checkpoint, tokenizer, out } => convert(
+            Input::Llama2c { checkpoint: &checkpoint, tokenizer: &tokenizer },
+            &out.output,
+            out.options(),
+            out.quiet,
+        ),
+        Command::Hf { dir, out } => convert(Input::Hf(&dir), &out.output, out.options(), out.quiet),
+        Command::Gguf { file, out } => {
+            convert(Input::Gguf(&file), &out.output, out.options(), out.quiet)
         }
-        Command::Hf { dir, out } => convert_hf(&dir, &out.output, out.options(), out.quiet),
-        Command::Gguf { file, out } => convert_gguf(&file, &out.output, out.options(), out.quiet),
         Command::Synth { shape, output, seed, dtype, group_size, gguf } => {
             let dtype: DType = dtype.into();
             let start = Instant::now();
