@@ -116,15 +116,21 @@ fn convert_case(
 #[test]
 fn qwen_gguf_matches_transformers() -> anyhow::Result<()> {
     // F16 is the checkpoints' own precision: the same weights as transformers ran.
-    for (file, tiny, arch) in
-        [("qwen2-tiny.f16.gguf", "qwen2-tiny", "qwen2"), ("qwen3-tiny.f16.gguf", "qwen3-tiny", "qwen3")]
-    {
+    for (file, tiny, arch) in [
+        ("qwen2-tiny.f16.gguf", "qwen2-tiny", "qwen2"),
+        ("qwen3-tiny.f16.gguf", "qwen3-tiny", "qwen3"),
+    ] {
         let bytes = convert_case(file, arch, DType::F32)?;
         let model = Model::parse(bytes.as_slice())?;
         for case in &tiny_reference(tiny)?.cases {
             let a = agreement(&case.logits, &teacher_forced(&model, &case.input_ids)?);
             eprintln!("{file}, {}: max |Δlogit| {:.2e}", case.name, a.max_abs_err);
-            assert!(a.max_abs_err <= 1e-4, "{file}, {}: max abs error {}", case.name, a.max_abs_err);
+            assert!(
+                a.max_abs_err <= 1e-4,
+                "{file}, {}: max abs error {}",
+                case.name,
+                a.max_abs_err
+            );
             let g = greedy(&model, &case.prompt_ids, case.greedy_ids.len())?;
             let until_stop: Vec<u32> =
                 case.greedy_ids.iter().copied().take_while(|id| !model.is_stop(*id)).collect();

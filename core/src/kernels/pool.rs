@@ -97,8 +97,9 @@ impl Pool {
         let mut pool = Self { shared, workers: Vec::new(), busy: Mutex::new(()) };
         for i in 1..threads.clamp(1, 1024) {
             let s = Arc::clone(&pool.shared);
-            let handle =
-                thread::Builder::new().name(std::format!("chispa-{i}")).spawn(move || work(&s, i))?;
+            let handle = thread::Builder::new()
+                .name(std::format!("chispa-{i}"))
+                .spawn(move || work(&s, i))?;
             pool.workers.push(handle);
         }
         Ok(pool)
@@ -236,8 +237,7 @@ fn next_job(s: &Shared, seen: u64) -> Option<u64> {
         }
         let mut parked = lock(&s.sleepers);
         *parked += 1;
-        while s.state.load(Ordering::Acquire) >> EPOCH == seen && !s.stop.load(Ordering::Acquire)
-        {
+        while s.state.load(Ordering::Acquire) >> EPOCH == seen && !s.stop.load(Ordering::Acquire) {
             parked = s.wake.wait(parked).unwrap_or_else(PoisonError::into_inner);
         }
         *parked -= 1;
