@@ -9,7 +9,7 @@
 //!
 //! For `llama`, llama.cpp stores `attn_q`/`attn_k` with RoPE on adjacent pairs (its converter
 //! permutes Hugging Face's rows back to Meta's layout), which is chispa's convention; for the
-//! Qwen architectures it keeps Hugging Face's rotate_half order, permuted here ([`ARCHS`]).
+//! Qwen architectures it keeps Hugging Face's rotate_half order, permuted here (`ARCHS`).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
