@@ -16,8 +16,8 @@
 #include <stdint.h>
 
 /**
- * What a `chispa_*` function did: `CHISPA_STATUS_OK` (0), `CHISPA_STATUS_DONE` (1, generation is over),
- * or an error (negative). `chispa_status_message` describes each.
+ * What a `chispa_*` function did: `CHISPA_STATUS_OK` (0), `CHISPA_STATUS_DONE` (1,
+ * generation is over), or an error (negative). `chispa_status_message` describes each.
  */
 enum ChispaStatus
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -297,8 +297,8 @@ ChispaStatus chispa_prompt(struct ChispaSession *session,
 
 /**
  * Generates the next token: its text into `buf` (`buf_len` bytes), its length into `*len`,
- * its id into `*token`. Returns `CHISPA_STATUS_OK` for a token, `CHISPA_STATUS_DONE` when generation is
- * over (`*len` = 0; `chispa_stop_reason` says why). The text is what `chispa run` prints for
+ * its id into `*token`. Returns `CHISPA_STATUS_OK` for a token, `CHISPA_STATUS_DONE` when
+ * generation is over (`*len` = 0; `chispa_stop_reason` says why). The text is what `chispa run` prints for
  * the token: raw UTF-8 bytes, so a character may be split across tokens; lone control bytes
  * are dropped (`*len` can be 0 for a token). When the text does not fit, it returns
  * `CHISPA_STATUS_BUFFER_TOO_SMALL` with `*len` the size needed, and the next call returns the

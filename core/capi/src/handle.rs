@@ -116,8 +116,8 @@ fn place<T>(slot: &mut [u8], value: T) -> Result<&mut T, ChispaStatus> {
     if slot.len() < core::mem::size_of::<T>() || !ptr.is_aligned() {
         return Err(ChispaStatus::Internal);
     }
-    // SAFETY: `slot` is exclusively borrowed for the returned lifetime, large enough and aligned for a `T`
-    // (checked above); after the write the bytes hold a valid `T`, reachable only through the
+    // SAFETY: `slot` is exclusively borrowed for the returned lifetime, large enough and
+    // aligned for a `T` (checked above); after the write the bytes hold a valid `T`, reachable only through the
     // returned reference, which keeps the exclusive borrow.
     unsafe {
         ptr.write(value);

@@ -16,7 +16,8 @@
 //! chispa_open(model, model_len, arena, need, &cfg, &s);
 //! chispa_prompt(s, (const uint8_t *)"Once upon a time", 16, 200);
 //! uint8_t piece[64]; size_t len; uint32_t id;
-//! while (chispa_next(s, piece, sizeof piece, &len, &id) == CHISPA_STATUS_OK) fwrite(piece, 1, len, stdout);
+//! while (chispa_next(s, piece, sizeof piece, &len, &id) == CHISPA_STATUS_OK)
+//!     fwrite(piece, 1, len, stdout);
 //! ```
 //!
 //! Every function returns a [`ChispaStatus`]; every pointer is checked for NULL and every
@@ -292,8 +293,8 @@ pub unsafe extern "C" fn chispa_prompt(
 }
 
 /// Generates the next token: its text into `buf` (`buf_len` bytes), its length into `*len`,
-/// its id into `*token`. Returns `CHISPA_STATUS_OK` for a token, `CHISPA_STATUS_DONE` when generation is
-/// over (`*len` = 0; `chispa_stop_reason` says why). The text is what `chispa run` prints for
+/// its id into `*token`. Returns `CHISPA_STATUS_OK` for a token, `CHISPA_STATUS_DONE` when
+/// generation is over (`*len` = 0; `chispa_stop_reason` says why). The text is what `chispa run` prints for
 /// the token: raw UTF-8 bytes, so a character may be split across tokens; lone control bytes
 /// are dropped (`*len` can be 0 for a token). When the text does not fit, it returns
 /// `CHISPA_STATUS_BUFFER_TOO_SMALL` with `*len` the size needed, and the next call returns the

@@ -6,8 +6,8 @@ use core::ffi::CStr;
 
 use chispa_core::{FormatError, KvType, PlanError, RunError, StopReason, TokenizeError};
 
-/// What a `chispa_*` function did: `CHISPA_STATUS_OK` (0), `CHISPA_STATUS_DONE` (1, generation is over),
-/// or an error (negative). `chispa_status_message` describes each.
+/// What a `chispa_*` function did: `CHISPA_STATUS_OK` (0), `CHISPA_STATUS_DONE` (1,
+/// generation is over), or an error (negative). `chispa_status_message` describes each.
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChispaStatus {
