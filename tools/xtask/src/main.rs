@@ -89,6 +89,15 @@ enum Cmd {
         /// side by side on stories260K.
         #[arg(long, value_name = "PATH")]
         llama2c: Option<PathBuf>,
+        /// A compiled llama.cpp `llama-bench` (CPU, native): adds chispa and llama.cpp side
+        /// by side on the same random weights (stories15M and 42M shapes; 110M with --full),
+        /// one and two threads.
+        #[arg(long, value_name = "PATH")]
+        llama_bench: Option<PathBuf>,
+        /// Only the side-by-side comparisons (llama2.c, llama.cpp), printed to stdout; no file
+        /// is written.
+        #[arg(long)]
+        versus: bool,
     },
 }
 
@@ -435,8 +444,9 @@ fn main() -> ExitCode {
         })()
         .map(|()| 0),
         Cmd::Figures => figures::figures().map(|()| 0),
-        Cmd::Measure { full, repeats, no_qemu, out, llama2c } => {
-            measure::measure(&measure::Options { full, repeats, no_qemu, out, llama2c }).map(|()| 0)
+        Cmd::Measure { full, repeats, no_qemu, out, llama2c, llama_bench, versus } => {
+            let o = measure::Options { full, repeats, no_qemu, out, llama2c, llama_bench };
+            if versus { measure::versus(&o) } else { measure::measure(&o) }.map(|()| 0)
         }
         Cmd::Model { out } => default_model()
             .and_then(|(c, t)| convert_llama2c(&c, &t, &WriteOptions::default()))

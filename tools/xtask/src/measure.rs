@@ -31,6 +31,8 @@ pub(crate) struct Options {
     pub out: PathBuf,
     /// A compiled llama2.c `run` binary, for the side-by-side comparison.
     pub llama2c: Option<PathBuf>,
+    /// A compiled llama.cpp `llama-bench`, for the side-by-side comparison.
+    pub llama_bench: Option<PathBuf>,
 }
 
 /// One section of the file: a title, the command that makes it, a note, the body.
@@ -352,6 +354,96 @@ fn llama2c(o: &Options, model260k: &Path) -> Result<Section> {
     Ok(Section { title, command, note, body })
 }
 
+/// A `synth` shape written twice from one seed: as `.chispa` (int8, groups of 32) and as GGUF
+/// with Q8_0 matrices, so chispa and llama.cpp read the same weights.
+fn synth_pair(shape: &str) -> Result<(PathBuf, PathBuf)> {
+    let out = root().join(format!("target/xtask/{shape}-pair.chispa"));
+    let gguf = out.with_extension("gguf");
+    if !(out.exists() && gguf.exists()) {
+        let mut c = cargo();
+        c.args(["run", "--quiet", "--release", "-p", "chispa-tools", "--bin", "chispa-convert"])
+            .args(["--", "synth", "--shape", shape, "--group-size", "32", "-o"])
+            .arg(&out)
+            .arg("--gguf")
+            .arg(&gguf);
+        output(c, "chispa-convert synth --gguf")?;
+    }
+    Ok((out, gguf))
+}
+
+/// llama.cpp's `llama-bench -o json` generation rate (`avg_ts` of its one test).
+fn llama_bench_rate(json: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.as_array()?.last()?.get("avg_ts")?.as_f64()
+}
+
+/// chispa against llama.cpp (Q8_0, CPU) on the same random weights, alternated round by round:
+/// 128 generated tokens, one and two threads, medians.
+fn llamacpp(o: &Options) -> Result<Section> {
+    let title = "Side by side with llama.cpp".to_string();
+    let command = "cargo xtask measure --llama-bench PATH/llama-bench".to_string();
+    let note = "The same random weights twice (`chispa-convert synth --shape S --group-size 32                 -o S.chispa --gguf S.gguf`: int8 groups of 32 for chispa, Q8_0 for llama.cpp);                 `llama-bench -m S.gguf -p 0 -n 128 -t T -r 1 -o json` against `chispa bench                 S.chispa --threads T --prompt-tokens 1 --gen-tokens 128 --repeats 1`,                 alternated round by round; the medians of the rounds. llama.cpp is not part                 of this repository: build its `llama-bench` (CPU, `-DGGML_NATIVE=ON`)."
+        .to_string();
+    let Some(lb) = &o.llama_bench else {
+        let body = "Not run: pass `--llama-bench PATH` (a compiled llama.cpp `llama-bench`).\n"
+            .to_string();
+        return Ok(Section { title, command, note, body });
+    };
+    let t = step("side by side with llama.cpp");
+    let shapes: &[&str] = if o.full {
+        &["stories15M", "stories42M", "stories110M"]
+    } else {
+        &["stories15M", "stories42M"]
+    };
+    let rounds = o.repeats.max(3);
+    let mut body = String::from(
+        "| model | threads | llama.cpp Q8_0 tok/s | chispa int8 tok/s | chispa / llama.cpp | rounds (llama.cpp; chispa) |\n|---|---|---|---|---|---|\n",
+    );
+    let mut by_threads: Vec<(String, usize, f64)> = Vec::new();
+    for shape in shapes {
+        let (ours, theirs) = synth_pair(shape)?;
+        for threads in [1usize, 2] {
+            let (mut l, mut c) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let mut cmd = Command::new(lb);
+                cmd.arg("-m").arg(&theirs).args(["-p", "0", "-n", "128", "-r", "1", "-o", "json"]);
+                cmd.args(["-t", &threads.to_string()]);
+                let out = output(cmd, "llama-bench")?;
+                l.push(llama_bench_rate(&out).with_context(|| format!("no avg_ts in: {out}"))?);
+                let mut cmd = cargo();
+                cmd.args(["run", "--quiet", "--release", "-p", "chispa-runner", "--", "bench"])
+                    .arg(&ours)
+                    .args(["--prompt-tokens", "1", "--gen-tokens", "128", "--repeats", "1"])
+                    .args(["--threads", &threads.to_string()]);
+                let all = output_all(cmd, "chispa bench")?;
+                let b = all
+                    .lines()
+                    .find_map(parse_bench)
+                    .with_context(|| format!("unexpected bench output: {all}"))?;
+                c.push(b.gen);
+            }
+            let list =
+                |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" ");
+            let rounds_text = format!("{}; {}", list(&l), list(&c));
+            let (lm, cm) = (median(l), median(c));
+            by_threads.push((shape.to_string(), threads, cm));
+            let _ = writeln!(
+                body,
+                "| {shape} shape | {threads} | {lm:.0} | {cm:.0} | {:.2}× | {rounds_text} |",
+                cm / lm
+            );
+        }
+    }
+    body.push_str("\n| model | chispa, 2 threads / 1 thread |\n|---|---|\n");
+    for pair in by_threads.chunks(2) {
+        if let [(shape, 1, one), (_, 2, two)] = pair {
+            let _ = writeln!(body, "| {shape} shape | {:.2}× |", two / one);
+        }
+    }
+    done(t);
+    Ok(Section { title, command, note, body })
+}
+
 fn have(tool: &str, arg: &str) -> bool {
     Command::new(tool).arg(arg).output().map(|o| o.status.success()).unwrap_or(false)
 }
@@ -508,6 +600,18 @@ fn kernels_bench() -> Result<Section> {
     })
 }
 
+/// `cargo xtask measure --versus`: only the side-by-side sections, to stdout.
+pub(crate) fn versus(o: &Options) -> Result<()> {
+    let mut c = cargo();
+    c.args(["build", "--quiet", "--release", "-p", "chispa-runner", "-p", "chispa-tools"]);
+    output(c, "cargo build")?;
+    print!("{}", machine());
+    for s in [llama2c(o, &default_chispa()?)?, llamacpp(o)?] {
+        println!("\n## {}\n\n`{}`\n\n{}\n\n{}", s.title, s.command, s.note, s.body);
+    }
+    Ok(())
+}
+
 pub(crate) fn measure(o: &Options) -> Result<()> {
     if o.repeats == 0 {
         bail!("--repeats must be at least 1");
@@ -560,6 +664,7 @@ pub(crate) fn measure(o: &Options) -> Result<()> {
         plans(&model)?,
         speed(o, &model)?,
         llama2c(o, &model)?,
+        llamacpp(o)?,
         firmware(o)?,
     ];
     if o.full {
@@ -580,6 +685,9 @@ pub(crate) fn measure(o: &Options) -> Result<()> {
         if o.repeats == 3 { String::new() } else { format!(" --repeats {}", o.repeats) },
         if o.llama2c.is_some() { " --llama2c PATH" } else { "" },
     );
+    if o.llama_bench.is_some() {
+        doc.push_str("| llama.cpp | `--llama-bench PATH` |\n");
+    }
     for s in &sections {
         let _ = write!(doc, "\n## {}\n\n`{}`\n\n{}\n\n{}", s.title, s.command, s.note, s.body);
         if !doc.ends_with('\n') {
