@@ -382,7 +382,13 @@ fn llama_bench_rate(json: &str) -> Option<f64> {
 fn llamacpp(o: &Options) -> Result<Section> {
     let title = "Side by side with llama.cpp".to_string();
     let command = "cargo xtask measure --llama-bench PATH/llama-bench".to_string();
-    let note = "The same random weights twice (`chispa-convert synth --shape S --group-size 32                 -o S.chispa --gguf S.gguf`: int8 groups of 32 for chispa, Q8_0 for llama.cpp);                 `llama-bench -m S.gguf -p 0 -n 128 -t T -r 1 -o json` against `chispa bench                 S.chispa --threads T --prompt-tokens 1 --gen-tokens 128 --repeats 1`,                 alternated round by round; the medians of the rounds. llama.cpp is not part                 of this repository: build its `llama-bench` (CPU, `-DGGML_NATIVE=ON`)."
+    let note = "The same random weights twice (`chispa-convert synth --shape S --group-size \
+                32 -o S.chispa --gguf S.gguf`: int8 groups of 32 for chispa, Q8_0 for \
+                llama.cpp); `llama-bench -m S.gguf -p 0 -n 128 -t T -r 1 -o json` against \
+                `chispa bench S.chispa --threads T --prompt-tokens 1 --gen-tokens 128 \
+                --repeats 1`, alternated round by round; the medians of the rounds. llama.cpp \
+                is not part of this repository: build its `llama-bench` (CPU, \
+                `-DGGML_NATIVE=ON`)."
         .to_string();
     let Some(lb) = &o.llama_bench else {
         let body = "Not run: pass `--llama-bench PATH` (a compiled llama.cpp `llama-bench`).\n"
