@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use chispa_core::format::{Arch, DType};
+use chispa_core::format::DType;
 use chispa_tools::aligned::AlignedBytes;
 use chispa_tools::source::{Params, SourceModel};
 use chispa_tools::writer::{self, Groups, WriteOptions};
@@ -47,20 +47,7 @@ pub fn cases(name: &str) -> Result<Vec<Case>> {
 
 /// Tiny Llama hyper-parameters over a vocabulary of `vocab_size`.
 pub fn tiny_params(vocab_size: usize) -> Params {
-    Params {
-        arch: Arch::Llama,
-        dim: 64,
-        hidden_dim: 172,
-        n_layers: 2,
-        n_heads: 8,
-        n_kv_heads: 4,
-        head_dim: 0,
-        vocab_size,
-        max_seq_len: 256,
-        rope_theta: 10000.0,
-        norm_eps: 1e-5,
-        shared_classifier: true,
-    }
+    chispa_tools::synth::tiny_llama(vocab_size)
 }
 
 /// A random-weight tiny Llama (llama-tiny's shapes) with the tokenizer of the Hugging Face

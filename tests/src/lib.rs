@@ -127,6 +127,22 @@ pub fn agreement(reference: &[Vec<f32>], ours: &[Vec<f32>]) -> Agreement {
     a
 }
 
+/// `model` teacher-forced on every case of `reference`, against the reference's logits: the
+/// agreement over all positions.
+///
+/// # Errors
+/// A case the model cannot run.
+pub fn reference_agreement(model: &Model<'_>, reference: &Reference) -> Result<Agreement> {
+    let parts: Vec<_> = reference
+        .cases
+        .iter()
+        .map(|c| {
+            Ok(agreement(&c.logits, &chispa_runner::run::teacher_forced(model, &c.input_ids)?))
+        })
+        .collect::<Result<_>>()?;
+    Ok(combine(&parts))
+}
+
 /// Merges several agreements, weighting by positions.
 pub fn combine(parts: &[Agreement]) -> Agreement {
     let n: usize = parts.iter().map(|p| p.positions).sum();

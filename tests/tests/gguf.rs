@@ -8,7 +8,7 @@ use chispa_core::format::DType;
 use chispa_core::Model;
 use chispa_runner::run::teacher_forced;
 use chispa_tests::hf::{hf_dir, hf_reference, tiny_reference};
-use chispa_tests::{agreement, combine, greedy};
+use chispa_tests::{agreement, greedy, reference_agreement};
 use chispa_tools::gguf_writer::{write, GgufType};
 use chispa_tools::writer::{self, WriteOptions};
 use chispa_tools::{gguf, hf};
@@ -49,12 +49,7 @@ fn gguf_q8_0_quality() -> anyhow::Result<()> {
     for dtype in [DType::F32, DType::I8] {
         let bytes = convert(GgufType::Q8_0, dtype)?;
         let model = Model::parse(bytes.as_slice())?;
-        let parts: Vec<_> = reference
-            .cases
-            .iter()
-            .map(|c| Ok(agreement(&c.logits, &teacher_forced(&model, &c.input_ids)?)))
-            .collect::<anyhow::Result<_>>()?;
-        let a = combine(&parts);
+        let a = reference_agreement(&model, &reference)?;
         eprintln!(
             "llama-tiny GGUF Q8_0 → chispa {}: mean KL {:.3e}, max KL {:.3e}, top-1 {:.1}%, max |Δlogit| {:.3}",
             dtype.name(),
@@ -154,12 +149,7 @@ fn quantized_qwen_gguf_quality() -> anyhow::Result<()> {
         for dtype in [DType::F32, DType::I8] {
             let bytes = convert_case(file, arch, dtype)?;
             let model = Model::parse(bytes.as_slice())?;
-            let parts: Vec<_> = reference
-                .cases
-                .iter()
-                .map(|c| Ok(agreement(&c.logits, &teacher_forced(&model, &c.input_ids)?)))
-                .collect::<anyhow::Result<_>>()?;
-            let a = combine(&parts);
+            let a = reference_agreement(&model, &reference)?;
             eprintln!(
                 "{file} → chispa {}: mean KL {:.3e}, top-1 {:.1}%, max |Δlogit| {:.3}",
                 dtype.name(),

@@ -12,7 +12,7 @@ use chispa_tests::hf::{
     convert_dir, convert_dir_fixed, copy_tokenizer, hf_dir, hf_reference, read_f32_tensors,
     temp_dir, write_checkpoint, Store,
 };
-use chispa_tests::{agreement, combine, greedy, Reference};
+use chispa_tests::{agreement, greedy, reference_agreement, Reference};
 
 fn encode(model: &Model<'_>, text: &str) -> Vec<u32> {
     let mut ids = vec![0u32; text.len() + 3];
@@ -70,12 +70,7 @@ fn llama_tiny_int8_quality() -> anyhow::Result<()> {
     let bytes = convert_dir(&hf_dir("llama-tiny")?, DType::I8)?;
     let model = Model::parse(bytes.as_slice())?;
     let reference = hf_reference("llama-tiny")?;
-    let parts: Vec<_> = reference
-        .cases
-        .iter()
-        .map(|c| Ok(agreement(&c.logits, &teacher_forced(&model, &c.input_ids)?)))
-        .collect::<anyhow::Result<_>>()?;
-    let a = combine(&parts);
+    let a = reference_agreement(&model, &reference)?;
     eprintln!(
         "llama-tiny int8: mean KL {:.3e}, max KL {:.3e}, top-1 {:.1}%, max |Δlogit| {:.3} over {} positions",
         a.mean_kl,

@@ -171,8 +171,26 @@ pub fn random_model(params: Params, seed: u64, amplitude: f32) -> Result<SourceM
     Ok(SourceModel { vocab: vocab(params.vocab_size), params, tensors })
 }
 
-/// A random-weight instruct-shaped Llama (llama-tiny's shapes: dim 64, hidden 172, 2 layers,
-/// 8 heads, 4 KV heads, context 256; weights ±0.3, seed 11) with the tokenizer, and chat
+/// llama-tiny's hyper-parameters (dim 64, hidden 172, 2 layers, 8 heads, 4 KV heads, context
+/// 256, tied head) over a vocabulary of `vocab_size`.
+pub fn tiny_llama(vocab_size: usize) -> Params {
+    Params {
+        arch: Arch::Llama,
+        dim: 64,
+        hidden_dim: 172,
+        n_layers: 2,
+        n_heads: 8,
+        n_kv_heads: 4,
+        head_dim: 0,
+        vocab_size,
+        max_seq_len: 256,
+        rope_theta: 10000.0,
+        norm_eps: 1e-5,
+        shared_classifier: true,
+    }
+}
+
+/// A random-weight instruct-shaped Llama ([`tiny_llama`]; weights ±0.3, seed 11) with the tokenizer, and chat
 /// template, of the Hugging Face folder `dir` (`config.json` with `vocab_size`,
 /// `tokenizer.json`, `tokenizer_config.json`): a chat model for tests, on the desktop and on
 /// the boards.
@@ -195,21 +213,7 @@ pub fn instruct_model(dir: &std::path::Path) -> Result<SourceModel> {
     if !line.contains("chat template") {
         bail!("{}: the tokenizer has no chat template ({line})", dir.display());
     }
-    let params = Params {
-        arch: Arch::Llama,
-        dim: 64,
-        hidden_dim: 172,
-        n_layers: 2,
-        n_heads: 8,
-        n_kv_heads: 4,
-        head_dim: 0,
-        vocab_size,
-        max_seq_len: 256,
-        rope_theta: 10000.0,
-        norm_eps: 1e-5,
-        shared_classifier: true,
-    };
-    let random = random_model(params, 11, 0.3)?;
+    let random = random_model(tiny_llama(vocab_size), 11, 0.3)?;
     Ok(SourceModel { vocab, ..random })
 }
 
