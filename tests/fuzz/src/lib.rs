@@ -9,8 +9,13 @@ use chispa_tools::writer::{build, Groups, WriteOptions};
 
 /// The fixed groups: calibration (the default) runs the model hundreds of times, too slow per
 /// fuzz input; `chispa_tools::calibrate` has its own tests.
-const FIXED: WriteOptions =
-    WriteOptions { dtype: chispa_core::format::DType::I8, groups: Groups::Fixed, ..Default::default() };
+fn fixed() -> WriteOptions {
+    WriteOptions {
+        dtype: chispa_core::format::DType::I8,
+        groups: Groups::Fixed,
+        ..Default::default()
+    }
+}
 
 /// A tiny Llama with a byte-fallback vocabulary of 300 pieces, random weights from `seed`.
 /// hidden_dim 24 is not a multiple of the default group, so short groups are exercised.
@@ -76,7 +81,7 @@ pub fn tiny_model(seed: u64) -> SourceModel {
 
 /// The tiny model as `.chispa` bytes.
 pub fn tiny_image(seed: u64) -> Vec<u8> {
-    match build(&tiny_model(seed), &FIXED, |_, _| {}) {
+    match build(&tiny_model(seed), &fixed(), |_, _| {}) {
         Ok((image, _)) => image.as_slice().to_vec(),
         Err(e) => panic!("the tiny model must build: {e:#}"),
     }
@@ -113,7 +118,8 @@ pub fn parse_and_exercise(bytes: &[u8]) {
     let mut ids = [0u32; 64];
     let mut scratch = vec![0; ids.len() * chispa_core::tokenizer::ENCODE_SCRATCH_PER_TOKEN];
     let t = model.tokenizer();
-    if let Ok(n) = t.encode("Once upon a time, the café 🙂", true, true, &mut ids, &mut scratch) {
+    if let Ok(n) = t.encode("Once upon a time, the café 🙂", true, true, &mut ids, &mut scratch)
+    {
         for w in ids[..n].windows(2) {
             let _ = t.decode(Some(w[0]), w[1]);
         }
@@ -150,7 +156,7 @@ pub fn convert_and_exercise(model: &SourceModel) {
     if model.tensors.iter().map(|t| t.data.len()).sum::<usize>() > 1 << 20 {
         return; // valid but large: the writer's time, not a bug
     }
-    if let Ok((image, _)) = build(model, &FIXED, |_, _| {}) {
+    if let Ok((image, _)) = build(model, &fixed(), |_, _| {}) {
         let parsed = Model::parse(image.as_slice()).map(|_| ());
         assert_eq!(parsed, Ok(()), "the writer verified this file by parsing it");
         parse_and_exercise(image.as_slice());
