@@ -511,6 +511,18 @@ impl Kernels {
         1
     }
 
+    /// `f(first_row, rows)` over all of `out` (rows of `cols` inputs): in blocks of whole
+    /// multiples of 8 rows (the x86 kernels' blocking) across the pool's threads when there
+    /// is one and the matmul is large enough, else `f(0, out)` on this thread.
+    fn by_rows(&self, out: &mut [f32], cols: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        #[cfg(feature = "std")]
+        if let Some(p) = self.pool.filter(|_| out.len() * cols >= pool::MIN_PARALLEL_MACS) {
+            return pool::split_rows(p, out, 8, f);
+        }
+        let _ = cols;
+        f(0, out)
+    }
+
     /// `out[r]` for every row of the int4 matrix `w` (see the contract in
     /// [`generic::matvec_i4`]), with the same checks and threads as [`Kernels::matvec_i8`]: a
     /// matrix whose slices do not hold `out.len()` rows, a group over [`MAX_GROUP`] or `xq`
@@ -520,18 +532,13 @@ impl Kernels {
         if !(w.holds(out.len()) && xq.len() >= w.cols) {
             return out.fill(f32::NAN);
         }
-        #[cfg(feature = "std")]
-        if let Some(p) = self.pool.filter(|_| out.len() * w.cols >= pool::MIN_PARALLEL_MACS) {
-            let f = self.matvec_i4;
-            return pool::split_rows(p, out, 8, &|first, block| {
-                // SAFETY: as below, for rows `first..` (the lengths checked above hold for
-                // every block of the rows).
-                unsafe { f(block, &w.from_row(first), xq, x_scale) }
-            });
-        }
-        // SAFETY: the lengths are checked above; `for_backend` plugged this backend's kernels
-        // only after checking the CPU runs them.
-        unsafe { (self.matvec_i4)(out, w, xq, x_scale) }
+        let f = self.matvec_i4;
+        self.by_rows(out, w.cols, &|first, block| {
+            // SAFETY: the lengths checked above hold for every block of rows `first..`;
+            // `for_backend` plugged this backend's kernels only after checking the CPU runs
+            // them.
+            unsafe { f(block, &w.from_row(first), xq, x_scale) }
+        });
     }
 
     /// `out[r]` for every row of `w` (see the contract in [`generic::matvec_i8`]). A matrix
@@ -543,19 +550,13 @@ impl Kernels {
         if !(w.holds(out.len()) && xq.len() >= w.cols) {
             return out.fill(f32::NAN);
         }
-        #[cfg(feature = "std")]
-        if let Some(p) = self.pool.filter(|_| out.len() * w.cols >= pool::MIN_PARALLEL_MACS) {
-            let f = self.matvec_i8;
-            // Whole blocks of 8 rows per thread (the x86 kernels' blocking).
-            return pool::split_rows(p, out, 8, &|first, block| {
-                // SAFETY: as below, for rows `first..` (the lengths checked above hold for
-                // every block of the rows).
-                unsafe { f(block, &w.from_row(first), xq, x_scale) }
-            });
-        }
-        // SAFETY: the lengths are checked above; `for_backend` plugged this backend's kernels
-        // only after checking the CPU runs them.
-        unsafe { (self.matvec_i8)(out, w, xq, x_scale) }
+        let f = self.matvec_i8;
+        self.by_rows(out, w.cols, &|first, block| {
+            // SAFETY: the lengths checked above hold for every block of rows `first..`;
+            // `for_backend` plugged this backend's kernels only after checking the CPU runs
+            // them.
+            unsafe { f(block, &w.from_row(first), xq, x_scale) }
+        });
     }
 
     /// One head's f32 attention scores (see [`generic::scores_f32`]).
