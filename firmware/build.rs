@@ -74,6 +74,11 @@ fn main() {
         "cargo::rustc-check-cfg=cfg(chispa_io, values(\"semihosting\", \"rtt\", \"esp-println\"))"
     );
     println!("cargo::rustc-cfg=chispa_io=\"{}\"", board.io.name());
+    // A QEMU board ends through semihosting, whatever its console (its exit code is QEMU's).
+    println!("cargo::rustc-check-cfg=cfg(chispa_qemu)");
+    if board.qemu.is_some() {
+        println!("cargo::rustc-cfg=chispa_qemu");
+    }
     // A board with a MODEL region links the model there (its memory.x places `.model`).
     println!("cargo::rustc-check-cfg=cfg(chispa_model_region)");
     if board.model_region.is_some() {

@@ -9,8 +9,7 @@
 //! `ticks`, `halt`, `undefined_instruction`, `stack_pointer` and the memory symbols in a
 //! `Layout`.
 //!
-//! A board with a way to type text (a UART, an RTT down-channel) implements [`Console`] for
-//! it and returns it from [`console`]; everything else in the firmware stays the same.
+//! The console (the prompt loop's terminal) is `console.rs`'s, one per board `io`.
 
 #[cfg(target_arch = "arm")]
 mod arm;
@@ -29,154 +28,30 @@ compile_error!(
     "a RISC-V board names its runtime in board.toml: features = \"riscv-rt\" or \"esp32c3\""
 );
 
-pub use arch::{entry, init};
+pub use crate::console::{console, Console, LineTooLong};
+pub use arch::entry;
 
-#[cfg(chispa_io = "rtt")]
-use defmt_rtt as _;
 #[cfg(chispa_io = "semihosting")]
 use defmt_semihosting as _;
 
+/// Sets up the architecture's runtime and the log (RTT's control block). Called first.
+pub fn init() {
+    arch::init();
+    #[cfg(chispa_io = "rtt")]
+    crate::rtt::init();
+}
+
 use crate::settings::COUNTER_HZ;
 
-/// A line was longer than the buffer given to [`Console::read_line`] (the rest of the line,
-/// up to its newline, was read and dropped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineTooLong;
-
-/// The prompt loop's terminal: lines in (prompts and `/` commands), text out (the
-/// `Prompt>` marker, the generated text as it comes, messages).
-pub trait Console {
-    /// Reads one line into `buf`, without its `\n` (or `\r\n`), and returns its length;
-    /// `Ok(None)` at the end of input (a board without input returns it at once).
-    ///
-    /// # Errors
-    /// [`LineTooLong`] when the line does not fit `buf`.
-    fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong>;
-
-    /// Writes text to the console's output, unbuffered (tokens appear as they come).
-    fn write(&mut self, bytes: &[u8]);
-
-    /// Whether [`write`](Self::write) reaches a terminal. If not, the firmware logs the
-    /// generated text as defmt `text:` lines instead.
-    fn has_output(&self) -> bool;
-}
-
-/// Semihosting's console (QEMU): lines from the host's standard input (`SYS_READ` on the
-/// `:tt` handle opened for reading), text to the host's standard error (`:tt` opened for
-/// appending) so that it does not mix with the defmt frames on standard output.
-#[cfg(chispa_io = "semihosting")]
-#[derive(Debug)]
-pub struct SemihostingConsole {
-    stdin: Option<semihosting::io::Stdin>,
-    stderr: Option<semihosting::io::Stderr>,
-    buf: [u8; 64],
-    start: usize,
-    end: usize,
-}
-
-#[cfg(chispa_io = "semihosting")]
-impl SemihostingConsole {
-    /// The next input byte; `None` at the end of input (or when the host has no stdin).
-    fn byte(&mut self) -> Option<u8> {
-        use semihosting::io::Read as _;
-        if self.start == self.end {
-            let n = self.stdin.as_mut()?.read(&mut self.buf).unwrap_or(0);
-            if n == 0 {
-                self.stdin = None;
-                return None;
-            }
-            (self.start, self.end) = (0, n);
-        }
-        let b = self.buf[self.start];
-        self.start += 1;
-        Some(b)
-    }
-}
-
-#[cfg(chispa_io = "semihosting")]
-impl Console for SemihostingConsole {
-    fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
-        let (mut n, mut any, mut overflow) = (0, false, false);
-        while let Some(b) = self.byte() {
-            any = true;
-            if b == b'\n' {
-                break;
-            }
-            match buf.get_mut(n) {
-                Some(slot) => {
-                    *slot = b;
-                    n += 1;
-                }
-                None => overflow = true,
-            }
-        }
-        if overflow {
-            return Err(LineTooLong);
-        }
-        if !any {
-            return Ok(None);
-        }
-        if n > 0 && buf[n - 1] == b'\r' {
-            n -= 1;
-        }
-        Ok(Some(n))
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        use semihosting::io::Write as _;
-        if let Some(e) = self.stderr.as_mut() {
-            if e.write_all(bytes).is_err() {
-                self.stderr = None;
-            }
-        }
-    }
-
-    fn has_output(&self) -> bool {
-        self.stderr.is_some()
-    }
-}
-
-/// No console (real boards until one is written for their UART or RTT down-channel): no
-/// input, so the firmware runs its build-time prompt once; the text goes to the defmt log.
-#[cfg(not(chispa_io = "semihosting"))]
-#[derive(Debug)]
-pub struct NoConsole;
-
-#[cfg(not(chispa_io = "semihosting"))]
-impl Console for NoConsole {
-    fn read_line(&mut self, _buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
-        Ok(None)
-    }
-    fn write(&mut self, _bytes: &[u8]) {}
-    fn has_output(&self) -> bool {
-        false
-    }
-}
-
-/// This board's console.
-#[cfg(chispa_io = "semihosting")]
-pub fn console() -> impl Console {
-    SemihostingConsole {
-        stdin: semihosting::io::stdin().ok(),
-        stderr: semihosting::io::stderr().ok(),
-        buf: [0; 64],
-        start: 0,
-        end: 0,
-    }
-}
-
-/// This board's console.
-#[cfg(not(chispa_io = "semihosting"))]
-pub fn console() -> impl Console {
-    NoConsole
-}
-
 /// Ends the program with `code` (QEMU: through semihosting, so it becomes QEMU's exit
-/// status; real boards: the architecture's halt, e.g. a breakpoint that probe-rs reports).
+/// status; real boards: the architecture's halt, e.g. a breakpoint that probe-rs reports),
+/// once the host has read the log (RTT).
 pub fn exit(code: i32) -> ! {
-    #[cfg(chispa_io = "semihosting")]
+    #[cfg(chispa_io = "rtt")]
+    defmt::flush();
+    #[cfg(chispa_qemu)]
     semihosting::process::exit(code);
-    #[cfg(not(chispa_io = "semihosting"))]
+    #[cfg(not(chispa_qemu))]
     {
         let _ = code;
         arch::halt()

@@ -13,7 +13,10 @@
 #![cfg_attr(feature = "selftest", allow(dead_code, unused))]
 
 mod board;
+mod console;
 mod input;
+#[cfg(chispa_io = "rtt")]
+mod rtt;
 mod settings {
     include!(concat!(env!("OUT_DIR"), "/settings.rs"));
 }

@@ -54,7 +54,7 @@ pub fn ticks() -> u64 {
 }
 
 /// Real boards: a breakpoint that probe-rs reports, then a halt.
-#[cfg_attr(chispa_io = "semihosting", allow(dead_code))]
+#[cfg_attr(chispa_qemu, allow(dead_code))]
 pub fn halt() -> ! {
     loop {
         cortex_m::asm::bkpt();

@@ -30,7 +30,7 @@ pub fn ticks() -> u64 {
 }
 
 /// Real boards (none use riscv-rt yet): wait for interrupts, forever.
-#[cfg_attr(chispa_io = "semihosting", allow(dead_code))]
+#[cfg_attr(chispa_qemu, allow(dead_code))]
 pub fn halt() -> ! {
     loop {
         riscv::asm::wfi();

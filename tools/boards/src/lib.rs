@@ -56,7 +56,8 @@ use std::path::{Path, PathBuf};
 pub enum Io {
     /// Semihosting (QEMU): defmt on stdout, the console on stdin/stderr, exit codes.
     Semihosting,
-    /// RTT through a debug probe (probe-rs): defmt on up-channel 0, no console yet.
+    /// RTT through a debug probe (probe-rs; under QEMU, `cargo xtask qemu` over QEMU's gdb
+    /// stub): defmt on up-channel 0, the console on up-channel 1 and down-channel 0.
     Rtt,
     /// esp-println: defmt frames on the USB-serial-JTAG for `espflash monitor --log-format
     /// defmt`, no console yet.
@@ -377,10 +378,16 @@ pub fn load(dir: &Path, name: &str) -> Result<Board, Error> {
         memory_x,
     };
     f.done()?;
-    if board.qemu.is_some() != (board.io == Io::Semihosting) {
-        return err(format!(
-            "{file}: a [qemu] section goes with io = \"semihosting\" and only with it"
-        ));
+    match (board.qemu.is_some(), board.io) {
+        (true, Io::EspPrintln) => {
+            return err(format!(
+                "{file}: a QEMU board's io is \"semihosting\" or \"rtt\", not \"esp-println\""
+            ))
+        }
+        (false, Io::Semihosting) => {
+            return err(format!("{file}: io = \"semihosting\" needs QEMU: a [qemu] section"))
+        }
+        _ => {}
     }
     Ok(board)
 }

@@ -13,7 +13,7 @@ use chispa_runner::load::{load, ModelSource};
 use chispa_tools::writer::{self, write_atomic, Groups, WriteOptions};
 
 use crate::test::firmware_kv;
-use crate::{default_chispa, qemu_boards, root, run_qemu, Board, Kv};
+use crate::{default_chispa, measured_boards, root, run_qemu, Board, Kv};
 
 /// Where a case's model comes from.
 #[derive(Clone, Copy, Debug)]
@@ -305,7 +305,7 @@ pub(crate) fn fit_costs(reuse: bool) -> Result<()> {
         "| model | KV | core | predicted | measured | error |".to_string(),
         "|---|---|---|---|---|---|".to_string(),
     ];
-    for board in qemu_boards()? {
+    for board in measured_boards()? {
         let core = board.cpu();
         if all.iter().any(|c| c.core == core) {
             continue;

@@ -6,7 +6,7 @@ use anyhow::{ensure, Context, Result};
 use chispa_boards::Figures;
 
 use crate::test::{field, firmware_kv};
-use crate::{qemu_boards, run_qemu, Kv};
+use crate::{measured_boards, run_qemu, Kv};
 
 /// The job the figures describe: stories260K int8, int8 KV, context 512 in 200 KiB, the
 /// default prompt, greedy, 200 tokens.
@@ -38,7 +38,7 @@ pub(crate) fn from_log(core: &str, board: &str, log: &str) -> Result<Figures> {
 /// Measures every QEMU board (the first board of each core) and writes the file.
 pub(crate) fn figures() -> Result<()> {
     let mut figs: Vec<Figures> = Vec::new();
-    for board in qemu_boards()? {
+    for board in measured_boards()? {
         let core = board.cpu();
         if figs.iter().any(|f| f.core == core) {
             continue;

@@ -3,8 +3,9 @@
 //! * `cargo xtask qemu [--board qemu-m4|qemu-m33|qemu-m55|qemu-rv32] [--model F.chispa]
 //!   [-p TEXT]... [--steps N] ...`: builds the firmware for the board with that model (and KV
 //!   type and context, which size its arena), runs it under QEMU (the program and flags of
-//!   the board's `[qemu]` section; always under `timeout`), types the
-//!   settings (`/set steps=N ...`) and each prompt on its console (semihosting stdin), and
+//!   the board's `[qemu]` section; always under a timeout), types the
+//!   settings (`/set steps=N ...`) and each prompt on its console (semihosting stdin; on an
+//!   `io = "rtt"` board, the RTT down-channel through QEMU's gdb stub: `rtt.rs`), and
 //!   prints the console (the text as it comes, on stderr) and the decoded defmt log (stdout).
 //!   Without `-p` the firmware runs its default prompt once; with `-i` the terminal stays
 //!   connected to the console after the prompts. The exit status is the firmware's. With
@@ -37,6 +38,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod costs;
 mod figures;
 mod measure;
+mod rtt;
 mod test;
 
 #[derive(Parser, Debug)]
@@ -180,6 +182,15 @@ pub(crate) fn qemu_boards() -> Result<Vec<Board>> {
     Ok(all_boards()?.iter().filter(|b| b.qemu.is_some()).map(Board).collect())
 }
 
+/// The QEMU boards whose instruction counts are measurements: semihosting ones (an RTT
+/// board's count would include its waits for the host).
+pub(crate) fn measured_boards() -> Result<Vec<Board>> {
+    Ok(qemu_boards()?
+        .into_iter()
+        .filter(|b| b.info().io == chispa_boards::Io::Semihosting)
+        .collect())
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kv {
     F32,
@@ -317,7 +328,7 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         .env("CHISPA_CORRUPT_BYTE", f.corrupt_byte.map(|k| k.to_string()).unwrap_or_default())
         .env("CHISPA_FAULT_TEST", if f.fault_test { "1" } else { "0" })
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    if f.board.info().io == chispa_boards::Io::Semihosting {
+    if f.board.info().io != chispa_boards::Io::EspPrintln {
         // Prompt and sampling settings come at run time (`console_input`): the build keeps
         // its defaults, so that one binary serves every prompt.
         for v in
@@ -326,7 +337,7 @@ fn build(f: &Firmware) -> Result<PathBuf> {
             cmd.env_remove(v);
         }
     } else {
-        // No console on this board yet: one prompt and the settings are built in.
+        // No console input on this board: one prompt and the settings are built in.
         let prompt = match f.prompts.as_slice() {
             [] => "Once upon a time",
             [p] if !p.starts_with('/') => p.as_str(),
@@ -416,6 +427,9 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
         bail!("{} is a real board: use `cargo xtask build` and probe-rs (README)", f.board.name());
     };
     let elf = build(f)?;
+    if f.board.info().io == chispa_boards::Io::Rtt {
+        return exec_qemu_rtt(f, &elf, binary, &machine, capture);
+    }
     let piped = || if capture { Stdio::piped() } else { Stdio::inherit() };
     let mut q = Command::new("timeout")
         .arg(f.timeout.to_string())
@@ -476,6 +490,47 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
     }
 }
 
+/// [`exec_qemu`] for a board whose log and console are RTT: `rtt::run` is the probe.
+fn exec_qemu_rtt(
+    f: &Firmware,
+    elf: &Path,
+    binary: &str,
+    machine: &[&str],
+    capture: bool,
+) -> Result<QemuRun> {
+    let mut qemu = Command::new(binary);
+    qemu.args(machine)
+        .args(["-nographic", "-monitor", "none", "-serial", "none"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(["-icount", "shift=0,align=off,sleep=off", "-kernel"])
+        .arg(elf);
+    let mut p = Command::new("defmt-print")
+        .arg("-e")
+        .arg(elf)
+        .stdin(Stdio::piped())
+        .stdout(if capture { Stdio::piped() } else { Stdio::inherit() })
+        .spawn()
+        .context("cannot start defmt-print (cargo install defmt-print --locked)")?;
+    let log = p.stdin.take().context("no defmt-print input")?;
+    let mut stderr = std::io::stderr();
+    let echo: Option<&mut dyn std::io::Write> = if capture { None } else { Some(&mut stderr) };
+    let interactive = f.interactive && !capture;
+    let timeout = std::time::Duration::from_secs(f.timeout.into());
+    let run = rtt::run(qemu, elf, &console_input(f), interactive, timeout, log, echo);
+    // The log's pipe is closed (moved into `run`): defmt-print ends.
+    let out = p.wait_with_output()?;
+    let run = run?;
+    if !out.status.success() {
+        bail!("defmt-print failed: {}", out.status);
+    }
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    let console = String::from_utf8_lossy(&run.console).into_owned();
+    match run.status.code() {
+        Some(code) => Ok(QemuRun { code, log, console }),
+        None => bail!("QEMU was killed: {}", run.status),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
@@ -484,6 +539,7 @@ fn main() -> ExitCode {
             println!("{}", elf.display());
             if let Some(chip) = &f.board.info().probe_chip {
                 eprintln!("flash and run: probe-rs run --chip {chip} {}", elf.display());
+                eprintln!("(the log and the console over RTT: type prompts at its prompt; /help lists the commands, /quit halts)");
             }
             if let Some(command) = &f.board.info().flash_command {
                 eprintln!("flash and run: {command} {}", elf.display());

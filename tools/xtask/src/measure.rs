@@ -490,7 +490,7 @@ fn firmware(o: &Options) -> Result<Section> {
         let t = step(&format!("desktop digest, {kv_name} KV"));
         let desk = desktop_kv(200, 0, kv_name)?;
         done(t);
-        for board in crate::qemu_boards()? {
+        for board in crate::measured_boards()? {
             let t = step(&format!("firmware on {}, {kv_name} KV", board.name()));
             let fw = firmware_kv(board, 200, 0, Some(200), kv);
             let (code, log) = run_qemu(&fw, true)?;

@@ -13,7 +13,9 @@
 //! builds (their links check flash, RAM and the stack reserve).
 //! The prompts come at run time through the firmware's console (semihosting stdin): the runs
 //! above use the firmware's default prompt (no prompt typed), and one run types two prompts
-//! with different sampling settings and checks each against `chispa run` with the same.
+//! with different sampling settings and checks each against `chispa run` with the same; the
+//! same two prompts again over RTT (`qemu-m4-rtt`, the probe-rs boards' console, with the
+//! xtask as the probe).
 
 use std::path::Path;
 use std::process::Command;
@@ -167,6 +169,7 @@ fn two_prompts(board: Board, steps: usize) -> Result<()> {
     let r = exec_qemu(&fw, true)?;
     print!("{}{}", r.console, r.log);
     ensure!(r.code == 0, "{}: exit status {}", board.name(), r.code);
+    stack_within_budget(&r.log)?;
     let runs = parse_firmware(&r)?;
     ensure!(runs.len() == 2, "{} runs in the log, expected 2", runs.len());
     for (fw_run, s) in runs.iter().zip([first, second]) {
@@ -509,6 +512,9 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     let m4 = crate::board("qemu-m4")?;
     let r = two_prompts(m4, steps);
     check("qemu-m4: two prompts typed at run time (greedy; sampled) = desktop", r);
+    // The probe-rs boards' console, RTT, with `cargo xtask qemu` as the probe (QEMU's gdb stub).
+    let r = crate::board("qemu-m4-rtt").and_then(|b| two_prompts(b, steps));
+    check("qemu-m4-rtt: two prompts typed over RTT (the probe-rs boards' console) = desktop", r);
     let r = chat_prompt(m4);
     check("qemu-m4: a chat model's prompt in its chat prefix and suffix = desktop --chat", r);
 

@@ -1,0 +1,262 @@
+//! The prompt loop's terminal: lines in (prompts and `/` commands), text out (the `Prompt>`
+//! marker, the generated text as it comes, messages). One implementation per board `io`:
+//!
+//! | `io` | input | output |
+//! |---|---|---|
+//! | `semihosting` (QEMU) | the host's standard input | the host's standard error |
+//! | `rtt` (probe-rs boards) | RTT down-channel 0, "Terminal" | RTT up-channel 1, "Terminal" |
+//! | `esp-println` | none: the build's prompt runs once | the defmt log (`text:` lines) |
+//!
+//! Every input is a stream of bytes; [`read_line`] cuts it into lines the same way for all.
+
+/// A line was longer than the buffer given to [`Console::read_line`] (the rest of the line,
+/// up to its newline, was read and dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineTooLong;
+
+/// The prompt loop's terminal.
+pub trait Console {
+    /// Reads one line into `buf`, without its `\n` (or `\r\n`), and returns its length;
+    /// `Ok(None)` at the end of input (a board without input returns it at once).
+    ///
+    /// # Errors
+    /// [`LineTooLong`] when the line does not fit `buf`.
+    fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong>;
+
+    /// Writes text to the console's output, unbuffered (tokens appear as they come).
+    fn write(&mut self, bytes: &[u8]);
+
+    /// Whether [`write`](Self::write) reaches a terminal. If not, the firmware logs the
+    /// generated text as defmt `text:` lines instead.
+    fn has_output(&self) -> bool;
+}
+
+/// One line from a byte stream (`next` gives `None` at its end) into `buf`: the bytes up to
+/// `\n`, a final `\r` dropped. `Ok(None)` when the stream ended before any byte.
+fn read_line(
+    mut next: impl FnMut() -> Option<u8>,
+    buf: &mut [u8],
+) -> Result<Option<usize>, LineTooLong> {
+    let (mut n, mut any, mut overflow) = (0, false, false);
+    while let Some(b) = next() {
+        any = true;
+        if b == b'\n' {
+            break;
+        }
+        match buf.get_mut(n) {
+            Some(slot) => {
+                *slot = b;
+                n += 1;
+            }
+            None => overflow = true,
+        }
+    }
+    if overflow {
+        return Err(LineTooLong);
+    }
+    if !any {
+        return Ok(None);
+    }
+    if n > 0 && buf[n - 1] == b'\r' {
+        n -= 1;
+    }
+    Ok(Some(n))
+}
+
+/// A console that may be missing (`None`: no input, no output).
+impl<C: Console> Console for Option<C> {
+    fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
+        match self {
+            Some(c) => c.read_line(buf),
+            None => Ok(None),
+        }
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(c) = self {
+            c.write(bytes);
+        }
+    }
+    fn has_output(&self) -> bool {
+        self.as_ref().is_some_and(|c| c.has_output())
+    }
+}
+
+/// Bytes read from a source in chunks, handed out one at a time.
+#[derive(Debug)]
+struct Chunks {
+    buf: [u8; 64],
+    start: usize,
+    end: usize,
+}
+
+impl Chunks {
+    const fn new() -> Self {
+        Self { buf: [0; 64], start: 0, end: 0 }
+    }
+
+    /// The next byte, refilling with `fill` (bytes read into the buffer; 0 at the end).
+    fn next(&mut self, fill: impl FnOnce(&mut [u8]) -> usize) -> Option<u8> {
+        if self.start == self.end {
+            let n = fill(&mut self.buf);
+            if n == 0 {
+                return None;
+            }
+            (self.start, self.end) = (0, n.min(self.buf.len()));
+        }
+        let b = self.buf[self.start];
+        self.start += 1;
+        Some(b)
+    }
+}
+
+#[cfg(chispa_io = "semihosting")]
+pub use semihosting_console::console;
+#[cfg(chispa_io = "semihosting")]
+mod semihosting_console {
+    use super::{Chunks, Console, LineTooLong};
+    use semihosting::io::{Read as _, Write as _};
+
+    /// Semihosting's console (QEMU): lines from the host's standard input (`SYS_READ` on the
+    /// `:tt` handle opened for reading), text to the host's standard error (`:tt` opened for
+    /// appending) so that it does not mix with the defmt frames on standard output.
+    #[derive(Debug)]
+    pub struct SemihostingConsole {
+        stdin: Option<semihosting::io::Stdin>,
+        stderr: Option<semihosting::io::Stderr>,
+        chunks: Chunks,
+    }
+
+    impl SemihostingConsole {
+        /// The next input byte; `None` at the end of input (or when the host has no stdin).
+        fn byte(&mut self) -> Option<u8> {
+            let stdin = &mut self.stdin;
+            let b = self.chunks.next(|buf| match stdin.as_mut() {
+                Some(s) => s.read(buf).unwrap_or(0),
+                None => 0,
+            });
+            if b.is_none() {
+                self.stdin = None;
+            }
+            b
+        }
+    }
+
+    impl Console for SemihostingConsole {
+        fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
+            super::read_line(|| self.byte(), buf)
+        }
+
+        fn write(&mut self, bytes: &[u8]) {
+            if let Some(e) = self.stderr.as_mut() {
+                if e.write_all(bytes).is_err() {
+                    self.stderr = None;
+                }
+            }
+        }
+
+        fn has_output(&self) -> bool {
+            self.stderr.is_some()
+        }
+    }
+
+    /// This board's console.
+    pub fn console() -> impl Console {
+        SemihostingConsole {
+            stdin: semihosting::io::stdin().ok(),
+            stderr: semihosting::io::stderr().ok(),
+            chunks: Chunks::new(),
+        }
+    }
+}
+
+#[cfg(chispa_io = "rtt")]
+pub use crate::rtt::console;
+
+/// An RTT terminal: input from a down-channel (waiting for the host as long as it takes;
+/// Ctrl-D, byte 4, ends the input like the end of a file), output to an up-channel.
+#[cfg(chispa_io = "rtt")]
+#[allow(missing_debug_implementations)] // rtt-target's channels are not Debug
+pub struct RttConsole {
+    input: rtt_target::DownChannel,
+    output: rtt_target::UpChannel,
+    chunks: Chunks,
+    ended: bool,
+}
+
+#[cfg(chispa_io = "rtt")]
+impl RttConsole {
+    /// End of input: Ctrl-D (EOT) as a terminal sends it.
+    const EOT: u8 = 4;
+
+    /// A console on these channels.
+    pub(crate) fn new(input: rtt_target::DownChannel, output: rtt_target::UpChannel) -> Self {
+        Self { input, output, chunks: Chunks::new(), ended: false }
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        if self.ended {
+            return None;
+        }
+        let input = &mut self.input;
+        let b = self.chunks.next(|buf| loop {
+            let n = input.read(buf);
+            if n > 0 {
+                return n;
+            }
+            core::hint::spin_loop();
+        });
+        if b == Some(Self::EOT) {
+            self.ended = true;
+            return None;
+        }
+        b
+    }
+}
+
+#[cfg(chispa_io = "rtt")]
+impl Console for RttConsole {
+    fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
+        read_line(|| self.byte(), buf)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Blocks while the host reads (a host that attached sets the channel to block);
+        // without a host, what does not fit is dropped.
+        self.output.write(bytes);
+    }
+
+    fn has_output(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(chispa_io = "rtt")]
+impl Drop for RttConsole {
+    /// Gives the host time to read the last text before the firmware ends.
+    fn drop(&mut self) {
+        crate::rtt::drain(&self.output);
+    }
+}
+
+/// No console (a board whose `io` has no input): the firmware runs its build-time prompt
+/// once; the text goes to the defmt log.
+#[cfg(chispa_io = "esp-println")]
+#[derive(Debug)]
+pub struct NoConsole;
+
+#[cfg(chispa_io = "esp-println")]
+impl Console for NoConsole {
+    fn read_line(&mut self, _buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
+        Ok(None)
+    }
+    fn write(&mut self, _bytes: &[u8]) {}
+    fn has_output(&self) -> bool {
+        false
+    }
+}
+
+/// This board's console.
+#[cfg(chispa_io = "esp-println")]
+pub fn console() -> impl Console {
+    NoConsole
+}
