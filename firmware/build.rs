@@ -74,6 +74,17 @@ fn main() {
         "cargo::rustc-check-cfg=cfg(chispa_io, values(\"semihosting\", \"rtt\", \"esp-println\"))"
     );
     println!("cargo::rustc-cfg=chispa_io=\"{}\"", board.io.name());
+    // The console: a UART when the board names one, else the io's (none on esp-println).
+    let console = match (&board.uart, board.io) {
+        (Some(_), _) => "cmsdk-uart",
+        (None, chispa_boards::Io::Semihosting) => "semihosting",
+        (None, chispa_boards::Io::Rtt) => "rtt",
+        (None, chispa_boards::Io::EspPrintln) => "none",
+    };
+    println!(
+        "cargo::rustc-check-cfg=cfg(chispa_console, values(\"semihosting\", \"rtt\", \"cmsdk-uart\", \"none\"))"
+    );
+    println!("cargo::rustc-cfg=chispa_console=\"{console}\"");
     // A QEMU board ends through semihosting, whatever its console (its exit code is QEMU's).
     println!("cargo::rustc-check-cfg=cfg(chispa_qemu)");
     if board.qemu.is_some() {
@@ -196,12 +207,16 @@ fn main() {
          /// KV cache type.\npub const KV: chispa_core::KvType = chispa_core::KvType::{kv_variant};\n\
          /// Arena bytes (`Model::plan` at build time; checked again at run time).\npub const ARENA_BYTES: usize = {arena};\n\
          /// Model file bytes.\npub const MODEL_BYTES: usize = {model_len};\n\
-         /// Execute an undefined instruction at start (tests the HardFault handler).\npub const FAULT_TEST: bool = {fault_test};\n",
+         /// Execute an undefined instruction at start (tests the HardFault handler).\npub const FAULT_TEST: bool = {fault_test};\n\
+         /// The console UART's registers (0: none).\n#[allow(dead_code)]\npub const UART_BASE: usize = {uart_base:#x};\n\
+         /// The console UART's baud divider (core clock / baud).\n#[allow(dead_code)]\npub const UART_BAUDDIV: u32 = {uart_div};\n",
         board = board.name,
         hz = board.qemu.as_ref().map_or(0, |q| q.counter_hz),
         arena = plan.arena_bytes,
         model_len = bytes.len(),
         fault_test = var("CHISPA_FAULT_TEST").as_deref() == Some("1"),
+        uart_base = board.uart.as_ref().map_or(0, |u| u.base),
+        uart_div = board.uart.as_ref().map_or(0, |u| (board.clock_hz / u.baud.max(1)).max(16)),
     );
     let mut settings = settings;
     if !board.boot_block.is_empty() {

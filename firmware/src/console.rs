@@ -7,7 +7,10 @@
 //! | `rtt` (probe-rs boards) | RTT down-channel 0, "Terminal" | RTT up-channel 1, "Terminal" |
 //! | `esp-println` | none: the build's prompt runs once | the defmt log (`text:` lines) |
 //!
-//! Every input is a stream of bytes; [`read_line`] cuts it into lines the same way for all.
+//! A board with a `[uart]` section has its console on that UART instead (a CMSDK APB UART,
+//! the Arm MPS2/MPS3 boards'), whatever its `io`; the log stays the `io`'s. The build's cfg
+//! `chispa_console` names the one linked. Every input is a stream of bytes; [`read_line`]
+//! cuts it into lines the same way for all.
 
 /// A line was longer than the buffer given to [`Console::read_line`] (the rest of the line,
 /// up to its newline, was read and dropped).
@@ -109,9 +112,9 @@ impl Chunks {
     }
 }
 
-#[cfg(chispa_io = "semihosting")]
+#[cfg(chispa_console = "semihosting")]
 pub use semihosting_console::console;
-#[cfg(chispa_io = "semihosting")]
+#[cfg(chispa_console = "semihosting")]
 mod semihosting_console {
     use super::{Chunks, Console, LineTooLong};
     use semihosting::io::{Read as _, Write as _};
@@ -169,12 +172,12 @@ mod semihosting_console {
     }
 }
 
-#[cfg(chispa_io = "rtt")]
+#[cfg(chispa_console = "rtt")]
 pub use crate::rtt::console;
 
 /// An RTT terminal: input from a down-channel (waiting for the host as long as it takes;
 /// Ctrl-D, byte 4, ends the input like the end of a file), output to an up-channel.
-#[cfg(chispa_io = "rtt")]
+#[cfg(chispa_console = "rtt")]
 #[allow(missing_debug_implementations)] // rtt-target's channels are not Debug
 pub struct RttConsole {
     input: rtt_target::DownChannel,
@@ -183,7 +186,7 @@ pub struct RttConsole {
     ended: bool,
 }
 
-#[cfg(chispa_io = "rtt")]
+#[cfg(chispa_console = "rtt")]
 impl RttConsole {
     /// End of input: Ctrl-D (EOT) as a terminal sends it.
     const EOT: u8 = 4;
@@ -213,7 +216,7 @@ impl RttConsole {
     }
 }
 
-#[cfg(chispa_io = "rtt")]
+#[cfg(chispa_console = "rtt")]
 impl Console for RttConsole {
     fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
         read_line(|| self.byte(), buf)
@@ -230,7 +233,7 @@ impl Console for RttConsole {
     }
 }
 
-#[cfg(chispa_io = "rtt")]
+#[cfg(chispa_console = "rtt")]
 impl Drop for RttConsole {
     /// Gives the host time to read the last text before the firmware ends.
     fn drop(&mut self) {
@@ -238,13 +241,102 @@ impl Drop for RttConsole {
     }
 }
 
+/// A CMSDK APB UART (Arm's, on the MPS2/MPS3 boards and their QEMU models) as the console:
+/// bytes in and out through its data register, polled. Ctrl-D (byte 4) ends the input.
+#[cfg(chispa_console = "cmsdk-uart")]
+mod uart_console {
+    use super::{Chunks, Console, LineTooLong};
+    use crate::settings::{UART_BASE, UART_BAUDDIV};
+
+    /// Register offsets and bits (CMSDK APB UART, Arm DDI 0479).
+    const DATA: usize = 0x0;
+    const STATE: usize = 0x4;
+    const CTRL: usize = 0x8;
+    const BAUDDIV: usize = 0x10;
+    const STATE_TX_FULL: u32 = 1 << 0;
+    const STATE_RX_FULL: u32 = 1 << 1;
+    const CTRL_TX_RX: u32 = 0b11;
+    const EOT: u8 = 4;
+
+    fn reg(offset: usize) -> *mut u32 {
+        (UART_BASE + offset) as *mut u32
+    }
+
+    fn read(offset: usize) -> u32 {
+        // SAFETY: UART_BASE is the board's UART (board.toml `[uart] base`), whose registers
+        // are 32-bit words at these offsets; volatile, as device memory needs.
+        unsafe { core::ptr::read_volatile(reg(offset)) }
+    }
+
+    fn write(offset: usize, v: u32) {
+        // SAFETY: as in `read`; the firmware owns the UART (nothing else drives it).
+        unsafe { core::ptr::write_volatile(reg(offset), v) }
+    }
+
+    /// The UART console: enabled at the board's baud rate when made.
+    #[derive(Debug)]
+    pub struct UartConsole {
+        chunks: Chunks,
+        ended: bool,
+    }
+
+    impl UartConsole {
+        fn byte(&mut self) -> Option<u8> {
+            if self.ended {
+                return None;
+            }
+            let b = self.chunks.next(|buf| {
+                while read(STATE) & STATE_RX_FULL == 0 {
+                    core::hint::spin_loop();
+                }
+                buf[0] = read(DATA) as u8;
+                1
+            });
+            if b == Some(EOT) {
+                self.ended = true;
+                return None;
+            }
+            b
+        }
+    }
+
+    impl Console for UartConsole {
+        fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
+            super::read_line(|| self.byte(), buf)
+        }
+
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                while read(STATE) & STATE_TX_FULL != 0 {
+                    core::hint::spin_loop();
+                }
+                write(DATA, u32::from(b));
+            }
+        }
+
+        fn has_output(&self) -> bool {
+            true
+        }
+    }
+
+    /// This board's console.
+    pub fn console() -> UartConsole {
+        write(BAUDDIV, UART_BAUDDIV);
+        write(CTRL, CTRL_TX_RX);
+        UartConsole { chunks: Chunks::new(), ended: false }
+    }
+}
+
+#[cfg(chispa_console = "cmsdk-uart")]
+pub use uart_console::console;
+
 /// No console (a board whose `io` has no input): the firmware runs its build-time prompt
 /// once; the text goes to the defmt log.
-#[cfg(chispa_io = "esp-println")]
+#[cfg(chispa_console = "none")]
 #[derive(Debug)]
 pub struct NoConsole;
 
-#[cfg(chispa_io = "esp-println")]
+#[cfg(chispa_console = "none")]
 impl Console for NoConsole {
     fn read_line(&mut self, _buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
         Ok(None)
@@ -256,7 +348,7 @@ impl Console for NoConsole {
 }
 
 /// This board's console.
-#[cfg(chispa_io = "esp-println")]
+#[cfg(chispa_console = "none")]
 pub fn console() -> impl Console {
     NoConsole
 }

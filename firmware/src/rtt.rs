@@ -17,6 +17,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use critical_section::Mutex;
 use rtt_target::{rtt_init, ChannelMode, DownChannel, UpChannel};
 
+#[cfg(chispa_console = "rtt")]
 use crate::console::RttConsole;
 
 /// The defmt log's channel, set once by [`init`] (frames before it are dropped).
@@ -41,6 +42,7 @@ pub fn init() {
     });
 }
 
+#[cfg(chispa_console = "rtt")]
 /// This board's console: the RTT terminal (taken once; a later call gets none, which reads
 /// as the end of input).
 pub fn console() -> Option<RttConsole> {

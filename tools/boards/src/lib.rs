@@ -28,6 +28,10 @@
 //! counter_hz = 25_000_000            # the instruction counter's clock under -icount shift=0:
 //!                                    # instructions = ticks * 1e9 / this
 //!
+//! [uart]                             # optional: the console on a CMSDK APB UART (the Arm
+//! base = 0x4000_4000                 # MPS2/MPS3 boards') instead of the io's; the log stays
+//! baud = 115_200                     # the io's (default 115200)
+//!
 //! [probe]                            # real boards: probe-rs run --chip
 //! chip = "STM32F411CEUx"
 //!
@@ -75,6 +79,15 @@ impl Io {
     }
 }
 
+/// A UART that carries the console instead of the `io`'s (`[uart]` in `board.toml`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uart {
+    /// Its register block's address.
+    pub base: u64,
+    /// Bits per second.
+    pub baud: u64,
+}
+
 /// How a QEMU board is started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Qemu {
@@ -106,6 +119,9 @@ pub struct Board {
     pub clock_hz: u64,
     /// Logger, console and exit.
     pub io: Io,
+    /// A UART console (a CMSDK APB UART, the Arm MPS2/MPS3 boards'), replacing the `io`'s
+    /// console; the log stays the `io`'s.
+    pub uart: Option<Uart>,
     /// The firmware's cargo features for this board (its runtime, on RISC-V).
     pub features: Vec<String>,
     /// The runtime's linker script (`link.x`: cortex-m-rt's and riscv-rt's, which include
@@ -364,6 +380,10 @@ pub fn load(dir: &Path, name: &str) -> Result<Board, Error> {
         target: f.need_text("target")?,
         clock_hz: f.need_int("clock_hz")?,
         io,
+        uart: match f.int("uart.base")? {
+            Some(base) => Some(Uart { base, baud: f.int("uart.baud")?.unwrap_or(115_200) }),
+            None => None,
+        },
         features: words(&f.text("features")?.unwrap_or_default().replace(',', " ")),
         link: f.text("link")?.unwrap_or_else(|| "link.x".into()),
         qemu,

@@ -26,6 +26,7 @@
 //! Exit codes: 0 success, 1 a failed step (the message says which), 2 bad command line;
 //! `qemu` passes the firmware's own exit code through.
 
+use std::io::{BufRead as _, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
@@ -431,38 +432,87 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
         return exec_qemu_rtt(f, &elf, binary, &machine, capture);
     }
     let piped = || if capture { Stdio::piped() } else { Stdio::inherit() };
+    // The console: semihosting's (QEMU's stdin and stderr), or the board's UART (QEMU's first
+    // serial port on a Unix socket, which QEMU waits for before it starts the machine).
+    let uart = f.board.info().uart.is_some();
+    let socket = std::env::temp_dir().join(format!("chispa-uart-{}.sock", std::process::id()));
+    let serial = if uart {
+        let _ = std::fs::remove_file(&socket);
+        vec![
+            "-chardev".to_string(),
+            format!("socket,id=uart0,path={},server=on,wait=on", socket.display()),
+            "-serial".into(),
+            "chardev:uart0".into(),
+        ]
+    } else {
+        vec!["-serial".into(), "none".into()]
+    };
     let mut q = Command::new("timeout")
         .arg(f.timeout.to_string())
         .arg(binary)
         .args(machine)
-        .args(["-nographic", "-monitor", "none", "-serial", "none"])
+        .args(["-nographic", "-monitor", "none"])
+        .args(&serial)
         .args(["-semihosting-config", "enable=on,target=native"])
         .args(["-icount", "shift=0,align=off,sleep=off", "-kernel"])
         .arg(&elf)
-        .stdin(Stdio::piped())
+        .stdin(if uart { Stdio::null() } else { Stdio::piped() })
         .stdout(Stdio::piped())
-        .stderr(piped())
+        .stderr(if uart || capture { Stdio::piped() } else { Stdio::inherit() })
         .spawn()
         .with_context(|| {
             format!("cannot start {binary} (Debian: apt-get install qemu-system-arm for Arm, qemu-system-misc for RISC-V)")
         })?;
-    let mut stdin = q.stdin.take().context("no QEMU input")?;
+    let (mut input_end, output_end): (Box<dyn Write + Send>, Option<Box<dyn Read + Send>>) = if uart
+    {
+        // QEMU's own messages, but not its note that it waits for the socket.
+        if let Some(e) = q.stderr.take() {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(e).lines().map_while(Result::ok) {
+                    if !line.contains("QEMU waiting for connection") {
+                        eprintln!("{line}");
+                    }
+                }
+            });
+        }
+        let stream = connect(&socket, &mut q)?;
+        (Box::new(stream.try_clone()?), Some(Box::new(stream)))
+    } else {
+        let stdin = q.stdin.take().context("no QEMU input")?;
+        (Box::new(stdin), q.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>))
+    };
     let input = console_input(f);
     let interactive = f.interactive && !capture;
     // The console's input: written by a thread (QEMU reads it as the firmware asks), then
-    // closed, which the firmware sees as the end of input; or the terminal's, copied on.
+    // ended, which the firmware sees as the end of input (semihosting: the pipe closes; a
+    // UART: Ctrl-D); or the terminal's, copied on first.
     let writer = std::thread::spawn(move || {
-        use std::io::Write as _;
-        if stdin.write_all(input.as_bytes()).is_ok() && interactive {
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut stdin);
+        if input_end.write_all(input.as_bytes()).is_ok() && interactive {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut input_end);
+        }
+        if uart {
+            let _ = input_end.write_all(&[4]);
         }
     });
-    let console = q.stderr.take().map(|mut e| {
+    // The console's output, kept for the caller (and shown as it comes on a UART; semihosting's
+    // is QEMU's stderr, already the terminal's when not captured).
+    let echo = uart && !capture;
+    let console = output_end.map(|mut e| {
         std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = e.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if echo {
+                    let mut err = std::io::stderr();
+                    let _ = err.write_all(&buf[..n]).and_then(|()| err.flush());
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
             // Pieces need not be whole UTF-8 (byte tokens): read lossily, as the desktop's.
-            let mut b = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut e, &mut b);
-            String::from_utf8_lossy(&b).into_owned()
+            String::from_utf8_lossy(&all).into_owned()
         })
     });
     let stdout = q.stdout.take().context("no QEMU output")?;
@@ -475,6 +525,9 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
         .context("cannot start defmt-print (cargo install defmt-print --locked)")?;
     let out = p.wait_with_output()?;
     let qs = q.wait()?;
+    if uart {
+        let _ = std::fs::remove_file(&socket);
+    }
     if !interactive {
         let _ = writer.join();
     }
@@ -487,6 +540,38 @@ fn exec_qemu(f: &Firmware, capture: bool) -> Result<QemuRun> {
         Some(124) => bail!("QEMU timed out after {} s", f.timeout),
         Some(code) => Ok(QemuRun { code, log, console }),
         None => bail!("QEMU was killed: {qs}"),
+    }
+}
+
+/// Stops QEMU, or `timeout` running it, with SIGTERM (which `timeout` passes on), and reaps it.
+pub(crate) fn stop(child: &mut std::process::Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+/// Connects to QEMU's socket at `path` (retrying while QEMU starts; an error if it ends).
+pub(crate) fn connect(
+    path: &Path,
+    qemu: &mut std::process::Child,
+) -> Result<std::os::unix::net::UnixStream> {
+    let started = std::time::Instant::now();
+    loop {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(s) => return Ok(s),
+            Err(_) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                if let Some(status) = qemu.try_wait()? {
+                    bail!(
+                        "QEMU ended before its socket {} could be reached: {status}",
+                        path.display()
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                stop(qemu);
+                bail!("cannot reach QEMU's socket {}: {e}", path.display());
+            }
+        }
     }
 }
 

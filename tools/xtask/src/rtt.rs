@@ -325,21 +325,7 @@ pub(crate) fn run(
         .spawn()
         .context("cannot start QEMU (Debian: apt-get install qemu-system-arm)")?;
     let started = Instant::now();
-    let stream = loop {
-        match UnixStream::connect(&socket) {
-            Ok(s) => break s,
-            Err(_) if started.elapsed() < Duration::from_secs(10) => {
-                if let Some(status) = child.try_wait()? {
-                    bail!("QEMU ended before its gdb stub could be reached: {status}");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => {
-                let _ = child.kill();
-                bail!("cannot reach QEMU's gdb stub at {}: {e}", socket.display());
-            }
-        }
-    };
+    let stream = crate::connect(&socket, &mut child)?;
     let mut gdb = Gdb { stream };
     let mut pending: Vec<u8> = input.as_bytes().to_vec();
     let lines = if interactive {
@@ -400,7 +386,7 @@ pub(crate) fn run(
         }
     })();
     if result.is_err() {
-        let _ = child.kill();
+        crate::stop(&mut child);
     }
     let status = child.wait()?;
     let _ = std::fs::remove_dir_all(&dir);

@@ -15,7 +15,7 @@
 //! above use the firmware's default prompt (no prompt typed), and one run types two prompts
 //! with different sampling settings and checks each against `chispa run` with the same; the
 //! same two prompts again over RTT (`qemu-m4-rtt`, the probe-rs boards' console, with the
-//! xtask as the probe).
+//! xtask as the probe) and over a UART (`qemu-m4-uart`, the MPS2's CMSDK UART0).
 
 use std::path::Path;
 use std::process::Command;
@@ -515,6 +515,8 @@ pub(crate) fn test_qemu(boards: &[Board], steps: usize, real_boards: bool) -> Re
     // The probe-rs boards' console, RTT, with `cargo xtask qemu` as the probe (QEMU's gdb stub).
     let r = crate::board("qemu-m4-rtt").and_then(|b| two_prompts(b, steps));
     check("qemu-m4-rtt: two prompts typed over RTT (the probe-rs boards' console) = desktop", r);
+    let r = crate::board("qemu-m4-uart").and_then(|b| two_prompts(b, steps));
+    check("qemu-m4-uart: two prompts typed over the board's UART = desktop", r);
     let r = chat_prompt(m4);
     check("qemu-m4: a chat model's prompt in its chat prefix and suffix = desktop --chat", r);
 
