@@ -56,13 +56,16 @@ macro_rules! features {
 }
 
 features! {
-    // int8 weights; int4 weights would add their own `i4_*` rows here.
+    // int8 weights (assembly row loops, or the Rust row driver), int4 weights, f32 weights.
     I8Mac = "i8_mac", Matmul, "int8 multiply-accumulate, assembly row loop (groups of 8, 16, 32, 64)";
     I8Group = "i8_group", Matmul, "int8 quantization group, assembly row loop";
     I8Row = "i8_row", Matmul, "matrix row, assembly row loop";
     I8MacGeneric = "i8_mac_generic", Matmul, "int8 multiply-accumulate, other group sizes (Rust row driver)";
     I8GroupGeneric = "i8_group_generic", Matmul, "int8 quantization group, other group sizes";
     I8RowGeneric = "i8_row_generic", Matmul, "matrix row, other group sizes";
+    I4Mac = "i4_mac", Matmul, "int4 multiply-accumulate (the scalar int4 kernel)";
+    I4Group = "i4_group", Matmul, "int4 quantization group";
+    I4Row = "i4_row", Matmul, "int4 matrix row";
     Matvec = "matvec", Matmul, "matrix-vector call";
     MatvecCol = "matvec_col", Matmul, "input column of a matrix-vector call";
     F32Mac = "f32_mac", Matmul, "f32 multiply-accumulate (f32 weights)";
@@ -155,9 +158,12 @@ pub fn counts(model: &Model<'_>, kv: KvType, core: &str) -> Counts {
             return;
         }
         let groups = rows * cols.div_ceil(group.max(1));
-        // int4 runs the scalar kernel on the cores (no assembly one): counted as the scalar
-        // int8 loop's features, which the fit has (int4's own were not fitted).
-        if dtype == DType::I8 && assembly_rows(core, cols, group) {
+        if dtype == DType::I4 {
+            // The cores run the scalar int4 kernel (no assembly one).
+            k.add(F::I4Mac, rows * cols);
+            k.add(F::I4Group, groups);
+            k.add(F::I4Row, rows);
+        } else if assembly_rows(core, cols, group) {
             k.add(F::I8Mac, rows * cols);
             k.add(F::I8Group, groups);
             k.add(F::I8Row, rows);

@@ -20,10 +20,14 @@ use crate::{default_chispa, measured_boards, root, run_qemu, Board, Kv};
 pub(crate) enum Source {
     /// stories260K, int8 (the default model).
     Stories260K,
+    /// stories260K as `chispa-convert --dtype int4` writes it (int4 and int8 matrices).
+    Stories260KInt4,
     /// A Hugging Face folder in `DATA/reference/hf/`, converted with the default options.
     Hf(&'static str),
     /// `chispa-convert synth --shape SHAPE --group-size GROUP` (seed 1).
     Synth(&'static str, usize),
+    /// The same with every matrix int4 (`--dtype int4 --int4-min-snr 0`).
+    Synth4(&'static str, usize),
 }
 
 /// One model × KV cache run.
@@ -48,15 +52,18 @@ const S260K: Source = Source::Stories260K;
 const LLAMA_TINY: Source = Source::Hf("llama-tiny");
 const GPT2_TINY: Source = Source::Hf("gpt2-tiny");
 /// Heads of 24, one key/value head each, groups of 32.
-const WIDE: Source = Source::Synth("dim=96,hidden=256,layers=2,heads=4,vocab=400,context=128", 32);
+const WIDE_SHAPE: &str = "dim=96,hidden=256,layers=2,heads=4,vocab=400,context=128";
+const WIDE: Source = Source::Synth(WIDE_SHAPE, 32);
 /// Heads of 8 in pairs (the int8 assembly attention), groups of 64.
 const PAIRS8: Source =
     Source::Synth("dim=64,hidden=128,layers=3,heads=8,kv_heads=4,vocab=300,context=128", 64);
 /// One layer, two heads of 64 sharing one key/value head, groups of 16.
-const ONE_LAYER: Source =
-    Source::Synth("dim=128,hidden=320,layers=1,heads=2,kv_heads=1,vocab=600,context=128", 16);
+const ONE_LAYER_SHAPE: &str =
+    "dim=128,hidden=320,layers=1,heads=2,kv_heads=1,vocab=600,context=128";
+const ONE_LAYER: Source = Source::Synth(ONE_LAYER_SHAPE, 16);
 /// Heads of 8 unpaired, groups of 8.
-const DEEP8: Source = Source::Synth("dim=48,hidden=160,layers=4,heads=6,vocab=512,context=128", 8);
+const DEEP8_SHAPE: &str = "dim=48,hidden=160,layers=4,heads=6,vocab=512,context=128";
+const DEEP8: Source = Source::Synth(DEEP8_SHAPE, 8);
 /// Groups of 2 (the Rust row driver), heads of 16.
 const SMALL_GROUPS: Source =
     Source::Synth("dim=80,hidden=200,layers=2,heads=5,vocab=260,context=128", 2);
@@ -74,7 +81,8 @@ const WIDE_ROWS: Source =
 
 /// A large vocabulary on a narrow model: the classifier's rows and the sampler dominate
 /// (assembly row loops, and the Rust row driver with groups of 2).
-const VOCAB: Source = Source::Synth("dim=32,hidden=64,layers=1,heads=2,vocab=4096,context=128", 32);
+const VOCAB_SHAPE: &str = "dim=32,hidden=64,layers=1,heads=2,vocab=4096,context=128";
+const VOCAB: Source = Source::Synth(VOCAB_SHAPE, 32);
 const VOCAB_G2: Source =
     Source::Synth("dim=32,hidden=64,layers=1,heads=2,vocab=4096,context=128", 2);
 
@@ -107,12 +115,18 @@ pub(crate) const FIT: &[Case] = &[
     case("wide-rows", WIDE_ROWS, Kv::F32),
     case("vocab", VOCAB, Kv::Int8),
     case("vocab-g2", VOCAB_G2, Kv::Int8),
+    // int4 matrices: groups of 32, 16 and 8, rows from 32 to 4096.
+    case("wide-i4", Source::Synth4(WIDE_SHAPE, 32), Kv::Int8),
+    case("one-layer-i4", Source::Synth4(ONE_LAYER_SHAPE, 16), Kv::K10v7),
+    case("deep8-i4", Source::Synth4(DEEP8_SHAPE, 8), Kv::Int8),
+    case("vocab-i4", Source::Synth4(VOCAB_SHAPE, 32), Kv::Int8),
 ];
 
 /// Model × KV combinations the fit has not seen (two models and two KV types it has, in
 /// other combinations; two shapes it has not), checked by `cargo xtask test-qemu`.
 pub(crate) const VALIDATE: &[Case] = &[
     case("llama-tiny", LLAMA_TINY, Kv::K10v7),
+    case("stories260K-int4", Source::Stories260KInt4, Kv::Int8),
     case("gpt2-tiny", GPT2_TINY, Kv::F32),
     case(
         "heads12",
@@ -151,6 +165,7 @@ pub(crate) fn kv_name(kv: Kv) -> &'static str {
 fn model_file(source: Source, name: &str) -> Result<PathBuf> {
     let bytes = match source {
         Source::Stories260K => return default_chispa(),
+        Source::Stories260KInt4 => return crate::int4_chispa(),
         Source::Hf(folder) => {
             let config =
                 chispa_runner::data::data_file(&format!("reference/hf/{folder}/config.json"))?;
@@ -164,12 +179,13 @@ fn model_file(source: Source, name: &str) -> Result<PathBuf> {
             })?;
             loaded.bytes.as_slice().to_vec()
         }
-        Source::Synth(shape, group) => {
+        Source::Synth(shape, group) | Source::Synth4(shape, group) => {
             let src = chispa_tools::synth::model(shape, 1)?;
+            let int4 = matches!(source, Source::Synth4(..));
             let opts = WriteOptions {
-                dtype: chispa_core::DType::I8,
+                dtype: if int4 { chispa_core::DType::I4 } else { chispa_core::DType::I8 },
                 groups: Groups::Uniform(group),
-                ..Default::default()
+                mix: writer::Mix { int4_min_snr_db: 0.0, max_bytes: None },
             };
             writer::build(&src, &opts, |_, _| {})?.0.as_slice().to_vec()
         }
@@ -362,8 +378,8 @@ pub(crate) fn fit_costs(reuse: bool) -> Result<()> {
         "Fitted by `cargo xtask fit-costs`; do not edit by hand. Instructions per unit of each\n\
          feature of chispa_runner::cost (std-runner/src/cost.rs), per core, fitted (non-negative\n\
          least squares, relative error) to QEMU instruction counts (-icount shift=0) of {} runs:\n\
-         stories260K, llama-tiny, gpt2-tiny and random-weight shapes, int8, k10v7 and f32 KV\n\
-         caches, context {CONTEXT}, {STEPS} new tokens, greedy. Read by chispa plan (through\n\
+         stories260K, llama-tiny, gpt2-tiny and random-weight shapes, int8 and int4 weights,\n\
+         int8, k10v7 and f32 KV caches, context {CONTEXT}, {STEPS} new tokens, greedy. Read by chispa plan (through\n\
          chispa-runner's build script); checked by `cargo xtask test-qemu` on other combinations.",
         FIT.len()
     );
