@@ -79,10 +79,10 @@ fn main() {
         (Some(_), _) => "cmsdk-uart",
         (None, chispa_boards::Io::Semihosting) => "semihosting",
         (None, chispa_boards::Io::Rtt) => "rtt",
-        (None, chispa_boards::Io::EspPrintln) => "none",
+        (None, chispa_boards::Io::EspPrintln) => "usb-serial-jtag",
     };
     println!(
-        "cargo::rustc-check-cfg=cfg(chispa_console, values(\"semihosting\", \"rtt\", \"cmsdk-uart\", \"none\"))"
+        "cargo::rustc-check-cfg=cfg(chispa_console, values(\"semihosting\", \"rtt\", \"cmsdk-uart\", \"usb-serial-jtag\"))"
     );
     println!("cargo::rustc-cfg=chispa_console=\"{console}\"");
     // A QEMU board ends through semihosting, whatever its console (its exit code is QEMU's).

@@ -30,6 +30,8 @@ compile_error!(
 
 pub use crate::console::{console, Console, LineTooLong};
 pub use arch::entry;
+#[cfg(feature = "esp32c3")]
+pub use arch::read_byte as esp_read_byte;
 
 #[cfg(chispa_io = "semihosting")]
 use defmt_semihosting as _;

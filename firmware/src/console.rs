@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `semihosting` (QEMU) | the host's standard input | the host's standard error |
 //! | `rtt` (probe-rs boards) | RTT down-channel 0, "Terminal" | RTT up-channel 1, "Terminal" |
-//! | `esp-println` | none: the build's prompt runs once | the defmt log (`text:` lines) |
+//! | `esp-println` (ESP32-C3) | the USB-serial-JTAG (`espflash monitor`'s keys) | the defmt log (`text:` lines) |
 //!
 //! A board with a `[uart]` section has its console on that UART instead (a CMSDK APB UART,
 //! the Arm MPS2/MPS3 boards'), whatever its `io`; the log stays the `io`'s. The build's cfg
@@ -86,12 +86,14 @@ impl<C: Console> Console for Option<C> {
 
 /// Bytes read from a source in chunks, handed out one at a time.
 #[derive(Debug)]
+#[cfg_attr(chispa_console = "usb-serial-jtag", allow(dead_code))] // reads byte by byte
 struct Chunks {
     buf: [u8; 64],
     start: usize,
     end: usize,
 }
 
+#[cfg_attr(chispa_console = "usb-serial-jtag", allow(dead_code))]
 impl Chunks {
     const fn new() -> Self {
         Self { buf: [0; 64], start: 0, end: 0 }
@@ -330,25 +332,64 @@ mod uart_console {
 #[cfg(chispa_console = "cmsdk-uart")]
 pub use uart_console::console;
 
-/// No console (a board whose `io` has no input): the firmware runs its build-time prompt
-/// once; the text goes to the defmt log.
-#[cfg(chispa_console = "none")]
+/// The ESP32-C3's console: lines typed in `espflash monitor` (its USB-serial-JTAG, read
+/// without blocking and polled); Enter sends `\r`, which ends a line like `\n`; Ctrl-D ends
+/// the input. The same port carries the defmt log, which `espflash monitor --log-format
+/// defmt` decodes, so the console's text goes into the log too (the prompt marker and
+/// messages as log lines, the generated text as `text:` lines).
+#[cfg(chispa_console = "usb-serial-jtag")]
 #[derive(Debug)]
-pub struct NoConsole;
+pub struct UsbSerialJtagConsole {
+    after_cr: bool,
+    ended: bool,
+}
 
-#[cfg(chispa_console = "none")]
-impl Console for NoConsole {
-    fn read_line(&mut self, _buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
-        Ok(None)
+#[cfg(chispa_console = "usb-serial-jtag")]
+impl UsbSerialJtagConsole {
+    const EOT: u8 = 4;
+
+    fn byte(&mut self) -> Option<u8> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let Some(b) = crate::board::esp_read_byte() else {
+                core::hint::spin_loop();
+                continue;
+            };
+            let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
+            match b {
+                Self::EOT => self.ended = true,
+                b'\n' if after_cr => {}
+                b'\r' => return Some(b'\n'),
+                _ => return Some(b),
+            }
+        }
     }
-    fn write(&mut self, _bytes: &[u8]) {}
+}
+
+#[cfg(chispa_console = "usb-serial-jtag")]
+impl Console for UsbSerialJtagConsole {
+    fn read_line(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LineTooLong> {
+        read_line(|| self.byte(), buf)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if let Ok(s) = core::str::from_utf8(bytes) {
+            let s = s.trim_end();
+            if !s.is_empty() {
+                defmt::println!("{=str}", s);
+            }
+        }
+    }
+
     fn has_output(&self) -> bool {
         false
     }
 }
 
 /// This board's console.
-#[cfg(chispa_console = "none")]
-pub fn console() -> impl Console {
-    NoConsole
+#[cfg(chispa_console = "usb-serial-jtag")]
+pub fn console() -> UsbSerialJtagConsole {
+    UsbSerialJtagConsole { after_cr: false, ended: false }
 }

@@ -1,7 +1,8 @@
 //! The ESP32-C3 with esp-hal's runtime (esp-riscv-rt, its `linkall.x`): the app descriptor
 //! the second-stage bootloader checks, esp-hal's init (clocks, watchdogs off), the defmt
-//! logger on the USB-serial-JTAG (esp-println, for `espflash monitor --log-format defmt`) and
-//! esp-hal's memory symbols. No instruction counter (real board); exceptions go to esp-hal's
+//! logger on the USB-serial-JTAG (esp-println, for `espflash monitor --log-format defmt`), the
+//! console's input from the same port (esp-hal's driver, receive side) and esp-hal's memory
+//! symbols. No instruction counter (real board); exceptions go to esp-hal's
 //! handler, which panics (exit 3).
 
 use esp_println as _;
@@ -10,11 +11,30 @@ pub use esp_hal::main as entry;
 
 esp_bootloader_esp_idf::esp_app_desc!();
 
+use core::cell::RefCell;
+
+use critical_section::Mutex;
+use esp_hal::usb::usb_serial_jtag::{UsbSerialJtag, UsbSerialJtagRx};
+use esp_hal::Blocking;
+
+/// The USB-serial-JTAG's receive side, for the console (esp-println writes the other side).
+static INPUT: Mutex<RefCell<Option<UsbSerialJtagRx<'static, Blocking>>>> =
+    Mutex::new(RefCell::new(None));
+
 /// esp-hal's start-up: the CPU at its highest clock, the watchdogs the boot ROM and the
-/// bootloader left running disabled. The peripherals are not used further.
+/// bootloader left running disabled; the USB-serial-JTAG's receive side kept for the console.
 pub fn init() {
     let config = esp_hal::Config::default().with_cpu_clock(esp_hal::clock::CpuClock::max());
-    let _peripherals = esp_hal::init(config);
+    let peripherals = esp_hal::init(config);
+    let (rx, _tx) = UsbSerialJtag::new(peripherals.USB_DEVICE).split();
+    critical_section::with(|cs| INPUT.borrow_ref_mut(cs).replace(rx));
+}
+
+/// A byte typed on the USB-serial-JTAG, if one came (never blocks).
+pub fn read_byte() -> Option<u8> {
+    critical_section::with(|cs| {
+        INPUT.borrow_ref_mut(cs).as_mut().and_then(|rx| rx.read_byte().ok())
+    })
 }
 
 /// No counter on a real board.

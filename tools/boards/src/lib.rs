@@ -64,7 +64,7 @@ pub enum Io {
     /// stub): defmt on up-channel 0, the console on up-channel 1 and down-channel 0.
     Rtt,
     /// esp-println: defmt frames on the USB-serial-JTAG for `espflash monitor --log-format
-    /// defmt`, no console yet.
+    /// defmt`; the console's input from the same port, its text in the log.
     EspPrintln,
 }
 

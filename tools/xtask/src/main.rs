@@ -329,26 +329,11 @@ fn build(f: &Firmware) -> Result<PathBuf> {
         .env("CHISPA_CORRUPT_BYTE", f.corrupt_byte.map(|k| k.to_string()).unwrap_or_default())
         .env("CHISPA_FAULT_TEST", if f.fault_test { "1" } else { "0" })
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    if f.board.info().io != chispa_boards::Io::EspPrintln {
-        // Prompt and sampling settings come at run time (`console_input`): the build keeps
-        // its defaults, so that one binary serves every prompt.
-        for v in
-            ["CHISPA_PROMPT", "CHISPA_STEPS", "CHISPA_TEMPERATURE", "CHISPA_TOP_P", "CHISPA_SEED"]
-        {
-            cmd.env_remove(v);
-        }
-    } else {
-        // No console input on this board: one prompt and the settings are built in.
-        let prompt = match f.prompts.as_slice() {
-            [] => "Once upon a time",
-            [p] if !p.starts_with('/') => p.as_str(),
-            _ => bail!("{} has no console: give at most one -p (built in), and the settings as -n, --temperature, --top-p, --seed", f.board.name()),
-        };
-        cmd.env("CHISPA_PROMPT", prompt)
-            .env("CHISPA_STEPS", f.steps.to_string())
-            .env("CHISPA_TEMPERATURE", f.temperature.to_string())
-            .env("CHISPA_TOP_P", f.top_p.to_string())
-            .env("CHISPA_SEED", f.seed.to_string());
+    // Prompt and sampling settings come at run time, on every board's console (`qemu` types
+    // them: `console_input`): the build keeps its defaults, so one binary serves every prompt.
+    for v in ["CHISPA_PROMPT", "CHISPA_STEPS", "CHISPA_TEMPERATURE", "CHISPA_TOP_P", "CHISPA_SEED"]
+    {
+        cmd.env_remove(v);
     }
     let status = cmd.status().context("cannot run cargo")?;
     if !status.success() {
@@ -628,6 +613,7 @@ fn main() -> ExitCode {
             }
             if let Some(command) = &f.board.info().flash_command {
                 eprintln!("flash and run: {command} {}", elf.display());
+                eprintln!("(type prompts in the monitor, Enter ends a line; the text comes back in the log)");
             }
             0
         }),
