@@ -219,6 +219,54 @@ macro_rules! rows_in_core {
 /// file (a private module with `detected()`, `plug(&mut Kernels)` and `unsafe fn` kernels)
 /// and the `cfg` under which the file is built. This one table declares the module, the
 /// [`Backend`] variant, its name, its detection and its place in [`Kernels::for_backend`].
+/// Declares the kernel table: per operation its function type, its scalar specification and
+/// the self-test check that compares a backend's kernel with it, bit for bit. From one list it
+/// makes [`Kernels`] (a field per operation), [`Kernels::generic`] (every field the
+/// specification) and `CHECKS`, which `selftest::run` runs on the board and the host tests
+/// run for every backend and operation: an operation cannot enter the table without its test.
+macro_rules! kernel_table {
+    ($($(#[doc = $doc:literal])* $op:ident: $ty:ty = $spec:path, check $check:path;)*) => {
+        /// The kernel table: one function per operation, chosen once (after sonos/tract's
+        /// `linalg`): [`Kernels::generic`] fills it with the scalar specification, then a
+        /// backend's `plug` (one per instruction-set file) replaces what that backend does
+        /// better. A [`Session`] carries one, so two sessions can run different backends;
+        /// every method checks the lengths its kernels rely on, so no call through the table
+        /// can read out of bounds.
+        ///
+        /// Adding a backend: its file with `detected()`, `plug(&mut Kernels)` and `unsafe fn`
+        /// kernels, and its line in the `backends!` table at the top of this module. Adding
+        /// an operation: its line in the `kernel_table!` list, with its self-test check.
+        ///
+        /// [`Session`]: crate::Session
+        #[derive(Clone, Copy)]
+        pub struct Kernels {
+            backend: Backend,
+            $($(#[doc = $doc])* $op: $ty,)*
+            /// Threads that share the matmuls' rows (the desktop's table variant).
+            #[cfg(feature = "std")]
+            pool: Option<&'static pool::Pool>,
+        }
+
+        impl Kernels {
+            /// The scalar specification for every operation.
+            pub fn generic() -> Self {
+                Self {
+                    backend: Backend::Scalar,
+                    $($op: $spec,)*
+                    #[cfg(feature = "std")]
+                    pool: None,
+                }
+            }
+        }
+
+        /// Every operation's self-test check, in the table's order: the operation's name and
+        /// the function that runs backend `b`'s kernel against the scalar one.
+        #[cfg(any(test, feature = "selftest"))]
+        pub(crate) const CHECKS: &[(&str, fn(Backend, &mut selftest::Report))] =
+            &[$((stringify!($op), $check)),*];
+    };
+}
+
 macro_rules! backends {
     ($($(#[doc = $doc:literal])* $variant:ident = $n:literal, $name:literal, $module:ident,
         cfg($($cfg:tt)*);)*) => {
@@ -404,30 +452,24 @@ pub struct HeadRows<'a, T> {
     pub scales: &'a [f32],
 }
 
-/// The kernel table: one function per operation, chosen once (after sonos/tract's `linalg`):
-/// [`Kernels::generic`] fills it with the scalar specification, then a backend's `plug` (one
-/// per instruction-set file) replaces what that backend does better. A [`Session`] carries
-/// one, so two sessions can run different backends; every method checks the lengths its
-/// kernels rely on, so no call through the table can read out of bounds.
-///
-/// Adding a backend: its file with `detected()`, `plug(&mut Kernels)` and `unsafe fn`
-/// kernels, and its line in the `backends!` table at the top of this module.
-///
-/// [`Session`]: crate::Session
-#[derive(Clone, Copy)]
-pub struct Kernels {
-    backend: Backend,
-    matvec_i8: MatvecFn,
-    matvec_i4: MatvecI4Fn,
-    scores_f32: ScoresF32Fn,
-    mix_f32: MixF32Fn,
-    scores2_i8: Scores2I8Fn,
-    mix2_i8: Mix2I8Fn,
-    softmax: SoftmaxFn,
-    swiglu: SwigluFn,
-    /// Threads that share the matmuls' rows (the desktop's table variant).
-    #[cfg(feature = "std")]
-    pool: Option<&'static pool::Pool>,
+// The operations (the table's documentation is in `kernel_table!`).
+kernel_table! {
+    /// int8 matmul ([`generic::matvec_i8`]).
+    matvec_i8: MatvecFn = generic::matvec_i8, check selftest::matvec_i8;
+    /// int4 matmul ([`generic::matvec_i4`]).
+    matvec_i4: MatvecI4Fn = generic::matvec_i4, check selftest::matvec_i4;
+    /// f32 attention scores ([`generic::scores_f32`]).
+    scores_f32: ScoresF32Fn = generic::scores_f32, check selftest::scores_f32;
+    /// f32 attention output ([`generic::mix_f32`]).
+    mix_f32: MixF32Fn = generic::mix_f32, check selftest::mix_f32;
+    /// Paired int8 attention scores ([`generic::scores2_i8`]).
+    scores2_i8: Scores2I8Fn = generic::scores2_i8, check selftest::scores2_i8;
+    /// Paired int8 attention output ([`generic::mix2_i8`]).
+    mix2_i8: Mix2I8Fn = generic::mix2_i8, check selftest::mix2_i8;
+    /// Softmax ([`generic::softmax`]).
+    softmax: SoftmaxFn = generic::softmax, check selftest::softmax;
+    /// SwiGLU ([`generic::swiglu`]).
+    swiglu: SwigluFn = generic::swiglu, check selftest::swiglu;
 }
 
 impl core::fmt::Debug for Kernels {
@@ -453,23 +495,6 @@ impl Default for Kernels {
 }
 
 impl Kernels {
-    /// The scalar specification for every operation.
-    pub fn generic() -> Self {
-        Self {
-            backend: Backend::Scalar,
-            matvec_i8: generic::matvec_i8,
-            matvec_i4: generic::matvec_i4,
-            scores_f32: generic::scores_f32,
-            mix_f32: generic::mix_f32,
-            scores2_i8: generic::scores2_i8,
-            mix2_i8: generic::mix2_i8,
-            softmax: generic::softmax,
-            swiglu: generic::swiglu,
-            #[cfg(feature = "std")]
-            pool: None,
-        }
-    }
-
     /// Backend `b`'s table: the scalar code, then what `b` replaces.
     ///
     /// # Errors

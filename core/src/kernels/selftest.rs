@@ -6,7 +6,7 @@
 //! notice and redo the work), NaN and infinite scales, misaligned weights, short groups,
 //! row and position counts that are not multiples of the kernels' blocks.
 //!
-//! No heap and about 8 KiB of stack.
+//! No heap and about 11 KiB of stack.
 
 use super::Backend;
 use super::{generic, HeadRows, I4Matrix, I8Matrix};
@@ -76,17 +76,42 @@ struct Weights([i8; ROWS * COLS + 16]);
 const SPECIAL_WS: [f32; 6] = [3.0e-39, 6.0e-45, 0.0, f32::NAN, f32::INFINITY, 65504.0];
 
 /// Every kernel of backend `b` against the scalar code (`b` unsupported: the scalar code
-/// against itself).
+/// against itself): each operation's check from the kernel table (`kernel_table!`).
 pub fn run(b: Backend) -> Report {
     let mut r = Report::default();
-    matvec(b, &mut r);
-    attention(b, &mut r);
-    softmax(b, &mut r);
-    swiglu(b, &mut r);
+    for (_, check) in super::CHECKS {
+        check(b, &mut r);
+    }
     r
 }
 
-fn matvec(b: Backend, r: &mut Report) {
+/// One int8 matmul case and the same weights' int4 nibbles: what, matrices, inputs, scale.
+type MatvecCase<'a> = (&'static str, &'a I8Matrix<'a>, &'a I4Matrix<'a>, &'a [i16], f32);
+
+/// `matvec_i8` of backend `b` against the scalar code.
+pub(crate) fn matvec_i8(b: Backend, r: &mut Report) {
+    matvec_cases(&mut |(what, m, _, xq, xs)| {
+        let rows = m.row_scales.len();
+        let (mut want, mut got) = ([f32::NAN; ROWS], [f32::NAN; ROWS]);
+        generic::matvec_i8(&mut want[..rows], m, xq, xs);
+        b.kernels().matvec_i8(&mut got[..rows], m, xq, xs);
+        r.check(what, &got[..rows], &want[..rows]);
+    });
+}
+
+/// `matvec_i4` of backend `b` against the scalar code.
+pub(crate) fn matvec_i4(b: Backend, r: &mut Report) {
+    matvec_cases(&mut |(what, _, m, xq, xs)| {
+        let rows = m.row_scales.len();
+        let (mut want, mut got) = ([f32::NAN; ROWS], [f32::NAN; ROWS]);
+        generic::matvec_i4(&mut want[..rows], m, xq, xs);
+        b.kernels().matvec_i4(&mut got[..rows], m, xq, xs);
+        r.check(what, &got[..rows], &want[..rows]);
+    });
+}
+
+/// The matmul cases, the same on every call (a fixed seed).
+fn matvec_cases(each: &mut dyn FnMut(MatvecCase<'_>)) {
     let mut rng = Rng(0x5e1f_7e57);
     // (rows, cols, group): the model's shapes (64 in groups of 32 or 8, 172 in 16 with a
     // short group of 12), rows that are not a multiple of 4, short groups of every kind,
@@ -163,10 +188,6 @@ fn matvec(b: Backend, r: &mut Report) {
             cols,
             group,
         };
-        let (mut want, mut got) = ([f32::NAN; ROWS], [f32::NAN; ROWS]);
-        generic::matvec_i8(&mut want[..rows], &m, &xq[..cols], xs);
-        b.kernels().matvec_i8(&mut got[..rows], &m, &xq[..cols], xs);
-        r.check(what, &got[..rows], &want[..rows]);
         // The int4 matmul on the same case: each weight's low nibble (the sums past i32:
         // −8 or 7 by sign), packed two per byte at the same offset.
         let mut p = Packed([0; ROWS * COLS.div_ceil(2) + 16]);
@@ -189,10 +210,7 @@ fn matvec(b: Backend, r: &mut Report) {
             cols,
             group,
         };
-        let (mut want, mut got) = ([f32::NAN; ROWS], [f32::NAN; ROWS]);
-        generic::matvec_i4(&mut want[..rows], &m4, &xq[..cols], xs);
-        b.kernels().matvec_i4(&mut got[..rows], &m4, &xq[..cols], xs);
-        r.check(what, &got[..rows], &want[..rows]);
+        each((what, &m, &m4, &xq[..cols], xs));
     }
 }
 
@@ -217,7 +235,48 @@ const ATTENTION_SHAPES: [(usize, usize, usize); 9] = [
     (64, 64, 0),
 ];
 
-fn attention(b: Backend, r: &mut Report) {
+/// One int8 attention case: what (scores, output), the rows, the two query heads, the
+/// scores' scales, the two heads' attention weights.
+struct AttentionCase<'a> {
+    what: (&'static str, &'static str),
+    kv: HeadRows<'a, i8>,
+    q: [&'a [i16]; 2],
+    c: [f32; 2],
+    w: [&'a [f32]; 2],
+}
+
+/// `scores2_i8` of backend `b` against the scalar code.
+pub(crate) fn scores2_i8(b: Backend, r: &mut Report) {
+    attention_cases(&mut |a| {
+        let n = a.w[0].len();
+        let (mut want_a, mut want_b) = ([0f32; POS], [0f32; POS]);
+        let (mut got_a, mut got_b) = ([f32::NAN; POS], [f32::NAN; POS]);
+        generic::scores2_i8(a.kv, a.q, a.c, [&mut want_a[..n], &mut want_b[..n]]);
+        b.kernels().scores2_i8(a.kv, a.q, a.c, [&mut got_a[..n], &mut got_b[..n]]);
+        r.check(a.what.0, &got_a[..n], &want_a[..n]);
+        r.check(a.what.0, &got_b[..n], &want_b[..n]);
+    });
+}
+
+/// `mix2_i8` of backend `b` against the scalar code (heads of 8, the kernels' size).
+pub(crate) fn mix2_i8(b: Backend, r: &mut Report) {
+    attention_cases(&mut |a| {
+        if a.q[0].len() != 8 {
+            return;
+        }
+        let HeadRows { rows, row_len, off, scales } = a.kv;
+        let (mut want_a, mut want_b) = ([0.5f32; 8], [-0.25f32; 8]);
+        let (mut got_a, mut got_b) = ([0.5f32; 8], [-0.25f32; 8]);
+        let [wa, wb] = a.w;
+        generic::mix2_i8(rows, row_len, off, scales, wa, wb, &mut want_a, &mut want_b);
+        b.kernels().mix2_i8(a.kv, a.w, [&mut got_a, &mut got_b]);
+        r.check(a.what.1, &got_a, &want_a);
+        r.check(a.what.1, &got_b, &want_b);
+    });
+}
+
+/// The int8 attention cases, the same on every call (a fixed seed).
+fn attention_cases(each: &mut dyn FnMut(AttentionCase<'_>)) {
     let mut rng = Rng(0xa77e_5e1f);
     let mut rows = [0i8; POS * 40];
     let mut scales = [0f32; POS];
@@ -254,28 +313,61 @@ fn attention(b: Backend, r: &mut Report) {
                 let rows = &rows[..n * row_len];
                 let kv = HeadRows { rows, row_len, off, scales: &scales };
                 let q = [&q_a[..hs], &q_b[..hs]];
-                let (mut want_a, mut want_b) = ([0f32; POS], [0f32; POS]);
-                let (mut got_a, mut got_b) = ([f32::NAN; POS], [f32::NAN; POS]);
-                generic::scores2_i8(kv, q, c, [&mut want_a[..n], &mut want_b[..n]]);
-                b.kernels().scores2_i8(kv, q, c, [&mut got_a[..n], &mut got_b[..n]]);
-                r.check(what.0, &got_a[..n], &want_a[..n]);
-                r.check(what.0, &got_b[..n], &want_b[..n]);
-                if hs != 8 {
-                    continue;
-                }
-                let (mut want_a, mut want_b) = ([0.5f32; 8], [-0.25f32; 8]);
-                let (mut got_a, mut got_b) = ([0.5f32; 8], [-0.25f32; 8]);
-                let (wa, wb) = (&w_a[..n], &w_b[..n]);
-                generic::mix2_i8(rows, row_len, off, &scales, wa, wb, &mut want_a, &mut want_b);
-                b.kernels().mix2_i8(kv, [wa, wb], [&mut got_a, &mut got_b]);
-                r.check(what.1, &got_a, &want_a);
-                r.check(what.1, &got_b, &want_b);
+                each(AttentionCase { what, kv, q, c, w: [&w_a[..n], &w_b[..n]] });
             }
         }
     }
 }
 
-fn softmax(b: Backend, r: &mut Report) {
+/// One f32 attention case: the rows, the query head, the attention weights.
+type F32Case<'a> = (HeadRows<'a, f32>, &'a [f32], &'a [f32]);
+
+/// The f32 attention cases: head sizes around the 8 lanes and the 16 outputs per pass, row
+/// offsets, every kind of position count; rows mixing magnitudes.
+fn f32_cases(each: &mut dyn FnMut(F32Case<'_>)) {
+    const N: usize = 33;
+    const ROW: usize = 48;
+    let mut rng = Rng(0xf32a);
+    let mut rows = [0f32; N * ROW];
+    rows.iter_mut().enumerate().for_each(|(i, v)| *v = rng.f32() * [1.0, 1e-3, 1e3][i % 3]);
+    for &(hs, off) in &[(1usize, 0usize), (7, 3), (8, 8), (9, 0), (16, 16), (17, 24), (48, 0)] {
+        let mut q = [0f32; ROW];
+        q.iter_mut().for_each(|v| *v = rng.f32() * 3.0);
+        let mut att = [0f32; N];
+        att.iter_mut().for_each(|v| *v = rng.f32().abs());
+        for n in [1, 2, 7, 8, 9, 17, N] {
+            let kv = HeadRows { rows: &rows[..n * ROW], row_len: ROW, off, scales: &[] };
+            each((kv, &q[..hs], &att[..n]));
+        }
+    }
+}
+
+/// `scores_f32` of backend `b` against the scalar code.
+pub(crate) fn scores_f32(b: Backend, r: &mut Report) {
+    let (k, spec) = (b.kernels(), super::Kernels::generic());
+    f32_cases(&mut |(kv, q, att)| {
+        let n = att.len();
+        let (mut want, mut got) = ([0f32; 33], [f32::NAN; 33]);
+        spec.scores_f32(kv, q, 1.7, &mut want[..n]);
+        k.scores_f32(kv, q, 1.7, &mut got[..n]);
+        r.check("f32 attention scores", &got[..n], &want[..n]);
+    });
+}
+
+/// `mix_f32` of backend `b` against the scalar code.
+pub(crate) fn mix_f32(b: Backend, r: &mut Report) {
+    let (k, spec) = (b.kernels(), super::Kernels::generic());
+    f32_cases(&mut |(kv, q, att)| {
+        let hs = q.len();
+        let (mut want, mut got) = ([0.25f32; 48], [0.25f32; 48]);
+        spec.mix_f32(kv, att, &mut want[..hs]);
+        k.mix_f32(kv, att, &mut got[..hs]);
+        r.check("f32 attention output", &got[..hs], &want[..hs]);
+    });
+}
+
+/// `softmax` of backend `b` against the scalar code.
+pub(crate) fn softmax(b: Backend, r: &mut Report) {
     let k = b.kernels();
     let mut rng = Rng(0x50f7_5e1f);
     let mut x = [0f32; POS];
@@ -309,7 +401,8 @@ fn softmax(b: Backend, r: &mut Report) {
     }
 }
 
-fn swiglu(b: Backend, r: &mut Report) {
+/// `swiglu` of backend `b` against the scalar code.
+pub(crate) fn swiglu(b: Backend, r: &mut Report) {
     let k = b.kernels();
     let mut rng = Rng(0x5111_5e1f);
     let (mut g, mut u) = ([0f32; POS], [0f32; POS]);
