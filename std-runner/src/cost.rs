@@ -63,9 +63,12 @@ features! {
     I8MacGeneric = "i8_mac_generic", Matmul, "int8 multiply-accumulate, other group sizes (Rust row driver)";
     I8GroupGeneric = "i8_group_generic", Matmul, "int8 quantization group, other group sizes";
     I8RowGeneric = "i8_row_generic", Matmul, "matrix row, other group sizes";
-    I4Mac = "i4_mac", Matmul, "int4 multiply-accumulate (the scalar int4 kernel)";
-    I4Group = "i4_group", Matmul, "int4 quantization group";
-    I4Row = "i4_row", Matmul, "int4 matrix row";
+    I4Mac = "i4_mac", Matmul, "int4 multiply-accumulate, DSP kernel (groups a multiple of 8, at most 256 inputs)";
+    I4Group = "i4_group", Matmul, "int4 quantization group, DSP kernel";
+    I4Row = "i4_row", Matmul, "int4 matrix row, DSP kernel";
+    I4MacScalar = "i4_mac_scalar", Matmul, "int4 multiply-accumulate, the scalar kernel (other shapes and cores)";
+    I4GroupScalar = "i4_group_scalar", Matmul, "int4 quantization group, the scalar kernel";
+    I4RowScalar = "i4_row_scalar", Matmul, "int4 matrix row, the scalar kernel";
     Matvec = "matvec", Matmul, "matrix-vector call";
     MatvecCol = "matvec_col", Matmul, "input column of a matrix-vector call";
     F32Mac = "f32_mac", Matmul, "f32 multiply-accumulate (f32 weights)";
@@ -140,6 +143,16 @@ fn assembly_rows(core: &str, cols: usize, group: usize) -> bool {
         && (core == "cortex-m55" || cols <= DSP_MAX_COLS)
 }
 
+/// Whether an int4 matrix of `cols` inputs in groups of `group` takes the DSP int4 kernel on
+/// `core` (`kernels::dsp::matvec_i4`; the M55's Helium backend plugs it too).
+fn dsp_int4(core: &str, cols: usize, group: usize) -> bool {
+    matches!(core, "cortex-m4" | "cortex-m7" | "cortex-m33" | "cortex-m55")
+        && group % 8 == 0
+        && group > 0
+        && cols % 4 == 0
+        && cols <= DSP_MAX_COLS
+}
+
 /// The feature counts of one generated token of `model` with a `kv` cache (greedy sampling)
 /// on `core` (which decides the kernel paths).
 pub fn counts(model: &Model<'_>, kv: KvType, core: &str) -> Counts {
@@ -158,11 +171,14 @@ pub fn counts(model: &Model<'_>, kv: KvType, core: &str) -> Counts {
             return;
         }
         let groups = rows * cols.div_ceil(group.max(1));
-        if dtype == DType::I4 {
-            // The cores run the scalar int4 kernel (no assembly one).
+        if dtype == DType::I4 && dsp_int4(core, cols, group) {
             k.add(F::I4Mac, rows * cols);
             k.add(F::I4Group, groups);
             k.add(F::I4Row, rows);
+        } else if dtype == DType::I4 {
+            k.add(F::I4MacScalar, rows * cols);
+            k.add(F::I4GroupScalar, groups);
+            k.add(F::I4RowScalar, rows);
         } else if assembly_rows(core, cols, group) {
             k.add(F::I8Mac, rows * cols);
             k.add(F::I8Group, groups);

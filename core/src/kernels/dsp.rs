@@ -17,7 +17,7 @@
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
-use super::generic::{self, I8Matrix};
+use super::generic::{self, I4Matrix, I8Matrix};
 use super::HeadRows;
 #[cfg(chispa_vfp)]
 use super::RowArgs;
@@ -335,6 +335,7 @@ pub(super) fn detected() -> bool {
 /// kernels, into `k` (`build.rs` enables `chispa_dsp` only for cores that have them).
 pub(super) fn plug(k: &mut super::Kernels) {
     k.matvec_i8 = matvec_i8;
+    k.matvec_i4 = matvec_i4;
     k.scores2_i8 = scores2_i8;
     #[cfg(chispa_vfp)]
     {
@@ -375,6 +376,134 @@ pub(super) unsafe fn matvec_i8(out: &mut [f32], w: &I8Matrix<'_>, xq: &[i16], x_
         },
         // SAFETY: the conditions of `fast` are `pass`'s.
         _ => unsafe { pass(out, w, xb, x_scale) },
+    }
+}
+
+/// `16 · Σ` of `words · 8` products: int4 weights at `*w` (a word a step: byte k holds
+/// element 2k in its low nibble, 2k + 1 in its high one), inputs split by [`pairs_i4`] at `*x`
+/// (four words a step); both pointers advance. Each nibble is moved to the top of its byte
+/// (the low ones shifted up by 4, then both masked), so `SXTB16` sign-extends it times 16:
+/// exact (a pair is at most 2 · 128 · 32768 = 2^23, a group of `MAX_GROUP` under 2^31).
+/// 15 instructions per 8 products.
+///
+/// # Safety
+/// `words ≥ 1`; `*w` has `4 · words` readable bytes (any alignment: `LDR`), `*x` is
+/// word-aligned with `4 · words` readable words (`LDM`).
+#[inline(always)]
+unsafe fn sum_words_i4(words: usize, w: &mut *const u8, x: &mut *const u32) -> i32 {
+    let acc: i32;
+    // SAFETY: the caller guarantees the bytes and words read and `words ≥ 1` (the loop runs
+    // at least once); r0–r3 are declared clobbered; no stack; the flags `subs` sets are not
+    // read after the block.
+    unsafe {
+        asm!(
+            "mov {acc}, #0",
+            "2:",
+            "ldr {lo}, [{w}], #4",
+            "ldm {x}!, {{r0, r1, r2, r3}}",
+            "and {hi}, {lo}, {mask}",
+            "lsl {lo}, {lo}, #4",
+            "and {lo}, {lo}, {mask}",
+            "sxtb16 {t}, {lo}",
+            "smlad {acc}, {t}, r0, {acc}",
+            "sxtb16 {t}, {lo}, ror #8",
+            "smlad {acc}, {t}, r1, {acc}",
+            "sxtb16 {t}, {hi}",
+            "smlad {acc}, {t}, r2, {acc}",
+            "sxtb16 {t}, {hi}, ror #8",
+            "smlad {acc}, {t}, r3, {acc}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            w = inout(reg) *w,
+            x = inout(reg) *x,
+            n = inout(reg) words => _,
+            // A register, not an immediate: A32 cannot encode 0xf0f0f0f0 (T32 can).
+            mask = in(reg) 0xf0f0_f0f0u32,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            t = out(reg) _,
+            acc = out(reg) acc,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(nostack),
+        );
+    }
+    acc
+}
+
+/// Eight int16 inputs as the four words [`sum_words_i4`] pairs with a weight word's nibbles:
+/// `[x0, x4]`, `[x2, x6]` (the low nibbles of bytes 0, 2 and 1, 3), `[x1, x5]`, `[x3, x7]`
+/// (the high ones), low halfword first.
+#[inline(always)]
+fn pairs_i4(x: &[i16], out: &mut [MaybeUninit<u32>]) {
+    let h = |i: usize| u32::from(x[i] as u16);
+    out[0].write(h(0) | h(4) << 16);
+    out[1].write(h(2) | h(6) << 16);
+    out[2].write(h(1) | h(5) << 16);
+    out[3].write(h(3) | h(7) << 16);
+}
+
+/// The int4 matmul (`generic::matvec_i4`'s contract) with [`sum_words_i4`]: the inputs split once
+/// (at most `XBUF_COLS`, a multiple of 4), then per row and group of a multiple of 8 the
+/// exact sum a word (eight weights) at a time, divided by 16 (exact; a last 4 inputs in the
+/// scalar code), times its multiplier added in i64, and the row ended as the scalar code
+/// does. Other shapes run the scalar code.
+///
+/// # Safety
+/// None beyond the slices' own (`kernels::matvec_i4` checked that `w` holds `out.len()` rows
+/// and `xq` `w.cols` inputs); `unsafe` only for the kernel table's type.
+pub(super) unsafe fn matvec_i4(out: &mut [f32], w: &I4Matrix<'_>, xq: &[i16], x_scale: f32) {
+    let (cols, group) = (w.cols, w.group);
+    // Whole groups of a multiple of 8; the last one may end in 4 inputs more (w2's 172 with
+    // groups of 16), taken by the scalar code.
+    let fast = cols % 4 == 0
+        && group % 8 == 0
+        && group > 0
+        && cols <= XBUF_COLS
+        && w.holds(out.len())
+        && xq.len() >= cols;
+    if !fast {
+        return generic::matvec_i4(out, w, xq, x_scale);
+    }
+    let tail = cols % 8;
+    let mut buf = [MaybeUninit::<u32>::uninit(); XBUF_COLS / 2];
+    let xb = &mut buf[..(cols - tail) / 2];
+    for (x8, o) in xq[..cols - tail].chunks_exact(8).zip(xb.chunks_exact_mut(4)) {
+        pairs_i4(x8, o);
+    }
+    // SAFETY: the loop above wrote all `(cols - tail) / 2` words.
+    let xb = unsafe { &*(xb as *const [MaybeUninit<u32>] as *const [u32]) };
+    let (groups, rb) = (w.groups(), w.row_bytes());
+    let (full, last) = (cols / group, cols % group);
+    for (r, (o, rs)) in out.iter_mut().zip(w.row_scales).enumerate() {
+        // SAFETY: row r's `rb` bytes are inside `w.q` (`holds`).
+        let mut wp = unsafe { w.q.as_ptr().add(r * rb) };
+        let mr = &w.mults[r * groups..(r + 1) * groups];
+        let mut xp = xb.as_ptr();
+        let mut acc = 0i64;
+        for m in &mr[..full] {
+            // SAFETY: one whole group (`group / 2` bytes, `group / 2` split words, `group` a
+            // positive multiple of 8) inside the row and `xb`.
+            let isum = unsafe { sum_words_i4(group / 8, &mut wp, &mut xp) };
+            acc += i64::from(isum >> 4) * i64::from(*m);
+        }
+        if last > 0 {
+            let words = last / 8;
+            let mut isum = if words > 0 {
+                // SAFETY: the short last group's whole words, the rest of the row and `xb`.
+                unsafe { sum_words_i4(words, &mut wp, &mut xp) >> 4 }
+            } else {
+                0
+            };
+            let row = &w.q[r * rb..(r + 1) * rb];
+            for j in cols - tail..cols {
+                isum += i32::from(generic::nibble(row, j)) * i32::from(xq[j]);
+            }
+            acc += i64::from(isum) * i64::from(mr[full]);
+        }
+        *o = generic::finish_row(acc, *rs, x_scale);
     }
 }
 

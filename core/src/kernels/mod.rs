@@ -214,11 +214,6 @@ macro_rules! rows_in_core {
     };
 }
 
-/// The backends: one line each (after the scalar specification, which is always there), in
-/// order of preference from worst to best: the variant, its number, its `--backend` name, its
-/// file (a private module with `detected()`, `plug(&mut Kernels)` and `unsafe fn` kernels)
-/// and the `cfg` under which the file is built. This one table declares the module, the
-/// [`Backend`] variant, its name, its detection and its place in [`Kernels::for_backend`].
 /// Declares the kernel table: per operation its function type, its scalar specification and
 /// the self-test check that compares a backend's kernel with it, bit for bit. From one list it
 /// makes [`Kernels`] (a field per operation), [`Kernels::generic`] (every field the
@@ -267,6 +262,11 @@ macro_rules! kernel_table {
     };
 }
 
+/// The backends: one line each (after the scalar specification, which is always there), in
+/// order of preference from worst to best: the variant, its number, its `--backend` name, its
+/// file (a private module with `detected()`, `plug(&mut Kernels)` and `unsafe fn` kernels)
+/// and the `cfg` under which the file is built. This one table declares the module, the
+/// [`Backend`] variant, its name, its detection and its place in [`Kernels::for_backend`].
 macro_rules! backends {
     ($($(#[doc = $doc:literal])* $variant:ident = $n:literal, $name:literal, $module:ident,
         cfg($($cfg:tt)*);)*) => {

@@ -134,9 +134,14 @@ pub(super) fn detected() -> bool {
 }
 
 /// Helium's int8 matmul and paired int8 attention kernels into `k` (`build.rs` enables
-/// `chispa_mve` only for Helium cores).
+/// `chispa_mve` only for Helium cores), and the DSP extension's int4 matmul (the Helium
+/// cores have it too).
 pub(super) fn plug(k: &mut super::Kernels) {
     k.matvec_i8 = matvec_i8;
+    #[cfg(chispa_dsp)]
+    {
+        k.matvec_i4 = super::dsp::matvec_i4;
+    }
     k.scores2_i8 = scores2_i8;
     k.mix2_i8 = mix2_i8;
     k.softmax = softmax;
